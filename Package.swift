@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout (see README "Code map"):
+//   CCurl, CSystemd      system libraries (pkg-config)
+//   CCurlShim            typed C wrappers for libcurl's variadic calls
+//   CarteiroConfig       the configuration language, schema, model, validation: no network, no C
+//   CarteiroMail         protocol and message formats (IMAP syntax, …): pure, no I/O
+//   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
+//   CarteiroDaemon       what the executable runs: logging, paths, test-mailbox, summaries
+//   carteiro             argument parsing only
+//   CarteiroTesting      test support: the mail lab's coordinates, scripted fake servers
+let package = Package(
+    name: "Carteiro",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "carteiro", targets: ["carteiro"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        .target(name: "CarteiroConfig"),
+        .target(name: "CarteiroMail"),
+        .target(
+            name: "CarteiroCurl",
+            dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
+        ),
+        .target(
+            name: "CarteiroDaemon",
+            dependencies: [
+                "CarteiroConfig", "CarteiroCurl", "CarteiroMail",
+            ]
+        ),
+        .executableTarget(
+            name: "carteiro",
+            dependencies: [
+                "CarteiroDaemon", "CarteiroConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "CarteiroTesting",
+            dependencies: ["CarteiroConfig"]
+        ),
+        .testTarget(
+            name: "CarteiroConfigTests",
+            dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroTesting"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CarteiroIntegrationTests",
+            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroTesting"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,27 @@
+// Typed wrappers for libcurl's variadic entry points: Swift cannot call
+// curl_easy_setopt / curl_easy_getinfo directly.
+#ifndef CARTEIRO_CURL_SHIM_H
+#define CARTEIRO_CURL_SHIM_H
+
+#include <curl/curl.h>
+
+typedef size_t (*carteiro_curl_write_cb)(char *data, size_t size, size_t nmemb, void *userdata);
+typedef int (*carteiro_curl_debug_cb)(CURL *handle, curl_infotype type, char *data, size_t size, void *userdata);
+
+CURLcode carteiro_curl_setopt_long(CURL *handle, CURLoption option, long value);
+CURLcode carteiro_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
+CURLcode carteiro_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
+CURLcode carteiro_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
+CURLcode carteiro_curl_setopt_write_function(CURL *handle, CURLoption option, carteiro_curl_write_cb value);
+CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_cb value);
+
+CURLcode carteiro_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+CURLcode carteiro_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
+CURLcode carteiro_curl_getinfo_double(CURL *handle, CURLINFO info, double *value);
+CURLcode carteiro_curl_getinfo_socket(CURL *handle, curl_socket_t *value);
+CURLcode carteiro_curl_getinfo_certinfo(CURL *handle, struct curl_certinfo **value);
+
+/* curl_global_init(CURL_GLOBAL_ALL): the flags are a macro expression Swift cannot import. */
+CURLcode carteiro_curl_global_init(void);
+
+#endif

@@ -1,0 +1,14 @@
+/// Limits of the configuration language. Each protects the daemon from a file that is
+/// not a configuration at all (a binary, a log, a runaway generator).
+public enum ConfigLimits {
+    /// A real configuration is a few KB; a megabyte is certainly something else.
+    public static let maximumFileSize = 1 << 20
+    /// Arrays hold names and addresses: nesting deeper than this is a mistake.
+    public static let maximumArrayDepth = 8
+    /// `include` inside an included file is allowed, but not a chain this long (or a cycle).
+    public static let maximumIncludeDepth = 8
+    /// An `include` glob that matches more files than this is almost certainly wrong.
+    public static let maximumIncludedFiles = 10_000
+    /// Keys and table names are identifiers, not paragraphs.
+    public static let maximumKeyLength = 256
+}

@@ -1,0 +1,172 @@
+/// The one table that says which tables and keys exist, their types, defaults and meaning.
+/// Parsing, validation, `check-config --reference` and the test that `etc/carteiro.conf`
+/// documents every key all read it.
+public enum ConfigSchema {
+    public static let tables: [TableSpec] = [daemon, events, mailbox, contract, user, group, workflow, step]
+
+    /// Tables that only hold named tables (`[mailbox.NAME]`), never keys of their own.
+    public static let containers: [[String]] = [["mailbox"], ["contract"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
+
+    public static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
+        KeySpec("system_outbound", .name, nil, "The system's default outbound mailbox: every workflow step sends through it unless told otherwise.", required: true),
+        KeySpec("state_dir", .path, "$STATE_DIRECTORY, else /var/lib/carteiro", "Where Carteiro keeps the event spool, the outbox, the queue and each mailbox's state. Nothing outside it is written."),
+        KeySpec("poll_interval", .duration(minimumSeconds: 1), "60s", "How often an inbound mailbox is polled, unless the mailbox says otherwise."),
+        KeySpec("max_parallel_polls", .integer(1...1024), "8", "How many mailboxes are polled at the same time, at most."),
+        KeySpec("alert_after", .duration(minimumSeconds: 0), "15m", "A mailbox failing for longer than this raises a mailbox.failing event (and mailbox.recovered when it works again)."),
+        KeySpec("queue_lifetime", .duration(minimumSeconds: 60), "5d", "How long an outbound message is retried after temporary failures before it is given up."),
+        KeySpec("hostname", .string, "the machine's host name", "The name Carteiro gives itself in EHLO and in the Message-IDs it makes."),
+    ])
+
+    public static let events = TableSpec(pattern: ["events"], title: "[events]", doc: "Where request events go.", keys: [
+        KeySpec("spool", .path, "<state_dir>/events", "The folder where each event is written as one JSON file; the desk removes a file once it has taken it."),
+        KeySpec("webhook", .url, "unset", "When set, each event is also POSTed here and removed from the spool on a 2xx answer, retried with backoff otherwise."),
+    ])
+
+    public static let mailbox = TableSpec(pattern: ["mailbox", "*"], title: "[mailbox.NAME]", doc: "A mailbox: inbound (read by polling IMAP or POP3) or outbound (an SMTP profile to send through).", keys: [
+        KeySpec("type", .choice(["inbound", "outbound"]), nil, "inbound: its new messages become request events; outbound: notifications are sent through it.", required: true),
+        KeySpec("description", .string, "\"\"", "Free text for people: shown by check-config and status."),
+        KeySpec("server", .hostname, nil, "The mail server's host name or IP address.", required: true),
+        KeySpec("port", .integer(1...65535), "by protocol: imaps 993, imap 143, pops 995, pop 110; tls 465, starttls 587, none 25", "The server's port."),
+        KeySpec("user", .string, "unset", "The login name (often the mailbox's address). Required for inbound mailboxes and for outbound ones with auth = true."),
+        KeySpec("password", .secret, "unset", "The password, in the file itself. Prefer password_file, password_env or password_credential, so that the file holds no secret."),
+        KeySpec("password_file", .path, "unset", "Read the password from this file (its first line). Keep it readable by Carteiro alone (chmod 600)."),
+        KeySpec("password_env", .string, "unset", "Read the password from this environment variable."),
+        KeySpec("password_credential", .string, "unset", "Read the password from systemd's credential NAME ($CREDENTIALS_DIRECTORY/NAME, see LoadCredential= in the unit)."),
+        KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file as well as the system's, for a server with a private CA."),
+        KeySpec("tls_verify", .boolean, "true", "Verify the server's certificate and name. false is an explicit, logged opt-out for a lab."),
+        KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the server to connect or answer before the attempt counts as failed."),
+        // Inbound only.
+        KeySpec("provider", .choice(["imaps", "imap", "pops", "pop"]), nil, "imaps, pops: implicit TLS; imap, pop: STARTTLS (demanded unless starttls = false).", scope: .inbound, required: true),
+        KeySpec("folder", .string, "INBOX", "The IMAP folder to read. POP3 has only the inbox.", scope: .inbound),
+        KeySpec("after_fetch", .afterFetch, "keep", "What happens on the server once a message's event is safely on disk: keep, seen (IMAP), delete, or move:FOLDER (IMAP).", scope: .inbound),
+        KeySpec("import_existing", .choice(["unseen", "all", "none"]), "unseen", "What the first poll takes: the unseen messages, all of them, or none (start from now).", scope: .inbound),
+        KeySpec("max_message_size", .size, "25MB", "A larger message is not downloaded: its event carries the headers and the flag oversize.", scope: .inbound),
+        KeySpec("starttls", .boolean, "true", "imap and pop only: demand STARTTLS. false allows a plain-text session (and is logged as a warning).", scope: .inbound),
+        KeySpec("poll_interval", .duration(minimumSeconds: 1), "[daemon] poll_interval", "How often this mailbox is polled.", scope: .inbound),
+        KeySpec("alert_after", .duration(minimumSeconds: 0), "[daemon] alert_after", "How long this mailbox may fail before mailbox.failing is raised.", scope: .inbound),
+        // Outbound only.
+        KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
+        KeySpec("tls", .choice(["none", "starttls", "tls"]), "starttls", "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
+        KeySpec("auth", .boolean, "false", "Log in before sending (then user and a password source are required).", scope: .outbound),
+    ])
+
+    public static let contract = TableSpec(pattern: ["contract", "*"], title: "[contract.NAME]", doc: "A customer agreement: it owns the requests that arrive in its inbound mailboxes and answers through its outbound mailbox.", keys: [
+        KeySpec("name", .string, "the table's NAME", "The contract's name for people."),
+        KeySpec("outbound_mailbox", .name, "unset: the system outbound mailbox", "The outbound mailbox that steps with mailbox = \"contract\" send through."),
+        KeySpec("inbound_mailboxes", .names, "[]", "The inbound mailboxes whose messages become this contract's requests. A mailbox belongs to one contract at most."),
+    ])
+
+    public static let user = TableSpec(pattern: ["user", "*"], title: "[user.NAME]", doc: "A person that workflow steps can send to.", keys: [
+        KeySpec("name", .string, "the table's NAME", "The person's name, as in \"Ana Souza\"."),
+        KeySpec("email", .email, nil, "The person's e-mail address.", required: true),
+    ])
+
+    public static let group = TableSpec(pattern: ["group", "*"], title: "[group.NAME]", doc: "A set of users that workflow steps can send to.", keys: [
+        KeySpec("name", .string, "the table's NAME", "The group's name for people."),
+        KeySpec("members", .names, "[]", "The users in the group, by their [user.NAME]."),
+    ])
+
+    public static let workflow = TableSpec(pattern: ["workflow", "*"], title: "[workflow.NAME]", doc: "A workflow of the service desk; its e-mail steps are [workflow.NAME.step.STEP].", keys: [
+        KeySpec("description", .string, "\"\"", "Free text for people."),
+    ])
+
+    public static let step = TableSpec(pattern: ["workflow", "*", "step", "*"], title: "[workflow.NAME.step.STEP]", doc: "A \"send message — e-mail\" step of a workflow.", keys: [
+        KeySpec("mailbox", .choice(["contract", "specific"]), "unset: the system outbound mailbox", "contract: the request's contract's outbound mailbox (the system's if the contract has none); specific: specific_mailbox."),
+        KeySpec("specific_mailbox", .name, "unset", "The outbound mailbox used when mailbox = \"specific\"."),
+        KeySpec("to_users", .names, "[]", "Users who receive the message."),
+        KeySpec("to_groups", .names, "[]", "Groups whose members receive the message."),
+        KeySpec("subject", .template, nil, "The subject template (Mustache: {{request.subject}}, {{recipient.name}} …).", required: true),
+        KeySpec("body", .template, nil, "The plain-text body template.", required: true),
+        KeySpec("html", .template, "unset", "An HTML body template; with it the message is multipart/alternative."),
+    ])
+
+    /// The spec of a table path, `*` matching any name.
+    public static func spec(for path: [String]) -> TableSpec? {
+        tables.first { $0.matches(path) }
+    }
+
+    public static func isContainer(_ path: [String]) -> Bool {
+        containers.contains { TableSpec.match(pattern: $0, path: path) }
+    }
+
+    /// The first names of every known table, for "did you mean" on an unknown one.
+    public static var tableNames: [String] { Array(Set(tables.map { $0.pattern[0] })).sorted() }
+}
+
+public struct TableSpec: Sendable {
+    public let pattern: [String]
+    public let title: String
+    public let doc: String
+    public let keys: [KeySpec]
+
+    public func key(_ name: String) -> KeySpec? { keys.first { $0.key == name } }
+
+    public func matches(_ path: [String]) -> Bool { Self.match(pattern: pattern, path: path) }
+
+    static func match(pattern: [String], path: [String]) -> Bool {
+        pattern.count == path.count && zip(pattern, path).allSatisfy { $0 == "*" || $0 == $1 }
+    }
+}
+
+public struct KeySpec: Sendable {
+    /// Which kind of mailbox a mailbox key applies to.
+    public enum Scope: Sendable { case always, inbound, outbound }
+
+    public let key: String
+    public let type: ConfigType
+    /// The default as documentation shows it; nil when the key is required or has none.
+    public let defaultDescription: String?
+    public let doc: String
+    public let scope: Scope
+    public let required: Bool
+
+    init(_ key: String, _ type: ConfigType, _ defaultDescription: String?, _ doc: String, scope: Scope = .always, required: Bool = false) {
+        self.key = key
+        self.type = type
+        self.defaultDescription = defaultDescription
+        self.doc = doc
+        self.scope = scope
+        self.required = required
+    }
+}
+
+/// What a key's value must be, as the schema reads it.
+public enum ConfigType: Sendable {
+    case string
+    case hostname
+    case path
+    case url
+    case secret
+    case template
+    /// A reference to another table by its NAME.
+    case name
+    case names
+    case integer(ClosedRange<Int>)
+    case boolean
+    case duration(minimumSeconds: Int)
+    case size
+    case choice([String])
+    case afterFetch
+    case address
+    case email
+
+    /// How the expected value is described in an error.
+    public var expectation: String {
+        switch self {
+        case .string, .secret, .template: "a string"
+        case .hostname: "a host name or IP address in quotes"
+        case .path: "a path in quotes"
+        case .url: "a URL in quotes, such as \"https://desk.example/api/mail-events\""
+        case .name: "a name in quotes"
+        case .names: "an array of names, such as [\"a\", \"b\"]"
+        case .integer(let range): "an integer from \(range.lowerBound) to \(range.upperBound)"
+        case .boolean: "true or false"
+        case .duration: "a duration such as \"30s\", \"5m\", \"1h\" or \"2d\""
+        case .size: "a size such as \"512KB\", \"25MB\" or \"1GB\""
+        case .choice(let values): "one of " + values.map { "\"\($0)\"" }.joined(separator: ", ")
+        case .afterFetch: "\"keep\", \"seen\", \"delete\" or \"move:FOLDER\""
+        case .address: "an address such as \"ACME Service Desk <support@acme.example>\""
+        case .email: "an e-mail address such as \"ana@example.com\""
+        }
+    }
+}

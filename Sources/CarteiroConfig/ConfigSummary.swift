@@ -1,0 +1,88 @@
+/// The text `check-config` prints on success: what an operator checks at a glance.
+/// Each contract with its mailboxes, and for every workflow step which mailbox it sends
+/// through for each contract (SPEC §4's resolution rule, applied).
+public enum ConfigSummary {
+    public static func render(_ configuration: Configuration) -> String {
+        var out: [String] = []
+        let c = configuration
+        let files = c.files.count == 1 ? "1 file" : "\(c.files.count) files"
+        out.append("\(c.files.first ?? "configuration"): OK (\(files); \(plural(c.contracts.count, "contract")), \(plural(c.inboundMailboxes.count, "inbound mailbox", "inbound mailboxes")), \(plural(c.outboundMailboxes.count, "outbound mailbox", "outbound mailboxes")), \(plural(c.users.count, "user")), \(plural(c.groups.count, "group")), \(plural(c.workflows.reduce(0) { $0 + $1.steps.count }, "workflow step")))")
+        out.append("")
+        out.append("daemon")
+        out.append("  system outbound  \(c.daemon.systemOutbound)")
+        out.append("  state directory  \(c.daemon.stateDirectory)")
+        out.append("  event spool      \(c.events.spool)" + (c.events.webhook.map { ", webhook \($0)" } ?? ""))
+        out.append("  polling          every \(ConfigDuration.format(c.daemon.pollInterval)) by default, \(c.daemon.maxParallelPolls) at a time")
+
+        for contract in c.contracts {
+            out.append("")
+            out.append("contract \(contract.id)" + (contract.name != contract.id ? "  \"\(contract.name)\"" : ""))
+            if contract.inboundMailboxes.isEmpty { out.append("  inbound   (none)") }
+            for name in contract.inboundMailboxes {
+                if let mailbox = c.inbound(name) { out.append("  inbound   " + describe(mailbox)) }
+            }
+            if let name = contract.outboundMailbox, let mailbox = c.outbound(name) {
+                out.append("  outbound  " + describe(mailbox))
+            } else {
+                out.append("  outbound  (none: steps with mailbox = \"contract\" use the system's, \(c.daemon.systemOutbound))")
+            }
+        }
+        let unowned = c.inboundMailboxes.filter { c.contract(owning: $0.name) == nil }
+        let usedOutbound = Set(c.contracts.compactMap(\.outboundMailbox) + [c.daemon.systemOutbound])
+        let otherOutbound = c.outboundMailboxes.filter { !usedOutbound.contains($0.name) || $0.name == c.daemon.systemOutbound }
+        if !unowned.isEmpty || !otherOutbound.isEmpty {
+            out.append("")
+            out.append("mailboxes outside contracts")
+            for mailbox in unowned { out.append("  inbound   " + describe(mailbox)) }
+            for mailbox in otherOutbound {
+                out.append("  outbound  " + describe(mailbox) + (mailbox.name == c.daemon.systemOutbound ? "  (system)" : ""))
+            }
+        }
+
+        for workflow in c.workflows {
+            for step in workflow.steps {
+                out.append("")
+                let choice: String = switch step.mailbox {
+                case .system: "system"
+                case .contract: "contract"
+                case .specific(let name): "specific: \(name)"
+                }
+                out.append("workflow \(workflow.id) step \(step.id)  (mailbox: \(choice))")
+                let recipients = c.recipients(of: step)
+                let list = recipients.isEmpty ? "(only the addresses each submission names)" : recipients.map { "\($0.name) <\($0.email.address)>" }.joined(separator: ", ")
+                out.append("  to        \(list)")
+                if case .contract = step.mailbox {
+                    for contract in c.contracts {
+                        let resolution = OutboundResolution.resolve(step: step, contract: contract, in: c)
+                        out.append("  \(pad("contract " + contract.id, to: 24)) → \(resolution.mailbox)  (\(resolution.explanation))")
+                    }
+                    let none = OutboundResolution.resolve(step: step, contract: nil, in: c)
+                    out.append("  \(pad("no contract", to: 24)) → \(none.mailbox)  (\(none.explanation))")
+                } else {
+                    let resolution = OutboundResolution.resolve(step: step, contract: nil, in: c)
+                    out.append("  \(pad("every contract", to: 24)) → \(resolution.mailbox)  (\(resolution.explanation))")
+                }
+            }
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    static func describe(_ mailbox: InboundMailbox) -> String {
+        let tls = mailbox.provider.usesImplicitTLS ? "" : (mailbox.starttls ? "+STARTTLS" : " (plain text allowed)")
+        let folder = mailbox.provider.isIMAP ? " \(mailbox.folder)" : ""
+        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.user)@\(mailbox.server):\(mailbox.port)\(folder), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
+    }
+
+    static func describe(_ mailbox: OutboundMailbox) -> String {
+        let auth = mailbox.auth ? ", login \(mailbox.user ?? "")" : ""
+        return "\(pad(mailbox.name, to: 16)) smtp \(mailbox.tlsMode.rawValue) \(mailbox.server):\(mailbox.port) as \(mailbox.sender)\(auth)"
+    }
+
+    static func pad(_ text: String, to width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+
+    static func plural(_ n: Int, _ singular: String, _ pluralForm: String? = nil) -> String {
+        "\(n) \(n == 1 ? singular : (pluralForm ?? singular + "s"))"
+    }
+}

@@ -1,0 +1,28 @@
+/// A value as written in the file, before the schema gives it a meaning
+/// (a duration and a size are strings here).
+public struct ConfigValue: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case string(String)
+        case integer(Int)
+        case boolean(Bool)
+        case array([ConfigValue])
+    }
+
+    public var kind: Kind
+    public var location: SourceLocation
+
+    public init(_ kind: Kind, at location: SourceLocation) {
+        self.kind = kind
+        self.location = location
+    }
+
+    /// How the value is named in an error message: "a string", "an integer" …
+    public var typeDescription: String {
+        switch kind {
+        case .string: "a string"
+        case .integer: "an integer"
+        case .boolean: "a boolean"
+        case .array: "an array"
+        }
+    }
+}

@@ -1,0 +1,186 @@
+/// A complete, validated configuration: what the daemon and every command work from.
+public struct Configuration: Sendable {
+    public var files: [String]
+    public var daemon: DaemonSettings
+    public var events: EventSettings
+    public var inboundMailboxes: [InboundMailbox]
+    public var outboundMailboxes: [OutboundMailbox]
+    public var contracts: [Contract]
+    public var users: [DirectoryUser]
+    public var groups: [UserGroup]
+    public var workflows: [Workflow]
+
+    public func inbound(_ name: String) -> InboundMailbox? { inboundMailboxes.first { $0.name == name } }
+    public func outbound(_ name: String) -> OutboundMailbox? { outboundMailboxes.first { $0.name == name } }
+    public func contract(_ name: String) -> Contract? { contracts.first { $0.id == name } }
+    public func user(_ name: String) -> DirectoryUser? { users.first { $0.id == name } }
+    public func group(_ name: String) -> UserGroup? { groups.first { $0.id == name } }
+    public func workflow(_ name: String) -> Workflow? { workflows.first { $0.id == name } }
+
+    /// The contract that owns an inbound mailbox, if any.
+    public func contract(owning mailbox: String) -> Contract? {
+        contracts.first { $0.inboundMailboxes.contains(mailbox) }
+    }
+}
+
+public struct DaemonSettings: Sendable {
+    public var systemOutbound: String
+    public var stateDirectory: String
+    public var pollInterval: Duration
+    public var maxParallelPolls: Int
+    public var alertAfter: Duration
+    public var queueLifetime: Duration
+    public var hostname: String?
+}
+
+public struct EventSettings: Sendable {
+    public var spool: String
+    public var webhook: String?
+}
+
+/// TLS settings shared by every kind of mailbox.
+public struct TLSSettings: Sendable, Hashable {
+    /// Extra CA certificates (PEM) to trust besides the system's.
+    public var caFile: String?
+    /// false only when the configuration opts out explicitly.
+    public var verify: Bool
+}
+
+public enum InboundProvider: String, Sendable, CaseIterable {
+    case imaps, imap, pops, pop
+
+    public var isIMAP: Bool { self == .imaps || self == .imap }
+    public var usesImplicitTLS: Bool { self == .imaps || self == .pops }
+    public var defaultPort: Int {
+        switch self {
+        case .imaps: 993
+        case .imap: 143
+        case .pops: 995
+        case .pop: 110
+        }
+    }
+}
+
+public enum AfterFetch: Sendable, Hashable, CustomStringConvertible {
+    case keep, seen, delete
+    case move(String)
+
+    public init?(parsing text: String) {
+        switch text {
+        case "keep": self = .keep
+        case "seen": self = .seen
+        case "delete": self = .delete
+        default:
+            guard text.hasPrefix("move:"), text.count > 5 else { return nil }
+            self = .move(String(text.dropFirst(5)))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .keep: "keep"
+        case .seen: "seen"
+        case .delete: "delete"
+        case .move(let folder): "move:\(folder)"
+        }
+    }
+}
+
+public enum ImportExisting: String, Sendable {
+    case unseen, all, none
+}
+
+public struct InboundMailbox: Sendable {
+    public var name: String
+    public var description: String
+    public var provider: InboundProvider
+    public var server: String
+    public var port: Int
+    public var user: String
+    public var password: SecretSource
+    public var folder: String
+    public var afterFetch: AfterFetch
+    public var importExisting: ImportExisting
+    public var maxMessageSize: Int
+    /// imap and pop: STARTTLS demanded (true) or a plain-text session allowed (false).
+    public var starttls: Bool
+    public var tls: TLSSettings
+    public var timeout: Duration
+    public var pollInterval: Duration
+    public var alertAfter: Duration
+    public var location: SourceLocation
+}
+
+public enum OutboundTLSMode: String, Sendable {
+    case none, starttls, tls
+
+    public var defaultPort: Int {
+        switch self {
+        case .none: 25
+        case .starttls: 587
+        case .tls: 465
+        }
+    }
+}
+
+public struct OutboundMailbox: Sendable {
+    public var name: String
+    public var description: String
+    public var server: String
+    public var port: Int
+    public var sender: MailAddress
+    public var tlsMode: OutboundTLSMode
+    public var auth: Bool
+    public var user: String?
+    public var password: SecretSource?
+    public var tls: TLSSettings
+    public var timeout: Duration
+    public var location: SourceLocation
+}
+
+public struct Contract: Sendable {
+    public var id: String
+    public var name: String
+    public var outboundMailbox: String?
+    public var inboundMailboxes: [String]
+    public var location: SourceLocation
+}
+
+public struct DirectoryUser: Sendable {
+    public var id: String
+    public var name: String
+    public var email: MailAddress
+}
+
+public struct UserGroup: Sendable {
+    public var id: String
+    public var name: String
+    public var members: [String]
+}
+
+public struct Workflow: Sendable {
+    public var id: String
+    public var description: String
+    public var steps: [WorkflowStep]
+}
+
+/// Which outbound mailbox a workflow step sends through (SPEC §4, from the seed).
+public enum StepMailboxChoice: Sendable, Hashable {
+    /// Unset: the system outbound mailbox.
+    case system
+    /// The request's contract's outbound mailbox, or the system's when the contract has none.
+    case contract
+    case specific(String)
+}
+
+public struct WorkflowStep: Sendable {
+    public var workflow: String
+    public var id: String
+    public var mailbox: StepMailboxChoice
+    public var toUsers: [String]
+    public var toGroups: [String]
+    public var subject: String
+    public var body: String
+    public var html: String?
+    public var location: SourceLocation
+}

@@ -1,0 +1,152 @@
+/// Turns a `ConfigDocument` into a `Configuration`: every table read against the schema,
+/// defaults applied, then every cross-reference checked (`ConfigurationBuilder+Validation`).
+public struct ConfigurationBuilder {
+    /// The process environment, for `$STATE_DIRECTORY` (defaults depend on it).
+    public var environment: [String: String]
+
+    public init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    /// Table names become folder names in the state directory and parts of event ids.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && !name.hasPrefix(".") && name.count <= 128
+            && name.unicodeScalars.allSatisfy { ConfigParser.isBareKeyScalar($0) || $0 == "." }
+    }
+
+    public func build(_ document: ConfigDocument, files: [String], diagnostics: inout DiagnosticList) -> Configuration? {
+        var inbound: [InboundMailbox] = []
+        var outbound: [OutboundMailbox] = []
+        var contracts: [Contract] = []
+        var users: [DirectoryUser] = []
+        var groups: [UserGroup] = []
+        var workflows: [Workflow] = []
+        var daemonReader: TableReader?
+        var eventsReader: TableReader?
+        /// Mailboxes whose table could not be read well enough to know their type.
+        var brokenMailboxes: Set<String> = []
+
+        for entry in document.root.entries {
+            let hint = ConfigSchema.daemon.key(entry.key) != nil ? "; did you mean to put it under [daemon]?" : ""
+            diagnostics.error(entry.keyLocation, "`\(entry.key)` stands before any [table] header, where only `include` is allowed\(hint)")
+        }
+
+        for table in document.tables.dropFirst() {
+            let path = table.path
+            guard let spec = ConfigSchema.spec(for: path) else {
+                reportUnknownTable(table, diagnostics: &diagnostics)
+                continue
+            }
+            if path.count > 1, !Self.isValidName(path.last!) {
+                diagnostics.error(table.location, "\"\(path.last!)\" cannot be a name: use letters, digits, `-`, `_` and `.` (names become folder names and parts of event ids)")
+                continue
+            }
+            switch path[0] {
+            case "daemon":
+                daemonReader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+            case "events":
+                eventsReader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+            case "mailbox":
+                switch mailboxType(table) {
+                case "inbound":
+                    let reader = TableReader(table, spec: spec, scope: .inbound, scopeLabel: "an inbound mailbox", diagnostics: &diagnostics)
+                    inbound.append(readInbound(reader, diagnostics: &diagnostics))
+                case "outbound":
+                    let reader = TableReader(table, spec: spec, scope: .outbound, scopeLabel: "an outbound mailbox", diagnostics: &diagnostics)
+                    outbound.append(readOutbound(reader, diagnostics: &diagnostics))
+                default:
+                    // The reader reports the missing or wrong `type`, and every other problem it can see.
+                    _ = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                    brokenMailboxes.insert(path[1])
+                }
+            case "contract":
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                contracts.append(Contract(id: reader.name, name: reader.string("name") ?? reader.name,
+                                          outboundMailbox: reader.string("outbound_mailbox"),
+                                          inboundMailboxes: reader.names("inbound_mailboxes") ?? [], location: table.location))
+            case "user":
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                users.append(DirectoryUser(id: reader.name, name: reader.string("name") ?? reader.name,
+                                           email: reader.address("email") ?? MailAddress(address: "invalid@invalid")))
+            case "group":
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                groups.append(UserGroup(id: reader.name, name: reader.string("name") ?? reader.name, members: reader.names("members") ?? []))
+            case "workflow" where path.count == 2:
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                workflows.append(Workflow(id: reader.name, description: reader.string("description") ?? "", steps: []))
+            default: // a step
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                let step = readStep(reader, workflow: path[1], diagnostics: &diagnostics)
+                if let index = workflows.firstIndex(where: { $0.id == path[1] }) {
+                    workflows[index].steps.append(step)
+                } else {
+                    workflows.append(Workflow(id: path[1], description: "", steps: [step]))
+                }
+            }
+        }
+
+        let stateDirectory = daemonReader?.string("state_dir") ?? Self.defaultStateDirectory(environment)
+        let daemon = DaemonSettings(
+            systemOutbound: daemonReader?.string("system_outbound") ?? "",
+            stateDirectory: stateDirectory,
+            pollInterval: daemonReader?.duration("poll_interval") ?? .seconds(60),
+            maxParallelPolls: daemonReader?.integer("max_parallel_polls") ?? 8,
+            alertAfter: daemonReader?.duration("alert_after") ?? .seconds(15 * 60),
+            queueLifetime: daemonReader?.duration("queue_lifetime") ?? .seconds(5 * 86_400),
+            hostname: daemonReader?.string("hostname"))
+        let events = EventSettings(spool: eventsReader?.string("spool") ?? stateDirectory + "/events",
+                                   webhook: eventsReader?.string("webhook"))
+        // Inbound mailboxes inherit the daemon's interval and alert delay unless they set their own.
+        for i in inbound.indices {
+            let table = document.table(["mailbox", inbound[i].name])
+            if table?.entry("poll_interval") == nil { inbound[i].pollInterval = daemon.pollInterval }
+            if table?.entry("alert_after") == nil { inbound[i].alertAfter = daemon.alertAfter }
+        }
+
+        var configuration = Configuration(files: files, daemon: daemon, events: events, inboundMailboxes: inbound,
+                                          outboundMailboxes: outbound, contracts: contracts, users: users,
+                                          groups: groups, workflows: workflows)
+        validate(&configuration, document: document, daemonTable: daemonReader?.table, brokenMailboxes: brokenMailboxes, diagnostics: &diagnostics)
+        return diagnostics.hasErrors ? nil : configuration
+    }
+
+    static func defaultStateDirectory(_ environment: [String: String]) -> String {
+        // systemd may list several directories separated by colons; the first is ours.
+        if let value = environment["STATE_DIRECTORY"], let first = value.split(separator: ":").first, !first.isEmpty {
+            return String(first)
+        }
+        return "/var/lib/carteiro"
+    }
+
+    private func mailboxType(_ table: ConfigDocument.Table) -> String? {
+        guard case .string(let type)? = table.entry("type")?.value.kind else { return nil }
+        return type
+    }
+
+    private func reportUnknownTable(_ table: ConfigDocument.Table, diagnostics: inout DiagnosticList) {
+        let path = table.path
+        let rendered = ConfigDocument.render(path)
+        if ConfigSchema.isContainer(path) {
+            if let first = table.entries.first {
+                let example = path == ["workflow", path.count > 1 ? path[1] : "", "step"] ? "[\(rendered).STEP]" : "[\(rendered).NAME]"
+                diagnostics.error(first.keyLocation, "`\(first.key)` must go in a named table such as \(example), not in [\(rendered)]")
+            }
+            return
+        }
+        if table.isImplicit && table.entries.isEmpty { return }
+        let location = table.isImplicit ? (table.entries.first?.keyLocation ?? table.location) : table.location
+        let known = ConfigSchema.tableNames
+        if !known.contains(path[0]) {
+            diagnostics.error(location, "unknown table [\(rendered)]" + NearestName.hint(path[0], among: known, quote: { "[\($0)…]" }))
+            return
+        }
+        let specs = ConfigSchema.tables.filter { $0.pattern[0] == path[0] }
+        let shapes = specs.map(\.title).joined(separator: " or ")
+        if table.isImplicit, let entry = table.entries.first, let parent = ConfigSchema.spec(for: Array(path.dropLast())) {
+            // `a.b = 1` inside a table: a dotted key that names a sub-table no spec knows.
+            diagnostics.error(entry.keyLocation, "unknown key `\(path.last!).\(entry.key)` in \(parent.title)")
+            return
+        }
+        diagnostics.error(location, "unknown table [\(rendered)]: expected \(shapes)")
+    }
+}

@@ -1,0 +1,27 @@
+/// The front door of the module: a path in, a validated configuration or every error out.
+public enum ConfigurationFile {
+    public struct Outcome: Sendable {
+        /// nil when there is at least one error.
+        public var configuration: Configuration?
+        /// Errors and warnings, sorted by file, line and column.
+        public var diagnostics: [Diagnostic]
+        public var files: [String]
+
+        public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
+        public var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
+    }
+
+    public static func load(path: String, environment: [String: String]) -> Outcome {
+        finish(ConfigLoader.load(path: path), environment: environment)
+    }
+
+    public static func load(text: String, file: String, directory: String = ".", environment: [String: String] = [:]) -> Outcome {
+        finish(ConfigLoader.load(text: text, file: file, directory: directory), environment: environment)
+    }
+
+    private static func finish(_ loaded: ConfigLoader.Result, environment: [String: String]) -> Outcome {
+        var diagnostics = loaded.diagnostics
+        let configuration = ConfigurationBuilder(environment: environment).build(loaded.document, files: loaded.files, diagnostics: &diagnostics)
+        return Outcome(configuration: configuration, diagnostics: diagnostics.sorted(fileOrder: loaded.files), files: loaded.files)
+    }
+}

@@ -1,0 +1,78 @@
+/// One finding about a configuration: an error stops the configuration from being used,
+/// a warning is printed and the configuration is used anyway.
+public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
+    public enum Severity: String, Sendable, Hashable {
+        case error
+        case warning
+    }
+
+    public var severity: Severity
+    public var location: SourceLocation
+    public var message: String
+
+    public init(_ severity: Severity, at location: SourceLocation, _ message: String) {
+        self.severity = severity
+        self.location = location
+        self.message = message
+    }
+
+    /// `PATH:LINE:COLUMN: message` for errors, `PATH:LINE:COLUMN: warning: message` for warnings.
+    public var description: String {
+        switch severity {
+        case .error: "\(location): \(message)"
+        case .warning: "\(location): warning: \(message)"
+        }
+    }
+}
+
+/// Collects diagnostics in the order they are found, with a cap so that a binary file
+/// fed as configuration does not produce a million lines.
+public struct DiagnosticList: Sendable {
+    public private(set) var items: [Diagnostic] = []
+    /// Beyond this many errors in one file the rest are summarised in one line.
+    public static let maximumErrorsPerFile = 100
+    private var errorsPerFile: [String: Int] = [:]
+
+    public init() {}
+
+    public var errors: [Diagnostic] { items.filter { $0.severity == .error } }
+    public var warnings: [Diagnostic] { items.filter { $0.severity == .warning } }
+    public var hasErrors: Bool { items.contains { $0.severity == .error } }
+
+    public mutating func error(_ location: SourceLocation, _ message: String) {
+        let count = errorsPerFile[location.file, default: 0] + 1
+        errorsPerFile[location.file] = count
+        if count < Self.maximumErrorsPerFile {
+            items.append(Diagnostic(.error, at: location, message))
+        } else if count == Self.maximumErrorsPerFile {
+            items.append(Diagnostic(.error, at: location, "too many errors in this file; stopped reporting them"))
+        }
+    }
+
+    public mutating func warning(_ location: SourceLocation, _ message: String) {
+        items.append(Diagnostic(.warning, at: location, message))
+    }
+
+    public mutating func append(contentsOf other: DiagnosticList) {
+        for item in other.items {
+            switch item.severity {
+            case .error: error(item.location, item.message)
+            case .warning: items.append(item)
+            }
+        }
+    }
+
+    /// Sorted by file (in the order files were first named), then line and column.
+    public func sorted(fileOrder: [String]) -> [Diagnostic] {
+        let rank = Dictionary(fileOrder.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        return items.enumerated().sorted { lhs, rhs in
+            let l = lhs.element.location, r = rhs.element.location
+            let lf = rank[l.file] ?? Int.max, rf = rank[r.file] ?? Int.max
+            if lf != rf { return lf < rf }
+            if l.file != r.file { return l.file < r.file }
+            if l.line != r.line { return l.line < r.line }
+            if l.column != r.column { return l.column < r.column }
+            return lhs.offset < rhs.offset
+        }.map(\.element)
+    }
+}

@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Reads passwords from wherever the configuration says they are.
+public struct SecretResolver: Sendable {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public var environment: [String: String]
+
+    public init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    /// A password file is at most a line; anything bigger is the wrong file.
+    static let maximumSecretFileSize = 64 * 1024
+
+    public func resolve(_ source: SecretSource) -> Result<Secret, Failure> {
+        switch source {
+        case .inline(let secret):
+            return .success(secret)
+        case .environment(let name):
+            guard let value = environment[name], !value.isEmpty else {
+                return .failure(Failure(description: "the environment variable \(name) (password_env) is not set"))
+            }
+            return .success(Secret(value))
+        case .file(let path):
+            return readFile(path, what: "password_file")
+        case .credential(let name):
+            guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+                return .failure(Failure(description: "password_credential \(name) needs systemd's $CREDENTIALS_DIRECTORY (LoadCredential=\(name):… in the unit), and it is not set"))
+            }
+            return readFile(directory + "/" + name, what: "credential \(name)")
+        }
+    }
+
+    private func readFile(_ path: String, what: String) -> Result<Secret, Failure> {
+        guard FileManager.default.fileExists(atPath: path) else {
+            return .failure(Failure(description: "\(what) \(path) does not exist"))
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            return .failure(Failure(description: "\(what) \(path) cannot be read (permission denied)"))
+        }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: Self.maximumSecretFileSize)) ?? Data()
+        guard let text = String(data: data, encoding: .utf8) else {
+            return .failure(Failure(description: "\(what) \(path) is not UTF-8 text"))
+        }
+        // The first line is the password: editors add a final newline, and that is not part of it.
+        let first = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).first.map(String.init) ?? ""
+        guard !first.isEmpty else {
+            return .failure(Failure(description: "\(what) \(path) is empty"))
+        }
+        return .success(Secret(first))
+    }
+
+    /// Warnings an operator should see: secrets that cannot be read here, and files holding a
+    /// password that every local user can read.
+    public func audit(_ configuration: Configuration) -> [Diagnostic] {
+        var findings: [Diagnostic] = []
+        var sources: [(SecretSource, SourceLocation, String)] = configuration.inboundMailboxes.map { ($0.password, $0.location, $0.name) }
+        for mailbox in configuration.outboundMailboxes {
+            if let password = mailbox.password, mailbox.auth { sources.append((password, mailbox.location, mailbox.name)) }
+        }
+        var warnedFiles: Set<String> = []
+        for (source, location, name) in sources {
+            switch source {
+            case .inline:
+                if Self.isReadableByOthers(location.file), warnedFiles.insert(location.file).inserted {
+                    findings.append(Diagnostic(.warning, at: location, "\(location.file) holds a password and every user of this machine can read it (chmod 640, or move the password to password_credential)"))
+                }
+            case .file(let path):
+                if case .failure(let failure) = resolve(source) {
+                    findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": \(failure)"))
+                } else if Self.isReadableByOthers(path) {
+                    findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": password_file \(path) can be read by every user of this machine (chmod 600 it)"))
+                }
+            case .environment, .credential:
+                if case .failure(let failure) = resolve(source) {
+                    findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": \(failure) here; the daemon needs it"))
+                }
+            }
+        }
+        return findings
+    }
+
+    static func isReadableByOthers(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        return info.st_mode & S_IROTH != 0
+    }
+}

@@ -1,0 +1,89 @@
+/// Reads one table against its schema: unknown keys, keys of the wrong scope, type errors and
+/// missing required keys all become diagnostics; the typed values are then at hand by key.
+struct TableReader {
+    let table: ConfigDocument.Table
+    let spec: TableSpec
+    private var values: [String: (value: TypedValue, location: SourceLocation)] = [:]
+
+    /// `scope` selects the mailbox keys that apply (nil: every key of the spec applies).
+    init(_ table: ConfigDocument.Table, spec: TableSpec, scope: KeySpec.Scope?, scopeLabel: String = "", diagnostics: inout DiagnosticList) {
+        self.table = table
+        self.spec = spec
+        let applicable = spec.keys.filter { scope == nil || $0.scope == .always || $0.scope == scope }
+        for entry in table.entries {
+            guard let key = spec.key(entry.key) else {
+                let hint = NearestName.hint(entry.key, among: applicable.map(\.key))
+                diagnostics.error(entry.keyLocation, "unknown key `\(entry.key)` in \(spec.title)\(hint)")
+                continue
+            }
+            if let scope, key.scope != .always, key.scope != scope {
+                let owner = key.scope == .inbound ? "inbound" : "outbound"
+                diagnostics.error(entry.keyLocation, "`\(entry.key)` applies to \(owner) mailboxes only, and this is \(scopeLabel)")
+                continue
+            }
+            switch key.type.read(entry.value) {
+            case .success(let typed):
+                values[entry.key] = (typed, entry.value.location)
+            case .failure(let error):
+                diagnostics.error(error.location ?? entry.value.location, "`\(entry.key)`: \(error.detail)")
+            }
+        }
+        for key in applicable where key.required && table.entry(key.key) == nil {
+            diagnostics.error(table.location, "[\(ConfigDocument.render(table.path))] needs `\(key.key)`: \(key.doc)")
+        }
+    }
+
+    var name: String { table.path.last ?? "" }
+
+    func has(_ key: String) -> Bool { table.entry(key) != nil }
+    func location(_ key: String) -> SourceLocation { table.entry(key)?.value.location ?? table.location }
+    func keyLocation(_ key: String) -> SourceLocation { table.entry(key)?.keyLocation ?? table.location }
+
+    func string(_ key: String) -> String? {
+        if case .string(let s)? = values[key]?.value { return s }
+        return nil
+    }
+    func integer(_ key: String) -> Int? {
+        if case .integer(let n)? = values[key]?.value { return n }
+        return nil
+    }
+    func boolean(_ key: String) -> Bool? {
+        if case .boolean(let b)? = values[key]?.value { return b }
+        return nil
+    }
+    func duration(_ key: String) -> Duration? {
+        if case .duration(let d)? = values[key]?.value { return d }
+        return nil
+    }
+    func size(_ key: String) -> Int? {
+        if case .size(let n)? = values[key]?.value { return n }
+        return nil
+    }
+    func names(_ key: String) -> [String]? {
+        if case .names(let n)? = values[key]?.value { return n }
+        return nil
+    }
+    func afterFetch(_ key: String) -> AfterFetch? {
+        if case .afterFetch(let a)? = values[key]?.value { return a }
+        return nil
+    }
+    func address(_ key: String) -> MailAddress? {
+        if case .address(let a)? = values[key]?.value { return a }
+        return nil
+    }
+
+    /// The password source, checking that at most one is given.
+    func secretSource(diagnostics: inout DiagnosticList) -> SecretSource? {
+        let keys = ["password", "password_file", "password_env", "password_credential"].filter(has)
+        if keys.count > 1 {
+            diagnostics.error(keyLocation(keys[1]), "`\(keys[1])` and `\(keys[0])` both give the password; keep one")
+        }
+        guard let first = keys.first, let text = string(first) else { return nil }
+        switch first {
+        case "password": return .inline(Secret(text))
+        case "password_file": return .file(text)
+        case "password_env": return .environment(text)
+        default: return .credential(text)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import CarteiroMail
+
+/// IMAP commands over an authenticated `MailSession`: one tagged command at a time, with the
+/// untagged responses it produced. Literals (`{n}` at the end of a line) are read whole.
+public final class IMAPClient {
+    public struct Response: Sendable {
+        public var tag: String
+        /// OK, NO or BAD.
+        public var status: String
+        /// The tagged line's text after the status.
+        public var text: String
+        /// The untagged lines, literals replaced by their content.
+        public var untagged: [String]
+        public var isOK: Bool { status == "OK" }
+    }
+
+    /// An IMAP literal larger than this inside a status response is not a status response.
+    public static let maximumLiteralInResponse = 1 << 20
+
+    public let session: MailSession
+    private var nextTag = 1
+
+    public init(session: MailSession) {
+        self.session = session
+    }
+
+    /// Sends `command` with a fresh tag and reads until the tagged reply.
+    public func run(_ command: String) throws(MailConnectionError) -> Response {
+        let tag = "C\(nextTag)"
+        nextTag += 1
+        try session.sendLine("\(tag) \(command)")
+        var untagged: [String] = []
+        while true {
+            let line = try readResponse()
+            if line.hasPrefix(tag + " ") {
+                let rest = line.dropFirst(tag.count + 1)
+                let parts = rest.split(separator: " ", maxSplits: 1)
+                guard let status = parts.first.map({ $0.uppercased() }), ["OK", "NO", "BAD"].contains(status) else {
+                    throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) answered `\(command.prefix(20))` with a line that is not IMAP", serverReply: line)
+                }
+                return Response(tag: tag, status: status, text: parts.count > 1 ? String(parts[1]) : "", untagged: untagged)
+            }
+            if line.hasPrefix("* BYE") {
+                throw MailConnectionError(.connectionLost, endpoint: session.endpoint.description, message: "\(session.endpoint) ended the session", serverReply: line)
+            }
+            untagged.append(line)
+        }
+    }
+
+    /// One response line, with any literals it carries read and inlined.
+    func readResponse() throws(MailConnectionError) -> String {
+        var line = try session.readLine()
+        while line.hasSuffix("}"), let open = line.lastIndex(of: "{") {
+            let digits = line[line.index(after: open)..<line.index(before: line.endIndex)].filter { $0 != "+" }
+            guard let size = Int(digits), size >= 0 else { break }
+            guard size <= Self.maximumLiteralInResponse else {
+                throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) sent a \(size)-byte literal where a short reply was expected")
+            }
+            let literal = try session.readBytes(size)
+            let text = String(decoding: literal, as: UTF8.self)
+            line = String(line[..<open]) + (IMAPString.quoted(text) ?? "\"\"") + (try session.readLine())
+        }
+        return line
+    }
+
+    /// LOGOUT, ignoring a server that hangs up first.
+    public func logout() {
+        _ = try? run("LOGOUT")
+    }
+}

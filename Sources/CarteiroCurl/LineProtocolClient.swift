@@ -1,0 +1,73 @@
+/// POP3 and SMTP replies over an authenticated `MailSession`.
+public final class POP3Client {
+    public let session: MailSession
+
+    public init(session: MailSession) {
+        self.session = session
+    }
+
+    /// A single-line command: `+OK …` returns the text, `-ERR …` throws.
+    public func run(_ command: String) throws(MailConnectionError) -> String {
+        try session.sendLine(command)
+        let line = try session.readLine()
+        if line.hasPrefix("+OK") { return String(line.dropFirst(3)).trimmingLeadingSpace }
+        let verb = command.split(separator: " ").first.map(String.init) ?? command
+        if line.hasPrefix("-ERR") {
+            throw MailConnectionError(.commandRefused, endpoint: session.endpoint.description, message: "\(session.endpoint) refused \(verb)", serverReply: line)
+        }
+        throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) answered \(verb) with a line that is not POP3", serverReply: line)
+    }
+
+    /// A multi-line command (CAPA, UIDL, LIST): the lines up to the terminating ".", unstuffed.
+    public func runMultiline(_ command: String) throws(MailConnectionError) -> [String] {
+        _ = try run(command)
+        var lines: [String] = []
+        while true {
+            let line = try session.readLine()
+            if line == "." { return lines }
+            lines.append(line.hasPrefix("..") ? String(line.dropFirst()) : line)
+        }
+    }
+
+    public func quit() throws(MailConnectionError) {
+        _ = try run("QUIT")
+    }
+}
+
+public final class SMTPClient {
+    public struct Reply: Sendable {
+        public var code: Int
+        public var lines: [String]
+        public var text: String { lines.joined(separator: " / ") }
+    }
+
+    public let session: MailSession
+
+    public init(session: MailSession) {
+        self.session = session
+    }
+
+    /// Sends a command and reads its (possibly multi-line) reply.
+    public func run(_ command: String) throws(MailConnectionError) -> Reply {
+        try session.sendLine(command)
+        return try readReply()
+    }
+
+    public func readReply() throws(MailConnectionError) -> Reply {
+        var lines: [String] = []
+        while true {
+            let line = try session.readLine()
+            let bytes = Array(line.utf8)
+            guard bytes.count >= 3, let code = Int(String(decoding: bytes[0..<3], as: UTF8.self)),
+                  bytes.count == 3 || bytes[3] == 32 || bytes[3] == 45 else {
+                throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) sent a line that is not an SMTP reply", serverReply: line)
+            }
+            lines.append(bytes.count > 4 ? String(line.dropFirst(4)) : "")
+            if bytes.count == 3 || bytes[3] == 32 { return Reply(code: code, lines: lines) }
+        }
+    }
+}
+
+extension String {
+    var trimmingLeadingSpace: String { String(drop { $0 == " " }) }
+}

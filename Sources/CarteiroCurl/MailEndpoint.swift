@@ -1,0 +1,74 @@
+import CarteiroConfig
+
+/// Where and how to connect: the protocol, the server, and what TLS is demanded.
+public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public enum ServiceProtocol: String, Sendable {
+        case imap, pop3, smtp
+        var implicitTLSScheme: String { self.rawValue + "s" }
+        public var displayName: String {
+            switch self {
+            case .imap: "IMAP"
+            case .pop3: "POP3"
+            case .smtp: "SMTP"
+            }
+        }
+    }
+
+    public enum Security: Sendable, Hashable {
+        /// TLS from the first byte (imaps, pop3s, smtps).
+        case implicitTLS
+        /// STARTTLS demanded: a server that does not offer it is an error, never a downgrade.
+        case starttlsRequired
+        /// STARTTLS when offered, plain text otherwise (the configuration opted in).
+        case starttlsOptional
+        /// Plain text (SMTP with tls = "none").
+        case plain
+    }
+
+    public var serviceProtocol: ServiceProtocol
+    public var host: String
+    public var port: Int
+    public var security: Security
+    public var tls: TLSSettings
+    public var timeout: Duration
+
+    public init(serviceProtocol: ServiceProtocol, host: String, port: Int, security: Security, tls: TLSSettings, timeout: Duration) {
+        self.serviceProtocol = serviceProtocol
+        self.host = host
+        self.port = port
+        self.security = security
+        self.tls = tls
+        self.timeout = timeout
+    }
+
+    public init(_ mailbox: InboundMailbox) {
+        let proto: ServiceProtocol = mailbox.provider.isIMAP ? .imap : .pop3
+        let security: Security = mailbox.provider.usesImplicitTLS ? .implicitTLS : (mailbox.starttls ? .starttlsRequired : .starttlsOptional)
+        self.init(serviceProtocol: proto, host: mailbox.server, port: mailbox.port, security: security, tls: mailbox.tls, timeout: mailbox.timeout)
+    }
+
+    public init(_ mailbox: OutboundMailbox) {
+        let security: Security = switch mailbox.tlsMode {
+        case .tls: .implicitTLS
+        case .starttls: .starttlsRequired
+        case .none: .plain
+        }
+        self.init(serviceProtocol: .smtp, host: mailbox.server, port: mailbox.port, security: security, tls: mailbox.tls, timeout: mailbox.timeout)
+    }
+
+    /// The host as a URL authority: IPv6 literals need brackets.
+    var urlHost: String { host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host }
+
+    var scheme: String { security == .implicitTLS ? serviceProtocol.implicitTLSScheme : serviceProtocol.rawValue }
+
+    public var description: String { "\(scheme)://\(urlHost):\(port)" }
+
+    public var securityDescription: String {
+        switch security {
+        case .implicitTLS: "implicit TLS"
+        case .starttlsRequired: "STARTTLS (required)"
+        case .starttlsOptional: "STARTTLS if offered, else plain text"
+        case .plain: "plain text"
+        }
+    }
+}

@@ -1,0 +1,194 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+import CCurlShim
+import CarteiroConfig
+
+/// An authenticated connection to a mail server that Carteiro drives itself.
+///
+/// libcurl connects, negotiates TLS (implicit or STARTTLS) and logs in (`CURLOPT_CONNECT_ONLY`);
+/// then the protocol runs over `curl_easy_send`/`curl_easy_recv`, so Carteiro controls every
+/// command (pipelining, `BODY.PEEK[]`, checked `QUIT` replies) that libcurl's own verbs cannot.
+public final class MailSession {
+    /// Longest line accepted from a server. IMAP and POP3 lines are short except for
+    /// untagged lists; SMTP limits lines to 512 octets. More than this is not a mail server.
+    public static let maximumLineLength = 1 << 20
+
+    public let endpoint: MailEndpoint
+    let handle: CurlHandle
+    private let socket: Int32
+    private var buffer: [UInt8] = []
+    private var bufferStart = 0
+
+    public struct Credentials: Sendable {
+        public var user: String
+        public var password: Secret
+        public init(user: String, password: Secret) {
+            self.user = user
+            self.password = password
+        }
+    }
+
+    /// Connects, negotiates TLS as `endpoint` demands and, with credentials, logs in.
+    /// `ehloName` is the name SMTP's EHLO announces.
+    public static func open(_ endpoint: MailEndpoint, credentials: Credentials?, ehloName: String = "localhost") throws(MailConnectionError) -> MailSession {
+        guard let handle = CurlHandle() else {
+            throw MailConnectionError(.other, endpoint: endpoint.description, message: "libcurl could not allocate a connection (out of memory)")
+        }
+        configure(handle, for: endpoint, ehloName: ehloName)
+        if let credentials {
+            handle.set(CURLOPT_USERNAME, credentials.user)
+            handle.set(CURLOPT_PASSWORD, credentials.password.value)
+        }
+        let code = handle.perform()
+        guard code == CURLE_OK else {
+            throw CurlFailure.explain(code, handle: handle, endpoint: endpoint, user: credentials?.user)
+        }
+        guard let socket = handle.activeSocket else {
+            throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "the connection to \(endpoint) closed right after the login")
+        }
+        return MailSession(endpoint: endpoint, handle: handle, socket: socket)
+    }
+
+    static func configure(_ handle: CurlHandle, for endpoint: MailEndpoint, ehloName: String) {
+        // For SMTP the URL's path is the name EHLO announces.
+        let path = endpoint.serviceProtocol == .smtp ? "/" + ehloName : "/"
+        handle.set(CURLOPT_URL, "\(endpoint.scheme)://\(endpoint.urlHost):\(endpoint.port)\(path)")
+        handle.set(CURLOPT_CONNECT_ONLY, 1)
+        let milliseconds = Int(endpoint.timeout.components.seconds * 1000) + Int(endpoint.timeout.components.attoseconds / 1_000_000_000_000_000)
+        handle.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds)
+        handle.set(CURLOPT_TIMEOUT_MS, milliseconds)
+        switch endpoint.security {
+        case .implicitTLS, .plain: break
+        // CURLUSESSL_ALL fails when STARTTLS is missing; CURLUSESSL_TRY would silently stay in plain text.
+        case .starttlsRequired: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+        case .starttlsOptional: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
+        }
+        if let caFile = endpoint.tls.caFile {
+            // CAINFO names our file; CAPATH keeps the system's hashed directory, so both are trusted.
+            handle.set(CURLOPT_CAINFO, caFile)
+            handle.set(CURLOPT_CAPATH, "/etc/ssl/certs")
+        }
+        if !endpoint.tls.verify {
+            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
+            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
+        }
+    }
+
+    private init(endpoint: MailEndpoint, handle: CurlHandle, socket: Int32) {
+        self.endpoint = endpoint
+        self.handle = handle
+        self.socket = socket
+    }
+
+    /// What the server said while libcurl drove the session (greeting, capabilities, login).
+    public var loginTranscript: [String] { handle.transcript.lines }
+
+    /// The negotiated TLS version and cipher, when the session is encrypted.
+    public var tlsDescription: String? { handle.transcript.tlsDescription }
+
+    var timeoutMilliseconds: Int32 {
+        Int32(clamping: endpoint.timeout.components.seconds * 1000 + endpoint.timeout.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    // MARK: - Sending
+
+    /// Sends `text` followed by CRLF. The caller makes sure `text` holds no CR or LF.
+    public func sendLine(_ text: String) throws(MailConnectionError) {
+        try send(Array(text.utf8) + [13, 10])
+    }
+
+    public func send(_ bytes: [UInt8]) throws(MailConnectionError) {
+        var offset = 0
+        while offset < bytes.count {
+            var sent = 0
+            let code = bytes.withUnsafeBytes { raw in
+                curl_easy_send(handle.raw, raw.baseAddress! + offset, raw.count - offset, &sent)
+            }
+            if code == CURLE_AGAIN {
+                try wait(for: Int16(POLLOUT))
+                continue
+            }
+            guard code == CURLE_OK else {
+                throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "the connection to \(endpoint) was lost while sending: \(handle.errorText(code))", curlCode: Int(code.rawValue))
+            }
+            offset += sent
+        }
+    }
+
+    // MARK: - Receiving
+
+    /// The next line from the server, without its CRLF.
+    public func readLine() throws(MailConnectionError) -> String {
+        String(decoding: try readLineBytes(), as: UTF8.self)
+    }
+
+    public func readLineBytes() throws(MailConnectionError) -> [UInt8] {
+        var searchFrom = bufferStart
+        while true {
+            if let lf = buffer[searchFrom...].firstIndex(of: 10) {
+                var end = lf
+                if end > bufferStart && buffer[end - 1] == 13 { end -= 1 }
+                let line = Array(buffer[bufferStart..<end])
+                bufferStart = lf + 1
+                compact()
+                return line
+            }
+            searchFrom = buffer.count
+            if buffer.count - bufferStart > Self.maximumLineLength {
+                throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) sent a line longer than \(Self.maximumLineLength) bytes: this is not a \(endpoint.serviceProtocol.displayName) server")
+            }
+            try fill()
+        }
+    }
+
+    /// Exactly `count` bytes (an IMAP literal).
+    public func readBytes(_ count: Int) throws(MailConnectionError) -> [UInt8] {
+        while buffer.count - bufferStart < count { try fill() }
+        let bytes = Array(buffer[bufferStart..<bufferStart + count])
+        bufferStart += count
+        compact()
+        return bytes
+    }
+
+    private func compact() {
+        if bufferStart > 1 << 16 || bufferStart == buffer.count {
+            buffer.removeFirst(bufferStart)
+            bufferStart = 0
+        }
+    }
+
+    private func fill() throws(MailConnectionError) {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            var received = 0
+            let code = chunk.withUnsafeMutableBytes { raw in
+                curl_easy_recv(handle.raw, raw.baseAddress!, raw.count, &received)
+            }
+            if code == CURLE_AGAIN {
+                try wait(for: Int16(POLLIN))
+                continue
+            }
+            guard code == CURLE_OK else {
+                throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "the connection to \(endpoint) was lost: \(handle.errorText(code))", curlCode: Int(code.rawValue))
+            }
+            if received == 0 {
+                throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "\(endpoint) closed the connection")
+            }
+            buffer.append(contentsOf: chunk[0..<received])
+            return
+        }
+    }
+
+    private func wait(for events: Int16) throws(MailConnectionError) {
+        var descriptor = pollfd(fd: socket, events: events, revents: 0)
+        let ready = poll(&descriptor, 1, timeoutMilliseconds)
+        if ready == 0 {
+            throw MailConnectionError(.noAnswer, endpoint: endpoint.description, message: "\(endpoint) did not answer within \(ConfigDuration.format(endpoint.timeout))")
+        }
+        if ready < 0 && errno != EINTR {
+            throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "waiting for \(endpoint) failed: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import CCurl
+import Foundation
+
+/// The last lines the server sent while libcurl drove the session (greeting, capabilities,
+/// the reply to a login). Only server-to-client lines are kept: client lines carry credentials.
+final class ServerTranscript {
+    /// Enough to hold a greeting, a capability list and the failing reply.
+    static let maximumLines = 40
+    /// A server line longer than this is cut: it is for error messages, not for parsing.
+    static let maximumLineLength = 400
+
+    private(set) var lines: [String] = []
+    /// libcurl said the TCP connection was established (its "Connected to" note).
+    private(set) var tcpConnected = false
+    /// "TLSv1.3 / TLS_AES_256_GCM_SHA384", from libcurl's note after the handshake.
+    private(set) var tlsDescription: String?
+
+    /// libcurl's informational notes: only the two facts above are kept.
+    func note(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if text.hasPrefix("Connected to ") { tcpConnected = true }
+        if text.hasPrefix("SSL connection using ") {
+            tlsDescription = String(text.dropFirst("SSL connection using ".count)).trimmingCharacters(in: ["\n", "\r"])
+        }
+    }
+
+    func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        for raw in text.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
+            var line = String(raw)
+            if line.count > Self.maximumLineLength { line = String(line.prefix(Self.maximumLineLength)) + "…" }
+            lines.append(line)
+        }
+        if lines.count > Self.maximumLines { lines.removeFirst(lines.count - Self.maximumLines) }
+    }
+
+    /// The last line that reads like a refusal (`NO`, `BAD`, `-ERR`, a 4xx/5xx reply), else the last line.
+    var lastRefusal: String? {
+        let refusal = lines.last { line in
+            let words = line.split(separator: " ", maxSplits: 2)
+            if words.count >= 2, words[1] == "NO" || words[1] == "BAD" { return true }
+            if line.hasPrefix("-ERR") { return true }
+            if let code = Int(line.prefix(3)), code >= 400 { return true }
+            return false
+        }
+        return refusal ?? lines.last
+    }
+
+    func contains(where predicate: (String) -> Bool) -> Bool { lines.contains(where: predicate) }
+}

@@ -1,0 +1,10 @@
+/// Where the configuration is when `--config` is not given (SPEC §6).
+public enum ConfigPath {
+    public static func resolve(_ explicit: String?, environment: [String: String]) -> String {
+        if let explicit { return explicit }
+        if let directory = environment["CONFIGURATION_DIRECTORY"]?.split(separator: ":").first, !directory.isEmpty {
+            return "\(directory)/carteiro.conf"
+        }
+        return "/etc/carteiro/carteiro.conf"
+    }
+}

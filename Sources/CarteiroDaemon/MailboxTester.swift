@@ -1,0 +1,191 @@
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroMail
+
+/// `carteiro test-mailbox NAME`: connect, negotiate TLS, authenticate, and open the folder
+/// (inbound) or greet the SMTP server (outbound), saying at each step what happened.
+public struct MailboxTester {
+    public enum Failure: Error, CustomStringConvertible {
+        /// The configuration cannot say how to reach the mailbox (unknown name, unreadable secret).
+        case configuration(String)
+        case connection(MailConnectionError)
+
+        public var description: String {
+            switch self {
+            case .configuration(let text): text
+            case .connection(let error): error.description
+            }
+        }
+    }
+
+    let configuration: Configuration
+    let secrets: SecretResolver
+    /// Receives each finding as soon as it is known, so a slow server shows where it hangs.
+    let report: (String) -> Void
+
+    public init(configuration: Configuration, secrets: SecretResolver, report: @escaping (String) -> Void) {
+        self.configuration = configuration
+        self.secrets = secrets
+        self.report = report
+    }
+
+    public func test(_ name: String) -> Result<Void, Failure> {
+        if let mailbox = configuration.inbound(name) {
+            return Result { () throws(Failure) in try testInbound(mailbox) }
+        }
+        if let mailbox = configuration.outbound(name) {
+            return Result { () throws(Failure) in try testOutbound(mailbox) }
+        }
+        let names = configuration.inboundMailboxes.map(\.name) + configuration.outboundMailboxes.map(\.name)
+        return .failure(.configuration("there is no mailbox named \"\(name)\"" + NearestName.hint(name, among: names, quote: { "\"\($0)\"" }) + " (mailboxes: \(names.joined(separator: ", ")))"))
+    }
+
+    func password(_ source: SecretSource, mailbox: String) throws(Failure) -> Secret {
+        switch secrets.resolve(source) {
+        case .success(let secret): return secret
+        case .failure(let failure): throw .configuration("mailbox \"\(mailbox)\": \(failure)")
+        }
+    }
+
+    func describeTLS(_ endpoint: MailEndpoint, session: MailSession) -> String {
+        guard endpoint.security != .plain else { return "in plain text (tls = \"none\")" }
+        guard let negotiated = session.tlsDescription else {
+            return "in PLAIN TEXT: the server offers no STARTTLS and starttls = false allows it"
+        }
+        var text = "with \(endpoint.securityDescription) (\(negotiated))"
+        if !endpoint.tls.verify {
+            text += ", certificate NOT verified (tls_verify = false)"
+        } else if let ca = endpoint.tls.caFile {
+            text += ", certificate verified (trusting \(ca) as well as the system's CAs)"
+        } else {
+            text += ", certificate verified"
+        }
+        return text
+    }
+
+    func testInbound(_ mailbox: InboundMailbox) throws(Failure) {
+        let endpoint = MailEndpoint(mailbox)
+        report("mailbox \(mailbox.name): inbound \(mailbox.provider.rawValue), \(mailbox.server) port \(mailbox.port), user \(mailbox.user)")
+        let secret = try password(mailbox.password, mailbox: mailbox.name)
+        let session: MailSession
+        do {
+            session = try MailSession.open(endpoint, credentials: .init(user: mailbox.user, password: secret))
+        } catch {
+            throw .connection(error)
+        }
+        report("  connected to \(endpoint) \(describeTLS(endpoint, session: session))")
+        report("  logged in as \(mailbox.user)")
+        do {
+            if mailbox.provider.isIMAP {
+                try checkIMAPFolder(IMAPClient(session: session), mailbox: mailbox)
+            } else {
+                try checkPOP3(POP3Client(session: session))
+            }
+        } catch {
+            throw .connection(error)
+        }
+    }
+
+    func checkIMAPFolder(_ client: IMAPClient, mailbox: InboundMailbox) throws(MailConnectionError) {
+        let encoded = IMAPMailboxName.encode(mailbox.folder)
+        guard let quoted = IMAPString.quoted(encoded) else {
+            throw MailConnectionError(.folderMissing, endpoint: client.session.endpoint.description, message: "the folder name \"\(mailbox.folder)\" cannot be sent to the server")
+        }
+        let examine = try client.run("EXAMINE \(quoted)")
+        guard examine.isOK else {
+            var hint = ""
+            if let list = try? client.run("LIST \"\" \"*\""), list.isOK {
+                let folders = list.untagged.compactMap(IMAPResponseText.listedMailbox).map { IMAPMailboxName.decode($0) ?? $0 }
+                if !folders.isEmpty {
+                    hint = "; the server has: " + folders.prefix(20).joined(separator: ", ") + NearestName.hint(mailbox.folder, among: folders, quote: { "\"\($0)\"" })
+                }
+            }
+            client.logout()
+            throw MailConnectionError(.folderMissing, endpoint: client.session.endpoint.description,
+                                      message: "the folder \"\(mailbox.folder)\" cannot be opened on \(client.session.endpoint)\(hint)",
+                                      serverReply: "\(examine.tag) \(examine.status) \(examine.text)")
+        }
+        var exists = 0
+        var uidValidity = "?", uidNext = "?"
+        for line in examine.untagged {
+            if let n = IMAPResponseText.count(line, keyword: "EXISTS") { exists = n }
+            if let code = IMAPResponseText.responseCode(line) {
+                if code.name == "UIDVALIDITY" { uidValidity = code.argument }
+                if code.name == "UIDNEXT" { uidNext = code.argument }
+            }
+        }
+        var unseen = ""
+        if exists > 0, let search = try? client.run("UID SEARCH UNSEEN"), search.isOK {
+            let count = search.untagged.compactMap(IMAPResponseText.searchResults).reduce(0) { $0 + $1.count }
+            unseen = ", \(count) unseen"
+        }
+        report("  folder \(mailbox.folder): \(exists) message\(exists == 1 ? "" : "s")\(unseen); UIDVALIDITY \(uidValidity), next UID \(uidNext)")
+        if case .move(let target) = mailbox.afterFetch, let quotedTarget = IMAPString.quoted(IMAPMailboxName.encode(target)) {
+            let status = try client.run("STATUS \(quotedTarget) (MESSAGES)")
+            if !status.isOK {
+                client.logout()
+                throw MailConnectionError(.folderMissing, endpoint: client.session.endpoint.description,
+                                          message: "after_fetch moves messages to \"\(target)\", which does not exist on the server; create it or change after_fetch",
+                                          serverReply: "\(status.tag) \(status.status) \(status.text)")
+            }
+            report("  after_fetch target folder \(target) exists")
+        }
+        client.logout()
+    }
+
+    func checkPOP3(_ client: POP3Client) throws(MailConnectionError) {
+        let stat = try client.run("STAT")
+        let parts = stat.split(separator: " ")
+        let count = parts.first.flatMap { Int($0) } ?? 0
+        let size = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+        report("  mailbox holds \(count) message\(count == 1 ? "" : "s") (\(size) bytes)")
+        let capabilities = (try? client.runMultiline("CAPA")) ?? []
+        if capabilities.contains(where: { $0.uppercased().hasPrefix("UIDL") }) {
+            report("  the server offers UIDL: messages are tracked without deleting them")
+        } else {
+            report("  the server does not list UIDL among its capabilities: only after_fetch = \"delete\" will work")
+        }
+        try client.quit()
+    }
+
+    func testOutbound(_ mailbox: OutboundMailbox) throws(Failure) {
+        let endpoint = MailEndpoint(mailbox)
+        report("mailbox \(mailbox.name): outbound SMTP (\(mailbox.tlsMode.rawValue)), \(mailbox.server) port \(mailbox.port), sender \(mailbox.sender)")
+        var credentials: MailSession.Credentials?
+        if mailbox.auth, let user = mailbox.user, let source = mailbox.password {
+            credentials = .init(user: user, password: try password(source, mailbox: mailbox.name))
+        }
+        let ehloName = configuration.daemon.hostname ?? "localhost"
+        let session: MailSession
+        do {
+            session = try MailSession.open(endpoint, credentials: credentials, ehloName: ehloName)
+        } catch {
+            throw .connection(error)
+        }
+        report("  connected to \(endpoint) \(describeTLS(endpoint, session: session))")
+        if let greeting = session.loginTranscript.first(where: { $0.hasPrefix("220") }) {
+            report("  server greeting: \(greeting)")
+        }
+        // libcurl skips AUTH when the server does not advertise it: success means a 235 reply.
+        if mailbox.auth {
+            guard session.loginTranscript.contains(where: { $0.hasPrefix("235") }) else {
+                throw .connection(MailConnectionError(.authNotOffered, endpoint: endpoint.description,
+                    message: "\(endpoint) does not offer AUTH on this connection, and auth = true: check the port (submission is usually 587 with STARTTLS, or 465 with TLS)"))
+            }
+            report("  authenticated as \(mailbox.user ?? "")")
+        }
+        do throws(MailConnectionError) {
+            let client = SMTPClient(session: session)
+            let ehlo = try client.run("EHLO \(ehloName)")
+            guard ehlo.code == 250 else {
+                throw MailConnectionError(.commandRefused, endpoint: endpoint.description, message: "\(endpoint) refused EHLO", serverReply: "\(ehlo.code) \(ehlo.text)")
+            }
+            let extensions = ehlo.lines.dropFirst().map { $0.split(separator: " ").first.map(String.init) ?? $0 }
+            if !extensions.isEmpty { report("  extensions: \(extensions.joined(separator: " "))") }
+            let quit = try client.run("QUIT")
+            report("  said goodbye (\(quit.code)); nothing was sent")
+        } catch {
+            throw .connection(error)
+        }
+    }
+}

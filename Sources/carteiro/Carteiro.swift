@@ -1,0 +1,44 @@
+import ArgumentParser
+import CarteiroConfig
+import CarteiroDaemon
+import Foundation
+
+@main
+struct Carteiro: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "carteiro",
+        abstract: "The e-mail channel of a service desk: inbound mailboxes become request events, notifications leave through the right mailbox.",
+        subcommands: [CheckConfig.self, TestMailbox.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The configuration file.", discussion: "Default: $CONFIGURATION_DIRECTORY/carteiro.conf, else /etc/carteiro/carteiro.conf.", valueName: "path"))
+    var config: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+    var path: String { ConfigPath.resolve(config, environment: environment) }
+
+    /// Loads and validates the configuration; on errors prints each one and exits 78 (EX_CONFIG).
+    func load() throws -> (Configuration, [Diagnostic]) {
+        let outcome = ConfigurationFile.load(path: path, environment: environment)
+        guard let configuration = outcome.configuration else {
+            for diagnostic in outcome.diagnostics { Output.error(diagnostic.description) }
+            let count = outcome.errors.count
+            Output.error("\(path): \(count) error\(count == 1 ? "" : "s"); the configuration was not accepted")
+            throw ExitCode(78)
+        }
+        return (configuration, outcome.warnings)
+    }
+}
+
+enum Output {
+    static func error(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}
