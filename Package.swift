@@ -50,18 +50,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(
-            name: "CarteiroTesting",
-            dependencies: ["CarteiroConfig"]
-        ),
+        .target(name: "CarteiroTesting"),
         .testTarget(
             name: "CarteiroConfigTests",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroTesting"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "CarteiroIntegrationTests",
-            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroTesting"]
+            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroTesting", "carteiro"]
         ),
     ],
     swiftLanguageModes: [.v6]

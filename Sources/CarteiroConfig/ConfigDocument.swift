@@ -13,6 +13,8 @@ public struct ConfigDocument: Sendable {
         public var location: SourceLocation
         /// True while the table exists only because a deeper header or dotted key named it.
         public var isImplicit: Bool
+        /// A second definition of a table: reported, and its keys kept apart so they cause no more errors.
+        public var isDuplicate = false
         public private(set) var entries: [Entry] = []
 
         public func entry(_ key: String) -> Entry? { entries.first { $0.key == key } }
@@ -72,6 +74,10 @@ public struct ConfigDocument: Sendable {
                 tables[existing].location = location
             } else {
                 diagnostics.error(location, "table [\(Self.render(path))] is already defined at \(tables[existing].location)")
+                var shadow = Table(path: path, location: location, isImplicit: false)
+                shadow.isDuplicate = true
+                tables.append(shadow)
+                return tables.count - 1
             }
             return existing
         }

@@ -96,6 +96,7 @@ public struct ConfigLoader {
             switch value.kind {
             case .string: patterns = [value]
             case .array(let items): patterns = items
+            case .invalid: continue
             default:
                 diagnostics.error(value.location, "`include` expects a path or a glob such as \"conf.d/*.conf\" (or an array of them), found \(value.typeDescription)")
                 continue
@@ -109,7 +110,7 @@ public struct ConfigLoader {
                     diagnostics.error(pattern.location, "includes are nested deeper than \(ConfigLimits.maximumIncludeDepth) levels")
                     continue
                 }
-                let absolute = text.hasPrefix("/") ? text : directory + "/" + text
+                let absolute = ((text.hasPrefix("/") ? text : directory + "/" + text) as NSString).standardizingPath
                 for path in expand(absolute, at: pattern.location) {
                     loadFile(path, includedFrom: pattern.location, depth: depth + 1)
                 }

@@ -104,8 +104,15 @@ public struct ConfigParser {
         }
         advance()
         skipInlineWhitespace()
-        let value = try parseValue(depth: 0)
-        return .assignment(key: key, keyLocation: keyLocation, value: value)
+        let valueLocation = here
+        do {
+            let value = try parseValue(depth: 0)
+            return .assignment(key: key, keyLocation: keyLocation, value: value)
+        } catch {
+            // The key is there even though its value is broken: later checks must not say it is missing.
+            statements.append(.assignment(key: key, keyLocation: keyLocation, value: ConfigValue(.invalid, at: valueLocation)))
+            throw error
+        }
     }
 
     mutating func expectEndOfLine() throws {
@@ -311,7 +318,7 @@ public struct ConfigParser {
         var result = String.UnicodeScalarView()
         while true {
             guard let c = peek else {
-                throw SyntaxError(location: location, message: "this string is never closed with `\"`")
+                throw SyntaxError(location: location, message: "this string is never closed with `\"` on its line (use \"\"\" for a multi-line string)")
             }
             switch c {
             case "\"":
@@ -334,7 +341,7 @@ public struct ConfigParser {
         var result = String.UnicodeScalarView()
         while true {
             guard let c = peek else {
-                throw SyntaxError(location: location, message: "this string is never closed with `'`")
+                throw SyntaxError(location: location, message: "this string is never closed with `'` on its line (use ''' for a multi-line string)")
             }
             if c == "'" { advance(); return String(result) }
             if c == "\n" || c == "\r" {

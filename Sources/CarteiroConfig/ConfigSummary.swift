@@ -70,7 +70,7 @@ public enum ConfigSummary {
     static func describe(_ mailbox: InboundMailbox) -> String {
         let tls = mailbox.provider.usesImplicitTLS ? "" : (mailbox.starttls ? "+STARTTLS" : " (plain text allowed)")
         let folder = mailbox.provider.isIMAP ? " \(mailbox.folder)" : ""
-        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.user)@\(mailbox.server):\(mailbox.port)\(folder), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
+        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
     }
 
     static func describe(_ mailbox: OutboundMailbox) -> String {

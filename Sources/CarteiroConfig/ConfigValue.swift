@@ -6,6 +6,8 @@ public struct ConfigValue: Sendable, Hashable {
         case integer(Int)
         case boolean(Bool)
         case array([ConfigValue])
+        /// The value has a syntax error, already reported: the key exists, its value is unknown.
+        case invalid
     }
 
     public var kind: Kind
@@ -23,6 +25,7 @@ public struct ConfigValue: Sendable, Hashable {
         case .integer: "an integer"
         case .boolean: "a boolean"
         case .array: "an array"
+        case .invalid: "an invalid value"
         }
     }
 }

@@ -27,7 +27,7 @@ extension ConfigurationBuilder {
             if daemonTable == nil {
                 diagnostics.error(daemonLocation, "no [daemon] table: it must name `system_outbound`, the system's default outbound mailbox")
             }
-        } else {
+        } else if !configuration.daemon.systemOutbound.isEmpty {
             checkOutbound(configuration.daemon.systemOutbound, at: daemonTable?.entry("system_outbound")?.value.location ?? daemonLocation, role: "system_outbound")
         }
 

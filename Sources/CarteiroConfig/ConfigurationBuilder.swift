@@ -31,7 +31,7 @@ public struct ConfigurationBuilder {
             diagnostics.error(entry.keyLocation, "`\(entry.key)` stands before any [table] header, where only `include` is allowed\(hint)")
         }
 
-        for table in document.tables.dropFirst() {
+        for table in document.tables.dropFirst() where !table.isDuplicate {
             let path = table.path
             guard let spec = ConfigSchema.spec(for: path) else {
                 reportUnknownTable(table, diagnostics: &diagnostics)

@@ -7,8 +7,10 @@ public struct OutboundResolution: Sendable, Hashable {
         case explicit
         case specific
         case contract
-        /// The step says `contract` but the contract names no outbound mailbox (or there is no contract).
+        /// The step says `contract` but the contract names no outbound mailbox.
         case contractFallback
+        /// The step says `contract` but the submission names no contract.
+        case noContract
         case system
     }
 
@@ -23,7 +25,8 @@ public struct OutboundResolution: Sendable, Hashable {
         case .specific(let name)?:
             return OutboundResolution(mailbox: name, reason: .specific)
         case .contract?:
-            if let name = contract?.outboundMailbox { return OutboundResolution(mailbox: name, reason: .contract) }
+            guard let contract else { return OutboundResolution(mailbox: system, reason: .noContract) }
+            if let name = contract.outboundMailbox { return OutboundResolution(mailbox: name, reason: .contract) }
             return OutboundResolution(mailbox: system, reason: .contractFallback)
         case .system?, nil:
             return OutboundResolution(mailbox: system, reason: .system)
@@ -37,6 +40,7 @@ public struct OutboundResolution: Sendable, Hashable {
         case .specific: "the step's specific mailbox"
         case .contract: "the contract's outbound mailbox"
         case .contractFallback: "the system outbound mailbox: the contract has none"
+        case .noContract: "the system outbound mailbox: no contract is named"
         case .system: "the system outbound mailbox"
         }
     }

@@ -10,9 +10,12 @@ struct TableReader {
         self.table = table
         self.spec = spec
         let applicable = spec.keys.filter { scope == nil || $0.scope == .always || $0.scope == scope }
+        var suggested: Set<String> = []
         for entry in table.entries {
             guard let key = spec.key(entry.key) else {
-                let hint = NearestName.hint(entry.key, among: applicable.map(\.key))
+                let suggestion = NearestName.suggest(entry.key, among: applicable.map(\.key))
+                if let suggestion { suggested.insert(suggestion) }
+                let hint = suggestion.map { "; did you mean `\($0)`?" } ?? ""
                 diagnostics.error(entry.keyLocation, "unknown key `\(entry.key)` in \(spec.title)\(hint)")
                 continue
             }
@@ -21,6 +24,7 @@ struct TableReader {
                 diagnostics.error(entry.keyLocation, "`\(entry.key)` applies to \(owner) mailboxes only, and this is \(scopeLabel)")
                 continue
             }
+            if case .invalid = entry.value.kind { continue }
             switch key.type.read(entry.value) {
             case .success(let typed):
                 values[entry.key] = (typed, entry.value.location)
@@ -28,12 +32,17 @@ struct TableReader {
                 diagnostics.error(error.location ?? entry.value.location, "`\(entry.key)`: \(error.detail)")
             }
         }
-        for key in applicable where key.required && table.entry(key.key) == nil {
-            diagnostics.error(table.location, "[\(ConfigDocument.render(table.path))] needs `\(key.key)`: \(key.doc)")
+        // Without a known scope (a mailbox with no valid type) only the common keys are required.
+        for key in applicable where key.required && table.entry(key.key) == nil && !suggested.contains(key.key)
+            && (scope != nil || key.scope == .always) {
+            diagnostics.error(table.location, "[\(ConfigDocument.render(table.path))] needs `\(key.key)`: \(key.doc.lowercasingFirstLetter)")
         }
     }
 
     var name: String { table.path.last ?? "" }
+
+    /// True when the key is written but its value could not be read (an error is already reported).
+    func isInvalid(_ key: String) -> Bool { table.entry(key) != nil && !values.keys.contains(key) }
 
     func has(_ key: String) -> Bool { table.entry(key) != nil }
     func location(_ key: String) -> SourceLocation { table.entry(key)?.value.location ?? table.location }
@@ -85,5 +94,12 @@ struct TableReader {
         case "password_env": return .environment(text)
         default: return .credential(text)
         }
+    }
+}
+
+extension String {
+    var lowercasingFirstLetter: String {
+        guard let first, first.isUppercase, !(dropFirst().first?.isUppercase ?? false) else { return self }
+        return first.lowercased() + dropFirst()
     }
 }

@@ -111,6 +111,7 @@ extension ConfigValue {
         case .integer(let n): "the integer \(n)"
         case .boolean(let b): "the boolean \(b)"
         case .array: "an array"
+        case .invalid: "an invalid value"
         }
     }
 }

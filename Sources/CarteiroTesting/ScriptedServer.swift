@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A TCP server on 127.0.0.1 that plays a script: a greeting, then for each line it receives,
+/// the reply `respond` gives (nil: stay silent). For servers that lie, stall or lack a feature
+/// that the real lab servers have: "accepts and never answers", "IMAP without STARTTLS".
+public final class ScriptedServer: @unchecked Sendable {
+    public let port: Int
+    private let listener: Int32
+    private let greeting: String?
+    private let respond: @Sendable (String) -> String?
+    private let lock = NSLock()
+    private var clients: [Int32] = []
+    private var stopped = false
+
+    /// Binds an ephemeral port on 127.0.0.1 and starts accepting.
+    public init(greeting: String?, respond: @escaping @Sendable (String) -> String? = { _ in nil }) throws {
+        self.greeting = greeting
+        self.respond = respond
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw POSIXError(.EMFILE) }
+        self.listener = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 16) == 0 else { close(listener); throw POSIXError(.EADDRINUSE) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped else { return }
+        stopped = true
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for client in clients { shutdown(client, Int32(SHUT_RDWR)); close(client) }
+        clients.removeAll()
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 { return }
+            lock.lock()
+            if stopped { lock.unlock(); close(client); return }
+            clients.append(client)
+            lock.unlock()
+            let thread = Thread { [self] in serve(client) }
+            thread.start()
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        if let greeting { write(client, greeting) }
+        var pending = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(client, &chunk, chunk.count, 0)
+            if count <= 0 { return }
+            pending.append(contentsOf: chunk[0..<count])
+            while let newline = pending.firstIndex(of: 10) {
+                var line = Array(pending[..<newline])
+                if line.last == 13 { line.removeLast() }
+                pending.removeFirst(newline + 1)
+                if let reply = respond(String(decoding: line, as: UTF8.self)) { write(client, reply) }
+            }
+        }
+    }
+
+    private func write(_ client: Int32, _ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
