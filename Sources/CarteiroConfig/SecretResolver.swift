@@ -80,6 +80,9 @@ public struct SecretResolver: Sendable {
                 } else if Self.isReadableByOthers(path) {
                     findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": password_file \(path) can be read by every user of this machine (chmod 600 it)"))
                 }
+            case .credential where environment["CREDENTIALS_DIRECTORY"] == nil:
+                // Outside the service (an operator's shell) credentials are not there by design.
+                continue
             case .environment, .credential:
                 if case .failure(let failure) = resolve(source) {
                     findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": \(failure) here; the daemon needs it"))

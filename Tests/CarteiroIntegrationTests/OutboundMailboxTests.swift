@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroTesting
+
+/// `test-mailbox` against the lab's real SMTP server: STARTTLS, implicit TLS, plain text.
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct OutboundMailboxTests {
+    func outbound(tls: String, port: Int, auth: Bool, password: String? = nil, caFile: Bool = true) throws -> String {
+        let lab = try requireLab()
+        var text = """
+        type = "outbound"
+        server = "127.0.0.1"
+        port = \(port)
+        sender = "Desk <desk@lab.test>"
+        tls = "\(tls)"
+        timeout = "5s"
+
+        """
+        if caFile { text += "ca_file = \"\(lab.caFile)\"\n" }
+        if auth {
+            text += "auth = true\nuser = \"ana\"\n"
+            text += password.map { "password = \"\($0)\"\n" } ?? "password_file = \"\(lab.passwordFile(of: "ana"))\"\n"
+        }
+        return text
+    }
+
+    func spoolCount() throws -> Int {
+        let lab = try requireLab()
+        return (try? FileManager.default.contentsOfDirectory(atPath: lab.smtpSpool).count) ?? 0
+    }
+
+    @Test func starttlsWithAuth() throws {
+        let lab = try requireLab()
+        let run = try testMailbox(outbound(tls: "starttls", port: lab.smtpStarttlsPort, auth: true))
+        #expect(run.failure == nil, "\(run.text)")
+        #expect(run.lines.contains { $0.contains("with STARTTLS (required) (TLSv1.") })
+        #expect(run.lines.contains("  authenticated as ana"))
+        #expect(run.lines.contains { $0.hasPrefix("  said goodbye (221)") })
+    }
+
+    @Test func implicitTLSWithAuth() throws {
+        let lab = try requireLab()
+        let run = try testMailbox(outbound(tls: "tls", port: lab.smtpTLSPort, auth: true))
+        #expect(run.failure == nil, "\(run.text)")
+        #expect(run.lines.contains { $0.contains("connected to smtps://127.0.0.1:\(lab.smtpTLSPort) with implicit TLS") })
+        #expect(run.lines.contains("  authenticated as ana"))
+    }
+
+    @Test func plainTextWithoutAuth() throws {
+        let lab = try requireLab()
+        let before = try spoolCount()
+        let run = try testMailbox(outbound(tls: "none", port: lab.smtpPlainPort, auth: false))
+        #expect(run.failure == nil, "\(run.text)")
+        #expect(run.lines.contains { $0.contains("in plain text (tls = \"none\")") })
+        // A test connects and says goodbye: it never sends a message.
+        #expect(try spoolCount() == before)
+    }
+
+    @Test func wrongPassword() throws {
+        let lab = try requireLab()
+        let run = try testMailbox(outbound(tls: "tls", port: lab.smtpTLSPort, auth: true, password: "wrong-smtp-password-1"))
+        let error = try #require(run.connectionError, "\(run.text)")
+        #expect(error.kind == .loginRejected)
+        #expect(error.serverReply?.hasPrefix("535") == true)
+        #expect(!run.text.contains("wrong-smtp-password-1"))
+    }
+
+    @Test func starttlsDemandedOnAServerWithout() throws {
+        let lab = try requireLab()
+        let run = try testMailbox(outbound(tls: "starttls", port: lab.smtpPlainPort, auth: false))
+        let error = try #require(run.connectionError, "\(run.text)")
+        #expect(error.kind == .starttlsNotOffered)
+    }
+
+    @Test func untrustedCertificate() throws {
+        let lab = try requireLab()
+        for (tls, port) in [("starttls", lab.smtpStarttlsPort), ("tls", lab.smtpTLSPort)] {
+            let run = try testMailbox(outbound(tls: tls, port: port, auth: true, caFile: false))
+            let error = try #require(run.connectionError, "\(run.text)")
+            #expect(error.kind == .certificateUntrusted)
+            #expect(error.message.contains("CN = Carteiro mail lab"))
+        }
+    }
+
+    @Test func implicitTLSOnTheSTARTTLSPort() throws {
+        let lab = try requireLab()
+        let run = try testMailbox(outbound(tls: "tls", port: lab.smtpStarttlsPort, auth: false))
+        let error = try #require(run.connectionError, "\(run.text)")
+        #expect(error.kind == .tlsFailed || error.kind == .noAnswer)
+    }
+}
