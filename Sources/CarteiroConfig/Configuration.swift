@@ -44,6 +44,11 @@ public struct TLSSettings: Sendable, Hashable {
     public var caFile: String?
     /// false only when the configuration opts out explicitly.
     public var verify: Bool
+
+    public init(caFile: String? = nil, verify: Bool = true) {
+        self.caFile = caFile
+        self.verify = verify
+    }
 }
 
 public enum InboundProvider: String, Sendable, CaseIterable {

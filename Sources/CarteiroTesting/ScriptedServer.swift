@@ -41,26 +41,39 @@ public final class ScriptedServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Stops accepting and hangs up on every client. File descriptors are closed only by the
+    /// threads that use them, so a number reused by another socket is never touched here.
     public func stop() {
         lock.lock()
         defer { lock.unlock() }
         guard !stopped else { return }
         stopped = true
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for client in clients { shutdown(client, Int32(SHUT_RDWR)); close(client) }
-        clients.removeAll()
+        for client in clients { shutdown(client, Int32(SHUT_RDWR)) }
     }
 
     private func acceptLoop() {
         while true {
             let client = accept(listener, nil, nil)
-            if client < 0 { return }
             lock.lock()
-            if stopped { lock.unlock(); close(client); return }
+            if client < 0 || stopped {
+                lock.unlock()
+                if client >= 0 { close(client) }
+                if stopped || (errno != EINTR && errno != ECONNABORTED) {
+                    close(listener)
+                    return
+                }
+                continue
+            }
             clients.append(client)
             lock.unlock()
-            let thread = Thread { [self] in serve(client) }
+            let thread = Thread { [self] in
+                serve(client)
+                lock.lock()
+                clients.removeAll { $0 == client }
+                close(client)
+                lock.unlock()
+            }
             thread.start()
         }
     }
