@@ -5,7 +5,8 @@ import PackageDescription
 //   CCurl, CSystemd      system libraries (pkg-config)
 //   CCurlShim            typed C wrappers for libcurl's variadic calls
 //   CarteiroConfig       the configuration language, schema, model, validation: no network, no C
-//   CarteiroMail         protocol and message formats (IMAP syntax, …): pure, no I/O
+//   CarteiroMail         protocol and message formats (IMAP syntax, MIME, RFC 2047 …): pure, no I/O
+//   CarteiroEvents       messages become request events: classification, threading, JSON
 //   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
 //   CarteiroDaemon       what the executable runs: logging, paths, test-mailbox, summaries
 //   carteiro             argument parsing only
@@ -26,6 +27,11 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
             name: "CSystemd",
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
@@ -33,6 +39,7 @@ let package = Package(
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(name: "CarteiroConfig"),
         .target(name: "CarteiroMail"),
+        .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
         .target(
             name: "CarteiroCurl",
             dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
@@ -54,6 +61,11 @@ let package = Package(
         .testTarget(
             name: "CarteiroConfigTests",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroTesting"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "CarteiroEventsTests",
+            dependencies: ["CarteiroEvents", "CarteiroMail"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,0 +1,45 @@
+import CCrypto
+
+/// SHA-256 and HMAC-SHA-256 from OpenSSL's libcrypto (the same library libcurl's TLS uses).
+public enum Digest {
+    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 32)
+        data.withUnsafeBufferPointer { input in
+            output.withUnsafeMutableBufferPointer { out in
+                _ = SHA256(input.baseAddress, input.count, out.baseAddress)
+            }
+        }
+        return output
+    }
+
+    public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 32
+        key.withUnsafeBufferPointer { k in
+            data.withUnsafeBufferPointer { d in
+                output.withUnsafeMutableBufferPointer { out in
+                    _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, out.baseAddress, &length)
+                }
+            }
+        }
+        return output
+    }
+
+    /// Bytes from the operating system's random source.
+    public static func randomBytes(_ count: Int) -> [UInt8]? {
+        var output = [UInt8](repeating: 0, count: count)
+        let ok = output.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }
+        return ok == 1 ? output : nil
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,71 @@
+import CarteiroMail
+
+/// Turns a fetched message into its request event (SPEC §3): parsed, classified, threaded.
+public struct EventBuilder: Sendable {
+    public var threading: RequestThreading
+    /// The system's own addresses (every outbound sender): mail from them is a loop.
+    public var ownAddresses: Set<String>
+
+    public init(threading: RequestThreading, ownAddresses: Set<String>) {
+        self.threading = threading
+        self.ownAddresses = Set(ownAddresses.map { $0.lowercased() })
+    }
+
+    public struct Input: Sendable {
+        public var mailbox: String
+        public var contract: String?
+        public var origin: MessageOrigin
+        public var receivedAt: Int64
+        /// The whole message, or only its header when it was over the size limit.
+        public var bytes: [UInt8]
+        /// The size the server announced (RFC822.SIZE or LIST).
+        public var size: Int
+        public var oversize: Bool
+
+        public init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool) {
+            self.mailbox = mailbox
+            self.contract = contract
+            self.origin = origin
+            self.receivedAt = receivedAt
+            self.bytes = bytes
+            self.size = size
+            self.oversize = oversize
+        }
+    }
+
+    /// The event, and the attachment contents to store (by SHA-256) alongside it.
+    public func build(_ input: Input) -> (event: RequestEvent, attachments: [(sha256: String, data: [UInt8])]) {
+        let id = input.origin.eventID(mailbox: input.mailbox)
+        let message = MailMessage.parse(input.bytes)
+        var flags = AutomaticMail.flags(message.header, from: message.from, ownAddresses: ownAddresses)
+        if input.oversize { flags.append("oversize") }
+        let unparsed = message.header.fields.isEmpty || message.problems.contains { $0 != "damaged header" && !$0.hasPrefix("text not in") }
+        if unparsed { flags.append("unparsed") }
+
+        var stored: [StoredAttachment] = []
+        var contents: [(String, [UInt8])] = []
+        if !input.oversize {
+            for attachment in message.attachments {
+                let hex = Digest.hex(Digest.sha256(attachment.data))
+                stored.append(StoredAttachment(filename: attachment.filename, contentType: attachment.contentType, size: attachment.data.count,
+                                               sha256: hex, path: StoredAttachment.path(forSHA256: hex), contentID: attachment.contentID))
+                if !contents.contains(where: { $0.0 == hex }) { contents.append((hex, attachment.data)) }
+            }
+        }
+        var event = RequestEvent(id: id, type: "request.new", contract: input.contract, mailbox: input.mailbox,
+                                 receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: flags, message: message,
+                                 messageSize: input.size, attachments: stored, problems: message.problems,
+                                 rawPath: "raw/\(id).eml", delivery: nil)
+        if let report = DeliveryReport.read(message), let original = report.originalMessageID,
+           let request = threading.request(fromMessageID: original) {
+            event.type = "delivery.failed"
+            event.request = request
+            event.delivery = report
+        } else if let match = threading.match(message) {
+            event.type = "request.reply"
+            event.request = match.request
+            event.matchedBy = match.rule.rawValue
+        }
+        return (event, contents)
+    }
+}

@@ -1,0 +1,113 @@
+import CarteiroMail
+
+/// Where a message came from, which makes its event id stable across re-fetches (SPEC §3).
+public enum MessageOrigin: Sendable, Hashable {
+    case imap(uidValidity: UInt32, uid: UInt32)
+    case pop3(uidl: String)
+
+    /// `acme-in/1700000000/42`, or `beta-in/uidl/<UIDL with unsafe characters %-encoded>`.
+    public func eventID(mailbox: String) -> String {
+        switch self {
+        case .imap(let validity, let uid): "\(mailbox)/\(validity)/\(uid)"
+        case .pop3(let uidl): "\(mailbox)/uidl/\(Self.fileSafe(uidl))"
+        }
+    }
+
+    /// UIDLs may hold any printable ASCII (RFC 1939 §7), `/` included.
+    static func fileSafe(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            let c = Unicode.Scalar(byte)
+            if (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-" || c == "_" || c == "." && !out.isEmpty {
+                out.unicodeScalars.append(c)
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+}
+
+/// An attachment as the event names it: stored once per content, by SHA-256.
+public struct StoredAttachment: Sendable {
+    public var filename: String?
+    public var contentType: String
+    public var size: Int
+    public var sha256: String
+    /// Relative to the state directory: `attachments/ab/abcdef…`.
+    public var path: String
+    public var contentID: String?
+
+    public static func path(forSHA256 hex: String) -> String { "attachments/\(hex.prefix(2))/\(hex)" }
+}
+
+/// What a message becomes for the desk (SPEC §3), before it is written as JSON.
+public struct RequestEvent: Sendable {
+    public var id: String
+    public var type: String
+    public var contract: String?
+    public var mailbox: String
+    public var receivedAt: Int64
+    public var request: String?
+    public var matchedBy: String?
+    public var flags: [String]
+    public var message: MailMessage?
+    public var messageSize: Int
+    public var attachments: [StoredAttachment]
+    public var problems: [String]
+    /// Relative to the state directory: `raw/acme-in/1700000000/42.eml`.
+    public var rawPath: String
+    public var delivery: DeliveryReport?
+
+    public func json() -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("id", .string(id)),
+            ("type", .string(type)),
+            ("contract", .optional(contract)),
+            ("mailbox", .string(mailbox)),
+            ("received_at", .string(MailDate.iso8601(receivedAt))),
+            ("request", .optional(request)),
+        ]
+        if let matchedBy { members.append(("matched_by", .string(matchedBy))) }
+        members.append(("flags", .array(flags.map(JSONValue.string))))
+        members.append(("message", messageJSON()))
+        if let delivery {
+            members.append(("delivery", .object([
+                ("original_message_id", .optional(delivery.originalMessageID)),
+                ("failed_recipients", .array(delivery.failedRecipients.map { recipient in
+                    .object([("address", .string(recipient.address)), ("status", .optional(recipient.status)), ("diagnostic", .optional(recipient.diagnostic))])
+                })),
+            ])))
+        }
+        if !problems.isEmpty { members.append(("problems", .array(problems.map(JSONValue.string)))) }
+        members.append(("raw", .string(rawPath)))
+        return .object(members)
+    }
+
+    static func address(_ address: ParsedAddress) -> JSONValue {
+        .object([("name", .optional(address.name)), ("address", .string(address.address))])
+    }
+
+    func messageJSON() -> JSONValue {
+        let m = message
+        return .object([
+            ("message_id", .optional(m?.messageID)),
+            ("in_reply_to", .optional(m?.inReplyTo)),
+            ("references", .array((m?.references ?? []).map(JSONValue.string))),
+            ("date", m?.date.map { .string(MailDate.iso8601($0)) } ?? .null),
+            ("from", m?.from.map(Self.address) ?? .null),
+            ("to", .array((m?.to ?? []).map(Self.address))),
+            ("cc", .array((m?.cc ?? []).map(Self.address))),
+            ("reply_to", .array((m?.replyTo ?? []).map(Self.address))),
+            ("subject", .optional(m?.subject)),
+            ("text", .optional(m?.text)),
+            ("html", .optional(m?.html)),
+            ("attachments", .array(attachments.map { a in
+                .object([("filename", .optional(a.filename)), ("content_type", .string(a.contentType)), ("size", .number(Int64(a.size))),
+                         ("sha256", .string(a.sha256)), ("path", .string(a.path)), ("content_id", .optional(a.contentID))])
+            })),
+            ("size", .number(Int64(messageSize))),
+        ])
+    }
+}

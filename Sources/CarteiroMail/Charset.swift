@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Text in a named charset to a Swift string: UTF-8 and ASCII directly, Latin-1 and
+/// Windows-1252 by table (the most common in Brazilian and Portuguese mail), everything else
+/// through the C library's iconv (ISO-2022-JP, Shift_JIS, GB2312, KOI8-R, ISO-8859-x …).
+public enum Charset {
+    /// Decodes `bytes`; nil when the charset is unknown or the bytes are not valid in it.
+    public static func decode<Bytes: Collection>(_ bytes: Bytes, charset: String) -> String? where Bytes.Element == UInt8 {
+        let name = normalized(charset)
+        switch name {
+        case "utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "":
+            return String(validating: bytes, as: UTF8.self)
+        case "iso-8859-1", "latin1", "l1", "iso8859-1", "iso_8859-1":
+            return String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
+        case "windows-1252", "cp1252", "x-cp1252":
+            return windows1252(bytes)
+        default:
+            return iconvDecode(Array(bytes), from: name)
+        }
+    }
+
+    /// Decodes as the message claims, and when that fails (a "lying charset"), as UTF-8, then
+    /// as Windows-1252, which accepts any byte: text is never dropped.
+    public static func decodeLeniently<Bytes: Collection>(_ bytes: Bytes, charset: String?) -> (text: String, exact: Bool) where Bytes.Element == UInt8 {
+        if let charset, let text = decode(bytes, charset: charset) { return (text, true) }
+        if let text = String(validating: bytes, as: UTF8.self) { return (text, charset == nil) }
+        return (windows1252(bytes), false)
+    }
+
+    static func normalized(_ charset: String) -> String {
+        var name = charset.lowercased()
+        while let first = name.first, first == " " || first == "\"" { name.removeFirst() }
+        while let last = name.last, last == " " || last == "\"" { name.removeLast() }
+        return name
+    }
+
+    /// Windows-1252: Latin-1 with printable characters in 0x80–0x9F.
+    static let windows1252High: [UInt32] = [
+        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D, 0x017D, 0x8F,
+        0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
+    ]
+
+    static func windows1252<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var scalars = String.UnicodeScalarView()
+        for byte in bytes {
+            if byte >= 0x80 && byte <= 0x9F {
+                scalars.append(Unicode.Scalar(windows1252High[Int(byte - 0x80)]) ?? "\u{FFFD}")
+            } else {
+                scalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return String(scalars)
+    }
+
+    static func iconvDecode(_ input: [UInt8], from charset: String) -> String? {
+        let converter = iconv_open("UTF-8", charset)
+        guard converter != iconv_t(bitPattern: -1) else { return nil }
+        defer { iconv_close(converter) }
+        if input.isEmpty { return "" }
+        // UTF-8 needs at most 4 bytes per input byte for every charset iconv knows (and 3 for most).
+        var output = [UInt8](repeating: 0, count: input.count * 4 + 16)
+        var source = input.map { CChar(bitPattern: $0) }
+        let produced: Int? = source.withUnsafeMutableBufferPointer { inBuffer in
+            output.withUnsafeMutableBufferPointer { outBuffer in
+                var inPointer: UnsafeMutablePointer<CChar>? = inBuffer.baseAddress
+                var inLeft = inBuffer.count
+                var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(outBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                var outLeft = outBuffer.count
+                if iconv(converter, &inPointer, &inLeft, &outPointer, &outLeft) == -1 { return nil }
+                // Flush the shift state (ISO-2022-JP ends in ASCII mode).
+                if iconv(converter, nil, nil, &outPointer, &outLeft) == -1 { return nil }
+                return outBuffer.count - outLeft
+            }
+        }
+        guard let produced else { return nil }
+        return String(validating: output[0..<produced], as: UTF8.self)
+    }
+}

@@ -1,0 +1,101 @@
+/// The header fields of a message or a MIME part (RFC 5322 §2.2), unfolded, in order,
+/// with raw bytes kept: decoding is up to the field's reader.
+public struct HeaderBlock: Sendable {
+    public struct Field: Sendable {
+        /// As written; compare with `lowercasedName`.
+        public var name: String
+        public var lowercasedName: String
+        /// The unfolded value, raw bytes (may be 8-bit: RFC 6532 UTF-8 or undeclared legacy).
+        public var value: [UInt8]
+    }
+
+    public private(set) var fields: [Field] = []
+    /// The header block was damaged (a line without a colon, too many fields): still usable.
+    public private(set) var isDamaged = false
+
+    /// Splits `bytes` into the header block and the offset where the body starts.
+    /// Accepts CRLF and bare LF line ends; a message without an empty line is all header.
+    public static func parse(_ bytes: ArraySlice<UInt8>) -> (header: HeaderBlock, bodyStart: Int) {
+        var block = HeaderBlock()
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        var current: (name: String, value: [UInt8])?
+        func flush() {
+            if let field = current {
+                if block.fields.count < MessageLimits.maximumHeaderFields {
+                    block.fields.append(Field(name: field.name, lowercasedName: field.name.lowercased(), value: trim(field.value)))
+                } else {
+                    block.isDamaged = true
+                }
+            }
+            current = nil
+        }
+        while i < end {
+            if i - bytes.startIndex > MessageLimits.maximumHeaderBytes {
+                block.isDamaged = true
+                flush()
+                return (block, i)
+            }
+            // One physical line.
+            var lineEnd = i
+            while lineEnd < end && bytes[lineEnd] != 10 { lineEnd += 1 }
+            let next = lineEnd < end ? lineEnd + 1 : end
+            var contentEnd = lineEnd
+            if contentEnd > i && bytes[contentEnd - 1] == 13 { contentEnd -= 1 }
+            if contentEnd == i {
+                // The empty line: the body starts after it.
+                flush()
+                return (block, next)
+            }
+            let first = bytes[i]
+            if first == 32 || first == 9 {
+                if current != nil {
+                    current!.value.append(contentsOf: bytes[i..<contentEnd])
+                } else {
+                    block.isDamaged = true
+                }
+            } else if let colon = bytes[i..<contentEnd].firstIndex(of: UInt8(ascii: ":")),
+                      colon > i, bytes[i..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
+                flush()
+                current = (String(decoding: bytes[i..<colon], as: UTF8.self), Array(bytes[(colon + 1)..<contentEnd]))
+            } else if block.fields.isEmpty && current == nil && (bytes[i..<contentEnd].starts(with: "From ".utf8)) {
+                // An mbox "From " line before the header: not part of the message.
+            } else {
+                block.isDamaged = true
+                if current == nil && block.fields.isEmpty {
+                    // Not a header at all: the whole message is body.
+                    return (block, bytes.startIndex)
+                }
+            }
+            i = next
+        }
+        flush()
+        return (block, end)
+    }
+
+    static func trim(_ value: [UInt8]) -> [UInt8] {
+        var start = 0, end = value.count
+        while start < end, value[start] == 32 || value[start] == 9 { start += 1 }
+        while end > start, value[end - 1] == 32 || value[end - 1] == 9 || value[end - 1] == 13 { end -= 1 }
+        return Array(value[start..<end])
+    }
+
+    /// The first field of that name (case-insensitive), raw.
+    public func raw(_ name: String) -> [UInt8]? {
+        let lowered = name.lowercased()
+        return fields.first { $0.lowercasedName == lowered }?.value
+    }
+
+    public func all(_ name: String) -> [[UInt8]] {
+        let lowered = name.lowercased()
+        return fields.filter { $0.lowercasedName == lowered }.map(\.value)
+    }
+
+    /// The field decoded as unstructured text: RFC 2047 words decoded, 8-bit as UTF-8 (RFC 6532)
+    /// or, when that fails, Windows-1252.
+    public func text(_ name: String) -> String? {
+        raw(name).map(EncodedWords.decode)
+    }
+
+    public func contains(_ name: String) -> Bool { raw(name) != nil }
+}

@@ -1,0 +1,127 @@
+/// One MIME entity: a message or a part, with its children when it is a multipart, or the
+/// message it carries when it is `message/rfc822`. Bodies stay undecoded slices of the input.
+public struct MIMEEntity: Sendable {
+    public var header: HeaderBlock
+    public var contentType: MIMEHeaderValue
+    public var disposition: MIMEHeaderValue?
+    /// The body as transmitted (before Content-Transfer-Encoding decoding).
+    public var rawBody: ArraySlice<UInt8>
+    /// The whole entity, header included (for message/rfc822 attachments and the raw store).
+    public var rawEntity: ArraySlice<UInt8>
+    public var children: [MIMEEntity]
+    public var embeddedMessage: [MIMEEntity]
+    /// Structural problems found while parsing this entity (missing boundary …).
+    public var problems: [String]
+
+    public var isMultipart: Bool { contentType.value.hasPrefix("multipart/") }
+
+    /// The body with its transfer encoding removed.
+    public var decodedBody: [UInt8] {
+        let encoding = header.raw("content-transfer-encoding").map { String(decoding: $0, as: UTF8.self).lowercased().trimmingCharacters(" ") } ?? "7bit"
+        switch encoding {
+        case "base64": return TransferEncoding.base64(rawBody)
+        case "quoted-printable": return TransferEncoding.quotedPrintable(Array(rawBody))
+        default: return Array(rawBody)
+        }
+    }
+
+    /// The filename, from Content-Disposition or (older clients) Content-Type's `name`.
+    public var filename: String? {
+        let name = disposition?.parameters["filename"] ?? contentType.parameters["name"]
+        return name.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public var contentID: String? {
+        header.raw("content-id").map { String(decoding: $0, as: UTF8.self).trimmingCharacters(" ") }
+    }
+
+    public var isAttachment: Bool { disposition?.value == "attachment" }
+}
+
+/// Parses a message into its MIME tree (RFC 2045, RFC 2046), with the limits of `MessageLimits`.
+public struct MIMEParser {
+    private var partCount = 0
+
+    public init() {}
+
+    public mutating func parse(_ bytes: ArraySlice<UInt8>, depth: Int = 0, defaultType: String = "text/plain") -> MIMEEntity {
+        partCount += 1
+        let (header, bodyStart) = HeaderBlock.parse(bytes)
+        var contentType = header.raw("content-type").map(MIMEHeaderValue.parse) ?? MIMEHeaderValue(value: defaultType, parameters: ["charset": "us-ascii"])
+        if !contentType.value.contains("/") { contentType = MIMEHeaderValue(value: defaultType, parameters: contentType.parameters) }
+        var entity = MIMEEntity(header: header, contentType: contentType,
+                                disposition: header.raw("content-disposition").map(MIMEHeaderValue.parse),
+                                rawBody: bytes[bodyStart...], rawEntity: bytes, children: [], embeddedMessage: [], problems: [])
+        if header.isDamaged { entity.problems.append("damaged header") }
+        guard depth < MessageLimits.maximumMIMEDepth, partCount < MessageLimits.maximumParts else {
+            if entity.isMultipart || contentType.value == "message/rfc822" { entity.problems.append("nested too deeply") }
+            return entity
+        }
+        if entity.isMultipart {
+            guard let boundary = contentType.parameters["boundary"], !boundary.isEmpty else {
+                entity.problems.append("multipart without boundary")
+                entity.contentType = MIMEHeaderValue(value: "text/plain", parameters: [:])
+                return entity
+            }
+            let pieces = Self.split(entity.rawBody, boundary: Array(("--" + boundary).utf8))
+            if pieces.parts.isEmpty {
+                entity.problems.append("boundary never found")
+                entity.contentType = MIMEHeaderValue(value: "text/plain", parameters: contentType.parameters)
+                return entity
+            }
+            if !pieces.closed { entity.problems.append("closing boundary missing") }
+            let childDefault = contentType.value == "multipart/digest" ? "message/rfc822" : "text/plain"
+            for piece in pieces.parts {
+                entity.children.append(parse(piece, depth: depth + 1, defaultType: childDefault))
+            }
+        } else if contentType.value == "message/rfc822" || contentType.value == "message/global" {
+            let inner = entity.decodedBody
+            entity.embeddedMessage = [parse(ArraySlice(inner), depth: depth + 1)]
+        }
+        return entity
+    }
+
+    /// The parts between `--boundary` lines; `closed` when `--boundary--` was seen.
+    static func split(_ body: ArraySlice<UInt8>, boundary: [UInt8]) -> (parts: [ArraySlice<UInt8>], closed: Bool) {
+        var parts: [ArraySlice<UInt8>] = []
+        var partStart: Int?
+        var lineStart = body.startIndex
+        let end = body.endIndex
+        while lineStart < end {
+            var lineEnd = lineStart
+            while lineEnd < end && body[lineEnd] != 10 { lineEnd += 1 }
+            let next = lineEnd < end ? lineEnd + 1 : end
+            if lineEnd - lineStart >= boundary.count, body[lineStart] == UInt8(ascii: "-"),
+               body[lineStart..<(lineStart + boundary.count)].elementsEqual(boundary) {
+                let after = lineStart + boundary.count
+                let isClose = after + 1 < end && body[after] == UInt8(ascii: "-") && body[after + 1] == UInt8(ascii: "-")
+                // The boundary line may carry trailing blanks; anything else means it is not one.
+                var k = isClose ? after + 2 : after
+                while k < lineEnd, body[k] == 32 || body[k] == 9 || body[k] == 13 { k += 1 }
+                if k == lineEnd {
+                    if let start = partStart {
+                        // The CRLF before the boundary belongs to the boundary.
+                        var partEnd = lineStart
+                        if partEnd > start, body[partEnd - 1] == 10 { partEnd -= 1 }
+                        if partEnd > start, body[partEnd - 1] == 13 { partEnd -= 1 }
+                        parts.append(body[start..<partEnd])
+                    }
+                    if isClose { return (parts, true) }
+                    partStart = next
+                }
+            }
+            lineStart = next
+        }
+        if let start = partStart, start < end { parts.append(body[start..<end]) }
+        return (parts, false)
+    }
+}
+
+extension String {
+    func trimmingCharacters(_ character: Character) -> String {
+        var s = Substring(self)
+        while s.first == character || s.first == "\t" { s = s.dropFirst() }
+        while s.last == character || s.last == "\t" || s.last == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,129 @@
+/// A part kept apart from the body text: a file, an inline image, an attached message.
+public struct MessageAttachment: Sendable {
+    public var filename: String?
+    public var contentType: String
+    public var data: [UInt8]
+    /// Without the angle brackets, as `cid:` URLs in the HTML name it.
+    public var contentID: String?
+    public var isInline: Bool
+}
+
+/// What Carteiro reads from a message: addresses, threading, subject, bodies, attachments.
+/// Parsing never fails: a broken message yields what could be read, and `problems` says why.
+public struct MailMessage: Sendable {
+    public var header: HeaderBlock
+    public var messageID: String?
+    public var inReplyTo: String?
+    public var references: [String]
+    /// Seconds since 1970, UTC.
+    public var date: Int64?
+    public var from: ParsedAddress?
+    public var to: [ParsedAddress]
+    public var cc: [ParsedAddress]
+    public var replyTo: [ParsedAddress]
+    public var subject: String?
+    public var text: String?
+    public var html: String?
+    public var attachments: [MessageAttachment]
+    /// Structural problems (damaged header, missing boundary, undecodable charset …).
+    public var problems: [String]
+    /// The MIME type of the top entity (multipart/report for delivery reports …).
+    public var contentType: MIMEHeaderValue
+    public var root: MIMEEntity
+
+    public static func parse(_ bytes: [UInt8]) -> MailMessage {
+        parse(bytes[...])
+    }
+
+    public static func parse(_ bytes: ArraySlice<UInt8>) -> MailMessage {
+        var parser = MIMEParser()
+        let root = parser.parse(bytes)
+        let header = root.header
+        var message = MailMessage(
+            header: header,
+            messageID: header.raw("message-id").flatMap { messageIDs($0).first ?? nonEmpty(EncodedWords.plain($0)) },
+            inReplyTo: header.raw("in-reply-to").flatMap { messageIDs($0).first },
+            references: header.raw("references").map(messageIDs) ?? [],
+            date: header.text("date").flatMap(MailDate.parse),
+            from: header.raw("from").flatMap { AddressList.parse($0).first },
+            to: header.all("to").flatMap(AddressList.parse),
+            cc: header.all("cc").flatMap(AddressList.parse),
+            replyTo: header.raw("reply-to").map(AddressList.parse) ?? [],
+            subject: header.text("subject"),
+            text: nil, html: nil, attachments: [], problems: [],
+            contentType: root.contentType, root: root)
+        if header.fields.isEmpty { message.problems.append("no header") }
+        message.collect(root, inAlternative: false)
+        if message.text == nil, let html = message.html { message.text = HTMLText.render(html) }
+        return message
+    }
+
+    static func nonEmpty(_ text: String) -> String? { text.isEmpty ? nil : text }
+
+    /// Every `<…>` in a header value: Message-ID, In-Reply-To, References.
+    public static func messageIDs(_ raw: [UInt8]) -> [String] {
+        var ids: [String] = []
+        var i = 0
+        while let open = raw[i...].firstIndex(of: UInt8(ascii: "<")) {
+            guard let close = raw[open...].firstIndex(of: UInt8(ascii: ">")) else { break }
+            let id = raw[open...close].filter { $0 != 32 && $0 != 9 && $0 != 13 && $0 != 10 }
+            if id.count > 2 { ids.append(EncodedWords.plain(id)) }
+            i = close + 1
+        }
+        return ids
+    }
+
+    mutating func collect(_ entity: MIMEEntity, inAlternative: Bool) {
+        problems.append(contentsOf: entity.problems)
+        if entity.isMultipart {
+            let alternative = entity.contentType.value == "multipart/alternative"
+            for child in entity.children { collect(child, inAlternative: alternative) }
+            return
+        }
+        let type = entity.contentType.value
+        if type == "message/rfc822" || type == "message/global" {
+            let subject = entity.embeddedMessage.first?.header.text("subject")
+            attachments.append(MessageAttachment(filename: entity.filename ?? subject.map { Self.safeFilename($0) + ".eml" },
+                                                 contentType: type, data: entity.decodedBody, contentID: nil, isInline: false))
+            return
+        }
+        let isBodyCandidate = !entity.isAttachment && entity.filename == nil
+        if isBodyCandidate && (type == "text/plain" || type == "text/html") {
+            var decoded = Charset.decodeLeniently(entity.decodedBody, charset: entity.contentType.parameters["charset"])
+            decoded.text = Self.normalizedLineEnds(decoded.text)
+            if !decoded.exact { problems.append("text not in its declared charset \(entity.contentType.parameters["charset"] ?? "")") }
+            if type == "text/plain" {
+                if text == nil { text = decoded.text; return }
+                if !inAlternative { text! += "\n" + decoded.text; return }
+            } else if html == nil {
+                html = decoded.text
+                return
+            }
+        }
+        let contentID = entity.contentID.map { $0.hasPrefix("<") && $0.hasSuffix(">") ? String($0.dropFirst().dropLast()) : $0 }
+        attachments.append(MessageAttachment(filename: entity.filename, contentType: type, data: entity.decodedBody,
+                                             contentID: contentID, isInline: entity.disposition?.value == "inline" || (entity.disposition == nil && contentID != nil)))
+    }
+
+    /// Line ends as "\n" (CRLF, the "\r\r\n" of Outlook's encoded CRs, and lone CRs), and no
+    /// trailing blank lines: the desk gets text, not transport artefacts.
+    static func normalizedLineEnds(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        var pendingCR = false
+        for scalar in text.unicodeScalars {
+            if scalar == "\r" { pendingCR = true; continue }
+            if pendingCR && scalar != "\n" { out.append("\n") }
+            pendingCR = false
+            out.append(scalar)
+        }
+        if pendingCR { out.append("\n") }
+        while let last = out.last, last == "\n" || last == " " || last == "\t" { out.removeLast() }
+        return String(out)
+    }
+
+    /// A subject made safe to use as a file name.
+    static func safeFilename(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.map { $0 == "/" || $0 == "\\" || $0.value < 32 ? "_" : Character($0) }).trimmingCharacters(" ")
+        return cleaned.isEmpty ? "message" : String(cleaned.prefix(100))
+    }
+}

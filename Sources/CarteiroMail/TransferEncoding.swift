@@ -1,0 +1,77 @@
+/// Content-Transfer-Encoding decoders (RFC 2045 §6). Both are lenient: real mail has stray
+/// characters, missing padding and long lines, and the content is still wanted.
+public enum TransferEncoding {
+    static let base64Values: [Int8] = {
+        var table = [Int8](repeating: -1, count: 256)
+        for (index, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(byte)] = Int8(index)
+        }
+        return table
+    }()
+
+    /// Decodes base64, skipping anything outside the alphabet (line breaks, spaces, junk).
+    public static func base64<Bytes: Collection>(_ input: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in input {
+            if byte == UInt8(ascii: "=") { break }
+            let value = base64Values[Int(byte)]
+            if value < 0 { continue }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return output
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
+    /// Decodes quoted-printable; `=` not followed by two hex digits is kept as it is.
+    /// `header` selects RFC 2047's Q variant, where `_` is a space.
+    public static func quotedPrintable<Bytes: Collection>(_ input: Bytes, header: Bool = false) -> [UInt8] where Bytes.Element == UInt8, Bytes.Index == Int {
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count)
+        var i = input.startIndex
+        let end = input.endIndex
+        while i < end {
+            let byte = input[i]
+            if byte == UInt8(ascii: "=") {
+                // Soft line break: "=" then optional blanks then CRLF or LF.
+                var j = i + 1
+                while j < end, input[j] == 32 || input[j] == 9 { j += 1 }
+                if j < end, input[j] == 13 || input[j] == 10 {
+                    if input[j] == 13, j + 1 < end, input[j + 1] == 10 { j += 1 }
+                    i = j + 1
+                    continue
+                }
+                if j >= end && !header { i = end; continue }
+                if i + 2 < end, let high = hexValue(input[i + 1]), let low = hexValue(input[i + 2]) {
+                    output.append(high << 4 | low)
+                    i += 3
+                    continue
+                }
+                output.append(byte)
+                i += 1
+            } else if header && byte == UInt8(ascii: "_") {
+                output.append(32)
+                i += 1
+            } else {
+                output.append(byte)
+                i += 1
+            }
+        }
+        return output
+    }
+}

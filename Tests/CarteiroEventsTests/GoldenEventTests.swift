@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import CarteiroEvents
+import CarteiroMail
+
+/// The message corpus: each `Fixtures/NAME.eml` becomes exactly the event in `NAME.json`.
+/// `CARTEIRO_UPDATE_GOLDEN=1 swift test` rewrites the expected files (then read the diff).
+struct GoldenEventTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    static let update = ProcessInfo.processInfo.environment["CARTEIRO_UPDATE_GOLDEN"] == "1"
+    static let names: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: fixtures)) ?? [])
+        .filter { $0.hasSuffix(".eml") }.map { String($0.dropLast(4)) }.sorted()
+
+    static let builder = EventBuilder(threading: RequestThreading(secret: Array("test-secret".utf8)),
+                                      ownAddresses: ["support@acme.example", "desk@desk.example"])
+
+    static func event(_ name: String) throws -> (RequestEvent, [(sha256: String, data: [UInt8])]) {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/\(name).eml")))
+        let uid = UInt32(names.firstIndex(of: name) ?? 0) + 1
+        return builder.build(.init(mailbox: "acme-in", contract: "acme", origin: .imap(uidValidity: 1_700_000_000, uid: uid),
+                                   receivedAt: 1_795_608_000, bytes: bytes, size: bytes.count, oversize: false))
+    }
+
+    @Test(arguments: names)
+    func messageBecomesItsEvent(_ name: String) throws {
+        let (event, _) = try Self.event(name)
+        let json = event.json().rendered()
+        let expectedPath = "\(Self.fixtures)/\(name).json"
+        if Self.update {
+            try json.write(toFile: expectedPath, atomically: true, encoding: .utf8)
+            return
+        }
+        let expected = try String(contentsOfFile: expectedPath, encoding: .utf8)
+        #expect(json == expected, "\(name).json differs")
+        // Whatever the golden file says, the event must be valid JSON for the desk.
+        #expect((try? JSONSerialization.jsonObject(with: Data(json.utf8))) != nil)
+    }
+
+    @Test func attachmentsAreStoredByContent() throws {
+        let (event, contents) = try Self.event("gmail-attachment")
+        let attachment = try #require(event.attachments.first)
+        #expect(attachment.filename == "relatório.pdf")
+        #expect(String(decoding: try #require(contents.first).data, as: UTF8.self) == "%PDF-1.4 fake pdf content for the test\n")
+        #expect(attachment.sha256 == Digest.hex(Digest.sha256(Array("%PDF-1.4 fake pdf content for the test\n".utf8))))
+        #expect(attachment.path == "attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)")
+    }
+
+    @Test func anOversizeMessageKeepsItsHeadersOnly() throws {
+        let header = Array("From: a@b.example\r\nSubject: big\r\nMessage-ID: <big@b.example>\r\n\r\n".utf8)
+        let (event, contents) = Self.builder.build(.init(mailbox: "m", contract: nil, origin: .pop3(uidl: "a/b c"), receivedAt: 0,
+                                                         bytes: header, size: 90_000_000, oversize: true))
+        #expect(event.flags == ["oversize"])
+        #expect(event.message?.subject == "big")
+        #expect(event.messageSize == 90_000_000)
+        #expect(contents.isEmpty)
+        #expect(event.id == "m/uidl/a%2Fb%20c")
+    }
+
+    @Test func garbageIsStillAnEventFlaggedUnparsed() {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let bytes = (0..<Int.random(in: 0...3000, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let (event, _) = Self.builder.build(.init(mailbox: "m", contract: nil, origin: .imap(uidValidity: 1, uid: 1), receivedAt: 0,
+                                                      bytes: bytes, size: bytes.count, oversize: false))
+            #expect(event.id == "m/1/1")
+            _ = event.json().rendered()
+        }
+    }
+}
