@@ -7,6 +7,7 @@ import PackageDescription
 //   CarteiroConfig       the configuration language, schema, model, validation: no network, no C
 //   CarteiroMail         protocol and message formats (IMAP syntax, MIME, RFC 2047 …): pure, no I/O
 //   CarteiroEvents       messages become request events: classification, threading, JSON
+//   CarteiroStore        the state directory: durable files, per-mailbox state, batch commits
 //   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
 //   CarteiroDaemon       what the executable runs: logging, paths, test-mailbox, summaries
 //   carteiro             argument parsing only
@@ -40,6 +41,7 @@ let package = Package(
         .target(name: "CarteiroConfig"),
         .target(name: "CarteiroMail"),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
+        .target(name: "CarteiroStore"),
         .target(
             name: "CarteiroCurl",
             dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
@@ -47,7 +49,7 @@ let package = Package(
         .target(
             name: "CarteiroDaemon",
             dependencies: [
-                "CarteiroConfig", "CarteiroCurl", "CarteiroMail",
+                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore",
             ]
         ),
         .executableTarget(

@@ -25,9 +25,13 @@ public final class IMAPClient {
     }
 
     /// Sends `command` with a fresh tag and reads until the tagged reply.
+    func takeTag() -> Int {
+        defer { nextTag += 1 }
+        return nextTag
+    }
+
     public func run(_ command: String) throws(MailConnectionError) -> Response {
-        let tag = "C\(nextTag)"
-        nextTag += 1
+        let tag = "C\(takeTag())"
         try session.sendLine("\(tag) \(command)")
         var untagged: [String] = []
         while true {

@@ -29,6 +29,19 @@ public final class POP3Client {
         }
     }
 
+    /// RETR or TOP: the message's bytes, dot-unstuffed, lines joined with CRLF (RFC 1939 §3).
+    public func retrieve(_ command: String) throws(MailConnectionError) -> [UInt8] {
+        _ = try run(command)
+        var message: [UInt8] = []
+        while true {
+            let line = try session.readLineBytes()
+            if line.count == 1 && line[0] == UInt8(ascii: ".") { return message }
+            message.append(contentsOf: line.first == UInt8(ascii: ".") ? line.dropFirst() : line[...])
+            message.append(13)
+            message.append(10)
+        }
+    }
+
     public func quit() throws(MailConnectionError) {
         _ = try run("QUIT")
     }

@@ -1,0 +1,162 @@
+/// A value in an IMAP response (RFC 3501 §4): atoms and numbers, strings (quoted or literal,
+/// as bytes), parenthesised lists, NIL.
+public indirect enum IMAPValue: Sendable {
+    case atom(String)
+    case string([UInt8])
+    case list([IMAPValue])
+    case nil_
+
+    public var number: UInt64? { if case .atom(let text) = self { return UInt64(text) } else { return nil } }
+    public var bytes: [UInt8]? {
+        switch self {
+        case .string(let bytes): bytes
+        case .atom(let text): Array(text.utf8)
+        default: nil
+        }
+    }
+}
+
+/// One `* N FETCH (…)` response: its items by name (`UID`, `RFC822.SIZE`, `BODY[]` …).
+public struct IMAPFetchResponse: Sendable {
+    public var sequence: UInt32
+    public var items: [String: IMAPValue]
+    public var uid: UInt32? { items["UID"]?.number.map { UInt32(truncatingIfNeeded: $0) } }
+}
+
+extension IMAPClient {
+    /// Sends `command` (a `UID FETCH`) and collects every FETCH response until the tagged reply.
+    /// Message bodies arrive as literals and are read as bytes, never as text.
+    public func fetch(_ command: String) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+        let tag = "C\(takeTag())"
+        try session.sendLine("\(tag) \(command)")
+        var responses: [IMAPFetchResponse] = []
+        var other: [String] = []
+        while true {
+            let line = try session.readLineBytes()
+            if line.starts(with: Array((tag + " ").utf8)) {
+                let text = String(decoding: line.dropFirst(tag.count + 1), as: UTF8.self)
+                let parts = text.split(separator: " ", maxSplits: 1)
+                let status = parts.first.map { $0.uppercased() } ?? ""
+                return (responses, Response(tag: tag, status: status, text: parts.count > 1 ? String(parts[1]) : "", untagged: other))
+            }
+            if let fetch = try parseFetch(line) {
+                responses.append(fetch)
+            } else {
+                // A response with a literal that is not a FETCH: read past the literal.
+                var current = line
+                while let size = Self.trailingLiteralSize(current) {
+                    _ = try session.readBytes(size)
+                    current = try session.readLineBytes()
+                }
+                other.append(String(decoding: line, as: UTF8.self))
+            }
+        }
+    }
+
+    static func trailingLiteralSize(_ line: [UInt8]) -> Int? {
+        guard line.last == UInt8(ascii: "}"), let open = line.lastIndex(of: UInt8(ascii: "{")) else { return nil }
+        let digits = line[(open + 1)..<(line.count - 1)].filter { $0 != UInt8(ascii: "+") }
+        return Int(String(decoding: digits, as: UTF8.self))
+    }
+
+    /// Parses `* N FETCH (…)` starting with `line`, reading literals and continuation lines from
+    /// the session as they come. nil when the line is not a FETCH response.
+    func parseFetch(_ first: [UInt8]) throws(MailConnectionError) -> IMAPFetchResponse? {
+        // "* 12 FETCH ("
+        guard first.count > 10, first[0] == UInt8(ascii: "*"), first[1] == 32 else { return nil }
+        var i = 2
+        var sequence: UInt32 = 0
+        while i < first.count, first[i] >= 48, first[i] <= 57 { sequence = sequence &* 10 &+ UInt32(first[i] - 48); i += 1 }
+        let keyword = Array(" FETCH (".utf8)
+        guard i > 2, first.count >= i + keyword.count, Array(first[i..<(i + keyword.count)]).map({ $0 | ($0 >= 65 && $0 <= 90 ? 0x20 : 0) }) == Array(" fetch (".utf8) else { return nil }
+        var reader = ResponseReader(line: first, position: i + keyword.count, session: session)
+        let values = try reader.listBody()
+        var items: [String: IMAPValue] = [:]
+        var k = 0
+        while k + 1 < values.count {
+            if case .atom(let name) = values[k] { items[name.uppercased()] = values[k + 1] }
+            k += 2
+        }
+        return IMAPFetchResponse(sequence: sequence, items: items)
+    }
+
+    /// Reads IMAP values across lines and literals.
+    struct ResponseReader {
+        var line: [UInt8]
+        var position: Int
+        let session: MailSession
+        var depth = 0
+
+        static let maximumDepth = 32
+
+        mutating func listBody() throws(MailConnectionError) -> [IMAPValue] {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maximumDepth else {
+                throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) sent lists nested too deeply")
+            }
+            var values: [IMAPValue] = []
+            while true {
+                while position < line.count, line[position] == 32 { position += 1 }
+                guard position < line.count else {
+                    throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) ended a FETCH response in the middle of a list")
+                }
+                let c = line[position]
+                if c == UInt8(ascii: ")") { position += 1; return values }
+                values.append(try value())
+            }
+        }
+
+        mutating func value() throws(MailConnectionError) -> IMAPValue {
+            let c = line[position]
+            if c == UInt8(ascii: "(") {
+                position += 1
+                return .list(try listBody())
+            }
+            if c == UInt8(ascii: "\"") {
+                position += 1
+                var bytes: [UInt8] = []
+                while position < line.count, line[position] != UInt8(ascii: "\"") {
+                    if line[position] == UInt8(ascii: "\\"), position + 1 < line.count { position += 1 }
+                    bytes.append(line[position])
+                    position += 1
+                }
+                position += 1
+                return .string(bytes)
+            }
+            if c == UInt8(ascii: "{"), let size = IMAPClient.trailingLiteralSize(Array(line[position...])) {
+                let bytes = try session.readBytes(size)
+                line = try session.readLineBytes()
+                position = 0
+                return .string(bytes)
+            }
+            // An atom; section brackets may hold spaces and parentheses: BODY[HEADER.FIELDS (A B)].
+            let start = position
+            var brackets = 0
+            while position < line.count {
+                let b = line[position]
+                if b == UInt8(ascii: "[") { brackets += 1 } else if b == UInt8(ascii: "]") { brackets -= 1 }
+                else if brackets == 0 && (b == 32 || b == UInt8(ascii: ")") || b == UInt8(ascii: "(")) { break }
+                position += 1
+            }
+            let atom = String(decoding: line[start..<position], as: UTF8.self)
+            return atom.uppercased() == "NIL" ? .nil_ : .atom(atom)
+        }
+    }
+}
+
+/// IMAP sequence sets: [3, 4, 5, 9] → "3:5,9".
+public enum IMAPSequenceSet {
+    public static func render(_ uids: [UInt32]) -> String {
+        let sorted = uids.sorted()
+        var parts: [String] = []
+        var index = 0
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count, sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index]):\(sorted[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
+    }
+}

@@ -1,0 +1,194 @@
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroEvents
+import CarteiroMail
+import CarteiroStore
+
+/// One poll of an IMAP mailbox (SPEC §3): examine the folder, find the new UIDs with their
+/// sizes, fetch bodies with BODY.PEEK[] in batches (headers only above max_message_size),
+/// hand each batch on durably, and only then apply `after_fetch` to that batch.
+struct IMAPPoller {
+    /// A batch is committed (one group fsync) every this many messages or bytes.
+    static let batchMessages = 200
+    static let batchBytes = 16 << 20
+
+    let ingest: InboundIngest
+    let password: Secret
+
+    var mailbox: InboundMailbox { ingest.mailbox }
+    var store: MailboxStore { ingest.store }
+
+    func poll() throws(PollFailure) -> PollOutcome {
+        let session: MailSession
+        do {
+            session = try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
+        } catch {
+            throw .connection(error)
+        }
+        let client = IMAPClient(session: session)
+        defer { client.logout() }
+        do {
+            return try poll(client)
+        } catch let error as MailConnectionError {
+            throw .connection(error)
+        } catch let error as PollFailure {
+            throw error
+        } catch {
+            throw .storage("\(error)")
+        }
+    }
+
+    func poll(_ client: IMAPClient) throws -> PollOutcome {
+        var outcome = PollOutcome()
+        let endpoint = client.session.endpoint.description
+        guard let folder = IMAPString.quoted(IMAPMailboxName.encode(mailbox.folder)) else {
+            throw PollFailure.configuration("the folder name \"\(mailbox.folder)\" cannot be sent to the server")
+        }
+        // SELECT only when after_fetch changes the folder; EXAMINE cannot change anything.
+        let select = try client.run((mailbox.afterFetch == .keep ? "EXAMINE " : "SELECT ") + folder)
+        guard select.isOK else {
+            throw MailConnectionError(.folderMissing, endpoint: endpoint, message: "the folder \"\(mailbox.folder)\" cannot be opened on \(endpoint)",
+                                      serverReply: "\(select.tag) \(select.status) \(select.text)")
+        }
+        var uidValidity: UInt32 = 0, uidNext: UInt32 = 0, exists = 0
+        for line in select.untagged {
+            if let n = IMAPResponseText.count(line, keyword: "EXISTS") { exists = n }
+            if let code = IMAPResponseText.responseCode(line) {
+                if code.name == "UIDVALIDITY" { uidValidity = UInt32(code.argument) ?? 0 }
+                if code.name == "UIDNEXT" { uidNext = UInt32(code.argument) ?? 0 }
+            }
+        }
+        var state = store.state
+        let firstPoll = state.uidValidity == nil
+        let validityChanged = !firstPoll && state.uidValidity != uidValidity
+
+        // Which UIDs to consider, with their sizes.
+        var candidates: [(uid: UInt32, size: Int)] = []
+        if exists > 0 {
+            if firstPoll && mailbox.importExisting == .none {
+                candidates = []
+            } else if firstPoll && mailbox.importExisting == .unseen {
+                let search = try client.run("UID SEARCH UNSEEN")
+                let uids = search.untagged.compactMap(IMAPResponseText.searchResults).flatMap { $0 }.map { UInt32($0) }
+                if !uids.isEmpty { candidates = try sizes(client, set: IMAPSequenceSet.render(uids)) }
+            } else {
+                let from = (firstPoll || validityChanged) ? 1 : state.lastUID + 1
+                candidates = try sizes(client, set: "\(from):*").filter { firstPoll || validityChanged || $0.uid > state.lastUID }
+            }
+        }
+        candidates.sort { $0.uid < $1.uid }
+        // Where the mailbox stands once everything is handed on; new arrivals get UIDs from UIDNEXT on.
+        let finalLastUID = max(candidates.last?.uid ?? 0, uidNext > 0 ? uidNext - 1 : 0, validityChanged ? 0 : state.lastUID)
+        if firstPoll || validityChanged {
+            state.uidValidity = uidValidity
+            state.lastUID = 0
+            if candidates.isEmpty {
+                state.lastUID = finalLastUID
+                try store.record(state)
+                return outcome
+            }
+        }
+
+        var seenInBatch: Set<String> = []
+        var index = 0
+        while index < candidates.count {
+            var batch: [(uid: UInt32, size: Int)] = []
+            var bytes = 0
+            while index < candidates.count, batch.count < Self.batchMessages, batch.isEmpty || bytes + candidates[index].size <= Self.batchBytes {
+                batch.append(candidates[index])
+                bytes += candidates[index].size
+                index += 1
+            }
+            let fetched = try fetch(client, batch: batch, uidValidity: uidValidity)
+            let (staged, duplicates) = try ingest.stage(fetched, seenInBatch: &seenInBatch)
+            outcome.skippedDuplicates += duplicates
+            var next = state
+            next.lastUID = index == candidates.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
+            try store.commit(staged, newState: next)
+            state = store.state
+            outcome.handedOn += staged.count
+            // Only now, with the batch durable, may the server change.
+            if let problem = try applyAfterFetch(client, uids: batch.map(\.uid)) { outcome.afterFetchProblem = problem }
+        }
+        return outcome
+    }
+
+    /// UID and RFC822.SIZE for a set, without touching any flag.
+    func sizes(_ client: IMAPClient, set: String) throws -> [(uid: UInt32, size: Int)] {
+        let (responses, status) = try client.fetch("UID FETCH \(set) (UID RFC822.SIZE)")
+        guard status.isOK else {
+            throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to list message sizes", serverReply: status.text)
+        }
+        return responses.compactMap { response in
+            guard let uid = response.uid else { return nil }
+            return (uid, Int(response.items["RFC822.SIZE"]?.number ?? 0))
+        }
+    }
+
+    func fetch(_ client: IMAPClient, batch: [(uid: UInt32, size: Int)], uidValidity: UInt32) throws -> [InboundIngest.Fetched] {
+        let whole = batch.filter { $0.size <= mailbox.maxMessageSize }.map(\.uid)
+        let oversize = batch.filter { $0.size > mailbox.maxMessageSize }.map(\.uid)
+        var bodies: [UInt32: [UInt8]] = [:]
+        // BODY.PEEK: fetching must never set \Seen (SPEC §3); only after_fetch changes the server.
+        if !whole.isEmpty {
+            let (responses, status) = try client.fetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID RFC822.SIZE BODY.PEEK[])")
+            guard status.isOK else {
+                throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to send messages", serverReply: status.text)
+            }
+            for response in responses { if let uid = response.uid, let body = response.items["BODY[]"]?.bytes { bodies[uid] = body } }
+        }
+        if !oversize.isEmpty {
+            let (responses, _) = try client.fetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])")
+            for response in responses { if let uid = response.uid, let header = response.items["BODY[HEADER]"]?.bytes { bodies[uid] = header } }
+        }
+        // A message that vanished meanwhile (expunged by another client) is simply not there.
+        return batch.compactMap { item in
+            guard let bytes = bodies[item.uid] else { return nil }
+            return InboundIngest.Fetched(origin: .imap(uidValidity: uidValidity, uid: item.uid), bytes: bytes,
+                                         size: item.size, oversize: item.size > mailbox.maxMessageSize)
+        }
+    }
+
+    /// seen, delete or move:FOLDER for messages already handed on. A refusal is reported, not
+    /// thrown: the messages are safe and will not be fetched again.
+    func applyAfterFetch(_ client: IMAPClient, uids: [UInt32]) throws -> String? {
+        guard !uids.isEmpty else { return nil }
+        let set = IMAPSequenceSet.render(uids)
+        var capabilities: Set<String> = []
+        if mailbox.afterFetch != .keep {
+            let reply = try client.run("CAPABILITY")
+            for line in reply.untagged where line.uppercased().hasPrefix("* CAPABILITY ") {
+                capabilities.formUnion(line.dropFirst(13).split(separator: " ").map { $0.uppercased() })
+            }
+        }
+        func expunge() throws -> IMAPClient.Response {
+            try client.run(capabilities.contains("UIDPLUS") ? "UID EXPUNGE \(set)" : "EXPUNGE")
+        }
+        var refusals: [IMAPClient.Response] = []
+        switch mailbox.afterFetch {
+        case .keep:
+            return nil
+        case .seen:
+            refusals.append(try client.run("UID STORE \(set) +FLAGS.SILENT (\\Seen)"))
+        case .delete:
+            refusals.append(try client.run("UID STORE \(set) +FLAGS.SILENT (\\Deleted)"))
+            refusals.append(try expunge())
+        case .move(let target):
+            guard let quoted = IMAPString.quoted(IMAPMailboxName.encode(target)) else { return "the folder name \"\(target)\" cannot be sent" }
+            if capabilities.contains("MOVE") {
+                refusals.append(try client.run("UID MOVE \(set) \(quoted)"))
+            } else {
+                let copy = try client.run("UID COPY \(set) \(quoted)")
+                refusals.append(copy)
+                if copy.isOK {
+                    refusals.append(try client.run("UID STORE \(set) +FLAGS.SILENT (\\Deleted)"))
+                    refusals.append(try expunge())
+                }
+            }
+        }
+        if let refused = refusals.first(where: { !$0.isOK }) {
+            return "after_fetch = \"\(mailbox.afterFetch)\" was refused: \(refused.status) \(refused.text)"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,147 @@
+import CarteiroConfig
+import CarteiroStore
+import Dispatch
+import Foundation
+
+/// Polls every inbound mailbox on its own interval (SPEC §3): a timer per mailbox with jitter,
+/// at most `max_parallel_polls` at a time, exponential backoff after failures. A mailbox that
+/// is down, slow or refusing delays nobody else: it only holds one of the parallel slots for as
+/// long as its own timeout.
+public final class InboundScheduler: @unchecked Sendable {
+    public typealias Poll = @Sendable (String) -> Result<PollOutcome, PollFailure>
+
+    /// Backoff never waits longer than this between attempts.
+    static let maximumBackoff: Duration = .seconds(15 * 60)
+
+    let control = DispatchQueue(label: "carteiro.scheduler")
+    let workers = DispatchQueue(label: "carteiro.polls", attributes: .concurrent)
+    let mailboxes: [InboundMailbox]
+    let maxParallel: Int
+    let poll: Poll
+    let log: DaemonLog
+    let statusPath: String
+    // Touched only on `control`.
+    var timers: [String: DispatchSourceTimer] = [:]
+    var running: Set<String> = []
+    var waiting: [String] = []
+    var status: [String: MailboxStatus] = [:]
+    var stopping = false
+    var onIdleAfterStop: (() -> Void)?
+
+    public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, poll: @escaping Poll) {
+        self.mailboxes = mailboxes
+        self.maxParallel = max(1, maxParallel)
+        self.poll = poll
+        self.log = log
+        self.statusPath = statusPath
+        for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
+    }
+
+    public func start() {
+        control.async { [self] in
+            for mailbox in mailboxes {
+                // Spread the first polls so that 500 mailboxes do not connect in the same second.
+                let spread = min(mailbox.pollInterval, .seconds(5))
+                schedule(mailbox.name, after: .milliseconds(Int64.random(in: 0...max(1, spread.milliseconds))))
+            }
+        }
+    }
+
+    /// Stops scheduling, lets running polls finish, then calls `completion` (on the control queue).
+    public func stop(completion: @escaping @Sendable () -> Void) {
+        control.async { [self] in
+            stopping = true
+            for timer in timers.values { timer.cancel() }
+            timers.removeAll()
+            waiting.removeAll()
+            if running.isEmpty { completion() } else { onIdleAfterStop = completion }
+        }
+    }
+
+    func schedule(_ name: String, after delay: Duration) {
+        guard !stopping else { return }
+        timers[name]?.cancel()
+        let timer = DispatchSource.makeTimerSource(queue: control)
+        timer.schedule(deadline: .now() + .milliseconds(Int(delay.milliseconds)), leeway: .milliseconds(100))
+        timer.setEventHandler { [weak self] in self?.fire(name) }
+        timers[name] = timer
+        status[name]?.nextPoll = Int64(Date().timeIntervalSince1970) + delay.components.seconds
+        timer.resume()
+    }
+
+    func fire(_ name: String) {
+        timers[name]?.cancel()
+        timers[name] = nil
+        guard !stopping, !running.contains(name) else { return }
+        if running.count >= maxParallel {
+            if !waiting.contains(name) { waiting.append(name) }
+            return
+        }
+        launch(name)
+    }
+
+    func launch(_ name: String) {
+        running.insert(name)
+        status[name]?.lastPoll = Int64(Date().timeIntervalSince1970)
+        let poll = self.poll
+        workers.async { [self] in
+            let result = poll(name)
+            control.async { [self] in finish(name, result) }
+        }
+    }
+
+    func finish(_ name: String, _ result: Result<PollOutcome, PollFailure>) {
+        running.remove(name)
+        guard let mailbox = mailboxes.first(where: { $0.name == name }), var current = status[name] else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        var delay = mailbox.pollInterval
+        switch result {
+        case .success(let outcome):
+            if current.consecutiveFailures > 0 {
+                log.log(.notice, "mailbox recovered", ["mailbox": name, "failures": String(current.consecutiveFailures)])
+            }
+            current.consecutiveFailures = 0
+            current.failingSince = nil
+            current.lastError = nil
+            current.lastSuccess = now
+            current.handedOn += outcome.handedOn
+            if outcome.handedOn > 0 || outcome.skippedDuplicates > 0 {
+                log.log(.info, "messages handed on", ["mailbox": name, "count": String(outcome.handedOn), "duplicates": String(outcome.skippedDuplicates)])
+            }
+            if let problem = outcome.afterFetchProblem {
+                log.log(.warning, "after_fetch failed", ["mailbox": name, "reason": problem])
+            }
+        case .failure(let failure):
+            current.consecutiveFailures += 1
+            if current.failingSince == nil { current.failingSince = now }
+            current.lastError = failure.description
+            // 1, 2, 4, 8 … intervals, capped, with jitter so that retries do not synchronise.
+            let factor = Int64(1) << Int64(min(current.consecutiveFailures - 1, 10))
+            let backoff = min(mailbox.pollInterval * factor, max(Self.maximumBackoff, mailbox.pollInterval))
+            delay = backoff + .milliseconds(Int64.random(in: 0...max(1, backoff.milliseconds / 10)))
+            log.log(failure.isTransient ? .warning : .error, "poll failed", ["mailbox": name, "failures": String(current.consecutiveFailures),
+                                                                              "retry_in": ConfigDuration.format(delay), "reason": failure.description])
+        }
+        status[name] = current
+        writeStatus()
+        if stopping {
+            if running.isEmpty, let done = onIdleAfterStop { onIdleAfterStop = nil; done() }
+            return
+        }
+        schedule(name, after: delay)
+        while running.count < maxParallel, !waiting.isEmpty {
+            launch(waiting.removeFirst())
+        }
+    }
+
+    func writeStatus() {
+        let object: [String: Any] = ["pid": Int(getpid()), "written_at": Int64(Date().timeIntervalSince1970),
+                                     "mailboxes": mailboxes.compactMap { status[$0.name]?.json() }]
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        try? DurableFiles.replace(statusPath, with: [UInt8](data))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -1,0 +1,125 @@
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroEvents
+import CarteiroStore
+
+/// One poll of a POP3 mailbox (SPEC §3): UIDL to know what was handed on, LIST for sizes
+/// before RETR (TOP 0 above max_message_size), a durable hand-over per batch, and DELE only
+/// for messages already handed on, made effective by a QUIT whose reply is checked.
+struct POP3Poller {
+    static let batchMessages = 200
+
+    let ingest: InboundIngest
+    let password: Secret
+
+    var mailbox: InboundMailbox { ingest.mailbox }
+    var store: MailboxStore { ingest.store }
+
+    func poll() throws(PollFailure) -> PollOutcome {
+        let session: MailSession
+        do {
+            session = try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
+        } catch {
+            throw .connection(error)
+        }
+        do {
+            return try poll(POP3Client(session: session))
+        } catch let error as MailConnectionError {
+            throw .connection(error)
+        } catch let error as PollFailure {
+            throw error
+        } catch {
+            throw .storage("\(error)")
+        }
+    }
+
+    func poll(_ client: POP3Client) throws -> PollOutcome {
+        var outcome = PollOutcome()
+        let endpoint = client.session.endpoint.description
+        var uidlByNumber: [Int: String] = [:]
+        var hasUIDL = true
+        switch Result(catching: { () throws(MailConnectionError) in try client.runMultiline("UIDL") }) {
+        case .success(let lines):
+            for line in lines {
+                let parts = line.split(separator: " ", maxSplits: 1)
+                if parts.count == 2, let number = Int(parts[0]) { uidlByNumber[number] = String(parts[1]) }
+            }
+        case .failure(let error):
+            guard error.kind == .commandRefused else { throw error }
+            hasUIDL = false
+        }
+        if !hasUIDL && mailbox.afterFetch != .delete {
+            _ = try? client.quit()
+            throw PollFailure.configuration("\(endpoint) does not support UIDL, so Carteiro cannot tell new messages from old ones; with this server only after_fetch = \"delete\" works")
+        }
+        var sizes: [(number: Int, size: Int)] = []
+        for line in try client.runMultiline("LIST") {
+            let parts = line.split(separator: " ")
+            if parts.count >= 2, let number = Int(parts[0]), let size = Int(parts[1]) { sizes.append((number, size)) }
+        }
+        sizes.sort { $0.number < $1.number }
+
+        var state = store.state
+        let handed = Set(state.uidls)
+        let firstPoll = state.uidValidity == nil && state.uidls.isEmpty && state.handedOn == 0
+        // POP3 knows no \Seen: import_existing = none means "what is there now is old".
+        if firstPoll && mailbox.importExisting == .none && hasUIDL {
+            state.uidValidity = 0
+            state.uidls = sizes.compactMap { uidlByNumber[$0.number] }
+            try store.record(state)
+            try client.quit()
+            return outcome
+        }
+        let pending = sizes.filter { item in
+            guard hasUIDL else { return true }
+            guard let uidl = uidlByNumber[item.number] else { return false }
+            return !handed.contains(uidl)
+        }
+        var toDelete: [Int] = []
+        var seenInBatch: Set<String> = []
+        var index = 0
+        while index < pending.count {
+            let batch = Array(pending[index..<min(index + Self.batchMessages, pending.count)])
+            index += batch.count
+            var fetched: [InboundIngest.Fetched] = []
+            var batchUIDLs: [String] = []
+            for item in batch {
+                let oversize = item.size > mailbox.maxMessageSize
+                let bytes = try client.retrieve(oversize ? "TOP \(item.number) 0" : "RETR \(item.number)")
+                let uidl = uidlByNumber[item.number] ?? "sha256-" + String(Digest.hex(Digest.sha256(bytes)).prefix(32))
+                batchUIDLs.append(uidl)
+                fetched.append(.init(origin: .pop3(uidl: uidl), bytes: bytes, size: item.size, oversize: oversize))
+            }
+            let (staged, duplicates) = try ingest.stage(fetched, seenInBatch: &seenInBatch)
+            outcome.skippedDuplicates += duplicates
+            var next = store.state
+            next.uidValidity = 0
+            next.uidls = next.uidls + batchUIDLs.filter { !Set(next.uidls).contains($0) }
+            try store.commit(staged, newState: next)
+            outcome.handedOn += staged.count
+            toDelete += batch.map(\.number)
+        }
+        // A UIDL is kept until the server stops listing it.
+        let listed = Set(uidlByNumber.values)
+        var pruned = store.state
+        pruned.uidValidity = 0
+        if hasUIDL { pruned.uidls = pruned.uidls.filter { listed.contains($0) } }
+        if mailbox.afterFetch == .delete {
+            for number in toDelete {
+                if (try? client.run("DELE \(number)")) == nil {
+                    outcome.afterFetchProblem = "the server refused DELE \(number)"
+                }
+            }
+        }
+        // DELE takes effect only with a successful QUIT; otherwise the server keeps the messages.
+        do {
+            try client.quit()
+        } catch {
+            if mailbox.afterFetch == .delete && !toDelete.isEmpty {
+                outcome.afterFetchProblem = "QUIT failed, so the server rolled back the deletions: \(error.description)"
+            }
+        }
+        if pruned != store.state { try store.record(pruned) }
+        return outcome
+    }
+}

@@ -1,0 +1,33 @@
+import CarteiroCurl
+
+/// What one poll of one mailbox did.
+public struct PollOutcome: Sendable {
+    public var handedOn: Int = 0
+    public var skippedDuplicates: Int = 0
+    /// `after_fetch` failed after the messages were handed on: they are safe, the server unchanged.
+    public var afterFetchProblem: String?
+    public init() {}
+}
+
+/// Why a poll failed: the connection, the server, or the local disk.
+public enum PollFailure: Error, CustomStringConvertible {
+    case connection(MailConnectionError)
+    case storage(String)
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case .connection(let error): error.description
+        case .storage(let text): "the state directory: \(text)"
+        case .configuration(let text): text
+        }
+    }
+
+    public var isTransient: Bool {
+        switch self {
+        case .connection(let error): error.isTransient
+        case .storage: true
+        case .configuration: false
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+/// `carteiro status`: what the running daemon last wrote to `status.json`.
+public enum StatusReport {
+    public static func render(stateDirectory: String, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
+        let path = stateDirectory + "/status.json"
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            return ("carteiro is not running, or has not polled yet: no \(path)\n", false)
+        }
+        let pid = object["pid"] as? Int ?? 0
+        let running = pid > 0 && kill(pid_t(pid), 0) == 0
+        var lines = [running ? "carteiro is running (pid \(pid))" : "carteiro is NOT running (last pid \(pid)); the state below is from its last run"]
+        func ago(_ time: Int64?) -> String {
+            guard let time else { return "never" }
+            let seconds = max(0, now - time)
+            return seconds < 120 ? "\(seconds)s ago" : seconds < 7200 ? "\(seconds / 60)m ago" : "\(seconds / 3600)h ago"
+        }
+        for entry in object["mailboxes"] as? [[String: Any]] ?? [] {
+            guard let status = MailboxStatus(json: entry) else { continue }
+            let health = status.consecutiveFailures == 0 ? "ok" : "FAILING (\(status.consecutiveFailures) in a row since \(ago(status.failingSince)))"
+            lines.append("mailbox \(status.name): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on")
+            if let error = status.lastError { lines.append("  last error: \(error)") }
+        }
+        return (lines.joined(separator: "\n") + "\n", running)
+    }
+}

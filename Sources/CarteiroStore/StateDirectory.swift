@@ -1,0 +1,45 @@
+import Foundation
+
+/// The layout of the state directory (SPEC §6). Paths in events are relative to `root`.
+public struct StateDirectory: Sendable {
+    public let root: String
+    public let spool: String
+
+    public init(root: String, spool: String) {
+        self.root = root
+        self.spool = spool
+    }
+
+    /// Events being written, not yet handed on; same file system as the spool, for rename.
+    public var pendingEvents: String { spool + "/.pending" }
+    public var raw: String { root + "/raw" }
+    public var attachments: String { root + "/attachments" }
+    public func mailbox(_ name: String) -> String { root + "/mailboxes/" + name }
+
+    /// `acme-in/1700000000/42` → `acme-in+1700000000+42.json` (`+` appears in no name).
+    public static func eventFileName(_ id: String) -> String {
+        id.replacingOccurrences(of: "/", with: "+") + ".json"
+    }
+
+    public func prepare(mailboxes: [String]) throws(DurableFiles.Failure) {
+        for path in [root, spool, pendingEvents, raw, attachments] { try DurableFiles.makeDirectory(path) }
+        for name in mailboxes { try DurableFiles.makeDirectory(mailbox(name)) }
+    }
+
+    /// The secret that keys Carteiro's Message-IDs: 32 random bytes made on first use, kept
+    /// readable by Carteiro alone. Losing it only means old replies thread by subject tag.
+    public func threadingSecret() throws(DurableFiles.Failure) -> [UInt8] {
+        let path = root + "/threading.key"
+        if let existing = DurableFiles.read(path), existing.count >= 32 { return existing }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        guard let random = FileHandle(forReadingAtPath: "/dev/urandom"), let data = try? random.read(upToCount: 32), data.count == 32 else {
+            throw DurableFiles.Failure(description: "cannot read /dev/urandom to make \(path)")
+        }
+        try? random.close()
+        bytes = [UInt8](data)
+        try DurableFiles.writeSynced(bytes, to: path + ".tmp", mode: 0o600)
+        try DurableFiles.rename(path + ".tmp", path)
+        try DurableFiles.syncDirectory(root)
+        return bytes
+    }
+}
