@@ -3,6 +3,7 @@ import CarteiroCurl
 import CarteiroEvents
 import CarteiroMail
 import CarteiroStore
+import Foundation
 
 /// One poll of an IMAP mailbox (SPEC §3): examine the folder, find the new UIDs with their
 /// sizes, fetch bodies with BODY.PEEK[] in batches (headers only above max_message_size),
@@ -70,10 +71,20 @@ struct IMAPPoller {
             } else if firstPoll && mailbox.importExisting == .unseen {
                 let search = try client.run("UID SEARCH UNSEEN")
                 let uids = search.untagged.compactMap(IMAPResponseText.searchResults).flatMap { $0 }.map { UInt32($0) }
-                if !uids.isEmpty { candidates = try sizes(client, set: IMAPSequenceSet.render(uids)) }
+                if !uids.isEmpty { candidates = try sizes(client, set: IMAPSequenceSet.render(uids)).map { ($0.uid, $0.size) } }
             } else {
                 let from = (firstPoll || validityChanged) ? 1 : state.lastUID + 1
-                candidates = try sizes(client, set: "\(from):*").filter { firstPoll || validityChanged || $0.uid > state.lastUID }
+                let floor = state.afterFetchFrom
+                candidates = try sizes(client, set: "\(from):*").filter { item in
+                    if firstPoll || validityChanged { return true }
+                    guard item.uid > state.lastUID else { return false }
+                    // Below the floor lie the messages that were there before Carteiro: a first
+                    // poll interrupted half-way must still follow import_existing for them.
+                    if item.uid < floor {
+                        return mailbox.importExisting == .all || (mailbox.importExisting == .unseen && !item.seen)
+                    }
+                    return true
+                }.map { ($0.uid, $0.size) }
             }
         }
         candidates.sort { $0.uid < $1.uid }
@@ -82,11 +93,23 @@ struct IMAPPoller {
         if firstPoll || validityChanged {
             state.uidValidity = uidValidity
             state.lastUID = 0
+            // With unseen or none, what is in the folder now predates Carteiro (unseen ones
+            // are handed on in this poll, and after_fetch applied batch by batch).
+            state.afterFetchFrom = (firstPoll && mailbox.importExisting != .all) ? max(uidNext, 1) : 1
             if candidates.isEmpty {
                 state.lastUID = finalLastUID
                 try store.record(state)
                 return outcome
             }
+        }
+
+        // Messages handed on whose after_fetch never ran (a crash, a refusal): apply it now.
+        if !firstPoll && !validityChanged && mailbox.afterFetch != .keep && state.lastUID >= state.afterFetchFrom && exists > 0 {
+            let criteria = mailbox.afterFetch == .seen ? " UNSEEN" : ""
+            let search = try client.run("UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)")
+            let leftovers = search.untagged.compactMap(IMAPResponseText.searchResults).flatMap { $0 }.map { UInt32($0) }
+                .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID }
+            if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
 
         var seenInBatch: Set<String> = []
@@ -114,14 +137,18 @@ struct IMAPPoller {
     }
 
     /// UID and RFC822.SIZE for a set, without touching any flag.
-    func sizes(_ client: IMAPClient, set: String) throws -> [(uid: UInt32, size: Int)] {
-        let (responses, status) = try client.fetch("UID FETCH \(set) (UID RFC822.SIZE)")
+    func sizes(_ client: IMAPClient, set: String) throws -> [(uid: UInt32, size: Int, seen: Bool)] {
+        let (responses, status) = try client.fetch("UID FETCH \(set) (UID RFC822.SIZE FLAGS)")
         guard status.isOK else {
             throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to list message sizes", serverReply: status.text)
         }
         return responses.compactMap { response in
             guard let uid = response.uid else { return nil }
-            return (uid, Int(response.items["RFC822.SIZE"]?.number ?? 0))
+            var seen = false
+            if case .list(let flags)? = response.items["FLAGS"] {
+                seen = flags.contains { if case .atom(let flag) = $0 { flag.caseInsensitiveCompare("\\Seen") == .orderedSame } else { false } }
+            }
+            return (uid, Int(response.items["RFC822.SIZE"]?.number ?? 0), seen)
         }
     }
 

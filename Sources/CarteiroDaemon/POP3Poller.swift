@@ -75,7 +75,10 @@ struct POP3Poller {
             guard let uidl = uidlByNumber[item.number] else { return false }
             return !handed.contains(uidl)
         }
-        var toDelete: [Int] = []
+        // Handed on before but still on the server (a QUIT that failed, a crash): delete them now.
+        var toDelete: [Int] = mailbox.afterFetch == .delete && hasUIDL
+            ? sizes.compactMap { item in uidlByNumber[item.number].flatMap { handed.contains($0) ? item.number : nil } }
+            : []
         var seenInBatch: Set<String> = []
         var index = 0
         while index < pending.count {

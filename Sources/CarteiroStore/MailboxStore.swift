@@ -6,6 +6,9 @@ public struct MailboxState: Sendable, Equatable {
     public var uidValidity: UInt32?
     /// IMAP: the highest UID handed on.
     public var lastUID: UInt32 = 0
+    /// IMAP: every UID from this one to `lastUID` was handed on (older ones may predate
+    /// Carteiro, with import_existing = unseen or none), so after_fetch may be applied to them.
+    public var afterFetchFrom: UInt32 = 1
     /// POP3: the UIDLs handed on that the server still lists.
     public var uidls: [String] = []
     /// Messages handed on since the state was created.
@@ -14,7 +17,7 @@ public struct MailboxState: Sendable, Equatable {
     public init() {}
 
     func json() -> [String: Any] {
-        var object: [String: Any] = ["last_uid": Int(lastUID), "uidls": uidls, "handed_on": handedOn]
+        var object: [String: Any] = ["last_uid": Int(lastUID), "after_fetch_from": Int(afterFetchFrom), "uidls": uidls, "handed_on": handedOn]
         if let uidValidity { object["uidvalidity"] = Int(uidValidity) }
         return object
     }
@@ -22,6 +25,7 @@ public struct MailboxState: Sendable, Equatable {
     init(json: [String: Any]) {
         uidValidity = (json["uidvalidity"] as? Int).map { UInt32(truncatingIfNeeded: $0) }
         lastUID = UInt32(truncatingIfNeeded: json["last_uid"] as? Int ?? 0)
+        afterFetchFrom = UInt32(truncatingIfNeeded: json["after_fetch_from"] as? Int ?? 1)
         uidls = json["uidls"] as? [String] ?? []
         handedOn = json["handed_on"] as? Int ?? 0
     }

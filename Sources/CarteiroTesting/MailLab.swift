@@ -53,3 +53,71 @@ public struct MailLab: Sendable {
         return text
     }
 }
+
+extension MailLab {
+    /// Mailbox files are owned by nobody:nogroup: Dovecot refuses to run mail as root.
+    static let mailOwner: (uid: UInt32, gid: UInt32) = (65534, 65534)
+
+    /// Adds a lab user with an empty Maildir (and a Processed folder); Dovecot re-reads its
+    /// passwd-file by itself. Each test takes users of its own, so tests run in parallel.
+    public func addUser(_ user: String) throws {
+        let home = "\(directory)/mail/\(user)"
+        for folder in ["", "/.Processed"] {
+            for sub in ["cur", "new", "tmp"] {
+                try FileManager.default.createDirectory(atPath: "\(home)/Maildir\(folder)/\(sub)", withIntermediateDirectories: true)
+            }
+        }
+        for path in [home, "\(home)/Maildir", "\(home)/Maildir/.Processed"] + ["cur", "new", "tmp"].flatMap({ ["\(home)/Maildir/\($0)", "\(home)/Maildir/.Processed/\($0)"] }) {
+            chown(path, Self.mailOwner.uid, Self.mailOwner.gid)
+        }
+        let line = "\(user):{PLAIN}\(Self.password(of: user)):\(Self.mailOwner.uid):\(Self.mailOwner.gid)::\(home)::\n"
+        try MailLab.passwdLock.withLock {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: "\(directory)/dovecot/passwd"))
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(line.utf8))
+        }
+        let secrets = "\(directory)/secrets"
+        try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: passwordFile(of: user), contents: Data((Self.password(of: user) + "\n").utf8), attributes: [.posixPermissions: 0o600])
+    }
+
+    static let passwdLock = NSLock()
+
+    /// Drops a message into the user's inbox the way a delivery agent does (tmp, then new).
+    public func deliver(_ message: String, to user: String) throws {
+        let name = "\(UInt64(Date().timeIntervalSince1970 * 1_000_000)).\(UUID().uuidString).lab"
+        let maildir = "\(directory)/mail/\(user)/Maildir"
+        let text = message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n", with: "\r\n")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: "\(maildir)/tmp/\(name)"))
+        chown("\(maildir)/tmp/\(name)", Self.mailOwner.uid, Self.mailOwner.gid)
+        rename("\(maildir)/tmp/\(name)", "\(maildir)/new/\(name)")
+    }
+
+    /// Files in a user's folder ("" for the inbox, "Processed" …), and how many carry \Seen.
+    public func count(_ user: String, folder: String = "") -> (messages: Int, seen: Int) {
+        let base = "\(directory)/mail/\(user)/Maildir" + (folder.isEmpty ? "" : "/.\(folder)")
+        var messages = 0, seen = 0
+        for sub in ["new", "cur"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(sub)")) ?? [] {
+                messages += 1
+                if let flags = name.split(separator: ",").last, name.contains(":2,"), flags.contains("S") { seen += 1 }
+            }
+        }
+        return (messages, seen)
+    }
+
+    /// A short message with a unique Message-ID.
+    public static func message(id: String, subject: String, from: String = "cliente@acme.example") -> String {
+        """
+        From: Cliente <\(from)>
+        To: suporte@acme.example
+        Subject: \(subject)
+        Message-ID: <\(id)>
+        Date: Wed, 25 Nov 2026 12:00:00 -0300
+        Content-Type: text/plain; charset=utf-8
+
+        Mensagem \(id): a impressora não imprime.
+        """
+    }
+}

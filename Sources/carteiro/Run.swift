@@ -13,6 +13,9 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
+    /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
+    static let stopDeadlineSeconds = 20
+
     func run() throws {
         let (configuration, warnings) = try options.load()
         let log = DaemonLog()
@@ -34,6 +37,12 @@ struct Run: ParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
                 log.log(.notice, "stopping", ["signal": number == SIGTERM ? "TERM" : "INT"])
+                // Polls still running after the deadline are abandoned: their batch never
+                // committed, so the next start fetches those messages again. Nothing is lost.
+                queue.asyncAfter(deadline: .now() + .seconds(Run.stopDeadlineSeconds)) {
+                    log.log(.warning, "stopped with polls still running", ["deadline": "\(Run.stopDeadlineSeconds)s"])
+                    Foundation.exit(0)
+                }
                 service.stop {
                     log.log(.notice, "stopped", [:])
                     Foundation.exit(0)

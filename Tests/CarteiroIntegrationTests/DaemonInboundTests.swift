@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import CarteiroTesting
+
+/// `carteiro run` against the lab's real Dovecot: every provider, after_fetch, isolation of a
+/// failing mailbox, and exactly-once hand-over across SIGKILLs.
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct DaemonInboundTests {
+    @Test func everyProviderHandsOnEachMessageOnce() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let kinds: [(provider: String, port: Int, afterFetch: String)] = [
+            ("imaps", lab.imapsPort, "move:Processed"), ("imap", lab.imapPort, "seen"), ("imaps", lab.imapsPort, "keep"),
+            ("pops", lab.pop3sPort, "delete"), ("pop", lab.pop3Port, "keep"),
+        ]
+        var mailboxes = "", names: [String] = [], users: [String] = []
+        for (index, kind) in kinds.enumerated() {
+            let user = uniqueName("d\(index)")
+            try lab.addUser(user)
+            for n in 1...4 { try lab.deliver(MailLab.message(id: "\(user)-\(n)@lab.test", subject: "Pedido \(n) para \(user)"), to: user) }
+            let name = "m\(index)-\(kind.provider)"
+            mailboxes += inboundMailbox(name, provider: kind.provider, port: kind.port, user: user, lab: lab,
+                                        extra: "after_fetch = \"\(kind.afterFetch)\"\nimport_existing = \"all\"")
+            names.append(name)
+            users.append(user)
+        }
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: mailboxes, contractMailboxes: names))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        let complete = daemon.waitForEvents(timeout: .seconds(30)) { $0.count >= 20 }
+        // One more poll round, to see that nothing comes twice.
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(daemon.terminate() == 0)
+        #expect(complete, "\(daemon.log)")
+        let events = daemon.events()
+        #expect(events.count == 20, "\(daemon.log)")
+        #expect(Set(events.compactMap(\.messageID)).count == 20)
+        for name in names {
+            #expect(events.filter { $0["mailbox"] as? String == name }.count == 4, "\(name)")
+        }
+        #expect(events.allSatisfy { $0["contract"] as? String == "lab" && $0["type"] as? String == "request.new" })
+        // Each raw message is kept where the event says.
+        for event in events {
+            let raw = try #require(event["raw"] as? String)
+            #expect(FileManager.default.fileExists(atPath: directory.path + "/state/" + raw))
+        }
+        // after_fetch, applied on the server only after the hand-over.
+        #expect(lab.count(users[0]).messages == 0)
+        #expect(lab.count(users[0], folder: "Processed").messages == 4)
+        #expect(lab.count(users[1]) == (4, 4))
+        #expect(lab.count(users[2]) == (4, 0), "keep must not even set \\Seen")
+        #expect(lab.count(users[3]).messages == 0)
+        #expect(lab.count(users[4]).messages == 4)
+        #expect(daemon.log.contains("<5>stopped"))
+    }
+
+    @Test func aDeadAndASilentMailboxDelayNobody() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let silent = try ScriptedServer(greeting: nil)
+        defer { silent.stop() }
+        let user = uniqueName("iso")
+        try lab.addUser(user)
+        var mailboxes = inboundMailbox("healthy", provider: "imaps", port: lab.imapsPort, user: user, lab: lab)
+        mailboxes += inboundMailbox("dead", provider: "imaps", port: 1, user: user, lab: lab)
+        mailboxes += inboundMailbox("silent", provider: "imaps", port: silent.port, user: user, lab: lab, extra: "timeout = \"8s\"")
+            .replacingOccurrences(of: "timeout = \"10s\"\n", with: "")
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", pollInterval: "2s", maxParallel: 2,
+                                                                             mailboxes: mailboxes, contractMailboxes: ["healthy", "dead", "silent"]))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        // Let the daemon settle into its failures, then a message arrives for the healthy mailbox.
+        Thread.sleep(forTimeInterval: 3)
+        try lab.deliver(MailLab.message(id: "\(user)-late@lab.test", subject: "Chegou agora"), to: user)
+        let started = ContinuousClock.now
+        let arrived = daemon.waitForEvents(timeout: .seconds(20)) { events in events.contains { $0.messageID == "<\(user)-late@lab.test>" } }
+        let waited = ContinuousClock.now - started
+        #expect(arrived, "\(daemon.log)")
+        // Within one poll interval and a little slack: the silent server holds one slot for 8 s.
+        #expect(waited < .seconds(6), "took \(waited)")
+        #expect(daemon.log.contains("poll failed mailbox=dead"))
+        #expect(daemon.events().allSatisfy { $0["mailbox"] as? String == "healthy" })
+    }
+
+    @Test func killedAtRandomMomentsEveryMessageBecomesExactlyOneEvent() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let imapUser = uniqueName("kill-imap"), popUser = uniqueName("kill-pop")
+        try lab.addUser(imapUser)
+        try lab.addUser(popUser)
+        let perMailbox = 150
+        for n in 1...perMailbox {
+            try lab.deliver(MailLab.message(id: "\(imapUser)-\(n)@lab.test", subject: "IMAP \(n)"), to: imapUser)
+            try lab.deliver(MailLab.message(id: "\(popUser)-\(n)@lab.test", subject: "POP \(n)"), to: popUser)
+        }
+        var mailboxes = inboundMailbox("kill-imap", provider: "imaps", port: lab.imapsPort, user: imapUser, lab: lab,
+                                       extra: "after_fetch = \"move:Processed\"\nimport_existing = \"all\"")
+        mailboxes += inboundMailbox("kill-pop", provider: "pops", port: lab.pop3sPort, user: popUser, lab: lab, extra: "after_fetch = \"delete\"")
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", pollInterval: "1s",
+                                                                             mailboxes: mailboxes, contractMailboxes: ["kill-imap", "kill-pop"]))
+        let spool = directory.path + "/state/events"
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        for _ in 0..<12 {
+            let daemon = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
+            Thread.sleep(forTimeInterval: Double.random(in: 0.02...0.35, using: &generator))
+            daemon.kill()
+            kills += 1
+            // The desk takes some events away meanwhile, as it would.
+            let taken = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".json") }
+            for name in taken.prefix(10) {
+                let data = try Data(contentsOf: URL(fileURLWithPath: spool + "/" + name))
+                try data.write(to: URL(fileURLWithPath: directory.path + "/taken-" + name))
+                try FileManager.default.removeItem(atPath: spool + "/" + name)
+            }
+        }
+        let daemon = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
+        let takenCount = { ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasPrefix("taken-") }.count }
+        let finished = daemon.waitForEvents(timeout: .seconds(60)) { $0.count + takenCount() >= 2 * perMailbox }
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(daemon.terminate() == 0)
+        #expect(finished, "\(daemon.log)")
+
+        var ids: [String] = daemon.events().compactMap(\.messageID)
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []) where name.hasPrefix("taken-") {
+            let data = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/" + name))
+            if let event = try JSONSerialization.jsonObject(with: data) as? [String: Any], let id = event.messageID { ids.append(id) }
+        }
+        let expected = Set((1...perMailbox).flatMap { ["<\(imapUser)-\($0)@lab.test>", "<\(popUser)-\($0)@lab.test>"] })
+        #expect(ids.count == 2 * perMailbox, "\(kills) kills: \(ids.count) events for \(2 * perMailbox) messages")
+        #expect(Set(ids) == expected)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: spool + "/.pending")) ?? []).isEmpty)
+        // And the server ends as after_fetch says, with nothing moved or deleted twice.
+        #expect(lab.count(imapUser).messages == 0)
+        #expect(lab.count(imapUser, folder: "Processed").messages == perMailbox)
+        #expect(lab.count(popUser).messages == 0)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import CarteiroTesting
+
+/// `carteiro run` as a child process, with its state directory, its log, and its events.
+final class DaemonProcess {
+    let process = Process()
+    let logPath: String
+    let spool: String
+
+    init(config: String, spool: String, logPath: String) throws {
+        self.logPath = logPath
+        self.spool = spool
+        process.executableURL = URL(fileURLWithPath: carteiroExecutable())
+        process.arguments = ["run", "--config", config]
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The events in the spool, parsed.
+    func events() -> [[String: Any]] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".json") }
+        return names.compactMap { name in
+            (try? Data(contentsOf: URL(fileURLWithPath: spool + "/" + name))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        }
+    }
+
+    /// Waits until `condition` holds on the events, or `timeout` passes.
+    @discardableResult
+    func waitForEvents(timeout: Duration, _ condition: ([[String: Any]]) -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(events()) { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return condition(events())
+    }
+
+    /// SIGTERM, and the exit status.
+    func terminate() -> Int32 {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+extension [String: Any] {
+    var messageID: String? { (self["message"] as? [String: Any])?["message_id"] as? String }
+}
+
+/// A unique name for this test's lab users and files.
+func uniqueName(_ prefix: String) -> String {
+    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+}
+
+func inboundMailbox(_ name: String, provider: String, port: Int, user: String, lab: MailLab, extra: String = "") -> String {
+    """
+    [mailbox.\(name)]
+    type = "inbound"
+    provider = "\(provider)"
+    server = "127.0.0.1"
+    port = \(port)
+    user = "\(user)"
+    password_file = "\(lab.passwordFile(of: user))"
+    ca_file = "\(lab.caFile)"
+    timeout = "10s"
+    \(extra)
+
+    """
+}
+
+func daemonConfiguration(state: String, pollInterval: String = "1s", maxParallel: Int = 8, mailboxes: String, contractMailboxes: [String]) -> String {
+    """
+    [daemon]
+    system_outbound = "out"
+    state_dir = "\(state)"
+    poll_interval = "\(pollInterval)"
+    max_parallel_polls = \(maxParallel)
+
+    [mailbox.out]
+    type = "outbound"
+    server = "127.0.0.1"
+    tls = "none"
+    sender = "Desk <desk@desk.example>"
+
+    \(mailboxes)
+    [contract.lab]
+    inbound_mailboxes = [\(contractMailboxes.map { "\"\($0)\"" }.joined(separator: ", "))]
+
+    """
+}
