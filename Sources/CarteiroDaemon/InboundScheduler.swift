@@ -9,6 +9,7 @@ import Foundation
 /// long as its own timeout.
 public final class InboundScheduler: @unchecked Sendable {
     public typealias Poll = @Sendable (String) -> Result<PollOutcome, PollFailure>
+    public typealias Alert = @Sendable (_ mailbox: InboundMailbox, _ status: MailboxStatus, _ recovered: Bool) -> Void
 
     /// Backoff never waits longer than this between attempts.
     static let maximumBackoff: Duration = .seconds(15 * 60)
@@ -27,8 +28,11 @@ public final class InboundScheduler: @unchecked Sendable {
     var status: [String: MailboxStatus] = [:]
     var stopping = false
     var onIdleAfterStop: (() -> Void)?
+    let alert: Alert
 
-    public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, poll: @escaping Poll) {
+    public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog,
+                alert: @escaping Alert = { _, _, _ in }, poll: @escaping Poll) {
+        self.alert = alert
         self.mailboxes = mailboxes
         self.maxParallel = max(1, maxParallel)
         self.poll = poll
@@ -99,7 +103,9 @@ public final class InboundScheduler: @unchecked Sendable {
         case .success(let outcome):
             if current.consecutiveFailures > 0 {
                 log.log(.notice, "mailbox recovered", ["mailbox": name, "failures": String(current.consecutiveFailures)])
+                if current.alerted { alert(mailbox, current, true) }
             }
+            current.alerted = false
             current.consecutiveFailures = 0
             current.failingSince = nil
             current.lastError = nil
@@ -119,6 +125,11 @@ public final class InboundScheduler: @unchecked Sendable {
             let factor = Int64(1) << Int64(min(current.consecutiveFailures - 1, 10))
             let backoff = min(mailbox.pollInterval * factor, max(Self.maximumBackoff, mailbox.pollInterval))
             delay = backoff + .milliseconds(Int64.random(in: 0...max(1, backoff.milliseconds / 10)))
+            if !current.alerted, let since = current.failingSince, now - since >= mailbox.alertAfter.components.seconds {
+                current.alerted = true
+                log.log(.error, "mailbox failing", ["mailbox": name, "since": String(since), "reason": failure.description])
+                alert(mailbox, current, false)
+            }
             log.log(failure.isTransient ? .warning : .error, "poll failed", ["mailbox": name, "failures": String(current.consecutiveFailures),
                                                                               "retry_in": ConfigDuration.format(delay), "reason": failure.description])
         }

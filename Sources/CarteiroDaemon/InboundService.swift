@@ -59,8 +59,20 @@ public final class InboundService: @unchecked Sendable {
             }
         }
         let table = pollers
+        let directory = self.directory
+        let contracts = Dictionary(uniqueKeysWithValues: configuration.inboundMailboxes.map { ($0.name, configuration.contract(owning: $0.name)?.id) })
+        let alert: InboundScheduler.Alert = { mailbox, status, recovered in
+            let event = MailboxAlert(kind: recovered ? .recovered : .failing, mailbox: mailbox.name, contract: contracts[mailbox.name] ?? nil,
+                                     failingSince: status.failingSince ?? 0, failures: status.consecutiveFailures,
+                                     error: status.lastError, at: Int64(Date().timeIntervalSince1970))
+            do {
+                try directory.writeEvent(id: event.id, bytes: Array(event.json().rendered().utf8))
+            } catch {
+                log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": event.kind.rawValue, "reason": "\(error)"])
+            }
+        }
         scheduler = InboundScheduler(mailboxes: configuration.inboundMailboxes, maxParallel: configuration.daemon.maxParallelPolls,
-                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log) { name in
+                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert) { name in
             table[name].map { $0() } ?? .failure(.configuration("unknown mailbox \(name)"))
         }
         for mailbox in configuration.inboundMailboxes where !mailbox.starttls && !mailbox.provider.usesImplicitTLS {

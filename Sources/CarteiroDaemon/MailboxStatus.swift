@@ -10,6 +10,8 @@ public struct MailboxStatus: Sendable {
     public var lastError: String?
     public var handedOn = 0
     public var nextPoll: Int64?
+    /// A mailbox.failing event was raised for the current failure episode.
+    public var alerted = false
 
     public init(name: String) { self.name = name }
 
@@ -20,6 +22,7 @@ public struct MailboxStatus: Sendable {
         if let failingSince { object["failing_since"] = failingSince }
         if let lastError { object["last_error"] = lastError }
         if let nextPoll { object["next_poll"] = nextPoll }
+        if alerted { object["alerted"] = true }
         return object
     }
 
@@ -33,5 +36,6 @@ public struct MailboxStatus: Sendable {
         lastError = json["last_error"] as? String
         handedOn = json["handed_on"] as? Int ?? 0
         nextPoll = (json["next_poll"] as? NSNumber)?.int64Value
+        alerted = json["alerted"] as? Bool ?? false
     }
 }

@@ -43,3 +43,15 @@ public struct StateDirectory: Sendable {
         return bytes
     }
 }
+
+extension StateDirectory {
+    /// Writes an event that has no mailbox batch behind it (a mailbox alert): to the pending
+    /// area, fsynced, then renamed into the spool.
+    public func writeEvent(id: String, bytes: [UInt8]) throws(DurableFiles.Failure) {
+        let name = Self.eventFileName(id)
+        let temporary = pendingEvents + "/" + name
+        try DurableFiles.writeSynced(bytes, to: temporary)
+        try DurableFiles.rename(temporary, spool + "/" + name)
+        try DurableFiles.syncDirectory(spool)
+    }
+}

@@ -135,3 +135,46 @@ struct DaemonInboundTests {
         #expect(lab.count(popUser).messages == 0)
     }
 }
+
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct MailboxAlertTests {
+    @Test func failingThenRecoveredWithStatusInBetween() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("alert")
+        // The password file exists, the account does not yet: every login is rejected.
+        try FileManager.default.createDirectory(atPath: lab.directory + "/secrets", withIntermediateDirectories: true)
+        try Data((MailLab.password(of: user) + "\n").utf8).write(to: URL(fileURLWithPath: lab.passwordFile(of: user)))
+        let mailboxes = inboundMailbox("flaky", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "alert_after = \"0s\"")
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: mailboxes, contractMailboxes: ["flaky"]))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        let failing = daemon.waitForEvents(timeout: .seconds(15)) { $0.contains { $0["type"] as? String == "mailbox.failing" } }
+        #expect(failing, "\(daemon.log)")
+        let event = try #require(daemon.events().first { $0["type"] as? String == "mailbox.failing" })
+        #expect(event["mailbox"] as? String == "flaky")
+        #expect(event["contract"] as? String == "lab")
+        #expect((event["error"] as? String)?.contains("rejected the login") == true)
+
+        let status = try runCarteiro(["status", "--config", config])
+        #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
+        #expect(status.stdout.contains("mailbox flaky: FAILING"))
+        #expect(status.stdout.contains("last error:"))
+
+        try lab.addUser(user)
+        try lab.deliver(MailLab.message(id: "\(user)-1@lab.test", subject: "Depois da falha"), to: user)
+        let recovered = daemon.waitForEvents(timeout: .seconds(20)) { events in
+            events.contains { $0["type"] as? String == "mailbox.recovered" } && events.contains { $0.messageID == "<\(user)-1@lab.test>" }
+        }
+        #expect(recovered, "\(daemon.log)")
+        #expect(daemon.events().filter { $0["type"] as? String == "mailbox.failing" }.count == 1, "one alert per failure episode")
+    }
+
+    @Test func statusSaysWhenTheDaemonIsNotRunning() throws {
+        let directory = try TemporaryDirectory()
+        let config = try directory.write("c.conf", "[daemon]\nsystem_outbound = \"o\"\nstate_dir = \"\(directory.path)/state\"\n[mailbox.o]\ntype = \"outbound\"\nserver = \"h\"\nsender = \"a@b.c\"\n")
+        let result = try runCarteiro(["status", "--config", config])
+        #expect(result.status == 3)
+        #expect(result.stdout.hasPrefix("carteiro is not running"))
+    }
+}
