@@ -121,3 +121,24 @@ extension MailLab {
         """
     }
 }
+
+extension MailLab {
+    /// Delivers a message that the user has already read (\Seen), as if it had been there before.
+    public func deliverSeen(_ message: String, to user: String) throws {
+        let name = "\(UInt64(Date().timeIntervalSince1970 * 1_000_000)).\(UUID().uuidString).lab:2,S"
+        let path = "\(directory)/mail/\(user)/Maildir/cur/\(name)"
+        let text = message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n", with: "\r\n")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        chown(path, Self.mailOwner.uid, Self.mailOwner.gid)
+    }
+
+    /// Makes Dovecot forget the inbox's UIDs: at the next SELECT it numbers every message anew
+    /// under a new UIDVALIDITY, as a server does after a restore or a migration.
+    public func resetUIDValidity(of user: String) throws {
+        let maildir = "\(directory)/mail/\(user)/Maildir"
+        for name in try FileManager.default.contentsOfDirectory(atPath: maildir)
+        where name.hasPrefix("dovecot-uidlist") || name.hasPrefix("dovecot-uidvalidity") || name.hasPrefix("dovecot.index") {
+            try FileManager.default.removeItem(atPath: maildir + "/" + name)
+        }
+    }
+}

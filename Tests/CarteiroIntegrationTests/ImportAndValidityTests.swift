@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import CarteiroTesting
+
+/// What a first poll takes (import_existing), what a new UIDVALIDITY does, and a POP3 server
+/// without UIDL.
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct ImportAndValidityTests {
+    @Test func importExistingAllUnseenNone() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        var mailboxes = "", users: [String: String] = [:]
+        for mode in ["all", "unseen", "none"] {
+            let user = uniqueName("imp-\(mode)")
+            users[mode] = user
+            try lab.addUser(user)
+            try lab.deliverSeen(MailLab.message(id: "\(user)-old-seen@lab.test", subject: "lida"), to: user)
+            try lab.deliver(MailLab.message(id: "\(user)-old-unseen-1@lab.test", subject: "não lida 1"), to: user)
+            try lab.deliver(MailLab.message(id: "\(user)-old-unseen-2@lab.test", subject: "não lida 2"), to: user)
+            mailboxes += inboundMailbox("imp-\(mode)", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "import_existing = \"\(mode)\"")
+        }
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: mailboxes,
+                                                                             contractMailboxes: ["imp-all", "imp-unseen", "imp-none"]))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        // The first polls are done once every mailbox has a state file.
+        let polled = daemon.waitForEvents(timeout: .seconds(15)) { _ in
+            ["all", "unseen", "none"].allSatisfy { FileManager.default.fileExists(atPath: directory.path + "/state/mailboxes/imp-\($0)/state.json") }
+        }
+        #expect(polled)
+        for user in users.values { try lab.deliver(MailLab.message(id: "\(user)-new@lab.test", subject: "nova"), to: user) }
+        let done = daemon.waitForEvents(timeout: .seconds(15)) { events in users.values.allSatisfy { user in events.contains { $0.messageID == "<\(user)-new@lab.test>" } } }
+        #expect(done, "\(daemon.log)")
+        Thread.sleep(forTimeInterval: 1.2)
+        func ids(_ mode: String) -> Set<String> {
+            Set(daemon.events().filter { $0["mailbox"] as? String == "imp-\(mode)" }.compactMap(\.messageID))
+        }
+        let all = users["all"]!, unseen = users["unseen"]!, none = users["none"]!
+        #expect(ids("all") == ["<\(all)-old-seen@lab.test>", "<\(all)-old-unseen-1@lab.test>", "<\(all)-old-unseen-2@lab.test>", "<\(all)-new@lab.test>"])
+        #expect(ids("unseen") == ["<\(unseen)-old-unseen-1@lab.test>", "<\(unseen)-old-unseen-2@lab.test>", "<\(unseen)-new@lab.test>"])
+        #expect(ids("none") == ["<\(none)-new@lab.test>"])
+    }
+
+    @Test func aNewUIDValidityDoesNotRecreateOldRequests() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("validity")
+        try lab.addUser(user)
+        for n in 1...3 { try lab.deliver(MailLab.message(id: "\(user)-\(n)@lab.test", subject: "antes \(n)"), to: user) }
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state",
+            mailboxes: inboundMailbox("validity", provider: "imaps", port: lab.imapsPort, user: user, lab: lab), contractMailboxes: ["validity"]))
+        let spool = directory.path + "/state/events"
+        let first = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
+        #expect(first.waitForEvents(timeout: .seconds(15)) { $0.count == 3 })
+        #expect(first.terminate() == 0)
+        let oldValidity = Set(first.events().compactMap { ($0["id"] as? String)?.split(separator: "/")[1] })
+
+        Thread.sleep(forTimeInterval: 1.1) // Dovecot's new UIDVALIDITY is time-based.
+        try lab.resetUIDValidity(of: user)
+        try lab.deliver(MailLab.message(id: "\(user)-4@lab.test", subject: "depois"), to: user)
+        let second = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
+        #expect(second.waitForEvents(timeout: .seconds(15)) { $0.count >= 4 })
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(second.terminate() == 0)
+        let events = second.events()
+        #expect(events.count == 4, "\(second.log)")
+        #expect(Set(events.compactMap(\.messageID)).count == 4)
+        let newest = try #require(events.first { $0.messageID == "<\(user)-4@lab.test>" })
+        let newValidity = try #require((newest["id"] as? String)?.split(separator: "/")[1])
+        #expect(!oldValidity.contains(newValidity), "the lab did not change UIDVALIDITY")
+        #expect(second.log.contains("duplicates=3"))
+    }
+
+    /// A POP3 server with no UIDL: a mailbox that keeps messages fails with the reason in words;
+    /// one that deletes them works.
+    @Test func pop3WithoutUIDL() throws {
+        let message = MailLab.message(id: "nouidl-1@lab.test", subject: "sem UIDL").replacingOccurrences(of: "\n", with: "\r\n")
+        let deleted = LineCollector()
+        let server = try ScriptedServer(greeting: "+OK fake POP3 ready\r\n") { line in
+            let verb = line.split(separator: " ").first?.uppercased() ?? ""
+            switch verb {
+            case "CAPA": return "+OK\r\nUSER\r\n.\r\n"
+            case "USER", "PASS", "NOOP": return "+OK\r\n"
+            case "UIDL": return "-ERR unknown command\r\n"
+            case "LIST": return "+OK 1 message\r\n1 \(message.utf8.count)\r\n.\r\n"
+            case "RETR": return "+OK\r\n\(message)\r\n.\r\n"
+            case "DELE": deleted.add(line); return "+OK deleted\r\n"
+            case "QUIT": return "+OK bye\r\n"
+            default: return "-ERR no\r\n"
+            }
+        }
+        defer { server.stop() }
+        let directory = try TemporaryDirectory()
+        func mailbox(_ name: String, afterFetch: String) -> String {
+            """
+            [mailbox.\(name)]
+            type = "inbound"
+            provider = "pop"
+            starttls = false
+            server = "127.0.0.1"
+            port = \(server.port)
+            user = "u"
+            password = "p"
+            after_fetch = "\(afterFetch)"
+            timeout = "5s"
+
+            """
+        }
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state",
+            mailboxes: mailbox("keeps", afterFetch: "keep") + mailbox("deletes", afterFetch: "delete"), contractMailboxes: ["keeps", "deletes"]), mode: 0o600)
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        let handed = daemon.waitForEvents(timeout: .seconds(15)) { events in events.contains { $0["mailbox"] as? String == "deletes" } }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(daemon.terminate() == 0)
+        #expect(handed, "\(daemon.log)")
+        #expect(daemon.events().filter { $0["mailbox"] as? String == "keeps" }.isEmpty)
+        #expect(daemon.log.contains("poll failed mailbox=keeps"))
+        #expect(daemon.log.contains("does not support UIDL"))
+        #expect(deleted.lines.contains("DELE 1"))
+    }
+}
