@@ -36,3 +36,10 @@ CURLcode carteiro_curl_getinfo_double(CURL *handle, CURLINFO info, double *value
 CURLcode carteiro_curl_global_init(void) {
     return curl_global_init(CURL_GLOBAL_ALL);
 }
+static size_t carteiro_discard(char *data, size_t size, size_t nmemb, void *userdata) {
+    (void)data; (void)userdata;
+    return size * nmemb;
+}
+CURLcode carteiro_curl_discard_body(CURL *handle) {
+    return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, carteiro_discard);
+}

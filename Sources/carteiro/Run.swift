@@ -29,6 +29,8 @@ struct Run: ParsableCommand {
             throw ExitCode(73) // EX_CANTCREAT: the state directory
         }
         service.start()
+        let forwarder = configuration.events.webhook.map { EventForwarder(spool: configuration.events.spool, url: $0, log: log) }
+        forwarder?.start()
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let queue = DispatchQueue(label: "carteiro.signals")
@@ -43,6 +45,7 @@ struct Run: ParsableCommand {
                     log.log(.warning, "stopped with polls still running", ["deadline": "\(Run.stopDeadlineSeconds)s"])
                     Foundation.exit(0)
                 }
+                forwarder?.stop {}
                 service.stop {
                     log.log(.notice, "stopped", [:])
                     Foundation.exit(0)

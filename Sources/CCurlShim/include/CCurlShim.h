@@ -13,6 +13,8 @@ CURLcode carteiro_curl_setopt_string(CURL *handle, CURLoption option, const char
 CURLcode carteiro_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode carteiro_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
 CURLcode carteiro_curl_setopt_write_function(CURL *handle, CURLoption option, carteiro_curl_write_cb value);
+/* A write callback that discards the response body. */
+CURLcode carteiro_curl_discard_body(CURL *handle);
 CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_cb value);
 
 CURLcode carteiro_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);

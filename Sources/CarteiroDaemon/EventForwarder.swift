@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CarteiroCurl
+import Dispatch
+import Foundation
+
+/// With `[events] webhook` set, POSTs each event of the spool to the desk and removes it on a
+/// 2xx answer (SPEC §3). Events go out in order per mailbox: a refused event holds back the
+/// ones after it in its mailbox, and that mailbox retries with exponential backoff; other
+/// mailboxes carry on.
+public final class EventForwarder: @unchecked Sendable {
+    static let tick: DispatchTimeInterval = .milliseconds(250)
+    static let maximumBackoff: Duration = .seconds(300)
+    static let requestTimeout: Duration = .seconds(30)
+
+    let spool: String
+    let url: String
+    let log: DaemonLog
+    let queue = DispatchQueue(label: "carteiro.webhook")
+    var timer: DispatchSourceTimer?
+    // Touched only on `queue`.
+    var backoff: [String: (until: ContinuousClock.Instant, failures: Int)] = [:]
+    var stopped = false
+
+    public init(spool: String, url: String, log: DaemonLog) {
+        self.spool = spool
+        self.url = url
+        self.log = log
+    }
+
+    public func start() {
+        queue.async { [self] in
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now(), repeating: Self.tick, leeway: .milliseconds(50))
+            timer.setEventHandler { [weak self] in self?.deliverRound() }
+            self.timer = timer
+            timer.resume()
+        }
+    }
+
+    /// Stops after the POST in flight, if any.
+    public func stop(completion: @escaping @Sendable () -> Void) {
+        queue.async { [self] in
+            stopped = true
+            timer?.cancel()
+            timer = nil
+            completion()
+        }
+    }
+
+    /// The spool's events by mailbox (the file name up to the first `+`), oldest first.
+    func lanes() -> [String: [String]] {
+        var lanes: [String: [(name: String, modified: timespec)]] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            var info = stat()
+            guard stat(spool + "/" + name, &info) == 0 else { continue }
+            let lane = String(name.prefix { $0 != "+" })
+            lanes[lane, default: []].append((name, info.st_mtim))
+        }
+        return lanes.mapValues { files in
+            files.sorted { a, b in
+                if a.modified.tv_sec != b.modified.tv_sec { return a.modified.tv_sec < b.modified.tv_sec }
+                if a.modified.tv_nsec != b.modified.tv_nsec { return a.modified.tv_nsec < b.modified.tv_nsec }
+                return a.name < b.name
+            }.map(\.name)
+        }
+    }
+
+    func deliverRound() {
+        let now = ContinuousClock.now
+        for (lane, files) in lanes().sorted(by: { $0.key < $1.key }) {
+            if let wait = backoff[lane], wait.until > now { continue }
+            for name in files {
+                guard !stopped else { return }
+                let path = spool + "/" + name
+                guard let body = FileManager.default.contents(atPath: path) else { continue }
+                let outcome = HTTPPost.send([UInt8](body), to: url, timeout: Self.requestTimeout)
+                if case .status(let code) = outcome, (200..<300).contains(code) {
+                    unlink(path)
+                    if backoff.removeValue(forKey: lane) != nil {
+                        log.log(.notice, "webhook accepts events again", ["mailbox": lane])
+                    }
+                    continue
+                }
+                let failures = (backoff[lane]?.failures ?? 0) + 1
+                let delay = min(Duration.seconds(1) * (1 << min(failures - 1, 12)), Self.maximumBackoff)
+                backoff[lane] = (ContinuousClock.now + delay, failures)
+                let reason: String = switch outcome {
+                case .status(let code): "HTTP \(code)"
+                case .failed(let text): text
+                }
+                log.log(.warning, "webhook refused an event", ["mailbox": lane, "event": name, "reason": reason,
+                                                               "retry_in": "\(delay.components.seconds)s"])
+                break
+            }
+        }
+    }
+}
