@@ -27,8 +27,18 @@ extension IMAPClient {
     /// Sends `command` (a `UID FETCH`) and collects every FETCH response until the tagged reply.
     /// Message bodies arrive as literals and are read as bytes, never as text.
     public func fetch(_ command: String) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+        try finishFetch(tag: startFetch(command))
+    }
+
+    /// Sends a FETCH without waiting for its answer, so that the server streams it while the
+    /// caller works on the previous one (RFC 3501 §5.5 pipelining). Read it with `finishFetch`.
+    public func startFetch(_ command: String) throws(MailConnectionError) -> String {
         let tag = "C\(takeTag())"
         try session.sendLine("\(tag) \(command)")
+        return tag
+    }
+
+    public func finishFetch(tag: String) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
         var responses: [IMAPFetchResponse] = []
         var other: [String] = []
         while true {

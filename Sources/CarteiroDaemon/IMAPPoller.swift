@@ -112,7 +112,9 @@ struct IMAPPoller {
             if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
 
-        var seenInBatch: Set<String> = []
+        // Batches, pipelined: batch n+1 is requested before batch n is parsed and committed,
+        // so the server streams it meanwhile; after_fetch for batch n follows its commit.
+        var batches: [[(uid: UInt32, size: Int)]] = []
         var index = 0
         while index < candidates.count {
             var batch: [(uid: UInt32, size: Int)] = []
@@ -122,17 +124,27 @@ struct IMAPPoller {
                 bytes += candidates[index].size
                 index += 1
             }
-            let fetched = try fetch(client, batch: batch, uidValidity: uidValidity)
+            batches.append(batch)
+        }
+        var seenInBatch: Set<String> = []
+        var pending = batches.isEmpty ? nil : try request(client, batch: batches[0])
+        var previous: [UInt32] = []
+        for (number, batch) in batches.enumerated() {
+            guard let current = pending else { break }
+            let fetched = try collect(client, current, uidValidity: uidValidity)
+            if !previous.isEmpty, let problem = try applyAfterFetch(client, uids: previous) { outcome.afterFetchProblem = problem }
+            pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1]) : nil
             let (staged, duplicates) = try ingest.stage(fetched, seenInBatch: &seenInBatch)
             outcome.skippedDuplicates += duplicates
             var next = state
-            next.lastUID = index == candidates.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
+            next.lastUID = number + 1 == batches.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
             try store.commit(staged, newState: next)
             state = store.state
             outcome.handedOn += staged.count
-            // Only now, with the batch durable, may the server change.
-            if let problem = try applyAfterFetch(client, uids: batch.map(\.uid)) { outcome.afterFetchProblem = problem }
+            previous = batch.map(\.uid)
         }
+        // Only now, with the last batch durable, may the server change for it.
+        if !previous.isEmpty, let problem = try applyAfterFetch(client, uids: previous) { outcome.afterFetchProblem = problem }
         return outcome
     }
 
@@ -152,24 +164,40 @@ struct IMAPPoller {
         }
     }
 
-    func fetch(_ client: IMAPClient, batch: [(uid: UInt32, size: Int)], uidValidity: UInt32) throws -> [InboundIngest.Fetched] {
+    struct PendingFetch {
+        var batch: [(uid: UInt32, size: Int)]
+        var wholeTag: String?
+        var headerTag: String?
+    }
+
+    /// Sends the FETCH commands of a batch: bodies with BODY.PEEK[] (fetching must never set
+    /// \Seen, SPEC §3), headers only for messages above max_message_size.
+    func request(_ client: IMAPClient, batch: [(uid: UInt32, size: Int)]) throws -> PendingFetch {
         let whole = batch.filter { $0.size <= mailbox.maxMessageSize }.map(\.uid)
         let oversize = batch.filter { $0.size > mailbox.maxMessageSize }.map(\.uid)
+        return PendingFetch(
+            batch: batch,
+            wholeTag: whole.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID RFC822.SIZE BODY.PEEK[])"),
+            headerTag: oversize.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])"))
+    }
+
+    func collect(_ client: IMAPClient, _ pending: PendingFetch, uidValidity: UInt32) throws -> [InboundIngest.Fetched] {
         var bodies: [UInt32: [UInt8]] = [:]
-        // BODY.PEEK: fetching must never set \Seen (SPEC §3); only after_fetch changes the server.
-        if !whole.isEmpty {
-            let (responses, status) = try client.fetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID RFC822.SIZE BODY.PEEK[])")
+        for (tag, item) in [(pending.wholeTag, "BODY[]"), (pending.headerTag, "BODY[HEADER]")] {
+            guard let tag else { continue }
+            let (responses, status) = try client.finishFetch(tag: tag)
             guard status.isOK else {
                 throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to send messages", serverReply: status.text)
             }
-            for response in responses { if let uid = response.uid, let body = response.items["BODY[]"]?.bytes { bodies[uid] = body } }
+            for response in responses { if let uid = response.uid, let body = response.items[item]?.bytes { bodies[uid] = body } }
         }
-        if !oversize.isEmpty {
-            let (responses, _) = try client.fetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])")
-            for response in responses { if let uid = response.uid, let header = response.items["BODY[HEADER]"]?.bytes { bodies[uid] = header } }
+        let missing = pending.batch.filter { bodies[$0.uid] == nil }.map(\.uid)
+        if !missing.isEmpty {
+            // Expunged by another client between the listing and the fetch: nothing to hand on,
+            // but never silently.
+            ingest.log.log(.warning, "messages vanished before they could be fetched", ["mailbox": mailbox.name, "uids": IMAPSequenceSet.render(missing)])
         }
-        // A message that vanished meanwhile (expunged by another client) is simply not there.
-        return batch.compactMap { item in
+        return pending.batch.compactMap { item in
             guard let bytes = bodies[item.uid] else { return nil }
             return InboundIngest.Fetched(origin: .imap(uidValidity: uidValidity, uid: item.uid), bytes: bytes,
                                          size: item.size, oversize: item.size > mailbox.maxMessageSize)

@@ -2,7 +2,18 @@ import CarteiroConfig
 import CarteiroEvents
 import CarteiroMail
 import CarteiroStore
+import Dispatch
 import Foundation
+
+/// Results filled in by concurrent workers, one slot each.
+final class BuildResults: @unchecked Sendable {
+    typealias Built = (id: String, key: String, json: [UInt8], attachments: [(sha256: String, data: [UInt8])])
+    private var slots: [Built?]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Built) { lock.lock(); slots[index] = value; lock.unlock() }
+    func get(_ index: Int) -> Built? { lock.lock(); defer { lock.unlock() }; return slots[index] }
+}
 
 /// The part of a poll that does not depend on the protocol: a fetched message becomes an
 /// event, staged durably, unless this mailbox handed the same message on before.
@@ -11,6 +22,7 @@ struct InboundIngest {
     let contract: String?
     let builder: EventBuilder
     let store: MailboxStore
+    let log: DaemonLog
 
     struct Fetched {
         var origin: MessageOrigin
@@ -31,18 +43,23 @@ struct InboundIngest {
         var staged: [StagedMessage] = []
         var duplicates = 0
         let now = Int64(Date().timeIntervalSince1970)
-        for message in messages {
+        // Parsing and rendering are pure and independent: spread them over the cores.
+        let built = BuildResults(count: messages.count)
+        DispatchQueue.concurrentPerform(iterations: messages.count) { index in
+            let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
                                                            receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize))
-            let key = Self.dedupeKey(event, bytes: message.bytes)
+            built.set(index, (event.id, Self.dedupeKey(event, bytes: message.bytes), event.json().renderedBytes(), attachments))
+        }
+        for (index, message) in messages.enumerated() {
+            guard let (id, key, json, attachments) = built.get(index) else { continue }
             if store.dedupeKeys.contains(key) || seenInBatch.contains(key) {
                 duplicates += 1
                 continue
             }
             seenInBatch.insert(key)
             do {
-                staged.append(try store.stage(id: event.id, dedupeKey: key, event: Array(event.json().rendered().utf8),
-                                              raw: message.bytes, attachments: attachments))
+                staged.append(try store.stage(id: id, dedupeKey: key, event: json, raw: message.bytes, attachments: attachments))
             } catch {
                 throw .storage(error.description)
             }

@@ -28,6 +28,9 @@ public final class InboundScheduler: @unchecked Sendable {
     var status: [String: MailboxStatus] = [:]
     var stopping = false
     var onIdleAfterStop: (() -> Void)?
+    var onceCompletion: (@Sendable (Int) -> Void)?
+    var oncePolled: Set<String> = []
+    var onceFailures = 0
     let alert: Alert
 
     public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog,
@@ -39,6 +42,16 @@ public final class InboundScheduler: @unchecked Sendable {
         self.log = log
         self.statusPath = statusPath
         for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
+    }
+
+    /// Polls every mailbox once, all at once (within max_parallel_polls), then calls
+    /// `completion` with the number of failed polls: `carteiro run --once`.
+    public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
+        control.async { [self] in
+            onceCompletion = completion
+            for mailbox in mailboxes { fire(mailbox.name) }
+            if mailboxes.isEmpty { completion(0) }
+        }
     }
 
     public func start() {
@@ -135,6 +148,13 @@ public final class InboundScheduler: @unchecked Sendable {
         }
         status[name] = current
         writeStatus()
+        if let done = onceCompletion {
+            oncePolled.insert(name)
+            if case .failure = result { onceFailures += 1 }
+            while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            if oncePolled.count == mailboxes.count { onceCompletion = nil; done(onceFailures) }
+            return
+        }
         if stopping {
             if running.isEmpty, let done = onIdleAfterStop { onIdleAfterStop = nil; done() }
             return

@@ -51,7 +51,7 @@ public final class InboundService: @unchecked Sendable {
         var pollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>] = [:]
         for mailbox in configuration.inboundMailboxes {
             guard let store = stores[mailbox.name], let password = passwords[mailbox.name] else { continue }
-            let ingest = InboundIngest(mailbox: mailbox, contract: configuration.contract(owning: mailbox.name)?.id, builder: builder, store: store)
+            let ingest = InboundIngest(mailbox: mailbox, contract: configuration.contract(owning: mailbox.name)?.id, builder: builder, store: store, log: log)
             if mailbox.provider.isIMAP {
                 pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, password: password).poll() } }
             } else {
@@ -66,7 +66,7 @@ public final class InboundService: @unchecked Sendable {
                                      failingSince: status.failingSince ?? 0, failures: status.consecutiveFailures,
                                      error: status.lastError, at: Int64(Date().timeIntervalSince1970))
             do {
-                try directory.writeEvent(id: event.id, bytes: Array(event.json().rendered().utf8))
+                try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes())
             } catch {
                 log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": event.kind.rawValue, "reason": "\(error)"])
             }
@@ -88,6 +88,11 @@ public final class InboundService: @unchecked Sendable {
         log.log(.notice, "polling started", ["mailboxes": String(configuration.inboundMailboxes.count),
                                              "state_dir": directory.root, "spool": directory.spool])
         scheduler.start()
+    }
+
+    /// Polls each mailbox once; `completion` gets the number of mailboxes that failed.
+    public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
+        scheduler.pollOnce(completion: completion)
     }
 
     public func stop(completion: @escaping @Sendable () -> Void) {

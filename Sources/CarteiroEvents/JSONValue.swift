@@ -14,64 +14,107 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     /// Pretty-printed with two-space indentation and a final newline.
     public func rendered() -> String {
-        var out = ""
-        write(to: &out, indent: 0)
-        return out + "\n"
+        String(decoding: renderedBytes(), as: UTF8.self)
     }
 
-    func write(to out: inout String, indent: Int) {
+    /// The same, as UTF-8 bytes: what is written to disk, without a detour through String.
+    public func renderedBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(4096)
+        write(to: &out, indent: 0)
+        out.append(10)
+        return out
+    }
+
+    static func indent(_ out: inout [UInt8], _ count: Int) {
+        out.append(contentsOf: repeatElement(32, count: count))
+    }
+
+    func write(to out: inout [UInt8], indent: Int) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += String(n)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let n): out.append(contentsOf: String(n).utf8)
         case .string(let s): Self.escape(s, into: &out)
         case .array(let items):
-            if items.isEmpty { out += "[]"; return }
+            if items.isEmpty { out.append(contentsOf: "[]".utf8); return }
             if items.allSatisfy({ if case .string = $0 { true } else { false } }) && items.count <= 4 {
-                out += "["
-                for (i, item) in items.enumerated() { if i > 0 { out += ", " }; item.write(to: &out, indent: indent) }
-                out += "]"
+                out.append(UInt8(ascii: "["))
+                for (i, item) in items.enumerated() {
+                    if i > 0 { out.append(contentsOf: ", ".utf8) }
+                    item.write(to: &out, indent: indent)
+                }
+                out.append(UInt8(ascii: "]"))
                 return
             }
-            out += "[\n"
+            out.append(contentsOf: "[\n".utf8)
             for (i, item) in items.enumerated() {
-                out += String(repeating: " ", count: indent + 2)
+                Self.indent(&out, indent + 2)
                 item.write(to: &out, indent: indent + 2)
-                out += i + 1 < items.count ? ",\n" : "\n"
+                out.append(contentsOf: (i + 1 < items.count ? ",\n" : "\n").utf8)
             }
-            out += String(repeating: " ", count: indent) + "]"
+            Self.indent(&out, indent)
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            if members.isEmpty { out += "{}"; return }
-            out += "{\n"
+            if members.isEmpty { out.append(contentsOf: "{}".utf8); return }
+            out.append(contentsOf: "{\n".utf8)
             for (i, (key, value)) in members.enumerated() {
-                out += String(repeating: " ", count: indent + 2)
+                Self.indent(&out, indent + 2)
                 Self.escape(key, into: &out)
-                out += ": "
+                out.append(contentsOf: ": ".utf8)
                 value.write(to: &out, indent: indent + 2)
-                out += i + 1 < members.count ? ",\n" : "\n"
+                out.append(contentsOf: (i + 1 < members.count ? ",\n" : "\n").utf8)
             }
-            out += String(repeating: " ", count: indent) + "}"
+            Self.indent(&out, indent)
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func escape(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// For each byte below 0x80: nil when it is copied as it is, else its escape.
+    static let escapes: [[UInt8]?] = (0..<128).map { byte -> [UInt8]? in
+        switch byte {
+        case 0x22: Array("\\\"".utf8)
+        case 0x5C: Array("\\\\".utf8)
+        case 0x0A: Array("\\n".utf8)
+        case 0x0D: Array("\\r".utf8)
+        case 0x09: Array("\\t".utf8)
+        case 0..<0x20, 0x7F: Array("\\u00".utf8) + [hexDigits[byte >> 4], hexDigits[byte & 0xF]]
+        default: nil
+        }
+    }
+
+    /// RFC 8259 escaping on the UTF-8 bytes; runs of plain bytes are copied at once.
+    /// U+2028 and U+2029 are escaped too, for JavaScript consumers.
+    static func escape(_ text: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = text
+        let escapes = Self.escapes // one lazy-global check per string, not per byte
+        text.withUTF8 { bytes in
+            var runStart = 0
+            var i = 0
+            let count = bytes.count
+            while i < count {
+                let byte = bytes[i]
+                if byte < 0x80 {
+                    if let replacement = escapes[Int(byte)] {
+                        if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+                        out.append(contentsOf: replacement)
+                        runStart = i + 1
+                    }
+                    i += 1
+                } else if byte == 0xE2, i + 2 < count, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9 {
+                    if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+                    out.append(contentsOf: (bytes[i + 2] == 0xA8 ? "\\u2028" : "\\u2029").utf8)
+                    i += 3
+                    runStart = i
                 } else {
-                    out.unicodeScalars.append(scalar)
+                    i += 1
                 }
             }
+            if runStart < count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<count])) }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }

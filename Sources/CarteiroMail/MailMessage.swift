@@ -108,17 +108,28 @@ public struct MailMessage: Sendable {
     /// Line ends as "\n" (CRLF, the "\r\r\n" of Outlook's encoded CRs, and lone CRs), and no
     /// trailing blank lines: the desk gets text, not transport artefacts.
     static func normalizedLineEnds(_ text: String) -> String {
-        var out = String.UnicodeScalarView()
-        var pendingCR = false
-        for scalar in text.unicodeScalars {
-            if scalar == "\r" { pendingCR = true; continue }
-            if pendingCR && scalar != "\n" { out.append("\n") }
-            pendingCR = false
-            out.append(scalar)
+        var text = text
+        return text.withUTF8 { bytes -> String in
+            var out = [UInt8]()
+            out.reserveCapacity(bytes.count)
+            var i = 0
+            var runStart = 0
+            let count = bytes.count
+            while i < count {
+                guard bytes[i] == 13 else { i += 1; continue }
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+                // "\r\n", "\r\r\n" and a lone "\r" are all one line end.
+                var j = i
+                while j < count && bytes[j] == 13 { j += 1 }
+                if j < count && bytes[j] == 10 { j += 1 } else { j = i + 1 }
+                out.append(10)
+                i = j
+                runStart = i
+            }
+            if runStart < count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<count])) }
+            while let last = out.last, last == 10 || last == 32 || last == 9 { out.removeLast() }
+            return String(decoding: out, as: UTF8.self)
         }
-        if pendingCR { out.append("\n") }
-        while let last = out.last, last == "\n" || last == " " || last == "\t" { out.removeLast() }
-        return String(out)
     }
 
     /// A subject made safe to use as a file name.

@@ -15,9 +15,10 @@ public enum TransferEncoding {
         output.reserveCapacity(input.count * 3 / 4)
         var accumulator: UInt32 = 0
         var bits = 0
+        let table = base64Values // one lazy-global check per call, not per byte
         for byte in input {
             if byte == UInt8(ascii: "=") { break }
-            let value = base64Values[Int(byte)]
+            let value = table[Int(byte)]
             if value < 0 { continue }
             accumulator = accumulator << 6 | UInt32(value)
             bits += 6

@@ -13,6 +13,9 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
+    @Flag(name: .long, help: "Poll every inbound mailbox once, hand on what is new, and exit (1 if a mailbox failed).")
+    var once = false
+
     /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
     static let stopDeadlineSeconds = 20
 
@@ -27,6 +30,13 @@ struct Run: ParsableCommand {
             Output.error("carteiro: cannot start: \(error)")
             if case .secrets = error { throw ExitCode(78) }
             throw ExitCode(73) // EX_CANTCREAT: the state directory
+        }
+        if once {
+            service.pollOnce { failures in
+                log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
+                Foundation.exit(failures == 0 ? 0 : 1)
+            }
+            dispatchMain()
         }
         service.start()
         let forwarder = configuration.events.webhook.map { EventForwarder(spool: configuration.events.spool, url: $0, log: log) }
