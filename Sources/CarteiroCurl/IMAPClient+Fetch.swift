@@ -55,6 +55,10 @@ extension IMAPClient {
                 // A response with a literal that is not a FETCH: read past the literal.
                 var current = line
                 while let size = Self.trailingLiteralSize(current) {
+                    guard size <= maximumFetchLiteral else {
+                        throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description,
+                                                  message: "\(session.endpoint) announced a \(size)-byte literal, more than the \(maximumFetchLiteral) bytes allowed")
+                    }
                     _ = try session.readBytes(size)
                     current = try session.readLineBytes()
                 }
@@ -79,7 +83,7 @@ extension IMAPClient {
         while i < first.count, first[i] >= 48, first[i] <= 57 { sequence = sequence &* 10 &+ UInt32(first[i] - 48); i += 1 }
         let keyword = Array(" FETCH (".utf8)
         guard i > 2, first.count >= i + keyword.count, Array(first[i..<(i + keyword.count)]).map({ $0 | ($0 >= 65 && $0 <= 90 ? 0x20 : 0) }) == Array(" fetch (".utf8) else { return nil }
-        var reader = ResponseReader(line: first, position: i + keyword.count, session: session)
+        var reader = ResponseReader(line: first, position: i + keyword.count, session: session, maximumLiteral: maximumFetchLiteral)
         let values = try reader.listBody()
         var items: [String: IMAPValue] = [:]
         var k = 0
@@ -95,6 +99,7 @@ extension IMAPClient {
         var line: [UInt8]
         var position: Int
         let session: MailSession
+        let maximumLiteral: Int
         var depth = 0
 
         static let maximumDepth = 32
@@ -135,6 +140,10 @@ extension IMAPClient {
                 return .string(bytes)
             }
             if c == UInt8(ascii: "{"), let size = IMAPClient.trailingLiteralSize(Array(line[position...])) {
+                guard size <= maximumLiteral else {
+                    throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description,
+                                              message: "\(session.endpoint) announced a \(size)-byte literal, more than the \(maximumLiteral) bytes this fetch allows")
+                }
                 let bytes = try session.readBytes(size)
                 line = try session.readLineBytes()
                 position = 0

@@ -19,6 +19,9 @@ public final class IMAPClient {
 
     public let session: MailSession
     private var nextTag = 1
+    /// The largest literal a FETCH may carry: a message body the server said was small enough.
+    /// A server that announces more is lying or broken, and is not believed.
+    public var maximumFetchLiteral = 64 << 20
 
     public init(session: MailSession) {
         self.session = session

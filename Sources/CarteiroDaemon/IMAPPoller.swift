@@ -27,6 +27,8 @@ struct IMAPPoller {
             throw .connection(error)
         }
         let client = IMAPClient(session: session)
+        // Twice the size limit, for servers whose RFC822.SIZE is approximate; never unbounded.
+        client.maximumFetchLiteral = max(2 * mailbox.maxMessageSize, 1 << 20)
         defer { client.logout() }
         do {
             return try poll(client)

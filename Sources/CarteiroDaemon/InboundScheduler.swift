@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroEvents
 import CarteiroStore
 import Dispatch
 import Foundation
@@ -27,6 +28,7 @@ public final class InboundScheduler: @unchecked Sendable {
     var waiting: [String] = []
     var status: [String: MailboxStatus] = [:]
     var stopping = false
+    var statusWriteScheduled = false
     var onIdleAfterStop: (() -> Void)?
     var onceCompletion: (@Sendable (Int) -> Void)?
     var oncePolled: Set<String> = []
@@ -56,6 +58,7 @@ public final class InboundScheduler: @unchecked Sendable {
 
     public func start() {
         control.async { [self] in
+            writeStatusNow()
             for mailbox in mailboxes {
                 // Spread the first polls so that 500 mailboxes do not connect in the same second.
                 let spread = min(mailbox.pollInterval, .seconds(5))
@@ -71,6 +74,7 @@ public final class InboundScheduler: @unchecked Sendable {
             for timer in timers.values { timer.cancel() }
             timers.removeAll()
             waiting.removeAll()
+            writeStatusNow()
             if running.isEmpty { completion() } else { onIdleAfterStop = completion }
         }
     }
@@ -156,7 +160,7 @@ public final class InboundScheduler: @unchecked Sendable {
             return
         }
         if stopping {
-            if running.isEmpty, let done = onIdleAfterStop { onIdleAfterStop = nil; done() }
+            if running.isEmpty, let done = onIdleAfterStop { writeStatusNow(); onIdleAfterStop = nil; done() }
             return
         }
         schedule(name, after: delay)
@@ -165,11 +169,24 @@ public final class InboundScheduler: @unchecked Sendable {
         }
     }
 
+    /// Marks the status as changed; it is written at most once a second (500 mailboxes
+    /// finishing polls must not mean 500 file writes).
     func writeStatus() {
-        let object: [String: Any] = ["pid": Int(getpid()), "written_at": Int64(Date().timeIntervalSince1970),
-                                     "mailboxes": mailboxes.compactMap { status[$0.name]?.json() }]
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        try? DurableFiles.replace(statusPath, with: [UInt8](data))
+        guard !statusWriteScheduled else { return }
+        statusWriteScheduled = true
+        control.asyncAfter(deadline: .now() + .seconds(1)) { [self] in
+            statusWriteScheduled = false
+            writeStatusNow()
+        }
+    }
+
+    func writeStatusNow() {
+        let document = JSONValue.object([
+            ("pid", .number(Int64(getpid()))),
+            ("written_at", .number(Int64(Date().timeIntervalSince1970))),
+            ("mailboxes", .array(mailboxes.compactMap { status[$0.name]?.json() })),
+        ])
+        try? DurableFiles.replace(statusPath, with: document.renderedBytes())
     }
 }
 

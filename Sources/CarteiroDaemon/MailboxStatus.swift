@@ -1,3 +1,4 @@
+import CarteiroEvents
 import Foundation
 
 /// One inbound mailbox's health, as `carteiro status` shows it.
@@ -15,15 +16,16 @@ public struct MailboxStatus: Sendable {
 
     public init(name: String) { self.name = name }
 
-    func json() -> [String: Any] {
-        var object: [String: Any] = ["name": name, "consecutive_failures": consecutiveFailures, "handed_on": handedOn]
-        if let lastPoll { object["last_poll"] = lastPoll }
-        if let lastSuccess { object["last_success"] = lastSuccess }
-        if let failingSince { object["failing_since"] = failingSince }
-        if let lastError { object["last_error"] = lastError }
-        if let nextPoll { object["next_poll"] = nextPoll }
-        if alerted { object["alerted"] = true }
-        return object
+    func json() -> JSONValue {
+        var members: [(String, JSONValue)] = [("name", .string(name)), ("consecutive_failures", .number(Int64(consecutiveFailures))),
+                                              ("handed_on", .number(Int64(handedOn)))]
+        if let lastPoll { members.append(("last_poll", .number(lastPoll))) }
+        if let lastSuccess { members.append(("last_success", .number(lastSuccess))) }
+        if let failingSince { members.append(("failing_since", .number(failingSince))) }
+        if let lastError { members.append(("last_error", .string(lastError))) }
+        if let nextPoll { members.append(("next_poll", .number(nextPoll))) }
+        if alerted { members.append(("alerted", .bool(true))) }
+        return .object(members)
     }
 
     init?(json: [String: Any]) {

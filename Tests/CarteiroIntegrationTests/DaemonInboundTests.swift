@@ -156,7 +156,12 @@ struct MailboxAlertTests {
         #expect(event["contract"] as? String == "lab")
         #expect((event["error"] as? String)?.contains("rejected the login") == true)
 
-        let status = try runCarteiro(["status", "--config", config])
+        // The status file is rewritten at most once a second.
+        var status = try runCarteiro(["status", "--config", config])
+        for _ in 0..<30 where !status.stdout.contains("FAILING") {
+            Thread.sleep(forTimeInterval: 0.1)
+            status = try runCarteiro(["status", "--config", config])
+        }
         #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
         #expect(status.stdout.contains("mailbox flaky: FAILING"))
         #expect(status.stdout.contains("last error:"))
