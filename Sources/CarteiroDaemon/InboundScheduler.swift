@@ -156,7 +156,7 @@ public final class InboundScheduler: @unchecked Sendable {
             oncePolled.insert(name)
             if case .failure = result { onceFailures += 1 }
             while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
-            if oncePolled.count == mailboxes.count { onceCompletion = nil; done(onceFailures) }
+            if oncePolled.count == mailboxes.count { writeStatusNow(); onceCompletion = nil; done(onceFailures) }
             return
         }
         if stopping {
