@@ -8,6 +8,7 @@ import PackageDescription
 //   CarteiroMail         protocol and message formats (IMAP syntax, MIME, RFC 2047 …): pure, no I/O
 //   CarteiroEvents       messages become request events: classification, threading, JSON
 //   CarteiroStore        the state directory: durable files, per-mailbox state, batch commits
+//   CarteiroSystemd      the libsystemd adapter: sd_notify
 //   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
 //   CarteiroDaemon       what the executable runs: logging, paths, test-mailbox, summaries
 //   carteiro             argument parsing only
@@ -42,6 +43,7 @@ let package = Package(
         .target(name: "CarteiroMail"),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
         .target(name: "CarteiroStore"),
+        .target(name: "CarteiroSystemd", dependencies: ["CSystemd"]),
         .target(
             name: "CarteiroCurl",
             dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
@@ -49,7 +51,7 @@ let package = Package(
         .target(
             name: "CarteiroDaemon",
             dependencies: [
-                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore",
+                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd",
             ]
         ),
         .executableTarget(

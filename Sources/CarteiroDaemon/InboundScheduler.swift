@@ -29,6 +29,7 @@ public final class InboundScheduler: @unchecked Sendable {
     var status: [String: MailboxStatus] = [:]
     var stopping = false
     var statusWriteScheduled = false
+    var heartbeatTimer: DispatchSourceTimer?
     var onIdleAfterStop: (() -> Void)?
     var onceCompletion: (@Sendable (Int) -> Void)?
     var oncePolled: Set<String> = []
@@ -44,6 +45,27 @@ public final class InboundScheduler: @unchecked Sendable {
         self.log = log
         self.statusPath = statusPath
         for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
+    }
+
+    /// Calls `beat` every `interval` from the scheduler's own queue: a stuck scheduler stops
+    /// the beats, and systemd's watchdog restarts the service.
+    public func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
+        control.async { [self] in
+            let timer = DispatchSource.makeTimerSource(queue: control)
+            timer.schedule(deadline: .now(), repeating: .milliseconds(Int(interval.milliseconds)), leeway: .milliseconds(100))
+            timer.setEventHandler(handler: beat)
+            heartbeatTimer = timer
+            timer.resume()
+        }
+    }
+
+    /// "4 mailboxes: 3 ok, 1 failing; 12 handed on": the one line STATUS= carries.
+    public func summary(_ done: @escaping @Sendable (String) -> Void) {
+        control.async { [self] in
+            let failing = status.values.filter { $0.consecutiveFailures > 0 }.count
+            let handed = status.values.reduce(0) { $0 + $1.handedOn }
+            done("\(mailboxes.count) mailboxes: \(mailboxes.count - failing) ok, \(failing) failing; \(handed) messages handed on")
+        }
     }
 
     /// Polls every mailbox once, all at once (within max_parallel_polls), then calls
@@ -71,6 +93,8 @@ public final class InboundScheduler: @unchecked Sendable {
     public func stop(completion: @escaping @Sendable () -> Void) {
         control.async { [self] in
             stopping = true
+            heartbeatTimer?.cancel()
+            heartbeatTimer = nil
             for timer in timers.values { timer.cancel() }
             timers.removeAll()
             waiting.removeAll()

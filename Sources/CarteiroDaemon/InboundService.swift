@@ -90,6 +90,14 @@ public final class InboundService: @unchecked Sendable {
         scheduler.start()
     }
 
+    public func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
+        scheduler.heartbeat(every: interval, beat)
+    }
+
+    public func summary(_ done: @escaping @Sendable (String) -> Void) {
+        scheduler.summary(done)
+    }
+
     /// Polls each mailbox once; `completion` gets the number of mailboxes that failed.
     public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
         scheduler.pollOnce(completion: completion)

@@ -1,0 +1,143 @@
+import CarteiroConfig
+import CarteiroSystemd
+import Dispatch
+import Foundation
+
+/// `carteiro run`: the inbound service and the webhook forwarder under one lifecycle, with
+/// systemd notifications, SIGHUP reload and SIGTERM/SIGINT shutdown (SPEC §5).
+public final class Daemon: @unchecked Sendable {
+    /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
+    public static let stopDeadlineSeconds = 20
+
+    let path: String
+    let environment: [String: String]
+    let log: DaemonLog
+    let notifier = SystemdNotifier()
+    /// Serialises start, reload and stop.
+    let queue = DispatchQueue(label: "carteiro.daemon")
+    // Touched only on `queue`.
+    var configuration: Configuration
+    var service: InboundService
+    var forwarder: EventForwarder?
+    var reloading = false
+    var stopping = false
+    var keepAlive: [any DispatchSourceProtocol] = []
+
+    public init(path: String, environment: [String: String], configuration: Configuration, log: DaemonLog) throws(InboundService.StartFailure) {
+        self.path = path
+        self.environment = environment
+        self.configuration = configuration
+        self.log = log
+        service = try InboundService(configuration: configuration, environment: environment, log: log)
+    }
+
+    /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
+    public func runOnce() -> Never {
+        service.pollOnce { [log] failures in
+            log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
+            exit(failures == 0 ? 0 : 1)
+        }
+        dispatchMain()
+    }
+
+    public func run() -> Never {
+        queue.sync { startServices() }
+        notifier.ready(status: statusLine())
+        // STATUS= follows the mailboxes' health.
+        let statusTimer = DispatchSource.makeTimerSource(queue: queue)
+        statusTimer.schedule(deadline: .now() + .seconds(5), repeating: .seconds(10))
+        statusTimer.setEventHandler { [self] in
+            guard !stopping, !reloading else { return }
+            service.summary { [notifier] in notifier.status($0) }
+        }
+        statusTimer.resume()
+        keepAlive.append(statusTimer)
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [self] in number == SIGHUP ? reload() : stop(signal: number == SIGTERM ? "TERM" : "INT") }
+            source.resume()
+            keepAlive.append(source)
+        }
+        dispatchMain()
+    }
+
+    func statusLine() -> String { "\(configuration.inboundMailboxes.count) inbound mailboxes, polling" }
+
+    func startServices() {
+        service.start()
+        if let interval = notifier.watchdogInterval {
+            service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }
+        }
+        forwarder = configuration.events.webhook.map { EventForwarder(spool: configuration.events.spool, url: $0, log: log) }
+        forwarder?.start()
+    }
+
+    /// SIGTERM/SIGINT: stop polling, let running polls finish within the deadline, exit 0.
+    func stop(signal: String) {
+        guard !stopping else { return }
+        stopping = true
+        log.log(.notice, "stopping", ["signal": signal])
+        notifier.stopping()
+        // Polls still running after the deadline are abandoned: their batch never committed,
+        // so the next start fetches those messages again. Nothing is lost.
+        queue.asyncAfter(deadline: .now() + .seconds(Self.stopDeadlineSeconds)) { [log] in
+            log.log(.warning, "stopped with polls still running", ["deadline": "\(Self.stopDeadlineSeconds)s"])
+            exit(0)
+        }
+        forwarder?.stop {}
+        service.stop { [log] in
+            log.log(.notice, "stopped", [:])
+            exit(0)
+        }
+    }
+
+    /// SIGHUP: read and validate the file again. On any error the running configuration stays
+    /// and every error is logged with PATH:LINE:COLUMN; otherwise the services are stopped
+    /// (running polls finish: their batches commit) and started again with the new one.
+    func reload() {
+        guard !stopping, !reloading else { return }
+        reloading = true
+        notifier.reloading()
+        log.log(.notice, "reloading", ["config": path])
+        let outcome = ConfigurationFile.load(path: path, environment: environment)
+        guard let next = outcome.configuration else {
+            for error in outcome.errors { log.log(.error, "reload failed", ["error": "\(error)"]) }
+            finishReload(status: "reload failed (\(outcome.errors.count) errors); running the previous configuration")
+            return
+        }
+        let resolver = SecretResolver(environment: environment)
+        let unreadable = next.inboundMailboxes.compactMap { mailbox -> String? in
+            if case .failure(let failure) = resolver.resolve(mailbox.password) { return "\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)" }
+            return nil
+        }
+        guard unreadable.isEmpty else {
+            for error in unreadable { log.log(.error, "reload failed", ["error": error]) }
+            finishReload(status: "reload failed (\(unreadable.count) errors); running the previous configuration")
+            return
+        }
+        for warning in outcome.warnings { log.log(.warning, "configuration", ["warning": warning.description]) }
+        let old = service
+        forwarder?.stop {}
+        old.stop { [self] in
+            queue.async { [self] in
+                do {
+                    service = try InboundService(configuration: next, environment: environment, log: log)
+                    configuration = next
+                    log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count)])
+                } catch {
+                    // The old configuration's service was stopped; start it again.
+                    log.log(.error, "reload failed", ["error": "\(error)"])
+                    if let again = try? InboundService(configuration: configuration, environment: environment, log: log) { service = again }
+                }
+                startServices()
+                finishReload(status: statusLine())
+            }
+        }
+    }
+
+    func finishReload(status: String) {
+        reloading = false
+        notifier.ready(status: status)
+    }
+}

@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import CarteiroTesting
+
+/// sd_notify as systemd sees it: a datagram socket named by $NOTIFY_SOCKET.
+struct SystemdNotifyTests {
+    /// A bound AF_UNIX datagram socket that collects what the daemon sends.
+    final class NotifySocket {
+        let path: String
+        let fd: Int32
+
+        init(path: String) throws {
+            self.path = path
+            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+                for (i, byte) in path.utf8.prefix(buffer.count - 1).enumerated() { buffer[i] = byte }
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
+            var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        deinit { close(fd); unlink(path) }
+
+        /// Every datagram received until `until` holds or `timeout` passes.
+        func collect(timeout: Duration, until: ([String]) -> Bool) -> [String] {
+            var messages: [String] = []
+            let deadline = ContinuousClock.now + timeout
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while ContinuousClock.now < deadline && !until(messages) {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count > 0 { messages.append(String(decoding: buffer[0..<count], as: UTF8.self)) }
+            }
+            return messages
+        }
+    }
+
+    @Test func readyWatchdogStatusStopping() throws {
+        let directory = try TemporaryDirectory()
+        let socket = try NotifySocket(path: directory.path + "/notify")
+        let config = try directory.write("c.conf", """
+        [daemon]
+        system_outbound = "o"
+        state_dir = "\(directory.path)/state"
+        [mailbox.o]
+        type = "outbound"
+        server = "h"
+        sender = "a@b.c"
+        [mailbox.in]
+        type = "inbound"
+        provider = "imaps"
+        server = "127.0.0.1"
+        port = 1
+        user = "u"
+        password = "p"
+        [contract.c]
+        inbound_mailboxes = ["in"]
+        """, mode: 0o600)
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = socket.path
+        environment["WATCHDOG_USEC"] = "400000"
+        environment.removeValue(forKey: "WATCHDOG_PID")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: carteiroExecutable())
+        process.arguments = ["run", "--config", config]
+        process.environment = environment
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let running = socket.collect(timeout: .seconds(10)) { messages in
+            messages.contains { $0.hasPrefix("READY=1") } && messages.filter { $0 == "WATCHDOG=1" }.count >= 3
+        }
+        process.terminate()
+        let stopping = socket.collect(timeout: .seconds(10)) { $0.contains { $0.hasPrefix("STOPPING=1") } }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let ready = try #require(running.first { $0.hasPrefix("READY=1") }, "\(running)")
+        #expect(ready.contains("STATUS=1 inbound mailboxes, polling"))
+        #expect(running.filter { $0 == "WATCHDOG=1" }.count >= 3, "\(running)")
+        #expect(stopping.contains { $0.hasPrefix("STOPPING=1") }, "\(stopping)")
+    }
+}
