@@ -39,15 +39,17 @@ extension IMAPClient {
     }
 
     public func finishFetch(tag: String) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+        // Pipelined commands may complete out of order: a reply read earlier is waiting here.
+        if let early = earlyCompletions.removeValue(forKey: tag) { return ([], early) }
         var responses: [IMAPFetchResponse] = []
         var other: [String] = []
         while true {
             let line = try session.readLineBytes()
-            if line.starts(with: Array((tag + " ").utf8)) {
-                let text = String(decoding: line.dropFirst(tag.count + 1), as: UTF8.self)
-                let parts = text.split(separator: " ", maxSplits: 1)
-                let status = parts.first.map { $0.uppercased() } ?? ""
-                return (responses, Response(tag: tag, status: status, text: parts.count > 1 ? String(parts[1]) : "", untagged: other))
+            if let (lineTag, status, text) = Self.taggedReply(line), lineTag.hasPrefix("C") {
+                let response = Response(tag: lineTag, status: status, text: text, untagged: lineTag == tag ? other : [])
+                if lineTag == tag { return (responses, response) }
+                earlyCompletions[lineTag] = response
+                continue
             }
             if let fetch = try parseFetch(line) {
                 responses.append(fetch)
@@ -65,6 +67,16 @@ extension IMAPClient {
                 other.append(String(decoding: line, as: UTF8.self))
             }
         }
+    }
+
+    /// `C12 OK done` → ("C12", "OK", "done"); nil for untagged and continuation lines.
+    static func taggedReply(_ line: [UInt8]) -> (tag: String, status: String, text: String)? {
+        guard let first = line.first, first != UInt8(ascii: "*"), first != UInt8(ascii: "+") else { return nil }
+        let words = String(decoding: line, as: UTF8.self).split(separator: " ", maxSplits: 2)
+        guard words.count >= 2 else { return nil }
+        let status = words[1].uppercased()
+        guard status == "OK" || status == "NO" || status == "BAD" else { return nil }
+        return (String(words[0]), status, words.count > 2 ? String(words[2]) : "")
     }
 
     static func trailingLiteralSize(_ line: [UInt8]) -> Int? {

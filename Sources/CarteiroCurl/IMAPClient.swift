@@ -22,6 +22,8 @@ public final class IMAPClient {
     /// The largest literal a FETCH may carry: a message body the server said was small enough.
     /// A server that announces more is lying or broken, and is not believed.
     public var maximumFetchLiteral = 64 << 20
+    /// Tagged replies read while waiting for another pipelined command.
+    var earlyCompletions: [String: Response] = [:]
 
     public init(session: MailSession) {
         self.session = session

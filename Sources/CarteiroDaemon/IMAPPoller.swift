@@ -185,13 +185,17 @@ struct IMAPPoller {
 
     func collect(_ client: IMAPClient, _ pending: PendingFetch, uidValidity: UInt32) throws -> [InboundIngest.Fetched] {
         var bodies: [UInt32: [UInt8]] = [:]
-        for (tag, item) in [(pending.wholeTag, "BODY[]"), (pending.headerTag, "BODY[HEADER]")] {
-            guard let tag else { continue }
+        // The two FETCHes are pipelined, so the server may interleave their responses: take
+        // each body from whichever response carries it.
+        for tag in [pending.wholeTag, pending.headerTag].compactMap({ $0 }) {
             let (responses, status) = try client.finishFetch(tag: tag)
             guard status.isOK else {
                 throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to send messages", serverReply: status.text)
             }
-            for response in responses { if let uid = response.uid, let body = response.items[item]?.bytes { bodies[uid] = body } }
+            for response in responses {
+                guard let uid = response.uid, let body = (response.items["BODY[]"] ?? response.items["BODY[HEADER]"])?.bytes else { continue }
+                bodies[uid] = body
+            }
         }
         let missing = pending.batch.filter { bodies[$0.uid] == nil }.map(\.uid)
         if !missing.isEmpty {

@@ -119,3 +119,33 @@ struct ImportAndValidityTests {
         #expect(deleted.lines.contains("DELE 1"))
     }
 }
+
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct OversizeTests {
+    @Test func anOversizeMessageIsHandedOnWithItsHeadersOnly() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("big")
+        try lab.addUser(user)
+        let big = MailLab.message(id: "\(user)-big@lab.test", subject: "anexo enorme") + "\n" + String(repeating: "x", count: 4000)
+        try lab.deliver(big, to: user)
+        try lab.deliver(MailLab.message(id: "\(user)-small@lab.test", subject: "pequena"), to: user)
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state",
+            mailboxes: inboundMailbox("big", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "max_message_size = \"1KB\""),
+            contractMailboxes: ["big"]))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        #expect(daemon.waitForEvents(timeout: .seconds(15)) { $0.count == 2 }, "\(daemon.log)")
+        #expect(daemon.terminate() == 0)
+        let events = daemon.events()
+        let oversize = try #require(events.first { $0.messageID == "<\(user)-big@lab.test>" })
+        #expect(oversize["flags"] as? [String] == ["oversize"])
+        let message = try #require(oversize["message"] as? [String: Any])
+        #expect(message["subject"] as? String == "anexo enorme")
+        #expect((message["size"] as? Int ?? 0) > 4000)
+        let raw = try String(contentsOfFile: directory.path + "/state/" + (oversize["raw"] as? String ?? ""), encoding: .utf8)
+        #expect(raw.contains("Subject: anexo enorme"))
+        #expect(!raw.contains("xxxx"), "the body was downloaded")
+        let small = try #require(events.first { $0.messageID == "<\(user)-small@lab.test>" })
+        #expect(small["flags"] as? [String] == [])
+    }
+}
