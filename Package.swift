@@ -7,6 +7,7 @@ import PackageDescription
 //   CarteiroConfig       the configuration language, schema, model, validation: no network, no C
 //   CarteiroMail         protocol and message formats (IMAP syntax, MIME, RFC 2047 …): pure, no I/O
 //   CarteiroEvents       messages become request events: classification, threading, JSON
+//   CarteiroOutbound     submissions become messages: resolution, templates (Mustache), building
 //   CarteiroStore        the state directory: durable files, per-mailbox state, batch commits
 //   CarteiroSystemd      the libsystemd adapter: sd_notify
 //   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
@@ -21,6 +22,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -43,6 +45,10 @@ let package = Package(
         .target(name: "CarteiroMail"),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
         .target(name: "CarteiroStore"),
+        .target(
+            name: "CarteiroOutbound",
+            dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroEvents", .product(name: "Mustache", package: "swift-mustache")]
+        ),
         .target(name: "CarteiroSystemd", dependencies: ["CSystemd"]),
         .target(
             name: "CarteiroCurl",
@@ -51,7 +57,7 @@ let package = Package(
         .target(
             name: "CarteiroDaemon",
             dependencies: [
-                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd",
+                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd", "CarteiroOutbound",
             ]
         ),
         .executableTarget(
@@ -71,6 +77,10 @@ let package = Package(
             name: "CarteiroEventsTests",
             dependencies: ["CarteiroEvents", "CarteiroMail"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "CarteiroOutboundTests",
+            dependencies: ["CarteiroOutbound", "CarteiroConfig", "CarteiroMail", "CarteiroEvents"]
         ),
         .testTarget(
             name: "CarteiroIntegrationTests",

@@ -17,7 +17,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
             if display.hasPrefix("\"") && display.hasSuffix("\"") && display.count >= 2 {
                 display = String(display.dropFirst().dropLast())
             }
-            guard Self.isValidAddress(inner), !display.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "<" || $0 == ">" }) else { return nil }
+            guard Self.isValidAddress(inner), !display.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "<" || $0 == ">" }) else { return nil }
             self.init(name: display.isEmpty ? nil : display, address: inner)
         } else {
             guard Self.isValidAddress(trimmed) else { return nil }

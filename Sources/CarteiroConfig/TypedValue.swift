@@ -20,7 +20,7 @@ extension ConfigType {
         case .string, .secret, .path, .name, .hostname, .url, .template:
             guard case .string(let text) = value.kind else { return fail() }
             if case .template = self { return .success(.string(text)) }
-            if text.contains(where: { $0 == "\n" || $0 == "\r" }) {
+            if text.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) {
                 return fail("this value cannot span lines (a line break here would end up inside a header or a protocol command)")
             }
             switch self {

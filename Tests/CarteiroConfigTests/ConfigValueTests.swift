@@ -74,3 +74,11 @@ struct ConfigValueTests {
         #expect(IMAPResponseText.listedMailbox("* LIST (\\HasNoChildren) NIL INBOX") == "INBOX")
     }
 }
+
+struct LineBreakInValueTests {
+    /// "\r\n" is one Character in Swift: the check must look at scalars, or CRLF slips through.
+    @Test func anEscapedCRLFInASingleLineValueIsRefused() {
+        let outcome = ConfigurationFile.load(text: "[daemon]\nsystem_outbound = \"o\"\n[mailbox.o]\ntype = \"outbound\"\nserver = \"h\"\nsender = \"Desk\\r\\nBcc: x@y.z <a@b.c>\"\n", file: "i.conf")
+        #expect(outcome.errors.map(\.description).contains { $0.hasPrefix("i.conf:6:10: `sender`: this value cannot span lines") })
+    }
+}

@@ -1,0 +1,224 @@
+/// Builds an RFC 5322 message (SPEC §4): header values RFC 2047-encoded when not ASCII, long
+/// lines folded, bodies in quoted-printable (lines stay far under 998 octets), text and HTML as
+/// multipart/alternative, CRLF throughout. A CR or LF inside a header value is refused: that is
+/// how header injection works.
+public struct MessageBuilder: Sendable {
+    public struct Refusal: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public var headers: [(name: String, value: String)] = []
+    public var text: String?
+    public var html: String?
+    /// Makes the multipart boundary; it must not appear in the bodies (QP output never has "=_").
+    public var boundary: String
+
+    public init(boundary: String) {
+        self.boundary = boundary
+    }
+
+    /// A header whose value is free text (Subject): encoded words when needed.
+    public mutating func addText(_ name: String, _ value: String) throws(Refusal) {
+        try Self.checkNoLineBreaks(name, value)
+        headers.append((name, Self.encodeUnstructured(value, nameLength: name.count)))
+    }
+
+    /// A header that carries addresses (From, To, Cc, Reply-To): names encoded, addresses not.
+    public mutating func addAddresses(_ name: String, _ addresses: [ParsedAddress]) throws(Refusal) {
+        var parts: [String] = []
+        for address in addresses {
+            try Self.checkNoLineBreaks(name, address.address)
+            guard !address.address.contains(where: { $0 == "<" || $0 == ">" || $0 == " " || $0 == "," }) else {
+                throw Refusal(description: "\(name): \"\(address.address)\" is not an address")
+            }
+            if let display = address.name, !display.isEmpty {
+                try Self.checkNoLineBreaks(name, display)
+                parts.append("\(Self.encodePhrase(display)) <\(address.address)>")
+            } else {
+                parts.append(address.address)
+            }
+        }
+        headers.append((name, parts.joined(separator: ", ")))
+    }
+
+    /// A header whose value is ASCII and structured (Message-ID, Date, Auto-Submitted …).
+    public mutating func addRaw(_ name: String, _ value: String) throws(Refusal) {
+        try Self.checkNoLineBreaks(name, value)
+        guard value.utf8.allSatisfy({ $0 < 0x80 }) else { throw Refusal(description: "\(name) must be ASCII") }
+        headers.append((name, value))
+    }
+
+    static func checkNoLineBreaks(_ name: String, _ value: String) throws(Refusal) {
+        if value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\u{0}" }) {
+            throw Refusal(description: "the \(name) header would contain a line break (refused: header injection)")
+        }
+    }
+
+    /// The whole message, CRLF line ends.
+    public func build() -> [UInt8] {
+        var out: [UInt8] = []
+        func line(_ text: String) { out.append(contentsOf: text.utf8); out.append(13); out.append(10) }
+        for (name, value) in headers { line(Self.fold("\(name): \(value)")) }
+        line("MIME-Version: 1.0")
+        switch (text, html) {
+        case (let text?, let html?):
+            line("Content-Type: multipart/alternative; boundary=\"\(boundary)\"")
+            line("")
+            line("--\(boundary)")
+            appendPart(&out, "text/plain", text)
+            line("--\(boundary)")
+            appendPart(&out, "text/html", html)
+            line("--\(boundary)--")
+        case (nil, let html?):
+            appendPart(&out, "text/html", html)
+        default:
+            appendPart(&out, "text/plain", text ?? "")
+        }
+        return out
+    }
+
+    func appendPart(_ out: inout [UInt8], _ type: String, _ body: String) {
+        out.append(contentsOf: "Content-Type: \(type); charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n".utf8)
+        out.append(contentsOf: Self.quotedPrintable(body))
+        out.append(contentsOf: "\r\n".utf8)
+    }
+
+    // MARK: - Encodings
+
+    /// RFC 2045 §6.7: lines of at most 76 characters, soft breaks with "=", line ends of the
+    /// text become CRLF, trailing blanks encoded.
+    public static func quotedPrintable(_ text: String) -> [UInt8] {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        var lineLength = 0
+        let lines = text.replacingLineEnds().split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, textLine) in lines.enumerated() {
+            let bytes = Array(textLine.utf8)
+            for (position, byte) in bytes.enumerated() {
+                let isLast = position == bytes.count - 1
+                let needsEncoding = byte == UInt8(ascii: "=") || byte >= 0x7F || (byte < 0x20 && byte != 9)
+                    || ((byte == 32 || byte == 9) && isLast)
+                    // A line starting with "." or "From " is safe through any MTA when encoded.
+                    || (lineLength == 0 && byte == UInt8(ascii: "."))
+                let width = needsEncoding ? 3 : 1
+                if lineLength + width > 75 {
+                    out.append(contentsOf: [UInt8(ascii: "="), 13, 10])
+                    lineLength = 0
+                }
+                if needsEncoding {
+                    out.append(contentsOf: [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                } else {
+                    out.append(byte)
+                }
+                lineLength += width
+            }
+            if index < lines.count - 1 {
+                out.append(contentsOf: [13, 10])
+                lineLength = 0
+            }
+        }
+        return out
+    }
+
+    /// Free text: as it is when printable ASCII, else RFC 2047 B-encoded UTF-8 words, each
+    /// under 75 characters and never splitting a character.
+    public static func encodeUnstructured(_ value: String, nameLength: Int = 0) -> String {
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return value }
+        return encodedWords(value)
+    }
+
+    /// A display name: plain, quoted when it holds specials, or encoded words when not ASCII.
+    static func encodePhrase(_ name: String) -> String {
+        if !name.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return encodedWords(name) }
+        let specials = "()<>[]:;@\\,.\""
+        if name.contains(where: { specials.contains($0) }) {
+            return "\"" + name.replacingOccurrences("\\", with: "\\\\").replacingOccurrences("\"", with: "\\\"") + "\""
+        }
+        return name
+    }
+
+    static func encodedWords(_ value: String) -> String {
+        // 45 bytes of UTF-8 make 60 base64 characters: "=?UTF-8?B?" + 60 + "?=" = 72.
+        var words: [String] = []
+        var chunk: [UInt8] = []
+        for character in value {
+            let bytes = Array(String(character).utf8)
+            if chunk.count + bytes.count > 45 {
+                words.append("=?UTF-8?B?" + base64(chunk) + "?=")
+                chunk.removeAll()
+            }
+            chunk.append(contentsOf: bytes)
+        }
+        if !chunk.isEmpty { words.append("=?UTF-8?B?" + base64(chunk) + "?=") }
+        return words.joined(separator: " ")
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int((b0 & 3) << 4 | b1 >> 4)])
+            out.append(i + 1 < bytes.count ? alphabet[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            out.append(i + 2 < bytes.count ? alphabet[Int(b2 & 63)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Folds a header line at spaces so that lines stay under 78 characters where possible
+    /// (RFC 5322 §2.1.1); a word longer than that stays whole (the hard limit is 998).
+    static func fold(_ line: String) -> String {
+        guard line.utf8.count > 78 else { return line }
+        var out = ""
+        var current = ""
+        for (index, word) in line.split(separator: " ", omittingEmptySubsequences: false).enumerated() {
+            // Never break between the field name and the first word of its value.
+            if index > 1 && !current.isEmpty && current.utf8.count + 1 + word.utf8.count > 76 {
+                out += current + "\r\n"
+                current = " " + word
+            } else {
+                current += current.isEmpty ? String(word) : " " + word
+            }
+        }
+        return out + current
+    }
+}
+
+extension String {
+    func replacingLineEnds() -> String {
+        var out = String.UnicodeScalarView()
+        var previousCR = false
+        for scalar in unicodeScalars {
+            if scalar == "\r" { out.append("\n"); previousCR = true; continue }
+            if scalar == "\n" && previousCR { previousCR = false; continue }
+            previousCR = false
+            out.append(scalar)
+        }
+        return String(out)
+    }
+
+    func replacingOccurrences(_ target: String, with replacement: String) -> String {
+        var out = ""
+        var rest = Substring(self)
+        while let range = rest.range(of: target) {
+            out += rest[..<range.lowerBound] + replacement
+            rest = rest[range.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Index>? {
+        guard !target.isEmpty else { return nil }
+        var index = startIndex
+        while index < endIndex {
+            if self[index...].hasPrefix(target) { return index..<self.index(index, offsetBy: target.count) }
+            index = self.index(after: index)
+        }
+        return nil
+    }
+}

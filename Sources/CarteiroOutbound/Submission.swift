@@ -1,0 +1,75 @@
+import Foundation
+
+/// What the desk asks to send (SPEC §4): a JSON file in the outbox, or `carteiro send`.
+public struct Submission: Sendable, Codable, Equatable {
+    public var workflow: String?
+    public var step: String?
+    /// An explicit outbound mailbox: wins over the step's choice.
+    public var mailbox: String?
+    public var contract: String?
+    public var request: String?
+    public var to: [String]?
+    public var cc: [String]?
+    public var bcc: [String]?
+    public var subject: String?
+    public var text: String?
+    public var html: String?
+    /// Template variables; dotted keys nest: "request.subject".
+    public var vars: [String: String]?
+    /// One message to every recipient instead of one each.
+    public var oneMessage: Bool?
+    /// Message-IDs this notification answers (threading in the recipient's client).
+    public var inReplyTo: String?
+    public var references: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case workflow, step, mailbox, contract, request, to, cc, bcc, subject, text, html, vars
+        case oneMessage = "one_message"
+        case inReplyTo = "in_reply_to"
+        case references
+    }
+
+    public init(workflow: String? = nil, step: String? = nil, mailbox: String? = nil, contract: String? = nil, request: String? = nil,
+                to: [String]? = nil, cc: [String]? = nil, bcc: [String]? = nil, subject: String? = nil, text: String? = nil,
+                html: String? = nil, vars: [String: String]? = nil, oneMessage: Bool? = nil, inReplyTo: String? = nil, references: [String]? = nil) {
+        self.workflow = workflow
+        self.step = step
+        self.mailbox = mailbox
+        self.contract = contract
+        self.request = request
+        self.to = to
+        self.cc = cc
+        self.bcc = bcc
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.vars = vars
+        self.oneMessage = oneMessage
+        self.inReplyTo = inReplyTo
+        self.references = references
+    }
+
+    /// Reads a submission file; the error says what is wrong with it.
+    public static func decode(_ data: Data) -> Result<Submission, SubmissionRejection> {
+        do {
+            return .success(try JSONDecoder().decode(Submission.self, from: data))
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return .failure(SubmissionRejection("the field `\(path)` has the wrong type: \(context.debugDescription)"))
+        } catch {
+            return .failure(SubmissionRejection("the submission is not valid JSON: \(error.localizedDescription)"))
+        }
+    }
+
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return (try? encoder.encode(self)) ?? Data()
+    }
+}
+
+/// Why a submission cannot be sent: moved aside with this reason next to it.
+public struct SubmissionRejection: Error, Sendable, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,202 @@
+import CarteiroConfig
+import CarteiroEvents
+import CarteiroMail
+import Foundation
+import Mustache
+
+/// Turns a submission into messages (SPEC §4): which mailbox sends (explicit → step's
+/// `specific` → contract's → system's), who receives (the step's users and group members and the
+/// extra addresses, each once), and what each message says (templates or given texts).
+public struct SubmissionResolver: Sendable {
+    public let configuration: Configuration
+    public let threading: RequestThreading
+    public let hostname: String
+
+    public init(configuration: Configuration, threading: RequestThreading, hostname: String) {
+        self.configuration = configuration
+        self.threading = threading
+        self.hostname = hostname
+    }
+
+    struct Recipient {
+        var name: String?
+        var address: String
+    }
+
+    public func resolve(_ submission: Submission, queueID: String, now: Date = Date()) -> Result<[OutboundMessage], SubmissionRejection> {
+        do {
+            return .success(try messages(submission, queueID: queueID, now: now))
+        } catch let rejection as SubmissionRejection {
+            return .failure(rejection)
+        } catch {
+            return .failure(SubmissionRejection("\(error)"))
+        }
+    }
+
+    func messages(_ submission: Submission, queueID: String, now: Date) throws -> [OutboundMessage] {
+        // The step.
+        var step: WorkflowStep?
+        if submission.workflow != nil || submission.step != nil {
+            guard let workflowName = submission.workflow, let stepName = submission.step else {
+                throw SubmissionRejection("a submission names both `workflow` and `step`, or neither")
+            }
+            guard let workflow = configuration.workflow(workflowName) else {
+                throw SubmissionRejection("there is no workflow \"\(workflowName)\"" + NearestName.hint(workflowName, among: configuration.workflows.map(\.id), quote: { "\"\($0)\"" }))
+            }
+            guard let found = workflow.steps.first(where: { $0.id == stepName }) else {
+                throw SubmissionRejection("workflow \"\(workflowName)\" has no step \"\(stepName)\"" + NearestName.hint(stepName, among: workflow.steps.map(\.id), quote: { "\"\($0)\"" }))
+            }
+            step = found
+        }
+        // The contract.
+        var contract: Contract?
+        if let name = submission.contract {
+            guard let found = configuration.contract(name) else {
+                throw SubmissionRejection("there is no contract \"\(name)\"" + NearestName.hint(name, among: configuration.contracts.map(\.id), quote: { "\"\($0)\"" }))
+            }
+            contract = found
+        }
+        // The mailbox.
+        if let explicit = submission.mailbox, configuration.outbound(explicit) == nil {
+            let what = configuration.inbound(explicit) != nil ? "is an inbound mailbox" : "is not an outbound mailbox of the configuration"
+            throw SubmissionRejection("mailbox \"\(explicit)\" \(what)")
+        }
+        let resolution = OutboundResolution.resolve(step: step, contract: contract, explicitMailbox: submission.mailbox, in: configuration)
+        guard let mailbox = configuration.outbound(resolution.mailbox) else {
+            throw SubmissionRejection("the resolved mailbox \"\(resolution.mailbox)\" is not an outbound mailbox")
+        }
+        if let request = submission.request, !request.unicodeScalars.allSatisfy({ ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }) {
+            throw SubmissionRejection("`request` may hold letters, digits, `-` and `_` only")
+        }
+
+        // The recipients: the step's users, its groups' members, the extra addresses, once each.
+        var recipients: [Recipient] = []
+        var seen: Set<String> = []
+        func add(_ recipient: Recipient) {
+            if seen.insert(recipient.address.lowercased()).inserted { recipients.append(recipient) }
+        }
+        if let step {
+            for user in configuration.recipients(of: step) { add(Recipient(name: user.name, address: user.email.address)) }
+        }
+        for text in submission.to ?? [] { add(try Self.address(text, field: "to")) }
+        let cc = try (submission.cc ?? []).map { try Self.address($0, field: "cc") }
+        let bcc = try (submission.bcc ?? []).map { try Self.address($0, field: "bcc") }
+        guard !recipients.isEmpty || !cc.isEmpty || !bcc.isEmpty else {
+            throw SubmissionRejection("no recipient is left: the step names none, and the submission adds no `to`, `cc` or `bcc`")
+        }
+
+        // The texts.
+        let subjectTemplate = submission.subject ?? step?.subject
+        let textTemplate = submission.text ?? step?.body
+        let htmlTemplate = submission.html ?? step?.html
+        guard let subjectTemplate else { throw SubmissionRejection("there is no subject: give `subject`, or a step that has one") }
+        guard textTemplate != nil || htmlTemplate != nil else { throw SubmissionRejection("there is no body: give `text` or `html`, or a step that has one") }
+        let compiled = try (
+            subject: compile(subjectTemplate, field: "subject", html: false),
+            text: textTemplate.map { try compile($0, field: "text", html: false) },
+            html: htmlTemplate.map { try compile($0, field: "html", html: true) })
+
+        let oneMessage = submission.oneMessage ?? false
+        let groups: [[Recipient]] = oneMessage || recipients.isEmpty ? [recipients] : recipients.map { [$0] }
+        var messages: [OutboundMessage] = []
+        for (index, group) in groups.enumerated() {
+            let recipient = group.count == 1 ? group[0] : nil
+            let context = Self.context(submission: submission, contract: contract, mailbox: mailbox, recipient: recipient)
+            var subject = compiled.subject.render(context).trimmingCharacters(in: .whitespacesAndNewlines)
+            if let request = submission.request, threading.request(fromSubject: subject) != request {
+                subject = "[\(threading.tagPrefix)\(request)] " + subject
+            }
+            let nonce = "\(queueID)-\(index + 1)".filter { $0.isLetter || $0.isNumber || $0 == "-" }
+            let messageID = submission.request.flatMap { threading.messageID(request: $0, nonce: nonce, host: hostname) }
+                ?? "<carteiro.\(nonce)@\(hostname)>"
+            var builder = MessageBuilder(boundary: "=_carteiro_\(nonce)")
+            do {
+                try builder.addAddresses("From", [ParsedAddress(name: mailbox.sender.name, address: mailbox.sender.address)])
+                let to = group.map { ParsedAddress(name: $0.name, address: $0.address) }
+                if !to.isEmpty { try builder.addAddresses("To", to) }
+                // Cc goes on the message where it is visible; Bcc never appears in a header.
+                if !cc.isEmpty && (oneMessage || index == 0) { try builder.addAddresses("Cc", cc.map { ParsedAddress(name: $0.name, address: $0.address) }) }
+                try builder.addText("Subject", subject)
+                try builder.addRaw("Date", Self.rfc5322Date(now))
+                try builder.addRaw("Message-ID", messageID)
+                if let inReplyTo = submission.inReplyTo {
+                    try builder.addRaw("In-Reply-To", inReplyTo)
+                    try builder.addRaw("References", ((submission.references ?? []) + [inReplyTo]).joined(separator: " "))
+                } else if let references = submission.references, !references.isEmpty {
+                    try builder.addRaw("References", references.joined(separator: " "))
+                }
+                // RFC 3834: machines must not answer this; Exchange's out-of-office stays quiet.
+                try builder.addRaw("Auto-Submitted", "auto-generated")
+                try builder.addRaw("X-Auto-Response-Suppress", "All")
+            } catch {
+                throw SubmissionRejection(error.description)
+            }
+            builder.text = compiled.text?.render(context)
+            builder.html = compiled.html?.render(context)
+            var envelope = group.map(\.address)
+            if oneMessage || index == 0 { envelope += cc.map(\.address) }
+            if oneMessage || index == 0 { envelope += bcc.map(\.address) }
+            messages.append(OutboundMessage(mailbox: mailbox.name, envelopeFrom: mailbox.sender.address, recipients: envelope,
+                                            messageID: messageID, request: submission.request, contract: contract?.id,
+                                            bytes: builder.build(), resolution: resolution))
+        }
+        return messages
+    }
+
+    func compile(_ template: String, field: String, html: Bool) throws -> MustacheTemplate {
+        do {
+            // Subjects and plain text are not HTML: nothing in them is escaped.
+            return try MustacheTemplate(string: (html ? "" : "{{% CONTENT_TYPE: TEXT}}") + template)
+        } catch {
+            throw SubmissionRejection("the \(field) template is not valid Mustache: \(error)")
+        }
+    }
+
+    static func address(_ text: String, field: String) throws -> Recipient {
+        if text.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
+            throw SubmissionRejection("`\(field)` holds a line break (refused: header injection)")
+        }
+        guard let parsed = MailAddress(parsing: text) else {
+            throw SubmissionRejection("`\(field)`: \"\(text)\" is not an e-mail address")
+        }
+        return Recipient(name: parsed.name, address: parsed.address)
+    }
+
+    /// The template context: request, contract, recipient, mailbox, and the submission's vars
+    /// (dotted keys nest, so `request.subject` extends `request`).
+    static func context(submission: Submission, contract: Contract?, mailbox: OutboundMailbox, recipient: Recipient?) -> [String: Any] {
+        var root: [String: Any] = [
+            "request": ["id": submission.request ?? ""] as [String: Any],
+            "contract": ["id": contract?.id ?? "", "name": contract?.name ?? ""] as [String: Any],
+            "mailbox": ["name": mailbox.name, "sender": mailbox.sender.description, "address": mailbox.sender.address] as [String: Any],
+        ]
+        if let recipient {
+            root["recipient"] = ["name": recipient.name ?? recipient.address, "email": recipient.address] as [String: Any]
+        }
+        for (key, value) in submission.vars ?? [:] {
+            let path = key.split(separator: ".").map(String.init)
+            guard !path.isEmpty else { continue }
+            root = insert(value, at: path[...], into: root)
+        }
+        return root
+    }
+
+    static func insert(_ value: String, at path: ArraySlice<String>, into dictionary: [String: Any]) -> [String: Any] {
+        var copy = dictionary
+        guard let first = path.first else { return copy }
+        if path.count == 1 {
+            copy[first] = value
+        } else {
+            copy[first] = insert(value, at: path.dropFirst(), into: copy[first] as? [String: Any] ?? [:])
+        }
+        return copy
+    }
+
+    static func rfc5322Date(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
+        return formatter.string(from: date)
+    }
+}

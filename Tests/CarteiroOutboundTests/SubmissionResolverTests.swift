@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+import CarteiroConfig
+import CarteiroEvents
+import CarteiroMail
+@testable import CarteiroOutbound
+
+/// Resolution by the seed's rules, message construction, and a round trip through Carteiro's
+/// own parser and Python's `email` package.
+struct SubmissionResolverTests {
+    static let text = """
+    [daemon]
+    system_outbound = "desk-out"
+    [mailbox.desk-out]
+    type = "outbound"
+    server = "smtp.desk.example"
+    sender = "Service Desk <desk@desk.example>"
+    [mailbox.acme-out]
+    type = "outbound"
+    server = "smtp.acme.example"
+    sender = "ACME Atendimento <suporte@acme.example>"
+    [mailbox.audit-out]
+    type = "outbound"
+    server = "smtp.desk.example"
+    sender = "audit@desk.example"
+    [mailbox.acme-in]
+    type = "inbound"
+    provider = "imaps"
+    server = "imap.acme.example"
+    user = "u"
+    password = "p"
+    [contract.acme]
+    name = "ACME Corp"
+    outbound_mailbox = "acme-out"
+    inbound_mailboxes = ["acme-in"]
+    [contract.beta]
+    name = "Beta"
+    [user.ana]
+    name = "Ana Souza"
+    email = "ana@desk.example"
+    [user.joao]
+    name = "João Araújo"
+    email = "joao@desk.example"
+    [group.desk]
+    members = ["joao", "ana"]
+    [workflow.approval.step.notify]
+    mailbox = "contract"
+    to_users = ["ana"]
+    to_groups = ["desk"]
+    subject = "Aprovação necessária: {{request.subject}}"
+    body = \"\"\"
+    Olá {{recipient.name}},
+    a requisição {{request.id}} do contrato {{contract.name}} aguarda aprovação <agora>.
+    \"\"\"
+    html = "<p>Olá {{recipient.name}}, requisição {{request.id}}: {{request.subject}}</p>"
+    [workflow.approval.step.audit]
+    mailbox = "specific"
+    specific_mailbox = "audit-out"
+    to_users = ["ana"]
+    subject = "Audit {{request.id}}"
+    body = "b"
+    [workflow.approval.step.plain]
+    to_users = ["ana"]
+    subject = "Plain"
+    body = "b"
+    """
+
+    let configuration: Configuration
+    let resolver: SubmissionResolver
+
+    init() throws {
+        let outcome = ConfigurationFile.load(text: Self.text, file: "o.conf")
+        configuration = try #require(outcome.configuration, "\(outcome.errors)")
+        resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: Array("k".utf8)), hostname: "desk.example")
+    }
+
+    func resolve(_ submission: Submission) throws -> [OutboundMessage] {
+        try resolver.resolve(submission, queueID: "q1").get()
+    }
+
+    func rejection(_ submission: Submission) -> String? {
+        if case .failure(let rejection) = resolver.resolve(submission, queueID: "q1") { return rejection.description }
+        return nil
+    }
+
+    @Test func everyResolutionBranch() throws {
+        #expect(try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42")).allSatisfy { $0.mailbox == "acme-out" })
+        #expect(try resolve(Submission(workflow: "approval", step: "notify", contract: "beta", request: "42")).first?.resolution.reason == .contractFallback)
+        #expect(try resolve(Submission(workflow: "approval", step: "notify", request: "42")).first?.mailbox == "desk-out")
+        #expect(try resolve(Submission(workflow: "approval", step: "audit", contract: "acme", request: "42")).first?.mailbox == "audit-out")
+        #expect(try resolve(Submission(workflow: "approval", step: "plain", contract: "acme", request: "42")).first?.mailbox == "desk-out")
+        #expect(try resolve(Submission(mailbox: "audit-out", to: ["x@y.example"], subject: "s", text: "t")).first?.resolution.reason == .explicit)
+        #expect(try resolve(Submission(to: ["x@y.example"], subject: "s", text: "t")).first?.mailbox == "desk-out")
+    }
+
+    @Test func oneMessagePerRecipientWithoutDuplicates() throws {
+        let messages = try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", to: ["ANA@desk.example", "extra@cliente.example"]))
+        #expect(messages.map(\.recipients) == [["ana@desk.example"], ["joao@desk.example"], ["extra@cliente.example"]])
+        #expect(Set(messages.map(\.messageID)).count == 3)
+        let together = try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", oneMessage: true))
+        #expect(together.count == 1)
+        #expect(together[0].recipients == ["ana@desk.example", "joao@desk.example"])
+    }
+
+    @Test func rejectionsSayWhy() {
+        #expect(rejection(Submission(workflow: "aproval", step: "notify")) == "there is no workflow \"aproval\"; did you mean \"approval\"?")
+        #expect(rejection(Submission(workflow: "approval", step: "notfy")) == "workflow \"approval\" has no step \"notfy\"; did you mean \"notify\"?")
+        #expect(rejection(Submission(workflow: "approval", step: "notify", contract: "acm")) == "there is no contract \"acm\"; did you mean \"acme\"?")
+        #expect(rejection(Submission(mailbox: "acme-in", to: ["a@b.example"], subject: "s", text: "t")) == "mailbox \"acme-in\" is an inbound mailbox")
+        #expect(rejection(Submission(subject: "s", text: "t")) == "no recipient is left: the step names none, and the submission adds no `to`, `cc` or `bcc`")
+        #expect(rejection(Submission(to: ["a@b.example"], subject: "s\r\nBcc: victim@x.example", text: "t"))?.contains("header injection") == true)
+        #expect(rejection(Submission(to: ["a@b.example\r\nBcc: v@x.example"], subject: "s", text: "t"))?.contains("header injection") == true)
+        #expect(rejection(Submission(to: ["a@b.example"], subject: "{{#broken}}", text: "t"))?.hasPrefix("the subject template is not valid Mustache") == true)
+        #expect(rejection(Submission(to: ["a@b.example"], text: "t")) == "there is no subject: give `subject`, or a step that has one")
+    }
+
+    @Test func theMessageAsSpecFourDescribesIt() throws {
+        let message = try #require(try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42",
+                                                          vars: ["request.subject": "Impressora não imprime"])).first)
+        let text = String(decoding: message.bytes, as: UTF8.self)
+        #expect(text.contains("\r\nAuto-Submitted: auto-generated\r\n"))
+        #expect(text.contains("\r\nX-Auto-Response-Suppress: All\r\n"))
+        #expect(text.contains("Content-Type: multipart/alternative"))
+        #expect(!message.bytes.contains(where: { $0 >= 0x80 }), "8-bit bytes in a 7-bit message")
+        for line in text.components(separatedBy: "\r\n") { #expect(line.utf8.count < 998) }
+        #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\n"), "a bare LF")
+        // Carteiro's own parser reads it back.
+        let parsed = MailMessage.parse(message.bytes)
+        #expect(parsed.subject == "[REQ#42] Aprovação necessária: Impressora não imprime")
+        #expect(parsed.from == ParsedAddress(name: "ACME Atendimento", address: "suporte@acme.example"))
+        #expect(parsed.to == [ParsedAddress(name: "Ana Souza", address: "ana@desk.example")])
+        #expect(parsed.text == "Olá Ana Souza,\na requisição 42 do contrato ACME Corp aguarda aprovação <agora>.")
+        #expect(parsed.html == "<p>Olá Ana Souza, requisição 42: Impressora não imprime</p>")
+        // Its Message-ID threads back to request 42.
+        #expect(RequestThreading(secret: Array("k".utf8)).request(fromMessageID: try #require(parsed.messageID)) == "42")
+    }
+
+    @Test func pythonsEmailPackageReadsTheSame() throws {
+        let message = try #require(try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42",
+                                                          vars: ["request.subject": "Impressora não imprime — 3º andar"])).last)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("carteiro-py-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("m.eml")
+        try Data(message.bytes).write(to: file)
+        let script = """
+        import email, email.policy, json, sys
+        m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)
+        print(json.dumps({"subject": str(m["subject"]), "from": str(m["from"]), "to": str(m["to"]),
+                          "text": m.get_body(("plain",)).get_content(), "html": m.get_body(("html",)).get_content()}))
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, file.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let python = try #require(try JSONSerialization.jsonObject(with: data) as? [String: String])
+        let parsed = MailMessage.parse(message.bytes)
+        #expect(python["subject"] == parsed.subject)
+        #expect(python["subject"] == "[REQ#42] Aprovação necessária: Impressora não imprime — 3º andar")
+        #expect(python["from"] == "ACME Atendimento <suporte@acme.example>")
+        #expect(python["to"] == "João Araújo <joao@desk.example>")
+        #expect(python["text"]?.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines) == parsed.text)
+        #expect(python["html"]?.trimmingCharacters(in: .whitespacesAndNewlines) == parsed.html)
+    }
+
+    @Test func quotedPrintableKeepsLinesShortAndDotsSafe() {
+        let long = String(repeating: "ação ", count: 100) + "\n.\nfim  "
+        let encoded = String(decoding: MessageBuilder.quotedPrintable(long), as: UTF8.self)
+        #expect(encoded.components(separatedBy: "\r\n").allSatisfy { $0.utf8.count <= 76 })
+        #expect(encoded.contains("\r\n=2E\r\n"))
+        #expect(encoded.hasSuffix("fim =20"))
+        #expect(TransferEncoding.quotedPrintable(Array(encoded.utf8)) == Array(long.replacingOccurrences(of: "\n", with: "\r\n").utf8))
+    }
+}
