@@ -17,10 +17,14 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `PATH:LINE:COLUMN: message` for errors, `PATH:LINE:COLUMN: warning: message` for warnings.
+    /// One line, always: control characters from the file are shown escaped.
     public var description: String {
+        let text = message.unicodeScalars.contains(where: { $0.value < 0x20 })
+            ? String(message.unicodeScalars.map { $0.value < 0x20 ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())
+            : message
         switch severity {
-        case .error: "\(location): \(message)"
-        case .warning: "\(location): warning: \(message)"
+        case .error: return "\(location): \(text)"
+        case .warning: return "\(location): warning: \(text)"
         }
     }
 }

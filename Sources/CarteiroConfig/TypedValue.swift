@@ -11,10 +11,15 @@ enum TypedValue: Sendable {
 }
 
 extension ConfigType {
+    var isTemplate: Bool { if case .template = self { true } else { false } }
+
     /// Reads `value` as this type, or says why it cannot.
     func read(_ value: ConfigValue) -> Result<TypedValue, ReadError> {
         func fail(_ detail: String? = nil) -> Result<TypedValue, ReadError> {
             .failure(ReadError(detail: detail ?? "expected \(expectation), found \(value.describedForError)"))
+        }
+        if case .string(let text) = value.kind, !isTemplate, text.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) {
+            return fail("this value cannot span lines (a line break here would end up inside a header or a protocol command)")
         }
         switch self {
         case .string, .secret, .path, .name, .hostname, .url, .template:
