@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "carteiro",
             dependencies: [
-                "CarteiroDaemon", "CarteiroConfig",
+                "CarteiroDaemon", "CarteiroConfig", "CarteiroOutbound", "CarteiroStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -18,6 +18,7 @@ public final class Daemon: @unchecked Sendable {
     // Touched only on `queue`.
     var configuration: Configuration
     var service: InboundService
+    var outbound: OutboundService
     var forwarder: EventForwarder?
     var reloading = false
     var stopping = false
@@ -29,6 +30,7 @@ public final class Daemon: @unchecked Sendable {
         self.configuration = configuration
         self.log = log
         service = try InboundService(configuration: configuration, environment: environment, log: log)
+        outbound = try OutboundService(configuration: configuration, environment: environment, log: log)
     }
 
     /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
@@ -62,10 +64,13 @@ public final class Daemon: @unchecked Sendable {
         dispatchMain()
     }
 
-    func statusLine() -> String { "\(configuration.inboundMailboxes.count) inbound mailboxes, polling" }
+    func statusLine() -> String {
+        "\(configuration.inboundMailboxes.count) inbound mailboxes, polling; \(configuration.outboundMailboxes.count) outbound lanes"
+    }
 
     func startServices() {
         service.start()
+        outbound.start()
         if let interval = notifier.watchdogInterval {
             service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }
         }
@@ -86,7 +91,12 @@ public final class Daemon: @unchecked Sendable {
             exit(0)
         }
         forwarder?.stop {}
-        service.stop { [log] in
+        let group = DispatchGroup()
+        group.enter()
+        service.stop { group.leave() }
+        group.enter()
+        outbound.stop { group.leave() }
+        group.notify(queue: queue) { [log] in
             log.log(.notice, "stopped", [:])
             exit(0)
         }
@@ -118,17 +128,25 @@ public final class Daemon: @unchecked Sendable {
         }
         for warning in outcome.warnings { log.log(.warning, "configuration", ["warning": warning.description]) }
         let old = service
+        let oldOutbound = outbound
         forwarder?.stop {}
-        old.stop { [self] in
+        let group = DispatchGroup()
+        group.enter()
+        old.stop { group.leave() }
+        group.enter()
+        oldOutbound.stop { group.leave() }
+        group.notify(queue: queue) { [self] in
             queue.async { [self] in
                 do {
                     service = try InboundService(configuration: next, environment: environment, log: log)
+                    outbound = try OutboundService(configuration: next, environment: environment, log: log)
                     configuration = next
                     log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count)])
                 } catch {
                     // The old configuration's service was stopped; start it again.
                     log.log(.error, "reload failed", ["error": "\(error)"])
                     if let again = try? InboundService(configuration: configuration, environment: environment, log: log) { service = again }
+                    if let again = try? OutboundService(configuration: configuration, environment: environment, log: log) { outbound = again }
                 }
                 startServices()
                 finishReload(status: statusLine())

@@ -1,0 +1,159 @@
+import CarteiroConfig
+import CarteiroEvents
+import CarteiroOutbound
+import CarteiroStore
+import Dispatch
+import Foundation
+
+/// The outbound half of the daemon: the outbox watcher that turns submissions into queued
+/// messages, and one SMTP lane per outbound mailbox.
+public final class OutboundService: @unchecked Sendable {
+    static let outboxTick: DispatchTimeInterval = .milliseconds(200)
+
+    let configuration: Configuration
+    let directory: StateDirectory
+    let queue: OutboundQueue
+    let resolver: SubmissionResolver
+    let log: DaemonLog
+    let lanes: [SMTPLane]
+    let outbox: String
+    let watcher = DispatchQueue(label: "carteiro.outbox")
+    var timer: DispatchSourceTimer?
+
+    public init(configuration: Configuration, environment: [String: String], log: DaemonLog) throws(InboundService.StartFailure) {
+        self.configuration = configuration
+        self.log = log
+        directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
+        outbox = configuration.daemon.stateDirectory + "/outbox"
+        let resolverSecrets = SecretResolver(environment: environment)
+        var problems: [String] = []
+        var passwords: [String: Secret] = [:]
+        for mailbox in configuration.outboundMailboxes where mailbox.auth {
+            guard let source = mailbox.password else { continue }
+            switch resolverSecrets.resolve(source) {
+            case .success(let secret): passwords[mailbox.name] = secret
+            case .failure(let failure): problems.append("\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)")
+            }
+        }
+        guard problems.isEmpty else { throw .secrets(problems) }
+        do {
+            try directory.prepare(mailboxes: [])
+            try DurableFiles.makeDirectory(outbox + "/rejected")
+            resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: try directory.threadingSecret()),
+                                          hostname: OutboundService.hostname(configuration))
+        } catch {
+            throw .storage(error.description)
+        }
+        lanes = configuration.outboundMailboxes.map { mailbox in
+            SMTPLane(mailbox: mailbox, password: passwords[mailbox.name], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory),
+                     directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
+                     lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
+        }
+    }
+
+    /// The name in EHLO and Message-IDs: `[daemon] hostname`, else the machine's.
+    public static func hostname(_ configuration: Configuration) -> String {
+        if let name = configuration.daemon.hostname { return name }
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        let name = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return name.isEmpty ? "localhost" : name
+    }
+
+    public func start() {
+        for lane in lanes { lane.start() }
+        watcher.async { [self] in
+            let timer = DispatchSource.makeTimerSource(queue: watcher)
+            timer.schedule(deadline: .now(), repeating: Self.outboxTick, leeway: .milliseconds(50))
+            timer.setEventHandler { [weak self] in self?.scanOutbox() }
+            self.timer = timer
+            timer.resume()
+        }
+    }
+
+    public func stop(completion: @escaping @Sendable () -> Void) {
+        watcher.async { [self] in
+            timer?.cancel()
+            timer = nil
+            let group = DispatchGroup()
+            for lane in lanes {
+                group.enter()
+                lane.stop { group.leave() }
+            }
+            group.notify(queue: watcher) { completion() }
+        }
+    }
+
+    /// Submissions dropped in the outbox (written under a temporary name and renamed, as the
+    /// desk does): each is resolved, queued durably, and only then removed; one that cannot be
+    /// resolved goes to `outbox/rejected/` with its reason beside it.
+    func scanOutbox() {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
+        for name in names {
+            let path = outbox + "/" + name
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let id = Self.queueID(from: String(name.dropLast(5)))
+            switch Submission.decode(data).flatMap({ resolver.resolve($0, queueID: id) }) {
+            case .success(let messages):
+                do {
+                    try Self.enqueue(messages, id: id, queue: queue)
+                    unlink(path)
+                    for message in messages where message.resolution.reason == .contractFallback {
+                        log.log(.notice, "contract has no outbound mailbox; using the system's", ["contract": message.contract ?? "", "mailbox": message.mailbox])
+                    }
+                    log.log(.info, "submission queued", ["submission": name, "queue_id": id, "messages": String(messages.count),
+                                                         "mailbox": messages.first?.mailbox ?? ""])
+                } catch {
+                    log.log(.error, "cannot queue submission", ["submission": name, "reason": error.description])
+                }
+            case .failure(let rejection):
+                let rejected = outbox + "/rejected/" + name
+                try? DurableFiles.writeSynced(Array((rejection.description + "\n").utf8), to: rejected + ".reason")
+                rename(path, rejected)
+                log.log(.error, "submission rejected", ["submission": name, "reason": rejection.description])
+            }
+        }
+    }
+
+    /// A queue id from a submission's name: file-name safe, unique enough with a time prefix.
+    static func queueID(from name: String) -> String {
+        let safe = String(name.unicodeScalars.filter { ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || $0 == "-" }.prefix(40).map(Character.init))
+        let stamp = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
+        return "\(stamp)-\(safe.isEmpty ? "s" : safe)"
+    }
+
+    public static func enqueue(_ messages: [OutboundMessage], id: String, queue: OutboundQueue) throws(DurableFiles.Failure) {
+        let now = Int64(Date().timeIntervalSince1970)
+        let items = messages.enumerated().map { index, message in
+            (QueuedMessage(id: messages.count == 1 ? id : "\(id)-\(index + 1)", mailbox: message.mailbox, envelopeFrom: message.envelopeFrom,
+                           recipients: message.recipients, messageID: message.messageID, request: message.request,
+                           contract: message.contract, created: now), message.bytes)
+        }
+        try queue.enqueue(items)
+    }
+
+    /// `carteiro send`: resolve and queue one submission now; the queue id, or the reason.
+    public static func submit(_ submission: Submission, configuration: Configuration) -> Result<(id: String, messages: [OutboundMessage]), SubmissionRejection> {
+        let directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        let secret: [UInt8]
+        do {
+            try directory.prepare(mailboxes: [])
+            secret = try directory.threadingSecret()
+        } catch {
+            return .failure(SubmissionRejection("the state directory: \(error.description)"))
+        }
+        let resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: secret), hostname: hostname(configuration))
+        let id = queueID(from: "send")
+        switch resolver.resolve(submission, queueID: id) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let messages):
+            do {
+                try enqueue(messages, id: id, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory))
+            } catch {
+                return .failure(SubmissionRejection("cannot queue: \(error.description)"))
+            }
+            return .success((id, messages))
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroEvents
+import CarteiroMail
+import CarteiroStore
+import Dispatch
+import Foundation
+
+/// One outbound mailbox's lane (SPEC §4): drains its part of the queue through that mailbox's
+/// SMTP profile on a queue of its own, so a slow or dead server stalls only this lane. One
+/// connection serves every due message; each recipient's reply is kept: 2xx delivered, 5xx given
+/// up, 4xx retried alone with exponential backoff until the queue lifetime ends.
+final class SMTPLane: @unchecked Sendable {
+    static let tick: DispatchTimeInterval = .milliseconds(200)
+    static let maximumBackoff: Int64 = 3600
+
+    let mailbox: OutboundMailbox
+    let password: Secret?
+    let queue: OutboundQueue
+    let directory: StateDirectory
+    let lifetime: Duration
+    let ehloName: String
+    let log: DaemonLog
+    let dispatch: DispatchQueue
+    var timer: DispatchSourceTimer?
+    var stopped = false
+
+    init(mailbox: OutboundMailbox, password: Secret?, queue: OutboundQueue, directory: StateDirectory,
+         lifetime: Duration, ehloName: String, log: DaemonLog) {
+        self.mailbox = mailbox
+        self.password = password
+        self.queue = queue
+        self.directory = directory
+        self.lifetime = lifetime
+        self.ehloName = ehloName
+        self.log = log
+        dispatch = DispatchQueue(label: "carteiro.lane.\(mailbox.name)")
+    }
+
+    func start() {
+        dispatch.async { [self] in
+            let timer = DispatchSource.makeTimerSource(queue: dispatch)
+            timer.schedule(deadline: .now(), repeating: Self.tick, leeway: .milliseconds(50))
+            timer.setEventHandler { [weak self] in self?.drain() }
+            self.timer = timer
+            timer.resume()
+        }
+    }
+
+    /// Stops after the message in flight (the lane's queue is serial).
+    func stop(completion: @escaping @Sendable () -> Void) {
+        dispatch.async { [self] in
+            stopped = true
+            timer?.cancel()
+            timer = nil
+            completion()
+        }
+    }
+
+    func drain() {
+        guard !stopped else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        let due = queue.messages(in: mailbox.name).filter { $0.nextAttempt <= now }
+        guard !due.isEmpty else { return }
+        var session: MailSession?
+        defer {
+            if let session { _ = try? SMTPClient(session: session).run("QUIT") }
+        }
+        for var item in due {
+            guard !stopped else { return }
+            if now - item.created > lifetime.components.seconds {
+                expire(&item, reason: "not delivered within the queue lifetime (\(ConfigDuration.format(lifetime)))")
+                continue
+            }
+            guard let bytes = queue.messageBytes(item) else { continue }
+            if session == nil {
+                do {
+                    session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials(), ehloName: ehloName)
+                } catch {
+                    // The server is unreachable or refuses us: every due message waits.
+                    let permanent = !error.isTransient && error.kind != .certificateUntrusted && error.kind != .tlsFailed
+                    for var waiting in due where waiting.nextAttempt <= now {
+                        defer_(&waiting, error: error.description, permanentConfiguration: permanent)
+                    }
+                    log.log(.warning, "smtp connection failed", ["mailbox": mailbox.name, "server": "\(mailbox.server):\(mailbox.port)", "reason": error.description])
+                    return
+                }
+            }
+            guard let open = session else { return }
+            do {
+                try send(&item, bytes: bytes, client: SMTPClient(session: open))
+            } catch {
+                // The connection broke mid-transaction: what was not confirmed is retried.
+                session = nil
+                defer_(&item, error: error.description, permanentConfiguration: false)
+                log.log(.warning, "smtp transaction failed", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
+                return
+            }
+            finish(&item)
+        }
+    }
+
+    func credentials() -> MailSession.Credentials? {
+        guard mailbox.auth, let user = mailbox.user, let password else { return nil }
+        return .init(user: user, password: password)
+    }
+
+    /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA.
+    func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient) throws(MailConnectionError) {
+        item.attempts += 1
+        let from = try client.run("MAIL FROM:<\(item.envelopeFrom)>")
+        guard from.code == 250 else {
+            _ = try? client.run("RSET")
+            for index in item.recipients.indices where item.recipients[index].state == .pending {
+                record(&item, index, code: from.code, reply: from.text)
+            }
+            return
+        }
+        var accepted: [Int] = []
+        for index in item.recipients.indices where item.recipients[index].state == .pending {
+            let reply = try client.run("RCPT TO:<\(item.recipients[index].address)>")
+            if reply.code / 100 == 2 { accepted.append(index) } else { record(&item, index, code: reply.code, reply: reply.text) }
+        }
+        guard !accepted.isEmpty else {
+            _ = try client.run("RSET")
+            return
+        }
+        let data = try client.run("DATA")
+        guard data.code == 354 else {
+            for index in accepted { record(&item, index, code: data.code, reply: data.text) }
+            _ = try? client.run("RSET")
+            return
+        }
+        try client.session.send(Self.dotStuffed(bytes))
+        let final = try client.readReply()
+        for index in accepted { record(&item, index, code: final.code, reply: final.text) }
+    }
+
+    func record(_ item: inout QueuedMessage, _ index: Int, code: Int, reply: String) {
+        item.recipients[index].code = code
+        item.recipients[index].reply = reply
+        switch code / 100 {
+        case 2: item.recipients[index].state = .sent
+        case 5: item.recipients[index].state = .failed
+        default: break // 4xx: stays pending, retried alone
+        }
+    }
+
+    /// SMTP's transparency (RFC 5321 §4.5.2), CRLF line ends, and the final dot.
+    static func dotStuffed(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        var atLineStart = true
+        for byte in bytes {
+            if atLineStart && byte == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
+            out.append(byte)
+            atLineStart = byte == 10
+        }
+        if !atLineStart { out.append(contentsOf: [13, 10]) }
+        out.append(contentsOf: Array(".\r\n".utf8))
+        return out
+    }
+
+    func finish(_ item: inout QueuedMessage) {
+        let now = Int64(Date().timeIntervalSince1970)
+        if item.isFinished {
+            let failed = item.recipients.filter { $0.state == .failed }
+            if failed.isEmpty {
+                queue.remove(item)
+                log.log(.info, "message delivered", ["mailbox": mailbox.name, "queue_id": item.id, "recipients": String(item.recipients.count)])
+            } else {
+                giveUp(item, reason: "refused by the server")
+            }
+            return
+        }
+        // Some recipients answered 4xx: only they are tried again.
+        let delay = min(Int64(60) << Int64(min(item.attempts - 1, 10)), Self.maximumBackoff)
+        item.nextAttempt = now + delay
+        item.lastError = item.recipients.first { $0.state == .pending }.flatMap { r in r.code.map { "\($0) \(r.reply ?? "")" } }
+        try? queue.update(item)
+        log.log(.notice, "delivery deferred", ["mailbox": mailbox.name, "queue_id": item.id, "pending": String(item.pending.count),
+                                               "retry_in": "\(delay)s", "reason": item.lastError ?? ""])
+    }
+
+    /// A temporary failure for the whole message (network, TLS, a broken connection).
+    func defer_(_ item: inout QueuedMessage, error: String, permanentConfiguration: Bool) {
+        let now = Int64(Date().timeIntervalSince1970)
+        item.attempts += 1
+        item.lastError = error
+        let delay = min(Int64(5) << Int64(min(item.attempts - 1, 12)), Self.maximumBackoff)
+        item.nextAttempt = now + delay
+        try? queue.update(item)
+    }
+
+    func expire(_ item: inout QueuedMessage, reason: String) {
+        for index in item.recipients.indices where item.recipients[index].state == .pending {
+            item.recipients[index].state = .failed
+            if item.recipients[index].reply == nil { item.recipients[index].reply = item.lastError ?? reason }
+        }
+        giveUp(item, reason: reason)
+    }
+
+    /// Some or all recipients are given up: the message is kept in `failed/` when nobody got
+    /// it, and a delivery.failed event names the failed recipients either way.
+    func giveUp(_ item: QueuedMessage, reason: String) {
+        let failed = item.recipients.filter { $0.state == .failed }
+        var kept = item
+        kept.lastError = reason
+        // Kept in failed/ with every recipient's outcome, for `carteiro queue retry`.
+        try? queue.fail(kept)
+        let event = OutboundFailure(queueID: item.id, mailbox: mailbox.name, contract: item.contract, request: item.request,
+                                    messageID: item.messageID, reason: reason,
+                                    recipients: failed.map { ($0.address, $0.code, $0.reply) })
+        do {
+            try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes())
+        } catch {
+            log.log(.error, "cannot write event", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
+        }
+        log.log(.warning, "message given up", ["mailbox": mailbox.name, "queue_id": item.id, "failed": String(failed.count), "reason": reason])
+    }
+}

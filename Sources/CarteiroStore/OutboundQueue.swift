@@ -1,0 +1,202 @@
+import Foundation
+
+/// One queued message: its envelope, and per recipient what the server said so far.
+public struct QueuedMessage: Sendable, Equatable {
+    public enum RecipientState: String, Sendable { case pending, sent, failed }
+
+    public struct Recipient: Sendable, Equatable {
+        public var address: String
+        public var state: RecipientState
+        public var code: Int?
+        public var reply: String?
+        public init(address: String, state: RecipientState = .pending, code: Int? = nil, reply: String? = nil) {
+            self.address = address
+            self.state = state
+            self.code = code
+            self.reply = reply
+        }
+    }
+
+    public var id: String
+    public var mailbox: String
+    public var envelopeFrom: String
+    public var recipients: [Recipient]
+    public var messageID: String
+    public var request: String?
+    public var contract: String?
+    /// Seconds since 1970.
+    public var created: Int64
+    public var attempts: Int
+    public var nextAttempt: Int64
+    public var lastError: String?
+
+    public init(id: String, mailbox: String, envelopeFrom: String, recipients: [String], messageID: String,
+                request: String?, contract: String?, created: Int64) {
+        self.id = id
+        self.mailbox = mailbox
+        self.envelopeFrom = envelopeFrom
+        self.recipients = recipients.map { Recipient(address: $0) }
+        self.messageID = messageID
+        self.request = request
+        self.contract = contract
+        self.created = created
+        attempts = 0
+        nextAttempt = 0
+    }
+
+    public var pending: [String] { recipients.filter { $0.state == .pending }.map(\.address) }
+    public var isFinished: Bool { !recipients.contains { $0.state == .pending } }
+
+    func json() -> [String: Any] {
+        var object: [String: Any] = [
+            "id": id, "mailbox": mailbox, "envelope_from": envelopeFrom, "message_id": messageID,
+            "created": created, "attempts": attempts, "next_attempt": nextAttempt,
+            "recipients": recipients.map { r -> [String: Any] in
+                var entry: [String: Any] = ["address": r.address, "state": r.state.rawValue]
+                if let code = r.code { entry["code"] = code }
+                if let reply = r.reply { entry["reply"] = reply }
+                return entry
+            },
+        ]
+        if let request { object["request"] = request }
+        if let contract { object["contract"] = contract }
+        if let lastError { object["last_error"] = lastError }
+        return object
+    }
+
+    init?(json: [String: Any]) {
+        guard let id = json["id"] as? String, let mailbox = json["mailbox"] as? String,
+              let from = json["envelope_from"] as? String, let messageID = json["message_id"] as? String,
+              let recipients = json["recipients"] as? [[String: Any]] else { return nil }
+        self.id = id
+        self.mailbox = mailbox
+        envelopeFrom = from
+        self.messageID = messageID
+        self.recipients = recipients.compactMap { entry in
+            guard let address = entry["address"] as? String else { return nil }
+            return Recipient(address: address, state: RecipientState(rawValue: entry["state"] as? String ?? "") ?? .pending,
+                             code: entry["code"] as? Int, reply: entry["reply"] as? String)
+        }
+        request = json["request"] as? String
+        contract = json["contract"] as? String
+        created = (json["created"] as? NSNumber)?.int64Value ?? 0
+        attempts = json["attempts"] as? Int ?? 0
+        nextAttempt = (json["next_attempt"] as? NSNumber)?.int64Value ?? 0
+        lastError = json["last_error"] as? String
+    }
+}
+
+/// The outbound queue (SPEC §4), Postfix-style directories: `queue/LANE/ID.eml` holds the
+/// message, `queue/LANE/ID.json` its envelope and state; a message is queued once its .json is
+/// renamed into place (both fsynced first). `queue/failed/` keeps what was given up.
+public struct OutboundQueue: Sendable {
+    public let root: String
+
+    public init(stateDirectory: String) {
+        root = stateDirectory + "/queue"
+    }
+
+    public var failedDirectory: String { root + "/failed" }
+    func lane(_ mailbox: String) -> String { root + "/" + mailbox }
+
+    /// Queues every message, durably, before returning.
+    public func enqueue(_ items: [(QueuedMessage, [UInt8])]) throws(DurableFiles.Failure) {
+        var directories: Set<String> = []
+        for (item, bytes) in items {
+            let directory = lane(item.mailbox)
+            try DurableFiles.makeDirectory(directory)
+            try DurableFiles.writeSynced(bytes, to: directory + "/" + item.id + ".eml")
+            try DurableFiles.writeSynced(try Self.encode(item.json()), to: directory + "/." + item.id + ".json.tmp")
+            directories.insert(directory)
+        }
+        for directory in directories { try DurableFiles.syncDirectory(directory) }
+        // The renames make the messages visible to the lanes.
+        for (item, _) in items {
+            let directory = lane(item.mailbox)
+            try DurableFiles.rename(directory + "/." + item.id + ".json.tmp", directory + "/" + item.id + ".json")
+        }
+        for directory in directories { try DurableFiles.syncDirectory(directory) }
+    }
+
+    /// The messages of a lane, oldest first.
+    public func messages(in mailbox: String) -> [QueuedMessage] {
+        Self.load(directory: lane(mailbox))
+    }
+
+    public func failedMessages() -> [QueuedMessage] { Self.load(directory: failedDirectory) }
+
+    /// Every lane's name (the outbound mailboxes with something queued).
+    public func lanes() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != "failed" && !$0.hasPrefix(".") }.sorted()
+    }
+
+    static func load(directory: String) -> [QueuedMessage] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        return names.compactMap { name in
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return QueuedMessage(json: object)
+        }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
+    }
+
+    public func messageBytes(_ item: QueuedMessage) -> [UInt8]? {
+        DurableFiles.read(lane(item.mailbox) + "/" + item.id + ".eml")
+    }
+
+    public func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
+        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: try Self.encode(item.json()))
+    }
+
+    /// Delivered to everyone: gone from the queue.
+    public func remove(_ item: QueuedMessage) {
+        unlink(lane(item.mailbox) + "/" + item.id + ".json")
+        unlink(lane(item.mailbox) + "/" + item.id + ".eml")
+    }
+
+    /// Given up: moved to `failed/` with its final state.
+    public func fail(_ item: QueuedMessage) throws(DurableFiles.Failure) {
+        try DurableFiles.makeDirectory(failedDirectory)
+        if DurableFiles.exists(lane(item.mailbox) + "/" + item.id + ".eml") {
+            try DurableFiles.rename(lane(item.mailbox) + "/" + item.id + ".eml", failedDirectory + "/" + item.id + ".eml")
+        }
+        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: try Self.encode(item.json()))
+        unlink(lane(item.mailbox) + "/" + item.id + ".json")
+    }
+
+    /// `carteiro queue retry ID`: due now; a failed message goes back to its lane with its
+    /// failed recipients pending again.
+    public func retry(id: String) throws(DurableFiles.Failure) -> Bool {
+        for lane in lanes() {
+            if var item = messages(in: lane).first(where: { $0.id == id }) {
+                item.nextAttempt = 0
+                try update(item)
+                return true
+            }
+        }
+        guard var item = failedMessages().first(where: { $0.id == id }) else { return false }
+        for index in item.recipients.indices where item.recipients[index].state == .failed { item.recipients[index].state = .pending }
+        item.nextAttempt = 0
+        item.created = Int64(Date().timeIntervalSince1970)
+        let bytes = DurableFiles.read(failedDirectory + "/" + id + ".eml") ?? []
+        try enqueue([(item, bytes)])
+        unlink(failedDirectory + "/" + id + ".json")
+        unlink(failedDirectory + "/" + id + ".eml")
+        return true
+    }
+
+    public func delete(id: String) -> Bool {
+        for directory in lanes().map(lane) + [failedDirectory] where DurableFiles.exists(directory + "/" + id + ".json") {
+            unlink(directory + "/" + id + ".json")
+            unlink(directory + "/" + id + ".eml")
+            return true
+        }
+        return false
+    }
+
+    static func encode(_ object: [String: Any]) throws(DurableFiles.Failure) -> [UInt8] {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            throw DurableFiles.Failure(description: "cannot encode a queue entry")
+        }
+        return [UInt8](data)
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import CarteiroConfig
+import CarteiroDaemon
+import CarteiroOutbound
+import CarteiroStore
+import Foundation
+
+struct Send: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Validate, resolve and queue one notification; print its queue id.",
+        discussion: "The mailbox is chosen as SPEC §4 says: --mailbox, else the step's specific mailbox, else the contract's, else the system's. Exit 0 once queued (the daemon sends it), 65 when the submission cannot be resolved, 78 when the configuration is wrong."
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "The workflow whose e-mail step this is (with --step).") var workflow: String?
+    @Option(help: "The e-mail step of the workflow.") var step: String?
+    @Option(help: "An outbound mailbox to send through, whatever the step says.") var mailbox: String?
+    @Option(help: "The request's contract.") var contract: String?
+    @Option(help: "The request this notification is about (its tag goes in the subject).") var request: String?
+    @Option(help: "An extra recipient (repeatable).") var to: [String] = []
+    @Option(help: "A copy recipient (repeatable).") var cc: [String] = []
+    @Option(help: "A blind-copy recipient (repeatable).") var bcc: [String] = []
+    @Option(help: "The subject, instead of the step's template.") var subject: String?
+    @Option(help: "The text body, instead of the step's template.") var text: String?
+    @Option(help: "The HTML body, instead of the step's template.") var html: String?
+    @Option(name: .customLong("var"), help: ArgumentHelp("A template variable (repeatable).", valueName: "key=value")) var vars: [String] = []
+    @Flag(help: "One message to every recipient instead of one each.") var oneMessage = false
+
+    func run() throws {
+        let (configuration, _) = try options.load()
+        var variables: [String: String] = [:]
+        for pair in vars {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                Output.error("carteiro send: --var needs KEY=VALUE, got \"\(pair)\"")
+                throw ExitCode(64)
+            }
+            variables[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        let submission = Submission(workflow: workflow, step: step, mailbox: mailbox, contract: contract, request: request,
+                                    to: to.isEmpty ? nil : to, cc: cc.isEmpty ? nil : cc, bcc: bcc.isEmpty ? nil : bcc,
+                                    subject: subject, text: text, html: html, vars: variables.isEmpty ? nil : variables,
+                                    oneMessage: oneMessage ? true : nil)
+        switch OutboundService.submit(submission, configuration: configuration) {
+        case .success(let queued):
+            Output.line(queued.id)
+            for message in queued.messages {
+                Output.error("queued through \(message.mailbox) (\(message.resolution.explanation)) to \(message.recipients.joined(separator: ", "))")
+            }
+        case .failure(let rejection):
+            Output.error("carteiro send: \(rejection)")
+            throw ExitCode(65) // EX_DATAERR
+        }
+    }
+}
+
+struct Queue: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue",
+        abstract: "List, retry or delete queued outbound messages (also while the daemon runs).",
+        subcommands: [List.self, Retry.self, Delete.self]
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every queued and failed message with its recipients' state.")
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let (configuration, _) = try options.load()
+            let queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
+            var count = 0
+            let now = Int64(Date().timeIntervalSince1970)
+            for lane in queue.lanes() {
+                for item in queue.messages(in: lane) {
+                    count += 1
+                    let next = item.nextAttempt <= now ? "due now" : "next attempt in \(item.nextAttempt - now)s"
+                    Output.line("\(item.id)  \(lane)  \(item.attempts) attempts, \(next)" + (item.request.map { ", request \($0)" } ?? ""))
+                    for recipient in item.recipients {
+                        Output.line("    \(recipient.state.rawValue)  \(recipient.address)" + (recipient.code.map { "  \($0) \(recipient.reply ?? "")" } ?? ""))
+                    }
+                    if let error = item.lastError { Output.line("    last error: \(error)") }
+                }
+            }
+            for item in queue.failedMessages() {
+                count += 1
+                Output.line("\(item.id)  failed (\(item.mailbox))  \(item.lastError ?? "")")
+                for recipient in item.recipients {
+                    Output.line("    \(recipient.state.rawValue)  \(recipient.address)" + (recipient.code.map { "  \($0) \(recipient.reply ?? "")" } ?? ""))
+                }
+            }
+            if count == 0 { Output.line("the queue is empty") }
+        }
+    }
+
+    struct Retry: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a queued message due now, or put a failed one back in its lane.")
+        @Argument(help: "The queue id.") var id: String
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let (configuration, _) = try options.load()
+            let done: Bool
+            do {
+                done = try OutboundQueue(stateDirectory: configuration.daemon.stateDirectory).retry(id: id)
+            } catch {
+                Output.error("carteiro queue retry: \(error.description)")
+                throw ExitCode(74)
+            }
+            guard done else {
+                Output.error("carteiro queue retry: no queued or failed message \(id)")
+                throw ExitCode(1)
+            }
+            Output.line("\(id) is due now")
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a queued or failed message without sending it.")
+        @Argument(help: "The queue id.") var id: String
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let (configuration, _) = try options.load()
+            guard OutboundQueue(stateDirectory: configuration.daemon.stateDirectory).delete(id: id) else {
+                Output.error("carteiro queue delete: no queued or failed message \(id)")
+                throw ExitCode(1)
+            }
+            Output.line("\(id) deleted")
+        }
+    }
+}
