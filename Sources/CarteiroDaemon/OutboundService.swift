@@ -40,6 +40,7 @@ public final class OutboundService: @unchecked Sendable {
         do {
             try directory.prepare(mailboxes: [])
             try DurableFiles.makeDirectory(outbox + "/rejected")
+            try DurableFiles.makeDirectory(outbox + "/.taken")
             resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: try directory.threadingSecret()),
                                           hostname: OutboundService.hostname(configuration))
         } catch {
@@ -89,38 +90,53 @@ public final class OutboundService: @unchecked Sendable {
     /// desk does): each is resolved, queued durably, and only then removed; one that cannot be
     /// resolved goes to `outbox/rejected/` with its reason beside it.
     func scanOutbox() {
+        // Submissions taken before a crash: queued already (their ids are in a lane), or not.
+        let taken = outbox + "/.taken"
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: taken)) ?? []).sorted() {
+            process(taken + "/" + name, name: name)
+        }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
         for name in names {
-            let path = outbox + "/" + name
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
-            let id = Self.queueID(from: String(name.dropLast(5)))
-            switch Submission.decode(data).flatMap({ resolver.resolve($0, queueID: id) }) {
-            case .success(let messages):
-                do {
-                    try Self.enqueue(messages, id: id, queue: queue)
-                    unlink(path)
-                    for message in messages where message.resolution.reason == .contractFallback {
-                        log.log(.notice, "contract has no outbound mailbox; using the system's", ["contract": message.contract ?? "", "mailbox": message.mailbox])
-                    }
-                    log.log(.info, "submission queued", ["submission": name, "queue_id": id, "messages": String(messages.count),
-                                                         "mailbox": messages.first?.mailbox ?? ""])
-                } catch {
-                    log.log(.error, "cannot queue submission", ["submission": name, "reason": error.description])
-                }
-            case .failure(let rejection):
-                let rejected = outbox + "/rejected/" + name
-                try? DurableFiles.writeSynced(Array((rejection.description + "\n").utf8), to: rejected + ".reason")
-                rename(path, rejected)
-                log.log(.error, "submission rejected", ["submission": name, "reason": rejection.description])
-            }
+            // Taking a submission is one rename: it is then ours, and it is not read twice.
+            guard rename(outbox + "/" + name, taken + "/" + name) == 0 else { continue }
+            process(taken + "/" + name, name: name)
         }
     }
 
-    /// A queue id from a submission's name: file-name safe, unique enough with a time prefix.
-    static func queueID(from name: String) -> String {
+    func process(_ path: String, name: String) {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
+        if queue.contains(idPrefix: id) {
+            // Queued before a crash that came between queuing and removing the submission.
+            unlink(path)
+            return
+        }
+        switch Submission.decode(data).flatMap({ resolver.resolve($0, queueID: id) }) {
+        case .success(let messages):
+            do {
+                try Self.enqueue(messages, id: id, queue: queue)
+                unlink(path)
+                for message in messages where message.resolution.reason == .contractFallback {
+                    log.log(.notice, "contract has no outbound mailbox; using the system's", ["contract": message.contract ?? "", "mailbox": message.mailbox])
+                }
+                log.log(.info, "submission queued", ["submission": name, "queue_id": id, "messages": String(messages.count),
+                                                     "mailbox": messages.first?.mailbox ?? ""])
+            } catch {
+                log.log(.error, "cannot queue submission", ["submission": name, "reason": error.description])
+            }
+        case .failure(let rejection):
+            let rejected = outbox + "/rejected/" + name
+            try? DurableFiles.writeSynced(Array((rejection.description + "\n").utf8), to: rejected + ".reason")
+            rename(path, rejected)
+            log.log(.error, "submission rejected", ["submission": name, "reason": rejection.description])
+        }
+    }
+
+    /// A queue id from a submission's name and content: the same submission read again after a
+    /// crash gets the same id, so it is recognised in the queue.
+    static func queueID(name: String, content: [UInt8]) -> String {
         let safe = String(name.unicodeScalars.filter { ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || $0 == "-" }.prefix(40).map(Character.init))
-        let stamp = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
-        return "\(stamp)-\(safe.isEmpty ? "s" : safe)"
+        return "\(safe.isEmpty ? "s" : safe)-\(Digest.hex(Digest.sha256(content)).prefix(10))"
     }
 
     public static func enqueue(_ messages: [OutboundMessage], id: String, queue: OutboundQueue) throws(DurableFiles.Failure) {
@@ -144,7 +160,7 @@ public final class OutboundService: @unchecked Sendable {
             return .failure(SubmissionRejection("the state directory: \(error.description)"))
         }
         let resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: secret), hostname: hostname(configuration))
-        let id = queueID(from: "send")
+        let id = queueID(name: "send-\(UInt64(Date().timeIntervalSince1970 * 1000))", content: [UInt8](submission.encoded()))
         switch resolver.resolve(submission, queueID: id) {
         case .failure(let rejection): return .failure(rejection)
         case .success(let messages):
