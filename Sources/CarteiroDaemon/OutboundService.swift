@@ -89,46 +89,57 @@ public final class OutboundService: @unchecked Sendable {
     /// Submissions dropped in the outbox (written under a temporary name and renamed, as the
     /// desk does): each is resolved, queued durably, and only then removed; one that cannot be
     /// resolved goes to `outbox/rejected/` with its reason beside it.
+    /// Submissions taken per scan: one group commit queues them all.
+    static let batchSize = 200
+
     func scanOutbox() {
-        // Submissions taken before a crash: queued already (their ids are in a lane), or not.
+        // Submissions taken before a crash come first: queued already (their ids are in a
+        // lane), or not.
         let taken = outbox + "/.taken"
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: taken)) ?? []).sorted() {
-            process(taken + "/" + name, name: name)
-        }
+        var paths = ((try? FileManager.default.contentsOfDirectory(atPath: taken)) ?? []).sorted().map { (taken + "/" + $0, $0) }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
-        for name in names {
+        for name in names where paths.count < Self.batchSize {
             // Taking a submission is one rename: it is then ours, and it is not read twice.
             guard rename(outbox + "/" + name, taken + "/" + name) == 0 else { continue }
-            process(taken + "/" + name, name: name)
+            paths.append((taken + "/" + name, name))
         }
-    }
-
-    func process(_ path: String, name: String) {
-        guard let data = FileManager.default.contents(atPath: path) else { return }
-        let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
-        if queue.contains(idPrefix: id) {
-            // Queued before a crash that came between queuing and removing the submission.
-            unlink(path)
-            return
-        }
-        switch Submission.decode(data).flatMap({ resolver.resolve($0, queueID: id) }) {
-        case .success(let messages):
-            do {
-                try Self.enqueue(messages, id: id, queue: queue)
+        guard !paths.isEmpty else { return }
+        let existing = queue.allIDs()
+        var items: [(id: String, messages: [OutboundMessage])] = []
+        var done: [String] = []
+        for (path, name) in paths {
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
+            if existing.contains(id) || existing.contains(id + "-1") {
+                // Queued before a crash that came between queuing and removing the submission.
                 unlink(path)
+                continue
+            }
+            switch Submission.decode(data).flatMap({ resolver.resolve($0, queueID: id) }) {
+            case .success(let messages):
+                items.append((id, messages))
+                done.append(path)
                 for message in messages where message.resolution.reason == .contractFallback {
                     log.log(.notice, "contract has no outbound mailbox; using the system's", ["contract": message.contract ?? "", "mailbox": message.mailbox])
                 }
-                log.log(.info, "submission queued", ["submission": name, "queue_id": id, "messages": String(messages.count),
-                                                     "mailbox": messages.first?.mailbox ?? ""])
-            } catch {
-                log.log(.error, "cannot queue submission", ["submission": name, "reason": error.description])
+            case .failure(let rejection):
+                let rejected = outbox + "/rejected/" + name
+                try? DurableFiles.writeSynced(Array((rejection.description + "\n").utf8), to: rejected + ".reason")
+                rename(path, rejected)
+                log.log(.error, "submission rejected", ["submission": name, "reason": rejection.description])
             }
-        case .failure(let rejection):
-            let rejected = outbox + "/rejected/" + name
-            try? DurableFiles.writeSynced(Array((rejection.description + "\n").utf8), to: rejected + ".reason")
-            rename(path, rejected)
-            log.log(.error, "submission rejected", ["submission": name, "reason": rejection.description])
+        }
+        do {
+            // Durable first; only then are the submissions removed.
+            try Self.enqueue(items, queue: queue)
+            for path in done { unlink(path) }
+            let touched = Set(items.flatMap { $0.messages.map(\.mailbox) })
+            for lane in lanes where touched.contains(lane.mailbox.name) { lane.kick() }
+            for item in items {
+                log.log(.info, "submission queued", ["queue_id": item.id, "messages": String(item.messages.count), "mailbox": item.messages.first?.mailbox ?? ""])
+            }
+        } catch {
+            log.log(.error, "cannot queue submissions", ["reason": error.description])
         }
     }
 
@@ -139,13 +150,17 @@ public final class OutboundService: @unchecked Sendable {
         return "\(safe.isEmpty ? "s" : safe)-\(Digest.hex(Digest.sha256(content)).prefix(10))"
     }
 
-    public static func enqueue(_ messages: [OutboundMessage], id: String, queue: OutboundQueue) throws(DurableFiles.Failure) {
+    public static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: OutboundQueue) throws(DurableFiles.Failure) {
         let now = Int64(Date().timeIntervalSince1970)
-        let items = messages.enumerated().map { index, message in
-            (QueuedMessage(id: messages.count == 1 ? id : "\(id)-\(index + 1)", mailbox: message.mailbox, envelopeFrom: message.envelopeFrom,
-                           recipients: message.recipients, messageID: message.messageID, request: message.request,
-                           contract: message.contract, created: now), message.bytes)
+        var items: [(QueuedMessage, [UInt8])] = []
+        for (id, messages) in submissions {
+            for (index, message) in messages.enumerated() {
+                items.append((QueuedMessage(id: messages.count == 1 ? id : "\(id)-\(index + 1)", mailbox: message.mailbox,
+                                            envelopeFrom: message.envelopeFrom, recipients: message.recipients, messageID: message.messageID,
+                                            request: message.request, contract: message.contract, created: now), message.bytes))
+            }
         }
+        guard !items.isEmpty else { return }
         try queue.enqueue(items)
     }
 
@@ -165,7 +180,7 @@ public final class OutboundService: @unchecked Sendable {
         case .failure(let rejection): return .failure(rejection)
         case .success(let messages):
             do {
-                try enqueue(messages, id: id, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory))
+                try enqueue([(id, messages)], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory))
             } catch {
                 return .failure(SubmissionRejection("cannot queue: \(error.description)"))
             }

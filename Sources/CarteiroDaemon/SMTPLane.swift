@@ -11,7 +11,8 @@ import Foundation
 /// connection serves every due message; each recipient's reply is kept: 2xx delivered, 5xx given
 /// up, 4xx retried alone with exponential backoff until the queue lifetime ends.
 final class SMTPLane: @unchecked Sendable {
-    static let tick: DispatchTimeInterval = .milliseconds(200)
+    /// Due retries are noticed within a tick; new messages wake the lane at once (`kick`).
+    static let tick: DispatchTimeInterval = .seconds(1)
     static let maximumBackoff: Int64 = 3600
 
     let mailbox: OutboundMailbox
@@ -45,6 +46,11 @@ final class SMTPLane: @unchecked Sendable {
             self.timer = timer
             timer.resume()
         }
+    }
+
+    /// New messages were queued for this lane: drain now rather than at the next tick.
+    func kick() {
+        dispatch.async { [self] in drain() }
     }
 
     /// Stops after the message in flight (the lane's queue is serial).

@@ -88,33 +88,46 @@ public struct MessageBuilder: Sendable {
     /// RFC 2045 §6.7: lines of at most 76 characters, soft breaks with "=", line ends of the
     /// text become CRLF, trailing blanks encoded.
     public static func quotedPrintable(_ text: String) -> [UInt8] {
-        let hex = Array("0123456789ABCDEF".utf8)
+        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
-        var lineLength = 0
-        let lines = text.replacingLineEnds().split(separator: "\n", omittingEmptySubsequences: false)
-        for (index, textLine) in lines.enumerated() {
-            let bytes = Array(textLine.utf8)
-            for (position, byte) in bytes.enumerated() {
-                let isLast = position == bytes.count - 1
+        var text = text
+        text.withUTF8 { bytes in
+            out.reserveCapacity(bytes.count + bytes.count / 8)
+            var lineLength = 0
+            var i = 0
+            let count = bytes.count
+            while i < count {
+                let byte = bytes[i]
+                // CRLF, LF and a lone CR are all one line end.
+                if byte == 13 || byte == 10 {
+                    if byte == 13, i + 1 < count, bytes[i + 1] == 10 { i += 1 }
+                    out.append(13)
+                    out.append(10)
+                    lineLength = 0
+                    i += 1
+                    continue
+                }
+                let nextIsLineEnd = i + 1 == count || bytes[i + 1] == 13 || bytes[i + 1] == 10
                 let needsEncoding = byte == UInt8(ascii: "=") || byte >= 0x7F || (byte < 0x20 && byte != 9)
-                    || ((byte == 32 || byte == 9) && isLast)
-                    // A line starting with "." or "From " is safe through any MTA when encoded.
+                    || ((byte == 32 || byte == 9) && nextIsLineEnd)
+                    // A line starting with "." is safe through any MTA when encoded.
                     || (lineLength == 0 && byte == UInt8(ascii: "."))
                 let width = needsEncoding ? 3 : 1
                 if lineLength + width > 75 {
-                    out.append(contentsOf: [UInt8(ascii: "="), 13, 10])
+                    out.append(UInt8(ascii: "="))
+                    out.append(13)
+                    out.append(10)
                     lineLength = 0
                 }
                 if needsEncoding {
-                    out.append(contentsOf: [UInt8(ascii: "="), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                    out.append(UInt8(ascii: "="))
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0xF)])
                 } else {
                     out.append(byte)
                 }
                 lineLength += width
-            }
-            if index < lines.count - 1 {
-                out.append(contentsOf: [13, 10])
-                lineLength = 0
+                i += 1
             }
         }
         return out

@@ -11,6 +11,7 @@ public struct SubmissionResolver: Sendable {
     public let configuration: Configuration
     public let threading: RequestThreading
     public let hostname: String
+    let templateCache = TemplateCache()
 
     public init(configuration: Configuration, threading: RequestThreading, hostname: String) {
         self.configuration = configuration
@@ -143,10 +144,16 @@ public struct SubmissionResolver: Sendable {
         return messages
     }
 
-    func compile(_ template: String, field: String, html: Bool) throws -> MustacheTemplate {
+    func compile(_ template: String, field: String, html: Bool) throws -> CompiledTemplate {
+        // Text without a tag needs no template engine.
+        guard Self.hasTag(template) else { return CompiledTemplate(constant: template) }
+        let key = (html ? "H" : "T") + template
+        if let cached = templateCache.get(key) { return cached }
         do {
             // Subjects and plain text are not HTML: nothing in them is escaped.
-            return try MustacheTemplate(string: (html ? "" : "{{% CONTENT_TYPE: TEXT}}") + template)
+            let compiled = CompiledTemplate(template: try MustacheTemplate(string: (html ? "" : "{{% CONTENT_TYPE: TEXT}}") + template))
+            templateCache.set(key, compiled)
+            return compiled
         } catch {
             throw SubmissionRejection("the \(field) template is not valid Mustache: \(error)")
         }
@@ -192,11 +199,57 @@ public struct SubmissionResolver: Sendable {
         return copy
     }
 
+    static func hasTag(_ template: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in template.utf8 {
+            if byte == UInt8(ascii: "{") && previous == UInt8(ascii: "{") { return true }
+            previous = byte
+        }
+        return false
+    }
+
+    /// "Wed, 25 Nov 2026 12:00:00 +0000" (RFC 5322 §3.3), in UTC.
     static func rfc5322Date(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        return formatter.string(from: date)
+        let seconds = Int64(date.timeIntervalSince1970)
+        let iso = MailDate.iso8601(seconds) // 2026-11-25T12:00:00Z
+        let parts = iso.split(whereSeparator: { $0 == "-" || $0 == "T" || $0 == "Z" })
+        guard parts.count >= 4, let month = Int(parts[1]), (1...12).contains(month) else { return iso }
+        let days = Int((seconds >= 0 ? seconds : seconds - 86_399) / 86_400)
+        let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][((days % 7) + 7) % 7]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        return "\(weekday), \(parts[2]) \(months[month - 1]) \(parts[0]) \(parts[3]) +0000"
+    }
+}
+
+/// A template ready to render: Mustache, or constant text that needs no engine.
+struct CompiledTemplate: @unchecked Sendable {
+    let template: MustacheTemplate?
+    let constant: String
+
+    init(template: MustacheTemplate) {
+        self.template = template
+        constant = ""
+    }
+
+    init(constant: String) {
+        template = nil
+        self.constant = constant
+    }
+
+    func render(_ context: [String: Any]) -> String {
+        template?.render(context) ?? constant
+    }
+}
+
+/// Step templates are the same for every submission: each is parsed once.
+final class TemplateCache: @unchecked Sendable {
+    private var entries: [String: CompiledTemplate] = [:]
+    private let lock = NSLock()
+    func get(_ key: String) -> CompiledTemplate? { lock.lock(); defer { lock.unlock() }; return entries[key] }
+    func set(_ key: String, _ value: CompiledTemplate) {
+        lock.lock()
+        if entries.count > 1000 { entries.removeAll() }
+        entries[key] = value
+        lock.unlock()
     }
 }

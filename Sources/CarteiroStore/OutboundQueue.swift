@@ -139,6 +139,17 @@ public struct OutboundQueue: Sendable {
         }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
 
+    /// The ids of every queued and failed message.
+    public func allIDs() -> Set<String> {
+        var ids: Set<String> = []
+        for directory in lanes().map(lane) + [failedDirectory] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+                ids.insert(String(name.dropLast(5)))
+            }
+        }
+        return ids
+    }
+
     /// True when a message whose id starts with `idPrefix` is queued or failed.
     public func contains(idPrefix: String) -> Bool {
         for directory in lanes().map(lane) + [failedDirectory] {

@@ -110,7 +110,7 @@ struct ImportAndValidityTests {
             mailboxes: mailbox("keeps", afterFetch: "keep") + mailbox("deletes", afterFetch: "delete"), contractMailboxes: ["keeps", "deletes"]), mode: 0o600)
         let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
         let handed = daemon.waitForEvents(timeout: .seconds(15)) { events in events.contains { $0["mailbox"] as? String == "deletes" } }
-        Thread.sleep(forTimeInterval: 0.5)
+        _ = waitUntil(timeout: .seconds(15)) { daemon.log.contains("poll failed mailbox=keeps") }
         #expect(daemon.terminate() == 0)
         #expect(handed, "\(daemon.log)")
         #expect(daemon.events().filter { $0["mailbox"] as? String == "keeps" }.isEmpty)
