@@ -35,9 +35,12 @@ public final class Daemon: @unchecked Sendable {
 
     /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
     public func runOnce() -> Never {
+        let outbound = self.outbound
         service.pollOnce { [log] failures in
             log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
-            exit(failures == 0 ? 0 : 1)
+            outbound.runOnce {
+                exit(failures == 0 ? 0 : 1)
+            }
         }
         dispatchMain()
     }

@@ -73,6 +73,22 @@ public final class OutboundService: @unchecked Sendable {
         }
     }
 
+    /// Takes the outbox once and tries every due message once: `carteiro run --once`.
+    public func runOnce(completion: @escaping @Sendable () -> Void) {
+        watcher.async { [self] in
+            scanOutbox()
+            let group = DispatchGroup()
+            for lane in lanes {
+                group.enter()
+                lane.dispatch.async {
+                    lane.drain()
+                    group.leave()
+                }
+            }
+            group.notify(queue: watcher) { completion() }
+        }
+    }
+
     public func stop(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
             timer?.cancel()

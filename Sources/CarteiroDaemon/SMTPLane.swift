@@ -83,10 +83,10 @@ final class SMTPLane: @unchecked Sendable {
                 do {
                     session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials(), ehloName: ehloName)
                 } catch {
-                    // The server is unreachable or refuses us: every due message waits.
-                    let permanent = !error.isTransient && error.kind != .certificateUntrusted && error.kind != .tlsFailed
+                    // The server is unreachable or refuses us (a rejected login too: an operator
+                    // can fix that): every due message waits, until the queue lifetime.
                     for var waiting in due where waiting.nextAttempt <= now {
-                        defer_(&waiting, error: error.description, permanentConfiguration: permanent)
+                        defer_(&waiting, error: error.description)
                     }
                     log.log(.warning, "smtp connection failed", ["mailbox": mailbox.name, "server": "\(mailbox.server):\(mailbox.port)", "reason": error.description])
                     return
@@ -98,7 +98,7 @@ final class SMTPLane: @unchecked Sendable {
             } catch {
                 // The connection broke mid-transaction: what was not confirmed is retried.
                 session = nil
-                defer_(&item, error: error.description, permanentConfiguration: false)
+                defer_(&item, error: error.description)
                 log.log(.warning, "smtp transaction failed", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
                 return
             }
@@ -189,7 +189,7 @@ final class SMTPLane: @unchecked Sendable {
     }
 
     /// A temporary failure for the whole message (network, TLS, a broken connection).
-    func defer_(_ item: inout QueuedMessage, error: String, permanentConfiguration: Bool) {
+    func defer_(_ item: inout QueuedMessage, error: String) {
         let now = Int64(Date().timeIntervalSince1970)
         item.attempts += 1
         item.lastError = error

@@ -12,7 +12,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Flag(name: .long, help: "Poll every inbound mailbox once, hand on what is new, and exit (1 if a mailbox failed).")
+    @Flag(name: .long, help: "Poll every inbound mailbox once, send what is queued once, and exit (1 if a mailbox failed).")
     var once = false
 
     func run() throws {

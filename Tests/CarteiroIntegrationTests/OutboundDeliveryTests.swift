@@ -196,3 +196,32 @@ struct OutboundCrashTests {
         print("outbound crash test: \(total) messages, \(received.count - Set(received).count) duplicates after 8 SIGKILLs")
     }
 }
+
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct OutboundLifetimeTests {
+    @Test func aMessageDeferredPastItsLifetimeIsGivenUp() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let token = uniqueName("life")
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", outboundConfiguration(lab: lab, state: state, token: token), mode: 0o600)
+        try submit("{\"mailbox\": \"audit-out\", \"request\": \"4001\", \"subject\": \"s\", \"text\": \"t\", \"to\": [\"451-wait.\(token)@lab.test\"]}", name: "life", state: state)
+        let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        #expect(waitUntil(timeout: .seconds(15)) { daemon.log.contains("delivery deferred") }, "\(daemon.log)")
+        // Age the message past queue_lifetime (5 days by default), then make it due.
+        let lane = state + "/queue/audit-out"
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: lane).first { $0.hasSuffix(".json") })
+        var entry = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: lane + "/" + name))) as? [String: Any])
+        entry["created"] = Int(Date().timeIntervalSince1970) - 6 * 86_400
+        entry["next_attempt"] = 0
+        try JSONSerialization.data(withJSONObject: entry).write(to: URL(fileURLWithPath: lane + "/" + name))
+        #expect(daemon.waitForEvents(timeout: .seconds(15)) { $0.contains { $0["type"] as? String == "delivery.failed" } }, "\(daemon.log)")
+        let event = try #require(daemon.events().first { $0["type"] as? String == "delivery.failed" })
+        let delivery = try #require(event["delivery"] as? [String: Any])
+        #expect((delivery["reason"] as? String)?.contains("not delivered within the queue lifetime (5d)") == true)
+        let failed = try #require((delivery["failed_recipients"] as? [[String: Any]])?.first)
+        #expect(failed["diagnostic"] as? String == "4.3.0 try again later (lab rule)")
+        #expect(try runCarteiro(["queue", "list", "--config", config]).stdout.contains("failed (audit-out)"))
+    }
+}
