@@ -9,7 +9,7 @@ import PackageDescription
 //   CarteiroEvents       messages become request events: classification, threading, JSON
 //   CarteiroOutbound     submissions become messages: resolution, templates (Mustache), building
 //   CarteiroStore        the state directory: durable files, per-mailbox state, batch commits
-//   CarteiroSystemd      the libsystemd adapter: sd_notify
+//   CarteiroSystemd      the libsystemd adapter: sd_notify, the native journal (a swift-log handler)
 //   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
 //   CarteiroDaemon       what the executable runs: logging, paths, test-mailbox, summaries
 //   carteiro             argument parsing only
@@ -23,6 +23,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -49,7 +50,7 @@ let package = Package(
             name: "CarteiroOutbound",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroEvents", .product(name: "Mustache", package: "swift-mustache")]
         ),
-        .target(name: "CarteiroSystemd", dependencies: ["CSystemd"]),
+        .target(name: "CarteiroSystemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "CarteiroCurl",
             dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
@@ -58,13 +59,15 @@ let package = Package(
             name: "CarteiroDaemon",
             dependencies: [
                 "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd", "CarteiroOutbound",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "carteiro",
             dependencies: [
-                "CarteiroDaemon", "CarteiroConfig", "CarteiroOutbound", "CarteiroStore",
+                "CarteiroDaemon", "CarteiroConfig", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "CarteiroTesting"),

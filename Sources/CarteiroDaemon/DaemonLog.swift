@@ -1,28 +1,28 @@
 import Foundation
+import Logging
 
-/// Readable log lines on stderr, one per event, with `<N>` syslog priority prefixes so that
-/// journald (through stderr) keeps the level. Messages are constant; data goes in fields.
-/// Passwords have no way in: no field takes a `Secret`.
+/// The daemon's logger: swift-log underneath (journald natively or stderr lines, chosen at
+/// start), constant messages, data in fields. Passwords have no way in: no field takes a
+/// `Secret`, and a `Secret` interpolated anywhere prints `<redacted>`.
 public struct DaemonLog: Sendable {
     public enum Level: Int, Sendable { case error = 3, warning = 4, notice = 5, info = 6, debug = 7 }
 
-    let minimum: Level
-    let lock = NSLock()
+    let logger: Logger
 
-    public init(minimum: Level = .info) {
-        self.minimum = minimum
+    public init(logger: Logger = Logger(label: "carteiro")) {
+        self.logger = logger
     }
 
     public func log(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
-        guard level.rawValue <= minimum.rawValue else { return }
-        var line = "<\(level.rawValue)>\(message)"
-        for (key, value) in fields {
-            let needsQuotes = value.contains(" ") || value.contains("\"") || value.isEmpty
-            line += " \(key)=" + (needsQuotes ? "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : value)
+        let swiftLevel: Logger.Level = switch level {
+        case .error: .error
+        case .warning: .warning
+        case .notice: .notice
+        case .info: .info
+        case .debug: .debug
         }
-        line += "\n"
-        lock.lock()
-        FileHandle.standardError.write(Data(line.utf8))
-        lock.unlock()
+        var metadata: Logger.Metadata = [:]
+        for (key, value) in fields { metadata[key] = .string(value) }
+        logger.log(level: swiftLevel, "\(message)", metadata: metadata)
     }
 }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import CarteiroConfig
 import CarteiroDaemon
+import CarteiroSystemd
 import Foundation
+import Logging
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +18,14 @@ struct Run: ParsableCommand {
     var once = false
 
     func run() throws {
+        let environment = options.environment
+        let level = Logger.Level(rawValue: environment["CARTEIRO_LOG_LEVEL"] ?? "info") ?? .info
+        let journal = JournalLogHandler.stderrIsJournal(environment: environment)
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = journal ? JournalLogHandler(label: label) : StderrLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
         let (configuration, warnings) = try options.load()
         let log = DaemonLog()
         for warning in warnings { log.log(.warning, "configuration", ["warning": warning.description]) }
