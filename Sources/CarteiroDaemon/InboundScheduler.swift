@@ -36,9 +36,13 @@ public final class InboundScheduler: @unchecked Sendable {
     var onceFailures = 0
     let alert: Alert
 
-    public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog,
+    /// The contract owning each mailbox, for the `contract` field of log entries.
+    let contracts: [String: String]
+
+    public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, contracts: [String: String] = [:],
                 alert: @escaping Alert = { _, _, _ in }, poll: @escaping Poll) {
         self.alert = alert
+        self.contracts = contracts
         self.mailboxes = mailboxes
         self.maxParallel = max(1, maxParallel)
         self.poll = poll
@@ -143,7 +147,7 @@ public final class InboundScheduler: @unchecked Sendable {
         switch result {
         case .success(let outcome):
             if current.consecutiveFailures > 0 {
-                log.log(.notice, "mailbox recovered", ["mailbox": name, "failures": String(current.consecutiveFailures)])
+                log.log(.notice, "mailbox recovered", ["mailbox": name, "contract": contracts[name] ?? "", "failures": String(current.consecutiveFailures)])
                 if current.alerted { alert(mailbox, current, true) }
             }
             current.alerted = false
@@ -153,10 +157,10 @@ public final class InboundScheduler: @unchecked Sendable {
             current.lastSuccess = now
             current.handedOn += outcome.handedOn
             if outcome.handedOn > 0 || outcome.skippedDuplicates > 0 {
-                log.log(.info, "messages handed on", ["mailbox": name, "count": String(outcome.handedOn), "duplicates": String(outcome.skippedDuplicates)])
+                log.log(.info, "messages handed on", ["mailbox": name, "contract": contracts[name] ?? "", "count": String(outcome.handedOn), "duplicates": String(outcome.skippedDuplicates)])
             }
             if let problem = outcome.afterFetchProblem {
-                log.log(.warning, "after_fetch failed", ["mailbox": name, "reason": problem])
+                log.log(.warning, "after_fetch failed", ["mailbox": name, "contract": contracts[name] ?? "", "reason": problem])
             }
         case .failure(let failure):
             current.consecutiveFailures += 1
@@ -168,10 +172,10 @@ public final class InboundScheduler: @unchecked Sendable {
             delay = backoff + .milliseconds(Int64.random(in: 0...max(1, backoff.milliseconds / 10)))
             if !current.alerted, let since = current.failingSince, now - since >= mailbox.alertAfter.components.seconds {
                 current.alerted = true
-                log.log(.error, "mailbox failing", ["mailbox": name, "since": String(since), "reason": failure.description])
+                log.log(.error, "mailbox failing", ["mailbox": name, "contract": contracts[name] ?? "", "since": String(since), "reason": failure.description])
                 alert(mailbox, current, false)
             }
-            log.log(failure.isTransient ? .warning : .error, "poll failed", ["mailbox": name, "failures": String(current.consecutiveFailures),
+            log.log(failure.isTransient ? .warning : .error, "poll failed", ["mailbox": name, "contract": contracts[name] ?? "", "failures": String(current.consecutiveFailures),
                                                                               "retry_in": ConfigDuration.format(delay), "reason": failure.description])
         }
         status[name] = current

@@ -72,7 +72,8 @@ public final class InboundService: @unchecked Sendable {
             }
         }
         scheduler = InboundScheduler(mailboxes: configuration.inboundMailboxes, maxParallel: configuration.daemon.maxParallelPolls,
-                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert) { name in
+                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log,
+                                     contracts: contracts.compactMapValues { $0 }, alert: alert) { name in
             table[name].map { $0() } ?? .failure(.configuration("unknown mailbox \(name)"))
         }
         for mailbox in configuration.inboundMailboxes where !mailbox.starttls && !mailbox.provider.usesImplicitTLS {

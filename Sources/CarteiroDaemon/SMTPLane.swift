@@ -173,7 +173,7 @@ final class SMTPLane: @unchecked Sendable {
             let failed = item.recipients.filter { $0.state == .failed }
             if failed.isEmpty {
                 queue.remove(item)
-                log.log(.info, "message delivered", ["mailbox": mailbox.name, "queue_id": item.id, "recipients": String(item.recipients.count)])
+                log.log(.info, "message delivered", ["mailbox": mailbox.name, "contract": item.contract ?? "", "queue_id": item.id, "recipients": String(item.recipients.count)])
             } else {
                 giveUp(item, reason: "refused by the server")
             }
@@ -184,7 +184,7 @@ final class SMTPLane: @unchecked Sendable {
         item.nextAttempt = now + delay
         item.lastError = item.recipients.first { $0.state == .pending }.flatMap { r in r.code.map { "\($0) \(r.reply ?? "")" } }
         try? queue.update(item)
-        log.log(.notice, "delivery deferred", ["mailbox": mailbox.name, "queue_id": item.id, "pending": String(item.pending.count),
+        log.log(.notice, "delivery deferred", ["mailbox": mailbox.name, "contract": item.contract ?? "", "queue_id": item.id, "pending": String(item.pending.count),
                                                "retry_in": "\(delay)s", "reason": item.lastError ?? ""])
     }
 
@@ -222,6 +222,6 @@ final class SMTPLane: @unchecked Sendable {
         } catch {
             log.log(.error, "cannot write event", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
         }
-        log.log(.warning, "message given up", ["mailbox": mailbox.name, "queue_id": item.id, "failed": String(failed.count), "reason": reason])
+        log.log(.warning, "message given up", ["mailbox": mailbox.name, "contract": item.contract ?? "", "queue_id": item.id, "failed": String(failed.count), "reason": reason])
     }
 }
