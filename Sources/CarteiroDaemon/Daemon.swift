@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroStore
 import CarteiroSystemd
 import Dispatch
 import Foundation
@@ -21,6 +22,7 @@ public final class Daemon: @unchecked Sendable {
     var outbound: OutboundService
     var forwarder: EventForwarder?
     var reloading = false
+    var reloadAgain = false
     var stopping = false
     var keepAlive: [any DispatchSourceProtocol] = []
 
@@ -53,7 +55,10 @@ public final class Daemon: @unchecked Sendable {
         statusTimer.schedule(deadline: .now() + .seconds(5), repeating: .seconds(10))
         statusTimer.setEventHandler { [self] in
             guard !stopping, !reloading else { return }
-            service.summary { [notifier] in notifier.status($0) }
+            let queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
+            let items = queue.lanes().flatMap { queue.messages(in: $0) }
+            let outbound = "\(items.count) queued, \(items.filter { $0.attempts > 0 }.count) deferred"
+            service.summary { [notifier] in notifier.status("\($0); \(outbound)") }
         }
         statusTimer.resume()
         keepAlive.append(statusTimer)
@@ -109,7 +114,9 @@ public final class Daemon: @unchecked Sendable {
     /// and every error is logged with PATH:LINE:COLUMN; otherwise the services are stopped
     /// (running polls finish: their batches commit) and started again with the new one.
     func reload() {
-        guard !stopping, !reloading else { return }
+        guard !stopping else { return }
+        // A SIGHUP during a reload is not lost: the file is read once more afterwards.
+        guard !reloading else { reloadAgain = true; return }
         reloading = true
         notifier.reloading()
         log.log(.notice, "reloading", ["config": path])
@@ -160,5 +167,9 @@ public final class Daemon: @unchecked Sendable {
     func finishReload(status: String) {
         reloading = false
         notifier.ready(status: status)
+        if reloadAgain {
+            reloadAgain = false
+            reload()
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CarteiroStore
 import Foundation
 
 /// `carteiro status`: what the running daemon last wrote to `status.json`.
@@ -22,6 +23,15 @@ public enum StatusReport {
             lines.append("mailbox \(status.name): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run")
             if let error = status.lastError { lines.append("  last error: \(error)") }
         }
+        // The outbound lanes, from the queue itself.
+        let queue = OutboundQueue(stateDirectory: stateDirectory)
+        for lane in queue.lanes() {
+            let items = queue.messages(in: lane)
+            let deferred = items.filter { $0.attempts > 0 }.count
+            lines.append("lane \(lane): \(items.count) queued (\(deferred) deferred)" + (items.compactMap(\.lastError).first.map { "; last error: \($0)" } ?? ""))
+        }
+        let failed = queue.failedMessages().count
+        if failed > 0 { lines.append("\(failed) message\(failed == 1 ? "" : "s") given up in queue/failed (carteiro queue list)") }
         return (lines.joined(separator: "\n") + "\n", running)
     }
 }

@@ -42,3 +42,46 @@ struct ReloadTests {
         #expect(Set(daemon.events().compactMap(\.messageID)).count == 4)
     }
 }
+
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct ReloadUnderLoadTests {
+    /// Many reloads while 200 messages come in and 100 notifications go out: none is lost and
+    /// none comes twice.
+    @Test func reloadsLoseAndDuplicateNothing() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("hup")
+        let token = uniqueName("hupout")
+        try lab.addUser(user)
+        for n in 1...200 { try lab.deliver(MailLab.message(id: "\(user)-\(n)@lab.test", subject: "HUP \(n)"), to: user) }
+        let state = directory.path + "/state"
+        var text = outboundConfiguration(lab: lab, state: state, token: token)
+        text = text.replacingOccurrences(of: "hostname = \"desk.lab.test\"", with: "hostname = \"desk.lab.test\"\npoll_interval = \"1s\"")
+        text += "\n" + inboundMailbox("hup", provider: "imaps", port: lab.imapsPort, user: user, lab: lab,
+                                      extra: "import_existing = \"all\"\nafter_fetch = \"move:Processed\"")
+        text = text.replacingOccurrences(of: "[contract.beta]", with: "[contract.beta]\ninbound_mailboxes = [\"hup\"]")
+        let config = try directory.write("carteiro.conf", text, mode: 0o600)
+        for n in 1...100 {
+            try submit("{\"mailbox\": \"audit-out\", \"subject\": \"n\(n)\", \"text\": \"t\", \"to\": [\"r\(n).\(token)@lab.test\"]}", name: "r\(n)", state: state)
+        }
+        let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        for _ in 0..<10 {
+            Thread.sleep(forTimeInterval: 0.15)
+            kill(daemon.process.processIdentifier, SIGHUP)
+        }
+        let done = daemon.waitForEvents(timeout: .seconds(60)) { events in
+            events.count >= 200 && ReceivedMail.all(in: lab, containing: token).count >= 100
+        }
+        Thread.sleep(forTimeInterval: 2)
+        #expect(done, "\(daemon.log.suffix(2000))")
+        let ids = daemon.events().compactMap(\.messageID)
+        #expect(ids.count == 200, "events: \(ids.count)")
+        #expect(Set(ids).count == 200)
+        let sent = ReceivedMail.all(in: lab, containing: token).flatMap(\.recipients)
+        #expect(sent.count == 100, "sent: \(sent.count)")
+        #expect(Set(sent).count == 100)
+        #expect(daemon.log.components(separatedBy: "reloaded").count - 1 >= 1)
+        #expect(daemon.process.isRunning)
+    }
+}
