@@ -95,7 +95,7 @@ public enum ImportExisting: String, Sendable {
     case unseen, all, none
 }
 
-public struct InboundMailbox: Sendable {
+public struct InboundMailbox: Sendable, Equatable {
     public var name: String
     public var description: String
     public var provider: InboundProvider
@@ -128,7 +128,7 @@ public enum OutboundTLSMode: String, Sendable {
     }
 }
 
-public struct OutboundMailbox: Sendable {
+public struct OutboundMailbox: Sendable, Equatable {
     public var name: String
     public var description: String
     public var server: String

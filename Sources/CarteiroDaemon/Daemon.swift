@@ -137,6 +137,29 @@ public final class Daemon: @unchecked Sendable {
             return
         }
         for warning in outcome.warnings { log.log(.warning, "configuration", ["warning": warning.description]) }
+        if next.daemon.stateDirectory == configuration.daemon.stateDirectory && next.events.spool == configuration.events.spool {
+            // The usual case: mailboxes and lanes are added, changed or removed in place; the
+            // unchanged ones are not disturbed.
+            do {
+                try service.apply(next, environment: environment)
+                try outbound.apply(next, environment: environment)
+            } catch {
+                log.log(.error, "reload failed", ["error": "\(error)"])
+                finishReload(status: "reload failed; running the previous configuration")
+                return
+            }
+            if next.events.webhook != configuration.events.webhook {
+                forwarder?.stop {}
+                forwarder = next.events.webhook.map { EventForwarder(spool: next.events.spool, url: $0, log: log) }
+                forwarder?.start()
+            }
+            configuration = next
+            log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count),
+                                          "outbound_mailboxes": String(next.outboundMailboxes.count)])
+            finishReload(status: statusLine())
+            return
+        }
+        // A new state directory or spool: everything stops and starts again there.
         let old = service
         let oldOutbound = outbound
         forwarder?.stop {}

@@ -17,8 +17,10 @@ public final class InboundScheduler: @unchecked Sendable {
 
     let control = DispatchQueue(label: "carteiro.scheduler")
     let workers = DispatchQueue(label: "carteiro.polls", attributes: .concurrent)
-    let mailboxes: [InboundMailbox]
-    let maxParallel: Int
+    // Touched only on `control` once running (a reload replaces them).
+    var mailboxes: [InboundMailbox]
+    var maxParallel: Int
+    var pollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>] = [:]
     let poll: Poll
     let log: DaemonLog
     let statusPath: String
@@ -37,7 +39,7 @@ public final class InboundScheduler: @unchecked Sendable {
     let alert: Alert
 
     /// The contract owning each mailbox, for the `contract` field of log entries.
-    let contracts: [String: String]
+    var contracts: [String: String]
 
     public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, contracts: [String: String] = [:],
                 alert: @escaping Alert = { _, _, _ in }, poll: @escaping Poll) {
@@ -49,6 +51,39 @@ public final class InboundScheduler: @unchecked Sendable {
         self.log = log
         self.statusPath = statusPath
         for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
+    }
+
+    /// A reload: mailboxes added, changed or removed. Unchanged ones keep their timers, their
+    /// status and any poll in flight (which finishes with the poller it started with).
+    public func update(mailboxes next: [InboundMailbox], pollers nextPollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>],
+                       contracts nextContracts: [String: String], maxParallel nextMax: Int) {
+        control.async { [self] in
+            let before = Dictionary(uniqueKeysWithValues: mailboxes.map { ($0.name, $0) })
+            let names = Set(next.map(\.name))
+            for name in before.keys where !names.contains(name) {
+                timers[name]?.cancel()
+                timers[name] = nil
+                waiting.removeAll { $0 == name }
+                status[name] = nil
+            }
+            mailboxes = next
+            pollers = nextPollers
+            contracts = nextContracts
+            maxParallel = max(1, nextMax)
+            for mailbox in next {
+                if let old = before[mailbox.name] {
+                    // A new interval takes effect now; otherwise the timer runs on.
+                    if old.pollInterval != mailbox.pollInterval, timers[mailbox.name] != nil {
+                        schedule(mailbox.name, after: mailbox.pollInterval)
+                    }
+                } else {
+                    status[mailbox.name] = MailboxStatus(name: mailbox.name)
+                    schedule(mailbox.name, after: .milliseconds(Int64.random(in: 0...1000)))
+                }
+            }
+            while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            writeStatus()
+        }
     }
 
     /// Calls `beat` every `interval` from the scheduler's own queue: a stuck scheduler stops
@@ -133,15 +168,20 @@ public final class InboundScheduler: @unchecked Sendable {
         running.insert(name)
         status[name]?.lastPoll = Int64(Date().timeIntervalSince1970)
         let poll = self.poll
+        let poller = pollers[name]
         workers.async { [self] in
-            let result = poll(name)
+            let result = poller?() ?? poll(name)
             control.async { [self] in finish(name, result) }
         }
     }
 
     func finish(_ name: String, _ result: Result<PollOutcome, PollFailure>) {
         running.remove(name)
-        guard let mailbox = mailboxes.first(where: { $0.name == name }), var current = status[name] else { return }
+        guard let mailbox = mailboxes.first(where: { $0.name == name }), var current = status[name] else {
+            // Removed by a reload while it was polled.
+            while !stopping, running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            return
+        }
         let now = Int64(Date().timeIntervalSince1970)
         var delay = mailbox.pollInterval
         switch result {

@@ -16,16 +16,53 @@ public final class InboundService: @unchecked Sendable {
         }
     }
 
-    let configuration: Configuration
     let directory: StateDirectory
     let scheduler: InboundScheduler
     let log: DaemonLog
+    /// Per mailbox, kept across reloads: a store is made once, when its mailbox first appears.
+    var stores: [String: MailboxStore] = [:]
+    /// The contract of each mailbox, for alert events (replaced by a reload).
+    let contracts = ContractTable()
+    var mailboxCount: Int
 
     /// Resolves every password, prepares the state directory and recovers interrupted batches.
     public init(configuration: Configuration, environment: [String: String], log: DaemonLog) throws(StartFailure) {
-        self.configuration = configuration
         self.log = log
+        mailboxCount = configuration.inboundMailboxes.count
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        let directory = self.directory
+        let contracts = self.contracts
+        let alert: InboundScheduler.Alert = { mailbox, status, recovered in
+            let event = MailboxAlert(kind: recovered ? .recovered : .failing, mailbox: mailbox.name, contract: contracts.get(mailbox.name),
+                                     failingSince: status.failingSince ?? 0, failures: status.consecutiveFailures,
+                                     error: status.lastError, at: Int64(Date().timeIntervalSince1970))
+            do {
+                try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes())
+            } catch {
+                log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": event.kind.rawValue, "reason": "\(error)"])
+            }
+        }
+        scheduler = InboundScheduler(mailboxes: [], maxParallel: configuration.daemon.maxParallelPolls,
+                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert) { name in
+            .failure(.configuration("unknown mailbox \(name)"))
+        }
+        let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
+        scheduler.mailboxes = mailboxes
+        scheduler.pollers = pollers
+        scheduler.contracts = table
+        for mailbox in mailboxes { scheduler.status[mailbox.name] = MailboxStatus(name: mailbox.name) }
+    }
+
+    /// A reload: new and changed mailboxes get new pollers, removed ones stop, unchanged ones go
+    /// on undisturbed. Throws (and changes nothing) when a password cannot be read.
+    public func apply(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) {
+        let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
+        mailboxCount = mailboxes.count
+        scheduler.update(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls)
+    }
+
+    func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)
+        -> ([InboundMailbox], [String: @Sendable () -> Result<PollOutcome, PollFailure>], [String: String]) {
         let resolver = SecretResolver(environment: environment)
         var passwords: [String: Secret] = [:]
         var problems: [String] = []
@@ -36,11 +73,10 @@ public final class InboundService: @unchecked Sendable {
             }
         }
         guard problems.isEmpty else { throw .secrets(problems) }
-        var stores: [String: MailboxStore] = [:]
         let builder: EventBuilder
         do {
             try directory.prepare(mailboxes: configuration.inboundMailboxes.map(\.name))
-            for mailbox in configuration.inboundMailboxes {
+            for mailbox in configuration.inboundMailboxes where stores[mailbox.name] == nil {
                 stores[mailbox.name] = try MailboxStore(directory: directory, mailbox: mailbox.name)
             }
             builder = EventBuilder(threading: RequestThreading(secret: try directory.threadingSecret()),
@@ -49,36 +85,23 @@ public final class InboundService: @unchecked Sendable {
             throw .storage(error.description)
         }
         var pollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>] = [:]
+        var table: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes {
             guard let store = stores[mailbox.name], let password = passwords[mailbox.name] else { continue }
-            let ingest = InboundIngest(mailbox: mailbox, contract: configuration.contract(owning: mailbox.name)?.id, builder: builder, store: store, log: log)
+            let contract = configuration.contract(owning: mailbox.name)?.id
+            table[mailbox.name] = contract
+            let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: store, log: log)
             if mailbox.provider.isIMAP {
                 pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, password: password).poll() } }
             } else {
                 pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try POP3Poller(ingest: ingest, password: password).poll() } }
             }
-        }
-        let table = pollers
-        let directory = self.directory
-        let contracts = Dictionary(uniqueKeysWithValues: configuration.inboundMailboxes.map { ($0.name, configuration.contract(owning: $0.name)?.id) })
-        let alert: InboundScheduler.Alert = { mailbox, status, recovered in
-            let event = MailboxAlert(kind: recovered ? .recovered : .failing, mailbox: mailbox.name, contract: contracts[mailbox.name] ?? nil,
-                                     failingSince: status.failingSince ?? 0, failures: status.consecutiveFailures,
-                                     error: status.lastError, at: Int64(Date().timeIntervalSince1970))
-            do {
-                try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes())
-            } catch {
-                log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": event.kind.rawValue, "reason": "\(error)"])
+            if !mailbox.starttls && !mailbox.provider.usesImplicitTLS {
+                log.log(.warning, "plain text allowed", ["mailbox": mailbox.name, "reason": "starttls = false"])
             }
         }
-        scheduler = InboundScheduler(mailboxes: configuration.inboundMailboxes, maxParallel: configuration.daemon.maxParallelPolls,
-                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log,
-                                     contracts: contracts.compactMapValues { $0 }, alert: alert) { name in
-            table[name].map { $0() } ?? .failure(.configuration("unknown mailbox \(name)"))
-        }
-        for mailbox in configuration.inboundMailboxes where !mailbox.starttls && !mailbox.provider.usesImplicitTLS {
-            log.log(.warning, "plain text allowed", ["mailbox": mailbox.name, "reason": "starttls = false"])
-        }
+        contracts.set(table)
+        return (configuration.inboundMailboxes, pollers, table)
     }
 
     static func result(_ body: () throws(PollFailure) -> PollOutcome) -> Result<PollOutcome, PollFailure> {
@@ -86,7 +109,7 @@ public final class InboundService: @unchecked Sendable {
     }
 
     public func start() {
-        log.log(.notice, "polling started", ["mailboxes": String(configuration.inboundMailboxes.count),
+        log.log(.notice, "polling started", ["mailboxes": String(mailboxCount),
                                              "state_dir": directory.root, "spool": directory.spool])
         scheduler.start()
     }
@@ -110,3 +133,11 @@ public final class InboundService: @unchecked Sendable {
 }
 
 extension MailboxStore: @unchecked Sendable {}
+
+/// The contract of each inbound mailbox, replaced whole by a reload.
+final class ContractTable: @unchecked Sendable {
+    private var table: [String: String] = [:]
+    private let lock = NSLock()
+    func set(_ value: [String: String]) { lock.lock(); table = value; lock.unlock() }
+    func get(_ name: String) -> String? { lock.lock(); defer { lock.unlock() }; return table[name] }
+}

@@ -10,33 +10,23 @@ import Foundation
 public final class OutboundService: @unchecked Sendable {
     static let outboxTick: DispatchTimeInterval = .milliseconds(200)
 
-    let configuration: Configuration
     let directory: StateDirectory
     let queue: OutboundQueue
-    let resolver: SubmissionResolver
     let log: DaemonLog
-    let lanes: [SMTPLane]
+    // Touched only on `watcher` once started (a reload replaces them).
+    var resolver: SubmissionResolver
+    var lanes: [SMTPLane]
+    var started = false
     let outbox: String
     let watcher = DispatchQueue(label: "carteiro.outbox")
     var timer: DispatchSourceTimer?
 
     public init(configuration: Configuration, environment: [String: String], log: DaemonLog) throws(InboundService.StartFailure) {
-        self.configuration = configuration
         self.log = log
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
         outbox = configuration.daemon.stateDirectory + "/outbox"
-        let resolverSecrets = SecretResolver(environment: environment)
-        var problems: [String] = []
-        var passwords: [String: Secret] = [:]
-        for mailbox in configuration.outboundMailboxes where mailbox.auth {
-            guard let source = mailbox.password else { continue }
-            switch resolverSecrets.resolve(source) {
-            case .success(let secret): passwords[mailbox.name] = secret
-            case .failure(let failure): problems.append("\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)")
-            }
-        }
-        guard problems.isEmpty else { throw .secrets(problems) }
+        let passwords = try Self.passwords(configuration, environment: environment)
         do {
             try directory.prepare(mailboxes: [])
             try DurableFiles.makeDirectory(outbox + "/rejected")
@@ -46,10 +36,63 @@ public final class OutboundService: @unchecked Sendable {
         } catch {
             throw .storage(error.description)
         }
-        lanes = configuration.outboundMailboxes.map { mailbox in
-            SMTPLane(mailbox: mailbox, password: passwords[mailbox.name], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory),
-                     directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
-                     lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
+        lanes = configuration.outboundMailboxes.map { Self.lane($0, passwords: passwords, configuration: configuration, log: log) }
+    }
+
+    static func passwords(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> [String: Secret] {
+        let resolver = SecretResolver(environment: environment)
+        var problems: [String] = []
+        var passwords: [String: Secret] = [:]
+        for mailbox in configuration.outboundMailboxes where mailbox.auth {
+            guard let source = mailbox.password else { continue }
+            switch resolver.resolve(source) {
+            case .success(let secret): passwords[mailbox.name] = secret
+            case .failure(let failure): problems.append("\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)")
+            }
+        }
+        guard problems.isEmpty else { throw .secrets(problems) }
+        return passwords
+    }
+
+    static func lane(_ mailbox: OutboundMailbox, passwords: [String: Secret], configuration: Configuration, log: DaemonLog) -> SMTPLane {
+        SMTPLane(mailbox: mailbox, password: passwords[mailbox.name], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory),
+                 directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
+                 lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
+    }
+
+    /// A reload: lanes whose mailbox, password, lifetime and name are unchanged go on; changed
+    /// ones finish the message in flight and are replaced; removed ones stop (their queue stays
+    /// on disk); new ones start. Submissions are resolved against the new configuration.
+    public func apply(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) {
+        let passwords = try Self.passwords(configuration, environment: environment)
+        let secret: [UInt8]
+        do { secret = try directory.threadingSecret() } catch { throw .storage(error.description) }
+        let nextResolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: secret),
+                                              hostname: OutboundService.hostname(configuration))
+        let log = self.log
+        watcher.async { [self] in
+            resolver = nextResolver
+            var next: [SMTPLane] = []
+            let hostname = OutboundService.hostname(configuration)
+            for mailbox in configuration.outboundMailboxes {
+                if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }), old.mailbox == mailbox, old.password == passwords[mailbox.name],
+                   old.lifetime == configuration.daemon.queueLifetime, old.ehloName == hostname {
+                    next.append(old)
+                    continue
+                }
+                let lane = Self.lane(mailbox, passwords: passwords, configuration: configuration, log: log)
+                next.append(lane)
+                if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }) {
+                    // One lane per mailbox at a time: the new one starts when the old one stopped.
+                    old.stop { [started] in if started { lane.start() } }
+                } else if started {
+                    lane.start()
+                }
+            }
+            for old in lanes where !configuration.outboundMailboxes.contains(where: { $0.name == old.mailbox.name }) {
+                old.stop {}
+            }
+            lanes = next
         }
     }
 
@@ -63,8 +106,9 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     public func start() {
-        for lane in lanes { lane.start() }
         watcher.async { [self] in
+            started = true
+            for lane in lanes { lane.start() }
             let timer = DispatchSource.makeTimerSource(queue: watcher)
             timer.schedule(deadline: .now(), repeating: Self.outboxTick, leeway: .milliseconds(50))
             timer.setEventHandler { [weak self] in self?.scanOutbox() }

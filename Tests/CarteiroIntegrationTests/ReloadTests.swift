@@ -40,6 +40,14 @@ struct ReloadTests {
         #expect(daemon.waitForEvents(timeout: .seconds(15)) { $0.count == 4 }, "\(daemon.log)")
         #expect(daemon.log.contains("reloaded inbound_mailboxes=2"))
         #expect(Set(daemon.events().compactMap(\.messageID)).count == 4)
+        // The unchanged mailbox was not restarted: its running count goes on from before the reloads.
+        var status = try runCarteiro(["status", "--config", config])
+        for _ in 0..<30 where !status.stdout.contains("mailbox a: ok") || !status.stdout.contains("3 handed on") {
+            Thread.sleep(forTimeInterval: 0.1)
+            status = try runCarteiro(["status", "--config", config])
+        }
+        #expect(status.stdout.contains("3 handed on by this run"), "\(status.stdout)")
+        #expect(!daemon.log.contains("polling started mailboxes=2"), "a reload restarted the inbound service")
     }
 }
 
