@@ -215,7 +215,13 @@ public final class InboundScheduler: @unchecked Sendable {
                 log.log(.error, "mailbox failing", ["mailbox": name, "contract": contracts[name] ?? "", "since": String(since), "reason": failure.description])
                 alert(mailbox, current, false)
             }
-            log.log(failure.isTransient ? .warning : .error, "poll failed", ["mailbox": name, "contract": contracts[name] ?? "", "failures": String(current.consecutiveFailures),
+            // Constant messages, one per thing an operator does about it (each has a MESSAGE_ID).
+            var message = "poll failed"
+            if case .connection(let error) = failure {
+                if error.kind == .loginRejected { message = "login rejected" }
+                if error.kind == .certificateUntrusted { message = "certificate untrusted" }
+            }
+            log.log(failure.isTransient ? .warning : .error, message, ["mailbox": name, "contract": contracts[name] ?? "", "failures": String(current.consecutiveFailures),
                                                                               "retry_in": ConfigDuration.format(delay), "reason": failure.description])
         }
         status[name] = current

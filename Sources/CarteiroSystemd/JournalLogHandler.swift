@@ -28,6 +28,8 @@ public struct JournalLogHandler: LogHandler {
         "message given up": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5f9",
         "reload failed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fa",
         "smtp connection failed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fb",
+        "login rejected": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fc",
+        "certificate untrusted": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fd",
     ]
 
     /// `queue_id` → `CARTEIRO_QUEUE_ID`: journald accepts only [A-Z0-9_], at most 64 characters,

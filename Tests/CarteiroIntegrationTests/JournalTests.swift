@@ -124,8 +124,8 @@ struct NoPasswordInLogsTests {
         let result = try runCarteiro(["run", "--once", "--config", config], environment: environment)
         #expect(result.status == 1)
         let log = result.stdout + result.stderr
-        #expect(log.contains("poll failed mailbox=imap-bad"), "\(log)")
-        #expect(log.contains("poll failed mailbox=pop-bad"))
+        #expect(log.contains("login rejected mailbox=imap-bad"), "\(log)")
+        #expect(log.contains("login rejected mailbox=pop-bad"))
         #expect(log.contains("smtp connection failed mailbox=out"))
         #expect(!log.contains(secret))
         let check = try runCarteiro(["check-config", "--config", config])
