@@ -77,8 +77,16 @@ struct SystemdNotifyTests {
         let running = socket.collect(timeout: .seconds(10)) { messages in
             messages.contains { $0.hasPrefix("READY=1") } && messages.filter { $0 == "WATCHDOG=1" }.count >= 3
         }
+        kill(process.processIdentifier, SIGHUP)
+        let reloading = socket.collect(timeout: .seconds(10)) { messages in
+            messages.contains { $0.hasPrefix("RELOADING=1") } && messages.contains { $0.hasPrefix("READY=1") }
+        }
         process.terminate()
         let stopping = socket.collect(timeout: .seconds(10)) { $0.contains { $0.hasPrefix("STOPPING=1") } }
+        let reload = try #require(reloading.first { $0.hasPrefix("RELOADING=1") }, "\(reloading)")
+        #expect(reload.contains("MONOTONIC_USEC="))
+        let afterReload = reloading.drop { !$0.hasPrefix("RELOADING=1") }
+        #expect(afterReload.contains { $0.hasPrefix("READY=1") }, "READY=1 after the reload: \(reloading)")
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
         let ready = try #require(running.first { $0.hasPrefix("READY=1") }, "\(running)")
