@@ -20,25 +20,11 @@ struct IMAPPoller {
     var store: MailboxStore { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
-        let session: MailSession
-        do {
-            session = try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
-        } catch {
-            throw .connection(error)
-        }
-        let client = IMAPClient(session: session)
+        let client = IMAPClient(session: try PollFailure.openSession(mailbox, password: password))
         // Twice the size limit, for servers whose RFC822.SIZE is approximate; never unbounded.
         client.maximumFetchLiteral = max(2 * mailbox.maxMessageSize, 1 << 20)
         defer { client.logout() }
-        do {
-            return try poll(client)
-        } catch let error as MailConnectionError {
-            throw .connection(error)
-        } catch let error as PollFailure {
-            throw error
-        } catch {
-            throw .storage("\(error)")
-        }
+        return try PollFailure.sorting { try poll(client) }
     }
 
     func poll(_ client: IMAPClient) throws -> PollOutcome {

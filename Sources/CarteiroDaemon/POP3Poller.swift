@@ -16,21 +16,8 @@ struct POP3Poller {
     var store: MailboxStore { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
-        let session: MailSession
-        do {
-            session = try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
-        } catch {
-            throw .connection(error)
-        }
-        do {
-            return try poll(POP3Client(session: session))
-        } catch let error as MailConnectionError {
-            throw .connection(error)
-        } catch let error as PollFailure {
-            throw error
-        } catch {
-            throw .storage("\(error)")
-        }
+        let client = POP3Client(session: try PollFailure.openSession(mailbox, password: password))
+        return try PollFailure.sorting { try poll(client) }
     }
 
     func poll(_ client: POP3Client) throws -> PollOutcome {

@@ -1,3 +1,4 @@
+import CarteiroConfig
 import CarteiroCurl
 
 /// What one poll of one mailbox did.
@@ -28,6 +29,30 @@ public enum PollFailure: Error, CustomStringConvertible {
         case .connection(let error): error.isTransient
         case .storage: true
         case .configuration: false
+        }
+    }
+}
+
+extension PollFailure {
+    /// Connects, negotiates TLS and logs in for a poll.
+    static func openSession(_ mailbox: InboundMailbox, password: Secret) throws(PollFailure) -> MailSession {
+        do {
+            return try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
+        } catch {
+            throw .connection(error)
+        }
+    }
+
+    /// Runs a poll's body, sorting whatever it throws into connection, storage or configuration.
+    static func sorting(_ body: () throws -> PollOutcome) throws(PollFailure) -> PollOutcome {
+        do {
+            return try body()
+        } catch let error as MailConnectionError {
+            throw .connection(error)
+        } catch let error as PollFailure {
+            throw error
+        } catch {
+            throw .storage("\(error)")
         }
     }
 }
