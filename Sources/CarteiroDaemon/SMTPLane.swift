@@ -25,6 +25,8 @@ final class SMTPLane: @unchecked Sendable {
     let dispatch: DispatchQueue
     var timer: DispatchSourceTimer?
     var stopped = false
+    /// The lane's entries as last read, by id, with the modification time they were read at.
+    var known: [String: (stamp: Int64, item: QueuedMessage)] = [:]
 
     init(mailbox: OutboundMailbox, password: Secret?, queue: OutboundQueue, directory: StateDirectory,
          lifetime: Duration, ehloName: String, log: DaemonLog) {
@@ -66,7 +68,7 @@ final class SMTPLane: @unchecked Sendable {
     func drain() {
         guard !stopped else { return }
         let now = Int64(Date().timeIntervalSince1970)
-        let due = queue.messages(in: mailbox.name).filter { $0.nextAttempt <= now }
+        let due = dueMessages(now: now)
         guard !due.isEmpty else { return }
         var session: MailSession?
         defer {
@@ -104,6 +106,16 @@ final class SMTPLane: @unchecked Sendable {
             }
             finish(&item)
         }
+    }
+
+    /// The due messages, oldest first; only new or changed entries are read from disk.
+    func dueMessages(now: Int64) -> [QueuedMessage] {
+        let stamps = queue.stamps(in: mailbox.name)
+        known = known.filter { stamps[$0.key] != nil }
+        for (id, stamp) in stamps where known[id]?.stamp != stamp {
+            if let item = queue.message(in: mailbox.name, id: id) { known[id] = (stamp, item) }
+        }
+        return known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
 
     func credentials() -> MailSession.Credentials? {

@@ -125,6 +125,26 @@ public struct OutboundQueue: Sendable {
 
     public func failedMessages() -> [QueuedMessage] { Self.load(directory: failedDirectory) }
 
+    /// A lane's entries by id with their modification time (ns), without reading them: a lane
+    /// re-reads only the files that changed, so a large deferred backlog costs a listing, not a
+    /// parse of every entry at every tick.
+    public func stamps(in mailbox: String) -> [String: Int64] {
+        let directory = lane(mailbox)
+        var result: [String: Int64] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            var info = stat()
+            guard stat(directory + "/" + name, &info) == 0 else { continue }
+            result[String(name.dropLast(5))] = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        }
+        return result
+    }
+
+    public func message(in mailbox: String, id: String) -> QueuedMessage? {
+        guard let data = FileManager.default.contents(atPath: lane(mailbox) + "/" + id + ".json"),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return QueuedMessage(json: object)
+    }
+
     /// Every lane's name (the outbound mailboxes with something queued).
     public func lanes() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != "failed" && !$0.hasPrefix(".") }.sorted()
