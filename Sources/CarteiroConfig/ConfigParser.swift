@@ -314,38 +314,37 @@ public struct ConfigParser {
     // MARK: - Strings
 
     mutating func parseBasicString(location: SourceLocation) throws -> String {
-        advance() // "
-        var result = String.UnicodeScalarView()
-        while true {
-            guard let c = peek else {
-                throw SyntaxError(location: location, message: "this string is never closed with `\"` on its line (use \"\"\" for a multi-line string)")
-            }
-            switch c {
-            case "\"":
-                advance()
-                return String(result)
-            case "\n", "\r":
-                throw SyntaxError(location: location, message: "this string is never closed with `\"` on its line (use \"\"\" for a multi-line string)")
-            case "\\":
-                result.append(contentsOf: try parseEscape())
-            default:
-                try checkControl(c)
-                result.append(c)
-                advance()
-            }
-        }
+        try parseSingleLineString(location: location, quote: "\"", escapes: true)
     }
 
     mutating func parseLiteralString(location: SourceLocation) throws -> String {
-        advance() // '
+        try parseSingleLineString(location: location, quote: "'", escapes: false)
+    }
+
+    mutating func parseMultilineBasicString(location: SourceLocation) throws -> String {
+        try parseMultilineString(location: location, quote: "\"", escapes: true)
+    }
+
+    mutating func parseMultilineLiteralString(location: SourceLocation) throws -> String {
+        try parseMultilineString(location: location, quote: "'", escapes: false)
+    }
+
+    /// "basic" (escapes) or 'literal' (none), closed on the same line.
+    mutating func parseSingleLineString(location: SourceLocation, quote: Unicode.Scalar, escapes: Bool) throws -> String {
+        advance() // the opening quote
         var result = String.UnicodeScalarView()
+        let unclosed = "this string is never closed with `\(quote)` on its line (use \(quote)\(quote)\(quote) for a multi-line string)"
         while true {
-            guard let c = peek else {
-                throw SyntaxError(location: location, message: "this string is never closed with `'` on its line (use ''' for a multi-line string)")
+            guard let c = peek, c != "\n", c != "\r" else {
+                throw SyntaxError(location: location, message: unclosed)
             }
-            if c == "'" { advance(); return String(result) }
-            if c == "\n" || c == "\r" {
-                throw SyntaxError(location: location, message: "this string is never closed with `'` on its line (use ''' for a multi-line string)")
+            if c == quote {
+                advance()
+                return String(result)
+            }
+            if escapes && c == "\\" {
+                result.append(contentsOf: try parseEscape())
+                continue
             }
             try checkControl(c)
             result.append(c)
@@ -353,24 +352,27 @@ public struct ConfigParser {
         }
     }
 
-    mutating func parseMultilineBasicString(location: SourceLocation) throws -> String {
+    /// """basic""" or '''literal''' over several lines; a line break right after the
+    /// opening delimiter is dropped; in basic strings a backslash at the end of a line joins it
+    /// with the next non-blank text.
+    mutating func parseMultilineString(location: SourceLocation, quote: Unicode.Scalar, escapes: Bool) throws -> String {
+        let delimiter = String(repeating: String(quote), count: 3)
         advance(3)
         trimFirstNewline()
         var result = String.UnicodeScalarView()
         while true {
             guard let c = peek else {
-                throw SyntaxError(location: location, message: "this multi-line string is never closed with `\"\"\"`")
+                throw SyntaxError(location: location, message: "this multi-line string is never closed with `\(delimiter)`")
             }
-            if startsWith("\"\"\"") {
+            if startsWith(delimiter) {
                 // Up to two quotes may sit right before the closing delimiter.
                 var extra = 0
-                while extra < 2 && index + 3 + extra < text.count && text[index + 3 + extra] == "\"" { extra += 1 }
-                for _ in 0..<extra { result.append("\"") }
+                while extra < 2 && index + 3 + extra < text.count && text[index + 3 + extra] == quote { extra += 1 }
+                for _ in 0..<extra { result.append(quote) }
                 advance(3 + extra)
                 return String(result)
             }
-            if c == "\\" {
-                // A backslash at the end of a line joins it with the next non-blank text.
+            if escapes && c == "\\" {
                 var i = index + 1
                 while i < text.count && (text[i] == " " || text[i] == "\t") { i += 1 }
                 if i < text.count && (text[i] == "\n" || text[i] == "\r") {
@@ -382,32 +384,6 @@ public struct ConfigParser {
                 }
                 result.append(contentsOf: try parseEscape())
                 continue
-            }
-            if c == "\n" || c == "\r" {
-                consumeNewline()
-                result.append("\n")
-                continue
-            }
-            try checkControl(c)
-            result.append(c)
-            advance()
-        }
-    }
-
-    mutating func parseMultilineLiteralString(location: SourceLocation) throws -> String {
-        advance(3)
-        trimFirstNewline()
-        var result = String.UnicodeScalarView()
-        while true {
-            guard let c = peek else {
-                throw SyntaxError(location: location, message: "this multi-line string is never closed with `'''`")
-            }
-            if startsWith("'''") {
-                var extra = 0
-                while extra < 2 && index + 3 + extra < text.count && text[index + 3 + extra] == "'" { extra += 1 }
-                for _ in 0..<extra { result.append("'") }
-                advance(3 + extra)
-                return String(result)
             }
             if c == "\n" || c == "\r" {
                 consumeNewline()
