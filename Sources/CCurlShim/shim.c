@@ -30,9 +30,6 @@ CURLcode carteiro_curl_getinfo_socket(CURL *handle, curl_socket_t *value) {
 CURLcode carteiro_curl_getinfo_certinfo(CURL *handle, struct curl_certinfo **value) {
     return curl_easy_getinfo(handle, CURLINFO_CERTINFO, value);
 }
-CURLcode carteiro_curl_getinfo_double(CURL *handle, CURLINFO info, double *value) {
-    return curl_easy_getinfo(handle, info, value);
-}
 CURLcode carteiro_curl_global_init(void) {
     return curl_global_init(CURL_GLOBAL_ALL);
 }

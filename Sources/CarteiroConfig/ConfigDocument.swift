@@ -35,11 +35,6 @@ public struct ConfigDocument: Sendable {
 
     public func table(_ path: [String]) -> Table? { indexByPath[path].map { tables[$0] } }
 
-    /// Tables whose path starts with `prefix` and is exactly one name longer (`[mailbox.X]`).
-    public func children(of prefix: [String]) -> [Table] {
-        tables.filter { $0.path.count == prefix.count + 1 && Array($0.path.prefix(prefix.count)) == prefix }
-    }
-
     /// Adds one file's statements. Keys before any header land in the root table.
     public mutating func add(_ statements: [ConfigStatement], diagnostics: inout DiagnosticList) {
         var current = 0

@@ -68,12 +68,6 @@ final class CurlHandle {
         return value
     }
 
-    func infoDouble(_ item: CURLINFO) -> Double {
-        var value = 0.0
-        _ = carteiro_curl_getinfo_double(raw, item, &value)
-        return value
-    }
-
     var activeSocket: Int32? {
         var socket: curl_socket_t = -1
         guard carteiro_curl_getinfo_socket(raw, &socket) == CURLE_OK, socket != -1 else { return nil }

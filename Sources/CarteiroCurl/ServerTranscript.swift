@@ -45,6 +45,4 @@ final class ServerTranscript {
         }
         return refusal ?? lines.last
     }
-
-    func contains(where predicate: (String) -> Bool) -> Bool { lines.contains(where: predicate) }
 }

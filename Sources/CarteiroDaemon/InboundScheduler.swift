@@ -9,7 +9,7 @@ import Foundation
 /// is down, slow or refusing delays nobody else: it only holds one of the parallel slots for as
 /// long as its own timeout.
 public final class InboundScheduler: @unchecked Sendable {
-    public typealias Poll = @Sendable (String) -> Result<PollOutcome, PollFailure>
+    public typealias Poller = @Sendable () -> Result<PollOutcome, PollFailure>
     public typealias Alert = @Sendable (_ mailbox: InboundMailbox, _ status: MailboxStatus, _ recovered: Bool) -> Void
 
     /// Backoff never waits longer than this between attempts.
@@ -20,8 +20,7 @@ public final class InboundScheduler: @unchecked Sendable {
     // Touched only on `control` once running (a reload replaces them).
     var mailboxes: [InboundMailbox]
     var maxParallel: Int
-    var pollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>] = [:]
-    let poll: Poll
+    var pollers: [String: Poller] = [:]
     let log: DaemonLog
     let statusPath: String
     // Touched only on `control`.
@@ -42,12 +41,11 @@ public final class InboundScheduler: @unchecked Sendable {
     var contracts: [String: String]
 
     public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, contracts: [String: String] = [:],
-                alert: @escaping Alert = { _, _, _ in }, poll: @escaping Poll) {
+                alert: @escaping Alert = { _, _, _ in }) {
         self.alert = alert
         self.contracts = contracts
         self.mailboxes = mailboxes
         self.maxParallel = max(1, maxParallel)
-        self.poll = poll
         self.log = log
         self.statusPath = statusPath
         for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
@@ -55,7 +53,7 @@ public final class InboundScheduler: @unchecked Sendable {
 
     /// A reload: mailboxes added, changed or removed. Unchanged ones keep their timers, their
     /// status and any poll in flight (which finishes with the poller it started with).
-    public func update(mailboxes next: [InboundMailbox], pollers nextPollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>],
+    public func update(mailboxes next: [InboundMailbox], pollers nextPollers: [String: Poller],
                        contracts nextContracts: [String: String], maxParallel nextMax: Int) {
         control.async { [self] in
             let before = Dictionary(uniqueKeysWithValues: mailboxes.map { ($0.name, $0) })
@@ -167,10 +165,9 @@ public final class InboundScheduler: @unchecked Sendable {
     func launch(_ name: String) {
         running.insert(name)
         status[name]?.lastPoll = Int64(Date().timeIntervalSince1970)
-        let poll = self.poll
         let poller = pollers[name]
         workers.async { [self] in
-            let result = poller?() ?? poll(name)
+            let result = poller?() ?? .failure(.configuration("no poller for mailbox \(name)"))
             control.async { [self] in finish(name, result) }
         }
     }

@@ -43,9 +43,7 @@ public final class InboundService: @unchecked Sendable {
             }
         }
         scheduler = InboundScheduler(mailboxes: [], maxParallel: configuration.daemon.maxParallelPolls,
-                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert) { name in
-            .failure(.configuration("unknown mailbox \(name)"))
-        }
+                                     statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert)
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
         scheduler.mailboxes = mailboxes
         scheduler.pollers = pollers
@@ -62,7 +60,7 @@ public final class InboundService: @unchecked Sendable {
     }
 
     func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)
-        -> ([InboundMailbox], [String: @Sendable () -> Result<PollOutcome, PollFailure>], [String: String]) {
+        -> ([InboundMailbox], [String: InboundScheduler.Poller], [String: String]) {
         let resolver = SecretResolver(environment: environment)
         var passwords: [String: Secret] = [:]
         var problems: [String] = []
@@ -84,7 +82,7 @@ public final class InboundService: @unchecked Sendable {
         } catch {
             throw .storage(error.description)
         }
-        var pollers: [String: @Sendable () -> Result<PollOutcome, PollFailure>] = [:]
+        var pollers: [String: InboundScheduler.Poller] = [:]
         var table: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes {
             guard let store = stores[mailbox.name], let password = passwords[mailbox.name] else { continue }

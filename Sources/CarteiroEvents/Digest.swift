@@ -25,13 +25,6 @@ public enum Digest {
         return output
     }
 
-    /// Bytes from the operating system's random source.
-    public static func randomBytes(_ count: Int) -> [UInt8]? {
-        var output = [UInt8](repeating: 0, count: count)
-        let ok = output.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }
-        return ok == 1 ? output : nil
-    }
-
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()

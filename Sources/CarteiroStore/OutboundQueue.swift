@@ -170,15 +170,6 @@ public struct OutboundQueue: Sendable {
         return ids
     }
 
-    /// True when a message whose id starts with `idPrefix` is queued or failed.
-    public func contains(idPrefix: String) -> Bool {
-        for directory in lanes().map(lane) + [failedDirectory] {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            if names.contains(where: { $0 == idPrefix + ".json" || $0.hasPrefix(idPrefix + "-") && $0.hasSuffix(".json") }) { return true }
-        }
-        return false
-    }
-
     public func messageBytes(_ item: QueuedMessage) -> [UInt8]? {
         DurableFiles.read(lane(item.mailbox) + "/" + item.id + ".eml")
     }

@@ -19,7 +19,6 @@ CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_c
 
 CURLcode carteiro_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode carteiro_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
-CURLcode carteiro_curl_getinfo_double(CURL *handle, CURLINFO info, double *value);
 CURLcode carteiro_curl_getinfo_socket(CURL *handle, curl_socket_t *value);
 CURLcode carteiro_curl_getinfo_certinfo(CURL *handle, struct curl_certinfo **value);
 
