@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "CarteiroConfig"),
         .target(name: "CarteiroMail"),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
-        .target(name: "CarteiroStore"),
+        .target(name: "CFileSync"),
+        .target(name: "CarteiroStore", dependencies: ["CFileSync"]),
         .target(
             name: "CarteiroOutbound",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroEvents", .product(name: "Mustache", package: "swift-mustache")]
@@ -87,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroIntegrationTests",
-            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroTesting", "carteiro"]
+            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroEvents", "CarteiroTesting", "carteiro"]
         ),
     ],
     swiftLanguageModes: [.v6]

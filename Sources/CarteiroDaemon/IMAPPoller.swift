@@ -11,6 +11,9 @@ import Foundation
 struct IMAPPoller {
     /// A batch is committed (one group fsync) every this many messages or bytes.
     static let batchMessages = 200
+    /// The first batch is small and each next one twice as large, up to `batchMessages`: the
+    /// parsing and committing threads get work early instead of waiting for a full batch.
+    static let firstBatchMessages = 25
     static let batchBytes = 16 << 20
 
     let ingest: InboundIngest
@@ -100,39 +103,39 @@ struct IMAPPoller {
             if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
 
-        // Batches, pipelined: batch n+1 is requested before batch n is parsed and committed,
-        // so the server streams it meanwhile; after_fetch for batch n follows its commit.
+        // Batches, pipelined twice over: batch n+1 is requested as soon as batch n is read, so
+        // the server streams it meanwhile, and batch n is parsed and committed off this thread.
+        // after_fetch goes to the server between FETCHes, for the batches durable by then.
         var batches: [[(uid: UInt32, size: Int)]] = []
         var index = 0
         while index < candidates.count {
             var batch: [(uid: UInt32, size: Int)] = []
             var bytes = 0
-            while index < candidates.count, batch.count < Self.batchMessages, batch.isEmpty || bytes + candidates[index].size <= Self.batchBytes {
+            let limit = min(Self.batchMessages, Self.firstBatchMessages << min(batches.count, 8))
+            while index < candidates.count, batch.count < limit, batch.isEmpty || bytes + candidates[index].size <= Self.batchBytes {
                 batch.append(candidates[index])
                 bytes += candidates[index].size
                 index += 1
             }
             batches.append(batch)
         }
-        var seenInBatch: Set<String> = []
+        let pipeline = IngestPipeline<[UInt32]>(ingest)
+        defer { pipeline.drain() }
         var pending = batches.isEmpty ? nil : try request(client, batch: batches[0])
-        var previous: [UInt32] = []
         for (number, batch) in batches.enumerated() {
             guard let current = pending else { break }
             let fetched = try collect(client, current, uidValidity: uidValidity)
-            if !previous.isEmpty, let problem = try applyAfterFetch(client, uids: previous) { outcome.afterFetchProblem = problem }
+            if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
             pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1]) : nil
-            let (staged, duplicates) = try ingest.stage(fetched, seenInBatch: &seenInBatch)
-            outcome.skippedDuplicates += duplicates
-            var next = state
-            next.lastUID = number + 1 == batches.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
-            try store.commit(staged, newState: next)
-            state = store.state
-            outcome.handedOn += staged.count
-            previous = batch.map(\.uid)
+            let lastUID = number + 1 == batches.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
+            try pipeline.submit(fetched, token: batch.map(\.uid)) { $0.lastUID = lastUID }
         }
+        pipeline.drain()
+        let (handedOn, duplicates) = pipeline.totals
+        outcome.handedOn += handedOn
+        outcome.skippedDuplicates += duplicates
         // Only now, with the last batch durable, may the server change for it.
-        if !previous.isEmpty, let problem = try applyAfterFetch(client, uids: previous) { outcome.afterFetchProblem = problem }
+        if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
         return outcome
     }
 

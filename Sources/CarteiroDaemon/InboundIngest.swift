@@ -38,12 +38,11 @@ struct InboundIngest {
         return "sha256:" + Digest.hex(Digest.sha256(Array(bytes[..<bodyStart])))
     }
 
-    /// Stages each message not seen before; returns what to commit and how many were duplicates.
-    func stage(_ messages: [Fetched], seenInBatch: inout Set<String>) throws(PollFailure) -> (staged: [StagedMessage], duplicates: Int) {
-        var staged: [StagedMessage] = []
-        var duplicates = 0
+    typealias Built = BuildResults.Built
+
+    /// Parses each message and renders its event; pure and independent, so spread over the cores.
+    func build(_ messages: [Fetched]) -> BuildResults {
         let now = Int64(Date().timeIntervalSince1970)
-        // Parsing and rendering are pure and independent: spread them over the cores.
         let built = BuildResults(count: messages.count)
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
@@ -51,6 +50,13 @@ struct InboundIngest {
                                                            receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize))
             built.set(index, (event.id, Self.dedupeKey(event, bytes: message.bytes), event.json().renderedBytes(), attachments))
         }
+        return built
+    }
+
+    /// Stages each built message not seen before; returns what to commit and how many were duplicates.
+    func stage(_ messages: [Fetched], built: BuildResults, seenInBatch: inout Set<String>) throws(PollFailure) -> (staged: [StagedMessage], duplicates: Int) {
+        var staged: [StagedMessage] = []
+        var duplicates = 0
         for (index, message) in messages.enumerated() {
             guard let (id, key, json, attachments) = built.get(index) else { continue }
             if store.dedupeKeys.contains(key) || seenInBatch.contains(key) {
@@ -65,5 +71,86 @@ struct InboundIngest {
             }
         }
         return (staged, duplicates)
+    }
+}
+
+/// A poll's hand-over, off the poll's thread: while the poll reads batch n+1 from the server,
+/// batch n is parsed (on every core) and then staged and committed (one serial queue, so the
+/// store sees batches in order). At most `depth` batches wait or work behind the one being read.
+///
+/// The poll learns which batches are durable from `takeCommitted`, so that `after_fetch` is
+/// only ever applied to those; a failed commit stops every later one, so the state never moves
+/// past a batch that is not on disk. `drain` must run before the poll returns, whatever happens.
+final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
+    private let ingest: InboundIngest
+    private let building = DispatchQueue(label: "carteiro.ingest.build")
+    private let committing = DispatchQueue(label: "carteiro.ingest.commit")
+    private let room: DispatchSemaphore
+    private let inFlight = DispatchGroup()
+    private let lock = NSLock()
+    // Under `lock`:
+    private var failure: PollFailure?
+    private var committed: [Token] = []
+    private var handedOn = 0
+    private var duplicates = 0
+    // On `committing` only:
+    private var seenInBatch: Set<String> = []
+
+    init(_ ingest: InboundIngest, depth: Int = 2) {
+        self.ingest = ingest
+        room = DispatchSemaphore(value: depth)
+    }
+
+    /// Queues a batch; `advance` turns the state before it into the state after it. Blocks
+    /// while `depth` batches are already queued.
+    func submit(_ messages: [InboundIngest.Fetched], token: Token, advance: @escaping @Sendable (inout MailboxState) -> Void) throws(PollFailure) {
+        if let failure = lock.withLock({ failure }) { throw failure }
+        room.wait()
+        inFlight.enter()
+        let batch = UncheckedBatch(messages: messages)
+        building.async {
+            let built = self.ingest.build(batch.messages)
+            self.committing.async {
+                defer { self.room.signal(); self.inFlight.leave() }
+                guard self.lock.withLock({ self.failure == nil }) else { return }
+                do throws(PollFailure) {
+                    let (staged, duplicates) = try self.ingest.stage(batch.messages, built: built, seenInBatch: &self.seenInBatch)
+                    var next = self.ingest.store.state
+                    advance(&next)
+                    do throws(DurableFiles.Failure) {
+                        try self.ingest.store.commit(staged, newState: next)
+                    } catch {
+                        throw .storage(error.description)
+                    }
+                    self.lock.withLock {
+                        self.committed.append(token)
+                        self.handedOn += staged.count
+                        self.duplicates += duplicates
+                    }
+                } catch {
+                    self.lock.withLock { if self.failure == nil { self.failure = error } }
+                }
+            }
+        }
+    }
+
+    /// The batches committed since the last call, oldest first; throws the first failure.
+    func takeCommitted() throws(PollFailure) -> [Token] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let failure { throw failure }
+        defer { committed.removeAll() }
+        return committed
+    }
+
+    /// Waits for every queued batch; then the counts are final.
+    func drain() {
+        inFlight.wait()
+    }
+
+    var totals: (handedOn: Int, duplicates: Int) { lock.withLock { (handedOn, duplicates) } }
+
+    private struct UncheckedBatch: @unchecked Sendable {
+        let messages: [InboundIngest.Fetched]
     }
 }

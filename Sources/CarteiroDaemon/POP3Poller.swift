@@ -66,7 +66,9 @@ struct POP3Poller {
         var toDelete: [Int] = mailbox.afterFetch == .delete && hasUIDL
             ? sizes.compactMap { item in uidlByNumber[item.number].flatMap { handed.contains($0) ? item.number : nil } }
             : []
-        var seenInBatch: Set<String> = []
+        // RETR of batch n+1 overlaps the parsing and commit of batch n (see IngestPipeline).
+        let pipeline = IngestPipeline<[Int]>(ingest)
+        defer { pipeline.drain() }
         var index = 0
         while index < pending.count {
             let batch = Array(pending[index..<min(index + Self.batchMessages, pending.count)])
@@ -80,15 +82,18 @@ struct POP3Poller {
                 batchUIDLs.append(uidl)
                 fetched.append(.init(origin: .pop3(uidl: uidl), bytes: bytes, size: item.size, oversize: oversize))
             }
-            let (staged, duplicates) = try ingest.stage(fetched, seenInBatch: &seenInBatch)
-            outcome.skippedDuplicates += duplicates
-            var next = store.state
-            next.uidValidity = 0
-            next.uidls = next.uidls + batchUIDLs.filter { !Set(next.uidls).contains($0) }
-            try store.commit(staged, newState: next)
-            outcome.handedOn += staged.count
-            toDelete += batch.map(\.number)
+            let uidls = batchUIDLs
+            try pipeline.submit(fetched, token: batch.map(\.number)) { state in
+                state.uidValidity = 0
+                let known = Set(state.uidls)
+                state.uidls += uidls.filter { !known.contains($0) }
+            }
         }
+        pipeline.drain()
+        toDelete += try pipeline.takeCommitted().flatMap { $0 }
+        let (handedOn, duplicates) = pipeline.totals
+        outcome.handedOn += handedOn
+        outcome.skippedDuplicates += duplicates
         // A UIDL is kept until the server stops listing it.
         let listed = Set(uidlByNumber.values)
         var pruned = store.state

@@ -96,8 +96,21 @@ public indirect enum JSONValue: Sendable, Equatable {
             var i = 0
             let count = bytes.count
             while i < count {
+                // Eight bytes at a time while none of them needs a look: no byte below 0x20, no
+                // '"', no '\\', none at or above 0x7F (SWAR: each test sets a byte's top bit).
+                while i + 8 <= count {
+                    let word = UnsafeRawPointer(bytes.baseAddress! + i).loadUnaligned(as: UInt64.self)
+                    let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                    let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+                    let special = ((word &- ones &* 0x20) | (quote &- ones) | (backslash &- ones) | (word &+ ones &* 0x01)) & highs
+                    if special != 0 || word & highs != 0 { break }
+                    i += 8
+                }
+                guard i < count else { break }
                 let byte = bytes[i]
                 if byte < 0x80 {
+                    // Most bytes need nothing: test that first, without touching the table.
+                    if byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte != 0x7F { i += 1; continue }
                     if let replacement = escapes[Int(byte)] {
                         if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
                         out.append(contentsOf: replacement)

@@ -55,14 +55,22 @@ public struct RequestThreading: Sendable {
 
     /// The request tag in a subject (`Re: [REQ#1234] Impressora`), if any.
     public func request(fromSubject subject: String) -> String? {
-        let marker = "[" + tagPrefix
-        var searchFrom = subject.startIndex
-        while let range = subject.range(of: marker, range: searchFrom..<subject.endIndex) {
-            if let close = subject[range.upperBound...].firstIndex(of: "]") {
-                let id = subject[range.upperBound..<close]
-                if Self.isRequestID(id) { return String(id) }
+        // On bytes: Foundation's range(of:) went through ICU and showed in ingest profiles.
+        let marker = Array(("[" + tagPrefix).utf8)
+        let bytes = Array(subject.utf8)
+        guard bytes.count > marker.count else { return nil }
+        var i = 0
+        while i + marker.count <= bytes.count {
+            if bytes[i] == marker[0], bytes[i..<(i + marker.count)].elementsEqual(marker) {
+                let start = i + marker.count
+                if let close = bytes[start...].firstIndex(of: UInt8(ascii: "]")) {
+                    let id = Substring(String(decoding: bytes[start..<close], as: UTF8.self))
+                    if Self.isRequestID(id) { return String(id) }
+                }
+                i = start
+            } else {
+                i += 1
             }
-            searchFrom = range.upperBound
         }
         return nil
     }

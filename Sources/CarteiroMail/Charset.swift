@@ -29,6 +29,19 @@ public enum Charset {
         return (windows1252(bytes), false)
     }
 
+    /// Whether CR and LF are single ASCII bytes in this charset (not in UTF-16 or UTF-32,
+    /// whose bytes must not be touched before decoding). Unknown names count as ASCII-based:
+    /// they are decoded leniently as UTF-8 or Windows-1252 anyway.
+    public static func keepsASCIILineEnds(_ charset: String?) -> Bool {
+        guard let charset else { return true }
+        let name = normalized(charset)
+        if name == "utf-8" || name == "us-ascii" || name == "iso-8859-1" { return true }
+        return !(name.hasPrefix("utf-16") || name.hasPrefix("utf-32") || name.hasPrefix("ucs-") || name.hasPrefix("utf16") || name.hasPrefix("utf32")
+                 || name.hasPrefix("unicode") || name.hasPrefix("ebcdic") || Self.ebcdic.contains(name))
+    }
+
+    static let ebcdic: Set<String> = ["cp037", "ibm037", "cp500", "ibm500", "cp875", "cp1026", "cp1047", "ibm1047", "cp1140", "ibm1140"]
+
     static func normalized(_ charset: String) -> String {
         var name = charset.lowercased()
         while let first = name.first, first == " " || first == "\"" { name.removeFirst() }

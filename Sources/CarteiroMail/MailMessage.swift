@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A part kept apart from the body text: a file, an inline image, an attached message.
 public struct MessageAttachment: Sendable {
     public var filename: String?
@@ -89,8 +93,16 @@ public struct MailMessage: Sendable {
         }
         let isBodyCandidate = !entity.isAttachment && entity.filename == nil
         if isBodyCandidate && (type == "text/plain" || type == "text/html") {
-            var decoded = Charset.decodeLeniently(entity.decodedBody, charset: entity.contentType.parameters["charset"])
-            decoded.text = Self.normalizedLineEnds(decoded.text)
+            let charset = entity.contentType.parameters["charset"]
+            var decoded: (text: String, exact: Bool)
+            if Charset.keepsASCIILineEnds(charset) {
+                // Line ends are the same bytes before and after decoding: normalise them first,
+                // so that the text is decoded, validated and copied once.
+                decoded = Charset.decodeLeniently(Self.normalizedLineEnds(entity.decodedBody), charset: charset)
+            } else {
+                decoded = Charset.decodeLeniently(entity.decodedBody, charset: charset)
+                decoded.text = Self.normalizedLineEnds(decoded.text)
+            }
             if !decoded.exact { problems.append("text not in its declared charset \(entity.contentType.parameters["charset"] ?? "")") }
             if type == "text/plain" {
                 if text == nil { text = decoded.text; return }
@@ -108,27 +120,34 @@ public struct MailMessage: Sendable {
     /// Line ends as "\n" (CRLF, the "\r\r\n" of Outlook's encoded CRs, and lone CRs), and no
     /// trailing blank lines: the desk gets text, not transport artefacts.
     static func normalizedLineEnds(_ text: String) -> String {
-        var text = text
-        return text.withUTF8 { bytes -> String in
+        String(decoding: normalizedLineEnds(Array(text.utf8)), as: UTF8.self)
+    }
+
+    /// The same on bytes of any charset whose CR and LF are the ASCII bytes.
+    static func normalizedLineEnds(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBufferPointer { input -> [UInt8] in
+            let count = input.count
+            guard let base = input.baseAddress else { return [] }
             var out = [UInt8]()
-            out.reserveCapacity(bytes.count)
-            var i = 0
+            out.reserveCapacity(count)
             var runStart = 0
-            let count = bytes.count
-            while i < count {
-                guard bytes[i] == 13 else { i += 1; continue }
-                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+            while runStart < count {
+                // The next CR, found by memchr: text is mostly runs without one.
+                guard let found = memchr(base + runStart, 13, count - runStart) else {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<count]))
+                    break
+                }
+                let i = UnsafeRawPointer(found).assumingMemoryBound(to: UInt8.self) - base
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: input[runStart..<i])) }
                 // "\r\n", "\r\r\n" and a lone "\r" are all one line end.
                 var j = i
-                while j < count && bytes[j] == 13 { j += 1 }
-                if j < count && bytes[j] == 10 { j += 1 } else { j = i + 1 }
+                while j < count && input[j] == 13 { j += 1 }
+                if j < count && input[j] == 10 { j += 1 } else { j = i + 1 }
                 out.append(10)
-                i = j
-                runStart = i
+                runStart = j
             }
-            if runStart < count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<count])) }
             while let last = out.last, last == 10 || last == 32 || last == 9 { out.removeLast() }
-            return String(decoding: out, as: UTF8.self)
+            return out
         }
     }
 

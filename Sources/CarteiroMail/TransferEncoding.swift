@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Content-Transfer-Encoding decoders (RFC 2045 §6). Both are lenient: real mail has stray
 /// characters, missing padding and long lines, and the content is still wanted.
 public enum TransferEncoding {
@@ -47,6 +51,21 @@ public enum TransferEncoding {
         var i = input.startIndex
         let end = input.endIndex
         while i < end {
+            if !header {
+                // Copy the run up to the next "=" at once: most of a body is plain text.
+                let copied: Int? = input.withContiguousStorageIfAvailable { buffer -> Int in
+                    let offset = i - input.startIndex
+                    guard let base = buffer.baseAddress else { return 0 }
+                    let stop = memchr(base + offset, Int32(UInt8(ascii: "=")), buffer.count - offset)
+                        .map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) - base } ?? buffer.count
+                    output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[offset..<stop]))
+                    return stop - offset
+                }
+                if let copied {
+                    i += copied
+                    if i >= end { break }
+                }
+            }
             let byte = input[i]
             if byte == UInt8(ascii: "=") {
                 // Soft line break: "=" then optional blanks then CRLF or LF.

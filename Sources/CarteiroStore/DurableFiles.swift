@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CFileSync
 import Foundation
 
 /// Files written so that a crash leaves either the old content or the new one, never a part:
@@ -22,21 +23,60 @@ public enum DurableFiles {
         }
     }
 
-    /// Writes `bytes` to `path` and fsyncs it; no rename (see `Batch` for that).
+    /// Writes `bytes` to `path` and fsyncs it; no rename.
     public static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) {
+        try write(bytes, to: path, mode: mode, sync: true)
+    }
+
+    /// Writes `bytes` to `path` without waiting for the disk: for files that a group commit
+    /// makes durable together (`syncFileSystems`) before anything points at them.
+    public static func writeUnsynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) {
+        try write(bytes, to: path, mode: mode, sync: false)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool) throws(Failure) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw failure("cannot create", path) }
         defer { close(fd) }
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw failure("cannot write", path)
             }
             offset += written
         }
-        guard fsync(fd) == 0 else { throw failure("cannot fsync", path) }
+        guard !sync || fsync(fd) == 0 else { throw failure("cannot fsync", path) }
+    }
+
+    /// Group commit: makes every file written so far on the file systems holding `directories`
+    /// durable, with one syncfs(2) per file system instead of an fsync per file (on ext4 each
+    /// fsync is a journal commit; a batch of 200 messages writes 600 files). Where syncfs is
+    /// refused, `files` are fsynced one by one.
+    public static func syncFileSystems(holding directories: [String], files: [String]) throws(Failure) {
+        var devices: Set<UInt64> = []
+        for directory in directories {
+            var info = stat()
+            guard stat(directory, &info) == 0 else { throw failure("cannot stat", directory) }
+            guard devices.insert(UInt64(info.st_dev)).inserted else { continue }
+            let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw failure("cannot open directory", directory) }
+            defer { close(fd) }
+            if carteiro_syncfs(fd) != 0 {
+                if errno == ENOSYS || errno == EPERM { return try syncEach(files) }
+                throw failure("cannot sync the file system of", directory)
+            }
+        }
+    }
+
+    static func syncEach(_ files: [String]) throws(Failure) {
+        for file in files {
+            let fd = open(file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw failure("cannot open", file) }
+            defer { close(fd) }
+            guard fsync(fd) == 0 else { throw failure("cannot fsync", file) }
+        }
     }
 
     public static func syncDirectory(_ path: String) throws(Failure) {
@@ -55,7 +95,15 @@ public enum DurableFiles {
         let temporary = path + ".tmp"
         try writeSynced(bytes, to: temporary)
         try rename(temporary, path)
-        try syncDirectory((path as NSString).deletingLastPathComponent)
+        try syncDirectory(parent(path))
+    }
+
+    /// The directory part of a path ("/a/b/c" → "/a/b", "c" → "."), without Foundation's
+    /// path normalisation, which showed in profiles of every commit.
+    public static func parent(_ path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        if slash == path.utf8.startIndex { return "/" }
+        return String(path[..<slash])
     }
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

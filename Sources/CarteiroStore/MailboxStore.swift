@@ -16,10 +16,12 @@ public struct MailboxState: Sendable, Equatable {
 
     public init() {}
 
-    func json() -> [String: Any] {
-        var object: [String: Any] = ["last_uid": Int(lastUID), "after_fetch_from": Int(afterFetchFrom), "uidls": uidls, "handed_on": handedOn]
-        if let uidValidity { object["uidvalidity"] = Int(uidValidity) }
-        return object
+    func json() -> JSONText.Value {
+        var members: [(String, JSONText.Value)] = [("after_fetch_from", .int(Int(afterFetchFrom))), ("handed_on", .int(handedOn)),
+                                                   ("last_uid", .int(Int(lastUID)))]
+        members.append(("uidls", .array(uidls.map { .string($0) })))
+        if let uidValidity { members.append(("uidvalidity", .int(Int(uidValidity)))) }
+        return .object(members)
     }
 
     init(json: [String: Any]) {
@@ -54,6 +56,7 @@ public final class MailboxStore {
     /// Keys of messages handed on: a new UIDVALIDITY does not re-create old requests.
     public private(set) var dedupeKeys: Set<String> = []
     private var stagedCount = 0
+    private var knownDirectories: Set<String> = []
 
     var statePath: String { folder + "/state.json" }
     var intentPath: String { folder + "/intent.json" }
@@ -78,15 +81,15 @@ public final class MailboxStore {
     func recover() throws(DurableFiles.Failure) {
         if let data = DurableFiles.read(intentPath),
            let intent = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
-            let renames = intent["renames"] as? [[String]] ?? []
-            for pair in renames where pair.count == 2 && DurableFiles.exists(pair[0]) {
-                try DurableFiles.makeDirectory((pair[1] as NSString).deletingLastPathComponent)
+            let renames = (intent["renames"] as? [[String]] ?? []).filter { $0.count == 2 }
+            try makeDirectories(for: renames.map { $0[1] })
+            for pair in renames where DurableFiles.exists(pair[0]) {
                 try DurableFiles.rename(pair[0], pair[1])
             }
-            try syncDirectories(of: renames.compactMap { $0.count == 2 ? $0[1] : nil })
+            try syncDirectories(of: renames.map { $0[1] })
             if let keys = intent["keys"] as? [String] { try appendKeys(keys) }
             if let stateObject = intent["state"] as? [String: Any] {
-                try DurableFiles.replace(statePath, with: try Self.encode(stateObject))
+                try DurableFiles.replace(statePath, with: JSONText.render(MailboxState(json: stateObject).json()))
             }
             try? FileManager.default.removeItem(atPath: intentPath)
         }
@@ -100,24 +103,25 @@ public final class MailboxStore {
         }
     }
 
-    /// Writes a message's files under temporary names and fsyncs them. Nothing is visible yet.
+    /// Writes a message's files under temporary names. Nothing is visible yet; `commit` makes
+    /// them durable, all of a batch at once, before anything points at them.
     public func stage(id: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])]) throws(DurableFiles.Failure) -> StagedMessage {
         stagedCount += 1
         var renames: [(String, String)] = []
         let rawFinal = directory.raw + "/" + id + ".eml"
         let rawTemp = staging + "/\(stagedCount).eml"
-        try DurableFiles.writeSynced(raw, to: rawTemp)
+        try DurableFiles.writeUnsynced(raw, to: rawTemp)
         renames.append((rawTemp, rawFinal))
         for attachment in attachments {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
             if DurableFiles.exists(final) || renames.contains(where: { $0.1 == final }) { continue }
             let temp = staging + "/\(stagedCount)-\(attachment.sha256)"
-            try DurableFiles.writeSynced(attachment.data, to: temp)
+            try DurableFiles.writeUnsynced(attachment.data, to: temp)
             renames.append((temp, final))
         }
         let fileName = StateDirectory.eventFileName(id)
         let eventTemp = directory.pendingEvents + "/" + fileName
-        try DurableFiles.writeSynced(event, to: eventTemp)
+        try DurableFiles.writeUnsynced(event, to: eventTemp)
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
         return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames)
@@ -127,18 +131,28 @@ public final class MailboxStore {
     public func commit(_ messages: [StagedMessage], newState: MailboxState) throws(DurableFiles.Failure) {
         var advanced = newState
         advanced.handedOn = state.handedOn + messages.count
-        let renames = messages.flatMap { $0.renames.map { [$0.from, $0.to] } }
+        let renames = messages.flatMap(\.renames)
         let keys = messages.map(\.dedupeKey)
-        let intent: [String: Any] = ["renames": renames, "keys": keys, "state": advanced.json()]
-        // The commit point: once this file is durable, the batch is handed on.
-        try DurableFiles.replace(intentPath, with: try Self.encode(intent))
-        for pair in renames {
-            try DurableFiles.makeDirectory((pair[1] as NSString).deletingLastPathComponent)
-            try DurableFiles.rename(pair[0], pair[1])
+        let intent = JSONText.Value.object([
+            ("keys", .array(keys.map { .string($0) })),
+            ("renames", .array(renames.map { .array([.string($0.from), .string($0.to)]) })),
+            ("state", advanced.json()),
+        ])
+        // Whatever can fail before the commit point fails here, leaving the batch uncommitted:
+        // the target directories, then the staged files made durable all at once (group
+        // commit), since the intent may only name durable files.
+        try makeDirectories(for: renames.map(\.to))
+        if !renames.isEmpty {
+            try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents], files: renames.map(\.from))
         }
-        try syncDirectories(of: renames.map { $0[1] })
+        // The commit point: once this file is durable, the batch is handed on.
+        try DurableFiles.replace(intentPath, with: JSONText.render(intent))
+        for pair in renames {
+            try DurableFiles.rename(pair.from, pair.to)
+        }
+        try syncDirectories(of: renames.map(\.to))
         try appendKeys(keys)
-        try DurableFiles.replace(statePath, with: try Self.encode(advanced.json()))
+        try DurableFiles.replace(statePath, with: JSONText.render(advanced.json()))
         try? FileManager.default.removeItem(atPath: intentPath)
         state = advanced
         dedupeKeys.formUnion(keys)
@@ -146,15 +160,8 @@ public final class MailboxStore {
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
     public func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(statePath, with: try Self.encode(newState.json()))
+        try DurableFiles.replace(statePath, with: JSONText.render(newState.json()))
         state = newState
-    }
-
-    static func encode(_ object: [String: Any]) throws(DurableFiles.Failure) -> [UInt8] {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            throw DurableFiles.Failure(description: "cannot encode the mailbox state")
-        }
-        return [UInt8](data)
     }
 
     private func appendKeys(_ keys: [String]) throws(DurableFiles.Failure) {
@@ -174,8 +181,17 @@ public final class MailboxStore {
     }
 
     private func syncDirectories(of paths: [String]) throws(DurableFiles.Failure) {
-        for directory in Set(paths.map { ($0 as NSString).deletingLastPathComponent }) {
+        for directory in Set(paths.map(DurableFiles.parent)) {
             try DurableFiles.syncDirectory(directory)
+        }
+    }
+
+    /// The directories the renames go to (attachments/xx/ appear as they are first needed),
+    /// each created once: the store remembers those it made or found.
+    private func makeDirectories(for paths: [String]) throws(DurableFiles.Failure) {
+        for directory in Set(paths.map(DurableFiles.parent)) where !knownDirectories.contains(directory) {
+            try DurableFiles.makeDirectory(directory)
+            knownDirectories.insert(directory)
         }
     }
 }

@@ -18,7 +18,7 @@ public struct StateDirectory: Sendable {
 
     /// `acme-in/1700000000/42` → `acme-in+1700000000+42.json` (`+` appears in no name).
     public static func eventFileName(_ id: String) -> String {
-        id.replacingOccurrences(of: "/", with: "+") + ".json"
+        String(decoding: id.utf8.map { $0 == UInt8(ascii: "/") ? UInt8(ascii: "+") : $0 }, as: UTF8.self) + ".json"
     }
 
     public func prepare(mailboxes: [String]) throws(DurableFiles.Failure) {

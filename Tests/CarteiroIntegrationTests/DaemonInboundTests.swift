@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CarteiroEvents
 import CarteiroTesting
 
 /// `carteiro run` against the lab's real Dovecot: every provider, after_fetch, isolation of a
@@ -181,5 +182,69 @@ struct MailboxAlertTests {
         let result = try runCarteiro(["status", "--config", config])
         #expect(result.status == 3)
         #expect(result.stdout.hasPrefix("carteiro is not running"))
+    }
+}
+
+/// A state directory that refuses a batch half-way through an ingest (here: a file where an
+/// attachment directory must go, as a full or broken disk would refuse it) loses nothing: the
+/// poll fails with the reason, the batches before it stay handed on, the server keeps every
+/// message not yet durable, and once the disk is fixed each message becomes exactly one event.
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct StorageFailureTests {
+    @Test func aRefusedBatchLosesNothingAndIsTakenLater() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("disk")
+        try lab.addUser(user)
+        let total = 90
+        let poisoned = 60
+        let attachment = "conteúdo do anexo \(user)"
+        let digest = Digest.hex(Digest.sha256(Array(attachment.utf8)))
+        for n in 1...total {
+            if n == poisoned {
+                try lab.deliver("""
+                Message-ID: <\(user)-\(n)@lab.test>\r\nFrom: cliente@acme.example\r\nTo: suporte@acme.example\r\nSubject: Pedido \(n)\r\n\
+                MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nVeja o anexo.\r\n\
+                --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="a.bin"\r\n\
+                Content-Transfer-Encoding: base64\r\n\r\n\(Data(attachment.utf8).base64EncodedString())\r\n--b--\r\n
+                """, to: user)
+            } else {
+                try lab.deliver(MailLab.message(id: "\(user)-\(n)@lab.test", subject: "Pedido \(n)"), to: user)
+            }
+        }
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", daemonConfiguration(
+            state: state,
+            mailboxes: inboundMailbox("disk", provider: "imaps", port: lab.imapsPort, user: user, lab: lab,
+                                      extra: "after_fetch = \"delete\"\nimport_existing = \"all\""),
+            contractMailboxes: ["disk"]))
+        // The obstacle: a plain file where the poisoned message's attachment directory goes.
+        try FileManager.default.createDirectory(atPath: state + "/attachments", withIntermediateDirectories: true)
+        let obstacle = state + "/attachments/" + digest.prefix(2)
+        try Data("not a directory".utf8).write(to: URL(fileURLWithPath: obstacle))
+
+        let failed = try runCarteiro(["run", "--once", "--config", config])
+        #expect(failed.status == 1, "\(failed.stderr)")
+        #expect(failed.stderr.contains("state directory"), "\(failed.stderr)")
+        let spool = state + "/events"
+        func events() -> [[String: Any]] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".json") }.compactMap {
+                try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: spool + "/" + $0))) as? [String: Any]
+            }
+        }
+        let before = events()
+        // The batches before the poisoned one are handed on; nothing from its batch or after.
+        #expect(!before.isEmpty && before.count < poisoned, "\(before.count) events")
+        #expect(lab.count(user).messages >= total - before.count, "the server keeps what is not durable")
+
+        try FileManager.default.removeItem(atPath: obstacle)
+        let fixed = try runCarteiro(["run", "--once", "--config", config])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        let after = events()
+        #expect(after.count == total)
+        let ids = after.compactMap { ($0["message"] as? [String: Any])?["message_id"] as? String }
+        #expect(Set(ids) == Set((1...total).map { "<\(user)-\($0)@lab.test>" }))
+        #expect(FileManager.default.fileExists(atPath: state + "/attachments/" + digest.prefix(2) + "/" + digest))
+        #expect(lab.count(user).messages == 0, "after_fetch applied once everything is durable")
     }
 }
