@@ -20,6 +20,8 @@ public final class MailSession {
     private let socket: Int32
     private var buffer: [UInt8] = []
     private var bufferStart = 0
+    /// Where libcurl's reads land before they join `buffer`; made once, reused by every read.
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
     public struct Credentials: Sendable {
         public var user: String
@@ -160,7 +162,6 @@ public final class MailSession {
     }
 
     private func fill() throws(MailConnectionError) {
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             var received = 0
             let code = chunk.withUnsafeMutableBytes { raw in

@@ -7,7 +7,7 @@ import Foundation
 
 /// Results filled in by concurrent workers, one slot each.
 final class BuildResults: @unchecked Sendable {
-    typealias Built = (id: String, key: String, json: [UInt8], attachments: [(sha256: String, data: [UInt8])])
+    typealias Built = Result<StagedMessage, PollFailure>
     private var slots: [Built?]
     private let lock = NSLock()
     init(count: Int) { slots = Array(repeating: nil, count: count) }
@@ -38,37 +38,51 @@ struct InboundIngest {
         return "sha256:" + Digest.hex(Digest.sha256(Array(bytes[..<bodyStart])))
     }
 
-    typealias Built = BuildResults.Built
-
-    /// Parses each message and renders its event; pure and independent, so spread over the cores.
-    func build(_ messages: [Fetched]) -> BuildResults {
+    /// Parses each message, renders its event and writes its files under temporary names:
+    /// pure work and independent files, so spread over the cores. `token` makes the temporary
+    /// names of this batch unique.
+    func build(_ messages: [Fetched], token: String) -> BuildResults {
         let now = Int64(Date().timeIntervalSince1970)
         let built = BuildResults(count: messages.count)
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
                                                            receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize))
-            built.set(index, (event.id, Self.dedupeKey(event, bytes: message.bytes), event.json().renderedBytes(), attachments))
+            do throws(DurableFiles.Failure) {
+                built.set(index, .success(try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: Self.dedupeKey(event, bytes: message.bytes),
+                                                          event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments)))
+            } catch {
+                built.set(index, .failure(.storage(error.description)))
+            }
         }
         return built
     }
 
-    /// Stages each built message not seen before; returns what to commit and how many were duplicates.
-    func stage(_ messages: [Fetched], built: BuildResults, seenInBatch: inout Set<String>) throws(PollFailure) -> (staged: [StagedMessage], duplicates: Int) {
+    /// Keeps each staged message not handed on before, in order, and discards the files of the
+    /// others; returns what to commit and how many were duplicates.
+    func select(_ count: Int, built: BuildResults, seenInBatch: inout Set<String>) throws(PollFailure) -> (staged: [StagedMessage], duplicates: Int) {
         var staged: [StagedMessage] = []
         var duplicates = 0
-        for (index, message) in messages.enumerated() {
-            guard let (id, key, json, attachments) = built.get(index) else { continue }
-            if store.dedupeKeys.contains(key) || seenInBatch.contains(key) {
-                duplicates += 1
-                continue
+        var failure: PollFailure?
+        for index in 0..<count {
+            switch built.get(index) {
+            case .success(let message)?:
+                if failure != nil || store.dedupeKeys.contains(message.dedupeKey) || seenInBatch.contains(message.dedupeKey) {
+                    if failure == nil { duplicates += 1 }
+                    store.discard(message)
+                    continue
+                }
+                seenInBatch.insert(message.dedupeKey)
+                staged.append(message)
+            case .failure(let error)?:
+                failure = failure ?? error
+            case nil:
+                failure = failure ?? .storage("a message of the batch was not built")
             }
-            seenInBatch.insert(key)
-            do {
-                staged.append(try store.stage(id: id, dedupeKey: key, event: json, raw: message.bytes, attachments: attachments))
-            } catch {
-                throw .storage(error.description)
-            }
+        }
+        if let failure {
+            staged.forEach(store.discard)
+            throw failure
         }
         return (staged, duplicates)
     }
@@ -95,6 +109,9 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
     private var duplicates = 0
     // On `committing` only:
     private var seenInBatch: Set<String> = []
+    // On the poll's thread only:
+    private var batchCount = 0
+    private let nonce = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     init(_ ingest: InboundIngest, depth: Int = 2) {
         self.ingest = ingest
@@ -108,13 +125,18 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
         room.wait()
         inFlight.enter()
         let batch = UncheckedBatch(messages: messages)
+        batchCount += 1
+        let prefix = "\(nonce)-\(batchCount)"
         building.async {
-            let built = self.ingest.build(batch.messages)
+            let built = self.ingest.build(batch.messages, token: prefix)
             self.committing.async {
                 defer { self.room.signal(); self.inFlight.leave() }
-                guard self.lock.withLock({ self.failure == nil }) else { return }
+                guard self.lock.withLock({ self.failure == nil }) else {
+                    _ = try? self.ingest.select(batch.messages.count, built: built, seenInBatch: &self.seenInBatch)
+                    return
+                }
                 do throws(PollFailure) {
-                    let (staged, duplicates) = try self.ingest.stage(batch.messages, built: built, seenInBatch: &self.seenInBatch)
+                    let (staged, duplicates) = try self.ingest.select(batch.messages.count, built: built, seenInBatch: &self.seenInBatch)
                     var next = self.ingest.store.state
                     advance(&next)
                     do throws(DurableFiles.Failure) {

@@ -96,14 +96,17 @@ public indirect enum JSONValue: Sendable, Equatable {
             var i = 0
             let count = bytes.count
             while i < count {
-                // Eight bytes at a time while none of them needs a look: no byte below 0x20, no
-                // '"', no '\\', none at or above 0x7F (SWAR: each test sets a byte's top bit).
+                // Eight bytes at a time while none of them needs a look: none below 0x20, no '"',
+                // '\\' or DEL, and no 0xE2 (the lead byte of U+2028 and U+2029); other UTF-8 bytes
+                // pass. SWAR tests, exact up to false alarms, which the byte path sorts out.
                 while i + 8 <= count {
                     let word = UnsafeRawPointer(bytes.baseAddress! + i).loadUnaligned(as: UInt64.self)
                     let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-                    let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
-                    let special = ((word &- ones &* 0x20) | (quote &- ones) | (backslash &- ones) | (word &+ ones &* 0x01)) & highs
-                    if special != 0 || word & highs != 0 { break }
+                    @inline(__always) func zeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+                    let below = (word &- ones &* 0x20) & ~word & highs
+                    let special = below | zeroByte(word ^ (ones &* 0x22)) | zeroByte(word ^ (ones &* 0x5C))
+                        | zeroByte(word ^ (ones &* 0x7F)) | zeroByte(word ^ (ones &* 0xE2))
+                    if special != 0 { break }
                     i += 8
                 }
                 guard i < count else { break }

@@ -15,23 +15,32 @@ public enum TransferEncoding {
 
     /// Decodes base64, skipping anything outside the alphabet (line breaks, spaces, junk).
     public static func base64<Bytes: Collection>(_ input: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
-        var output: [UInt8] = []
-        output.reserveCapacity(input.count * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        let table = base64Values // one lazy-global check per call, not per byte
-        for byte in input {
-            if byte == UInt8(ascii: "=") { break }
-            let value = table[Int(byte)]
-            if value < 0 { continue }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        if let decoded = input.withContiguousStorageIfAvailable({ base64(buffer: $0) }) { return decoded }
+        return Array(input).withUnsafeBufferPointer { base64(buffer: $0) }
+    }
+
+    /// The decoder proper, on a buffer into a buffer of the largest size it can produce.
+    static func base64(buffer input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        base64Values.withUnsafeBufferPointer { table in
+            [UInt8](unsafeUninitializedCapacity: input.count * 3 / 4 + 3) { output, produced in
+                var accumulator: UInt32 = 0
+                var bits: UInt32 = 0
+                var count = 0
+                for byte in input {
+                    if byte == UInt8(ascii: "=") { break }
+                    let value = table[Int(byte)]
+                    if value < 0 { continue }
+                    accumulator = accumulator << 6 | UInt32(value)
+                    bits += 6
+                    if bits >= 8 {
+                        bits -= 8
+                        output[count] = UInt8(truncatingIfNeeded: accumulator >> bits)
+                        count += 1
+                    }
+                }
+                produced = count
             }
         }
-        return output
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// What Carteiro remembers about one inbound mailbox between polls.
@@ -55,7 +58,6 @@ public final class MailboxStore {
     public private(set) var state = MailboxState()
     /// Keys of messages handed on: a new UIDVALIDITY does not re-create old requests.
     public private(set) var dedupeKeys: Set<String> = []
-    private var stagedCount = 0
     private var knownDirectories: Set<String> = []
 
     var statePath: String { folder + "/state.json" }
@@ -105,17 +107,20 @@ public final class MailboxStore {
 
     /// Writes a message's files under temporary names. Nothing is visible yet; `commit` makes
     /// them durable, all of a batch at once, before anything points at them.
-    public func stage(id: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])]) throws(DurableFiles.Failure) -> StagedMessage {
-        stagedCount += 1
+    ///
+    /// Safe to call from several threads at once for different messages: it touches no state
+    /// of the store, and `token` (unique among the messages staged and not yet committed or
+    /// discarded) names the temporary files.
+    public func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])]) throws(DurableFiles.Failure) -> StagedMessage {
         var renames: [(String, String)] = []
         let rawFinal = directory.raw + "/" + id + ".eml"
-        let rawTemp = staging + "/\(stagedCount).eml"
+        let rawTemp = staging + "/\(token).eml"
         try DurableFiles.writeUnsynced(raw, to: rawTemp)
         renames.append((rawTemp, rawFinal))
         for attachment in attachments {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
             if DurableFiles.exists(final) || renames.contains(where: { $0.1 == final }) { continue }
-            let temp = staging + "/\(stagedCount)-\(attachment.sha256)"
+            let temp = staging + "/\(token)-\(attachment.sha256)"
             try DurableFiles.writeUnsynced(attachment.data, to: temp)
             renames.append((temp, final))
         }
@@ -125,6 +130,11 @@ public final class MailboxStore {
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
         return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames)
+    }
+
+    /// Removes the temporary files of a staged message that will not be committed (a duplicate).
+    public func discard(_ message: StagedMessage) {
+        for pair in message.renames { unlink(pair.from) }
     }
 
     /// Hands the staged messages on and records `newState`, durably and in that order.

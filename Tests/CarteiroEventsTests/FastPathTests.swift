@@ -45,4 +45,15 @@ struct FastPathTests {
                                         + Array(Data(utf16).base64EncodedString().utf8))
         #expect(message.text == "linha 1\nlinha 2")
     }
+
+    /// Base64 of every length from 0 to 300, with MIME line breaks, decodes to the original.
+    @Test func base64RoundTrips() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let encoded = Data(bytes).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+            #expect(TransferEncoding.base64(Array(encoded.utf8)) == bytes, "length \(length)")
+            #expect(TransferEncoding.base64(Array(encoded.utf8)[...]) == bytes)
+        }
+    }
 }
