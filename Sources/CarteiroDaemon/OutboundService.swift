@@ -111,7 +111,7 @@ public final class OutboundService: @unchecked Sendable {
             for lane in lanes { lane.start() }
             let timer = DispatchSource.makeTimerSource(queue: watcher)
             timer.schedule(deadline: .now(), repeating: Self.outboxTick, leeway: .milliseconds(50))
-            timer.setEventHandler { [weak self] in self?.scanOutbox() }
+            timer.setEventHandler { [weak self] in self?.scanOutboxWhileFull() }
             self.timer = timer
             timer.resume()
         }
@@ -120,7 +120,7 @@ public final class OutboundService: @unchecked Sendable {
     /// Takes the outbox once and tries every due message once: `carteiro run --once`.
     public func runOnce(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
-            scanOutbox()
+            while scanOutbox() >= Self.batchSize {}
             let group = DispatchGroup()
             for lane in lanes {
                 group.enter()
@@ -152,7 +152,16 @@ public final class OutboundService: @unchecked Sendable {
     /// Submissions taken per scan: one group commit queues them all.
     static let batchSize = 200
 
-    func scanOutbox() {
+    /// A backlog (a full batch taken) is taken on at once rather than at the next tick, while
+    /// the lanes send what is queued; other work on the watcher's queue goes in between.
+    func scanOutboxWhileFull() {
+        guard scanOutbox() >= Self.batchSize, timer != nil else { return }
+        watcher.async { [weak self] in self?.scanOutboxWhileFull() }
+    }
+
+    /// Takes up to `batchSize` submissions; returns how many it took.
+    @discardableResult
+    func scanOutbox() -> Int {
         // Submissions taken before a crash come first: queued already (their ids are in a
         // lane), or not.
         let taken = outbox + "/.taken"
@@ -163,10 +172,11 @@ public final class OutboundService: @unchecked Sendable {
             guard rename(outbox + "/" + name, taken + "/" + name) == 0 else { continue }
             paths.append((taken + "/" + name, name))
         }
-        guard !paths.isEmpty else { return }
+        guard !paths.isEmpty else { return 0 }
         let existing = queue.allIDs()
         var items: [(id: String, messages: [OutboundMessage])] = []
         var done: [String] = []
+        var pending: [(path: String, name: String, data: Data, id: String)] = []
         for (path, name) in paths {
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
@@ -175,7 +185,19 @@ public final class OutboundService: @unchecked Sendable {
                 unlink(path)
                 continue
             }
-            switch Submission.decode(data).flatMap({ resolver.resolve($0, queueID: id) }) {
+            pending.append((path, name, data, id))
+        }
+        // Decoding, resolving and building are pure: spread over the cores, results in order.
+        let resolved = ResolvedSubmissions(count: pending.count)
+        let resolver = self.resolver
+        let inputs = pending.map { ($0.data, $0.id) }
+        DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
+            let (data, id) = inputs[index]
+            resolved.set(index, Submission.decode(data).flatMap { resolver.resolve($0, queueID: id) })
+        }
+        for (index, (path, name, _, id)) in pending.enumerated() {
+            guard let result = resolved.get(index) else { continue }
+            switch result {
             case .success(let messages):
                 items.append((id, messages))
                 done.append(path)
@@ -200,7 +222,9 @@ public final class OutboundService: @unchecked Sendable {
             }
         } catch {
             log.log(.error, "cannot queue submissions", ["reason": error.description])
+            return 0
         }
+        return paths.count
     }
 
     /// A queue id from a submission's name and content: the same submission read again after a
@@ -247,4 +271,13 @@ public final class OutboundService: @unchecked Sendable {
             return .success((id, messages))
         }
     }
+}
+
+/// Resolutions filled in by concurrent workers, one slot each.
+final class ResolvedSubmissions: @unchecked Sendable {
+    private var slots: [Result<[OutboundMessage], SubmissionRejection>?]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Result<[OutboundMessage], SubmissionRejection>) { lock.lock(); slots[index] = value; lock.unlock() }
+    func get(_ index: Int) -> Result<[OutboundMessage], SubmissionRejection>? { lock.lock(); defer { lock.unlock() }; return slots[index] }
 }

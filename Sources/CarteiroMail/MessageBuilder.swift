@@ -88,49 +88,52 @@ public struct MessageBuilder: Sendable {
     /// RFC 2045 §6.7: lines of at most 76 characters, soft breaks with "=", line ends of the
     /// text become CRLF, trailing blanks encoded.
     public static func quotedPrintable(_ text: String) -> [UInt8] {
-        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
         var text = text
-        text.withUTF8 { bytes in
-            out.reserveCapacity(bytes.count + bytes.count / 8)
-            var lineLength = 0
-            var i = 0
+        return text.withUTF8 { bytes -> [UInt8] in
             let count = bytes.count
-            while i < count {
-                let byte = bytes[i]
-                // CRLF, LF and a lone CR are all one line end.
-                if byte == 13 || byte == 10 {
-                    if byte == 13, i + 1 < count, bytes[i + 1] == 10 { i += 1 }
-                    out.append(13)
-                    out.append(10)
-                    lineLength = 0
+            // At most 3 bytes per input byte, plus a soft break ("=\r\n") every 25 of those.
+            let capacity = count * 3 + (count * 3 / 25 + 1) * 3 + 2
+            return [UInt8](unsafeUninitializedCapacity: capacity) { out, produced in
+                let hex: StaticString = "0123456789ABCDEF"
+                let digits = hex.utf8Start
+                var n = 0
+                var lineLength = 0
+                var i = 0
+                while i < count {
+                    let byte = bytes[i]
+                    // CRLF, LF and a lone CR are all one line end.
+                    if byte == 13 || byte == 10 {
+                        if byte == 13, i + 1 < count, bytes[i + 1] == 10 { i += 1 }
+                        out[n] = 13; out[n + 1] = 10; n += 2
+                        lineLength = 0
+                        i += 1
+                        continue
+                    }
+                    let nextIsLineEnd = i + 1 == count || bytes[i + 1] == 13 || bytes[i + 1] == 10
+                    let needsEncoding = byte == UInt8(ascii: "=") || byte >= 0x7F || (byte < 0x20 && byte != 9)
+                        || ((byte == 32 || byte == 9) && nextIsLineEnd)
+                        // A line starting with "." is safe through any MTA when encoded.
+                        || (lineLength == 0 && byte == UInt8(ascii: "."))
+                    let width = needsEncoding ? 3 : 1
+                    if lineLength + width > 75 {
+                        out[n] = UInt8(ascii: "="); out[n + 1] = 13; out[n + 2] = 10; n += 3
+                        lineLength = 0
+                    }
+                    if needsEncoding {
+                        out[n] = UInt8(ascii: "=")
+                        out[n + 1] = digits[Int(byte >> 4)]
+                        out[n + 2] = digits[Int(byte & 0xF)]
+                        n += 3
+                    } else {
+                        out[n] = byte
+                        n += 1
+                    }
+                    lineLength += width
                     i += 1
-                    continue
                 }
-                let nextIsLineEnd = i + 1 == count || bytes[i + 1] == 13 || bytes[i + 1] == 10
-                let needsEncoding = byte == UInt8(ascii: "=") || byte >= 0x7F || (byte < 0x20 && byte != 9)
-                    || ((byte == 32 || byte == 9) && nextIsLineEnd)
-                    // A line starting with "." is safe through any MTA when encoded.
-                    || (lineLength == 0 && byte == UInt8(ascii: "."))
-                let width = needsEncoding ? 3 : 1
-                if lineLength + width > 75 {
-                    out.append(UInt8(ascii: "="))
-                    out.append(13)
-                    out.append(10)
-                    lineLength = 0
-                }
-                if needsEncoding {
-                    out.append(UInt8(ascii: "="))
-                    out.append(hex[Int(byte >> 4)])
-                    out.append(hex[Int(byte & 0xF)])
-                } else {
-                    out.append(byte)
-                }
-                lineLength += width
-                i += 1
+                produced = n
             }
         }
-        return out
     }
 
     /// Free text: as it is when printable ASCII, else RFC 2047 B-encoded UTF-8 words, each

@@ -47,21 +47,27 @@ public struct QueuedMessage: Sendable, Equatable {
     public var pending: [String] { recipients.filter { $0.state == .pending }.map(\.address) }
     public var isFinished: Bool { !recipients.contains { $0.state == .pending } }
 
-    func json() -> [String: Any] {
-        var object: [String: Any] = [
-            "id": id, "mailbox": mailbox, "envelope_from": envelopeFrom, "message_id": messageID,
-            "created": created, "attempts": attempts, "next_attempt": nextAttempt,
-            "recipients": recipients.map { r -> [String: Any] in
-                var entry: [String: Any] = ["address": r.address, "state": r.state.rawValue]
-                if let code = r.code { entry["code"] = code }
-                if let reply = r.reply { entry["reply"] = reply }
-                return entry
-            },
-        ]
-        if let request { object["request"] = request }
-        if let contract { object["contract"] = contract }
-        if let lastError { object["last_error"] = lastError }
-        return object
+    /// The entry as JSON, keys sorted, rendered by the store's own writer (JSONSerialization
+    /// took a quarter of the outbox's time).
+    func json() -> JSONText.Value {
+        var members: [(String, JSONText.Value)] = [("attempts", .int(attempts))]
+        if let contract { members.append(("contract", .string(contract))) }
+        members.append(("created", .int(Int(created))))
+        members.append(("envelope_from", .string(envelopeFrom)))
+        members.append(("id", .string(id)))
+        if let lastError { members.append(("last_error", .string(lastError))) }
+        members.append(("mailbox", .string(mailbox)))
+        members.append(("message_id", .string(messageID)))
+        members.append(("next_attempt", .int(Int(nextAttempt))))
+        members.append(("recipients", .array(recipients.map { r in
+            var entry: [(String, JSONText.Value)] = [("address", .string(r.address))]
+            if let code = r.code { entry.append(("code", .int(code))) }
+            if let reply = r.reply { entry.append(("reply", .string(reply))) }
+            entry.append(("state", .string(r.state.rawValue)))
+            return .object(entry)
+        })))
+        if let request { members.append(("request", .string(request))) }
+        return .object(members)
     }
 
     init?(json: [String: Any]) {
@@ -88,7 +94,7 @@ public struct QueuedMessage: Sendable, Equatable {
 
 /// The outbound queue (SPEC §4), Postfix-style directories: `queue/LANE/ID.eml` holds the
 /// message, `queue/LANE/ID.json` its envelope and state; a message is queued once its .json is
-/// renamed into place (both fsynced first). `queue/failed/` keeps what was given up.
+/// renamed into place (both durable first). `queue/failed/` keeps what was given up.
 public struct OutboundQueue: Sendable {
     public let root: String
 
@@ -102,13 +108,16 @@ public struct OutboundQueue: Sendable {
     /// Queues every message, durably, before returning.
     public func enqueue(_ items: [(QueuedMessage, [UInt8])]) throws(DurableFiles.Failure) {
         var directories: Set<String> = []
+        var written: [String] = []
         for (item, bytes) in items {
             let directory = lane(item.mailbox)
-            try DurableFiles.makeDirectory(directory)
-            try DurableFiles.writeSynced(bytes, to: directory + "/" + item.id + ".eml")
-            try DurableFiles.writeSynced(try Self.encode(item.json()), to: directory + "/." + item.id + ".json.tmp")
-            directories.insert(directory)
+            if directories.insert(directory).inserted { try DurableFiles.makeDirectory(directory) }
+            try DurableFiles.writeUnsynced(bytes, to: directory + "/" + item.id + ".eml")
+            try DurableFiles.writeUnsynced(Self.encode(item.json()), to: directory + "/." + item.id + ".json.tmp")
+            written += [directory + "/" + item.id + ".eml", directory + "/." + item.id + ".json.tmp"]
         }
+        // Group commit: every file of the batch durable at once (one syncfs, not two fsyncs a message).
+        try DurableFiles.syncFileSystems(holding: Array(directories), files: written)
         for directory in directories { try DurableFiles.syncDirectory(directory) }
         // The renames make the messages visible to the lanes.
         for (item, _) in items {
@@ -175,7 +184,7 @@ public struct OutboundQueue: Sendable {
     }
 
     public func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: try Self.encode(item.json()))
+        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: Self.encode(item.json()))
     }
 
     /// Delivered to everyone: gone from the queue.
@@ -190,7 +199,7 @@ public struct OutboundQueue: Sendable {
         if DurableFiles.exists(lane(item.mailbox) + "/" + item.id + ".eml") {
             try DurableFiles.rename(lane(item.mailbox) + "/" + item.id + ".eml", failedDirectory + "/" + item.id + ".eml")
         }
-        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: try Self.encode(item.json()))
+        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: Self.encode(item.json()))
         unlink(lane(item.mailbox) + "/" + item.id + ".json")
     }
 
@@ -224,10 +233,7 @@ public struct OutboundQueue: Sendable {
         return false
     }
 
-    static func encode(_ object: [String: Any]) throws(DurableFiles.Failure) -> [UInt8] {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            throw DurableFiles.Failure(description: "cannot encode a queue entry")
-        }
-        return [UInt8](data)
+    static func encode(_ value: JSONText.Value) -> [UInt8] {
+        JSONText.render(value)
     }
 }

@@ -223,6 +223,12 @@ struct StorageFailureTests {
         let obstacle = state + "/attachments/" + digest.prefix(2)
         try Data("not a directory".utf8).write(to: URL(fileURLWithPath: obstacle))
 
+        // Dovecot takes up a new lab user when it next reads its passwd file: wait for that,
+        // since `run --once` does not retry a rejected login.
+        let loginWorks = waitUntil(timeout: .seconds(10)) {
+            (try? runCarteiro(["test-mailbox", "disk", "--config", config]).status) == 0
+        }
+        #expect(loginWorks)
         let failed = try runCarteiro(["run", "--once", "--config", config])
         #expect(failed.status == 1, "\(failed.stderr)")
         #expect(failed.stderr.contains("state directory"), "\(failed.stderr)")
