@@ -55,10 +55,10 @@ public final class Daemon: @unchecked Sendable {
         statusTimer.schedule(deadline: .now() + .seconds(5), repeating: .seconds(10))
         statusTimer.setEventHandler { [self] in
             guard !stopping, !reloading else { return }
-            let queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
-            let items = queue.lanes().flatMap { queue.messages(in: $0) }
-            let outbound = "\(items.count) queued, \(items.filter { $0.attempts > 0 }.count) deferred"
-            service.summary { [notifier] in notifier.status("\($0); \(outbound)") }
+            // The lanes count as they go: no queue entry is read for this.
+            service.summary { [notifier, outbound] inbound in
+                outbound.summary { notifier.status("\(inbound); \($0)") }
+            }
         }
         statusTimer.resume()
         keepAlive.append(statusTimer)

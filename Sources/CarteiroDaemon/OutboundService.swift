@@ -117,6 +117,25 @@ public final class OutboundService: @unchecked Sendable {
         }
     }
 
+    /// "12 queued, 3 deferred" for STATUS=: from what each lane saw at its last tick; a lane
+    /// that has not looked yet is counted from the disk.
+    public func summary(_ done: @escaping @Sendable (String) -> Void) {
+        watcher.async { [self] in
+            var queued = 0, deferred = 0
+            for lane in lanes {
+                if let counts = lane.counts {
+                    queued += counts.queued
+                    deferred += counts.deferred
+                } else {
+                    let items = queue.messages(in: lane.mailbox.name)
+                    queued += items.count
+                    deferred += items.filter { $0.attempts > 0 }.count
+                }
+            }
+            done("\(queued) queued, \(deferred) deferred")
+        }
+    }
+
     /// Takes the outbox once and tries every due message once: `carteiro run --once`.
     public func runOnce(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in

@@ -27,6 +27,13 @@ final class SMTPLane: @unchecked Sendable {
     var stopped = false
     /// The lane's entries as last read, by id, with the modification time they were read at.
     var known: [String: (stamp: Int64, item: QueuedMessage)] = [:]
+    /// Queued and deferred (tried at least once) messages as of the last look at the queue,
+    /// for STATUS= without reading the queue again; nil before the first look.
+    var counts: (queued: Int, deferred: Int)? {
+        countsLock.withLock { latestCounts }
+    }
+    private var latestCounts: (queued: Int, deferred: Int)?
+    private let countsLock = NSLock()
 
     init(mailbox: OutboundMailbox, password: Secret?, queue: OutboundQueue, directory: StateDirectory,
          lifetime: Duration, ehloName: String, log: DaemonLog) {
@@ -115,6 +122,8 @@ final class SMTPLane: @unchecked Sendable {
         for (id, stamp) in stamps where known[id]?.stamp != stamp {
             if let item = queue.message(in: mailbox.name, id: id) { known[id] = (stamp, item) }
         }
+        let deferred = known.values.reduce(0) { $0 + ($1.item.attempts > 0 ? 1 : 0) }
+        countsLock.withLock { latestCounts = (known.count, deferred) }
         return known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
 

@@ -94,4 +94,38 @@ struct SystemdNotifyTests {
         #expect(running.filter { $0 == "WATCHDOG=1" }.count >= 3, "\(running)")
         #expect(stopping.contains { $0.hasPrefix("STOPPING=1") }, "\(stopping)")
     }
+
+    /// STATUS= carries the outbound queue as the lanes count it: here two messages queued for a
+    /// server that cannot be reached, so both are deferred after the lane's first try.
+    @Test func statusCountsQueuedAndDeferredMessages() throws {
+        let directory = try TemporaryDirectory()
+        let socket = try NotifySocket(path: directory.path + "/notify")
+        let config = try directory.write("c.conf", """
+        [daemon]
+        system_outbound = "o"
+        state_dir = "\(directory.path)/state"
+        [mailbox.o]
+        type = "outbound"
+        server = "no-such-host.invalid"
+        tls = "none"
+        sender = "a@b.c"
+        """, mode: 0o600)
+        for n in 1...2 {
+            let queued = try runCarteiro(["send", "--config", config, "--to", "cliente\(n)@acme.example", "--subject", "Aviso \(n)", "--text", "Texto"])
+            #expect(queued.status == 0, "\(queued.stderr)")
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = socket.path
+        environment.removeValue(forKey: "WATCHDOG_USEC")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: carteiroExecutable())
+        process.arguments = ["run", "--config", config]
+        process.environment = environment
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let messages = socket.collect(timeout: .seconds(20)) { $0.contains { $0.contains("2 queued, 2 deferred") } }
+        process.terminate()
+        process.waitUntilExit()
+        #expect(messages.contains { $0.hasPrefix("STATUS=0 mailboxes") && $0.contains("; 2 queued, 2 deferred") }, "\(messages)")
+    }
 }
