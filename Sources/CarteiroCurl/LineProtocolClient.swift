@@ -66,6 +66,25 @@ public final class SMTPClient {
         return try readReply()
     }
 
+    /// Whether the server offered PIPELINING (RFC 2920) in the EHLO reply libcurl read last:
+    /// the capability lines after the last 220 (the greeting, or STARTTLS's go-ahead).
+    public var offersPipelining: Bool {
+        let lines = session.loginTranscript
+        let start = lines.lastIndex { $0.hasPrefix("220") } ?? lines.startIndex
+        return lines[start...].contains { line in
+            (line.hasPrefix("250-") || line.hasPrefix("250 "))
+                && line.dropFirst(4).split(separator: " ").first?.uppercased() == "PIPELINING"
+        }
+    }
+
+    /// RFC 2920: the commands go out in one write and their replies are read in order.
+    public func runPipelined(_ commands: [String]) throws(MailConnectionError) -> [Reply] {
+        try session.send(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+        var replies: [Reply] = []
+        for _ in commands { replies.append(try readReply()) }
+        return replies
+    }
+
     public func readReply() throws(MailConnectionError) -> Reply {
         var lines: [String] = []
         while true {

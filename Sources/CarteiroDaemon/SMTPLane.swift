@@ -78,6 +78,7 @@ final class SMTPLane: @unchecked Sendable {
         let due = dueMessages(now: now)
         guard !due.isEmpty else { return }
         var session: MailSession?
+        var pipelining = false
         defer {
             if let session { _ = try? SMTPClient(session: session).run("QUIT") }
         }
@@ -91,6 +92,7 @@ final class SMTPLane: @unchecked Sendable {
             if session == nil {
                 do {
                     session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials(), ehloName: ehloName)
+                    pipelining = session.map { SMTPClient(session: $0).offersPipelining } ?? false
                 } catch {
                     // The server is unreachable or refuses us (a rejected login too: an operator
                     // can fix that): every due message waits, until the queue lifetime.
@@ -102,8 +104,9 @@ final class SMTPLane: @unchecked Sendable {
                 }
             }
             guard let open = session else { return }
+            let client = SMTPClient(session: open)
             do {
-                try send(&item, bytes: bytes, client: SMTPClient(session: open))
+                try send(&item, bytes: bytes, client: client, pipelining: pipelining)
             } catch {
                 // The connection broke mid-transaction: what was not confirmed is retried.
                 session = nil
@@ -132,29 +135,52 @@ final class SMTPLane: @unchecked Sendable {
         return .init(user: user, password: password)
     }
 
-    /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA.
-    func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient) throws(MailConnectionError) {
+    /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
+    /// offers PIPELINING they go out together, two round trips a message instead of three or more.
+    func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient, pipelining: Bool) throws(MailConnectionError) {
         item.attempts += 1
-        let from = try client.run("MAIL FROM:<\(item.envelopeFrom)>")
-        guard from.code == 250 else {
-            _ = try? client.run("RSET")
-            for index in item.recipients.indices where item.recipients[index].state == .pending {
-                record(&item, index, code: from.code, reply: from.text)
+        let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
+        let mail = "MAIL FROM:<\(item.envelopeFrom)>"
+        let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
+        let from: SMTPClient.Reply
+        var rcptReplies: [SMTPClient.Reply] = []
+        var data: SMTPClient.Reply?
+        if pipelining {
+            let replies = try client.runPipelined([mail] + rcpts + ["DATA"])
+            from = replies[0]
+            rcptReplies = Array(replies[1...rcpts.count])
+            data = replies[rcpts.count + 1]
+        } else {
+            from = try client.run(mail)
+            if from.code == 250 {
+                for command in rcpts { rcptReplies.append(try client.run(command)) }
             }
+        }
+        // A server that took DATA although nothing before it succeeded: end the empty message.
+        func abandonData() throws(MailConnectionError) {
+            if data?.code == 354 {
+                try client.session.send(Array(".\r\n".utf8))
+                _ = try client.readReply()
+            }
+        }
+        guard from.code == 250 else {
+            try abandonData()
+            _ = try? client.run("RSET")
+            for index in pending { record(&item, index, code: from.code, reply: from.text) }
             return
         }
         var accepted: [Int] = []
-        for index in item.recipients.indices where item.recipients[index].state == .pending {
-            let reply = try client.run("RCPT TO:<\(item.recipients[index].address)>")
+        for (index, reply) in zip(pending, rcptReplies) {
             if reply.code / 100 == 2 { accepted.append(index) } else { record(&item, index, code: reply.code, reply: reply.text) }
         }
         guard !accepted.isEmpty else {
+            try abandonData()
             _ = try client.run("RSET")
             return
         }
-        let data = try client.run("DATA")
-        guard data.code == 354 else {
-            for index in accepted { record(&item, index, code: data.code, reply: data.text) }
+        if data == nil { data = try client.run("DATA") }
+        guard let data, data.code == 354 else {
+            for index in accepted { record(&item, index, code: data?.code ?? 451, reply: data?.text ?? "") }
             _ = try? client.run("RSET")
             return
         }

@@ -27,7 +27,8 @@ struct MailLabTests {
         #expect(accepted.code == 250)
         _ = try? smtp.run("QUIT")
 
-        let files = try FileManager.default.contentsOfDirectory(atPath: lab.smtpSpool).filter { $0.hasSuffix(".eml") }
+        // Finished files only: the server writes a hidden temporary file first.
+        let files = try FileManager.default.contentsOfDirectory(atPath: lab.smtpSpool).filter { $0.hasSuffix(".eml") && !$0.hasPrefix(".") }
         let stored = try files.first { try String(contentsOfFile: lab.smtpSpool + "/" + $0, encoding: .utf8).contains(marker) }
         let name = try #require(stored, "the accepted message is not in the lab's spool")
         let envelope = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: lab.smtpSpool + "/" + name.replacingOccurrences(of: ".eml", with: ".json")))) as? [String: Any]
@@ -35,5 +36,42 @@ struct MailLabTests {
         #expect(envelope?["mail_from"] as? String == "desk@lab.test")
         #expect(envelope?["auth_user"] as? String == "ana")
         #expect(envelope?["tls"] as? Bool == true)
+    }
+
+    /// PIPELINING (RFC 2920) as the lanes use it: offered on the plain and implicit-TLS
+    /// listeners, not on the STARTTLS one; MAIL, every RCPT and DATA in one write, the replies
+    /// read in order, each recipient with its own answer.
+    @Test func pipelinedTransactionGetsEveryReplyInOrder() throws {
+        let lab = try requireLab()
+        func open(_ port: Int, _ security: MailEndpoint.Security) throws -> SMTPClient {
+            let endpoint = MailEndpoint(serviceProtocol: .smtp, host: "127.0.0.1", port: port, security: security,
+                                        tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(5))
+            return SMTPClient(session: try MailSession.open(endpoint, credentials: nil))
+        }
+        let starttls = try open(lab.smtpStarttlsPort, .starttlsRequired)
+        #expect(!starttls.offersPipelining)
+        _ = try? starttls.run("QUIT")
+        #expect(try open(lab.smtpTLSPort, .implicitTLS).offersPipelining)
+
+        let smtp = try open(lab.smtpPlainPort, .plain)
+        #expect(smtp.offersPipelining)
+        let marker = "pipelined-\(UUID().uuidString)"
+        let replies = try smtp.runPipelined(["MAIL FROM:<desk@lab.test>", "RCPT TO:<ok@lab.test>", "RCPT TO:<550-nobody@lab.test>",
+                                             "RCPT TO:<451-later@lab.test>", "RCPT TO:<other@lab.test>", "DATA"])
+        #expect(replies.map(\.code) == [250, 250, 550, 451, 250, 354])
+        try smtp.session.send(Array("Subject: \(marker)\r\n\r\nbody\r\n.\r\n".utf8))
+        #expect(try smtp.readReply().code == 250)
+        // All recipients refused: the server refuses DATA as well, and the session goes on.
+        let refused = try smtp.runPipelined(["MAIL FROM:<desk@lab.test>", "RCPT TO:<550-nobody@lab.test>", "DATA"])
+        #expect(refused.map(\.code).prefix(2) == [250, 550])
+        #expect(refused[2].code >= 500)
+        #expect(try smtp.run("RSET").code == 250)
+        _ = try? smtp.run("QUIT")
+        // Finished files only: the server writes a hidden temporary file first.
+        let files = try FileManager.default.contentsOfDirectory(atPath: lab.smtpSpool).filter { $0.hasSuffix(".eml") && !$0.hasPrefix(".") }
+        let stored = try files.first { try String(contentsOfFile: lab.smtpSpool + "/" + $0, encoding: .utf8).contains(marker) }
+        let name = try #require(stored)
+        let envelope = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: lab.smtpSpool + "/" + name.replacingOccurrences(of: ".eml", with: ".json")))) as? [String: Any]
+        #expect(envelope?["rcpt_tos"] as? [String] == ["ok@lab.test", "other@lab.test"])
     }
 }

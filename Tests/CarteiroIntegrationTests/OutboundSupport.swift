@@ -11,7 +11,7 @@ struct ReceivedMail {
     var message: String
 
     static func all(in lab: MailLab, containing token: String) -> [ReceivedMail] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: lab.smtpSpool)) ?? []).filter { $0.hasSuffix(".json") }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: lab.smtpSpool)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
         return names.compactMap { name in
             guard let data = FileManager.default.contents(atPath: lab.smtpSpool + "/" + name),
                   let envelope = try? JSONSerialization.jsonObject(with: data) as? [String: Any],

@@ -66,6 +66,14 @@ class Handler:
         except (OSError, ValueError):
             return None
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # The plain and implicit-TLS listeners offer PIPELINING (RFC 2920), as Postfix does;
+        # the STARTTLS one does not, so that clients' both ways are exercised.
+        session.host_name = hostname
+        if self.listener != "starttls":
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         refusal = self.rule_for(address)
         if refusal:
