@@ -32,6 +32,11 @@ public final class POP3Client {
     /// RETR or TOP: the message's bytes, dot-unstuffed, lines joined with CRLF (RFC 1939 §3).
     public func retrieve(_ command: String) throws(MailConnectionError) -> [UInt8] {
         _ = try run(command)
+        return try readMessage()
+    }
+
+    /// The lines of a multi-line response up to the terminating ".", dot-unstuffed, as bytes.
+    func readMessage() throws(MailConnectionError) -> [UInt8] {
         var message: [UInt8] = []
         while true {
             let line = try session.readLineBytes()
@@ -40,6 +45,45 @@ public final class POP3Client {
             message.append(13)
             message.append(10)
         }
+    }
+
+    /// The first word of each CAPA line (RFC 2449), upper-cased; empty when CAPA is refused.
+    public func capabilities() throws(MailConnectionError) -> Set<String> {
+        do throws(MailConnectionError) {
+            return Set(try runMultiline("CAPA").compactMap { $0.split(separator: " ").first.map { $0.uppercased() } })
+        } catch {
+            if error.kind == .commandRefused { return [] }
+            throw error
+        }
+    }
+
+    /// RETR or TOP for several messages. `pipelined` (the server lists PIPELINING in CAPA):
+    /// every command goes out in one write and the responses are read in order, one round trip
+    /// for the lot. Every response is read even after a refusal, so the session stays in step;
+    /// then the first refusal is thrown.
+    public func retrieve(_ commands: [String], pipelined: Bool) throws(MailConnectionError) -> [[UInt8]] {
+        guard pipelined, commands.count > 1 else {
+            var messages: [[UInt8]] = []
+            for command in commands { messages.append(try retrieve(command)) }
+            return messages
+        }
+        try session.send(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+        var messages: [[UInt8]] = []
+        var refusal: MailConnectionError?
+        for command in commands {
+            let line = try session.readLine()
+            if line.hasPrefix("+OK") {
+                messages.append(try readMessage())
+            } else if line.hasPrefix("-ERR") {
+                messages.append([])
+                let verb = command.split(separator: " ").first.map(String.init) ?? command
+                refusal = refusal ?? MailConnectionError(.commandRefused, endpoint: session.endpoint.description, message: "\(session.endpoint) refused \(verb)", serverReply: line)
+            } else {
+                throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) answered \(command) with a line that is not POP3", serverReply: line)
+            }
+        }
+        if let refusal { throw refusal }
+        return messages
     }
 
     public func quit() throws(MailConnectionError) {

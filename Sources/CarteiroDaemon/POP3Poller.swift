@@ -8,6 +8,8 @@ import CarteiroStore
 /// for messages already handed on, made effective by a QUIT whose reply is checked.
 struct POP3Poller {
     static let batchMessages = 200
+    /// Also a bound on a batch's bytes, since a pipelined batch is held in memory whole.
+    static let batchBytes = 16 << 20
 
     let ingest: InboundIngest
     let password: Secret
@@ -66,21 +68,28 @@ struct POP3Poller {
         var toDelete: [Int] = mailbox.afterFetch == .delete && hasUIDL
             ? sizes.compactMap { item in uidlByNumber[item.number].flatMap { handed.contains($0) ? item.number : nil } }
             : []
-        // RETR of batch n+1 overlaps the parsing and commit of batch n (see IngestPipeline).
+        // RETR of batch n+1 overlaps the parsing and commit of batch n (see IngestPipeline);
+        // with PIPELINING (RFC 2449) a batch's RETRs go out together: one round trip, not one a message.
+        let pipelining = pending.isEmpty ? false : try client.capabilities().contains("PIPELINING")
         let pipeline = IngestPipeline<[Int]>(ingest)
         defer { pipeline.drain() }
         var index = 0
         while index < pending.count {
-            let batch = Array(pending[index..<min(index + Self.batchMessages, pending.count)])
-            index += batch.count
+            var batch: [(number: Int, size: Int)] = []
+            var bytes = 0
+            while index < pending.count, batch.count < Self.batchMessages, batch.isEmpty || bytes + pending[index].size <= Self.batchBytes {
+                batch.append(pending[index])
+                bytes += pending[index].size
+                index += 1
+            }
+            let oversize = batch.map { $0.size > mailbox.maxMessageSize }
+            let bodies = try client.retrieve(zip(batch, oversize).map { $1 ? "TOP \($0.number) 0" : "RETR \($0.number)" }, pipelined: pipelining)
             var fetched: [InboundIngest.Fetched] = []
             var batchUIDLs: [String] = []
-            for item in batch {
-                let oversize = item.size > mailbox.maxMessageSize
-                let bytes = try client.retrieve(oversize ? "TOP \(item.number) 0" : "RETR \(item.number)")
-                let uidl = uidlByNumber[item.number] ?? "sha256-" + String(Digest.hex(Digest.sha256(bytes)).prefix(32))
+            for (item, (body, isOversize)) in zip(batch, zip(bodies, oversize)) {
+                let uidl = uidlByNumber[item.number] ?? "sha256-" + String(Digest.hex(Digest.sha256(body)).prefix(32))
                 batchUIDLs.append(uidl)
-                fetched.append(.init(origin: .pop3(uidl: uidl), bytes: bytes, size: item.size, oversize: oversize))
+                fetched.append(.init(origin: .pop3(uidl: uidl), bytes: body, size: item.size, oversize: isOversize))
             }
             let uidls = batchUIDLs
             try pipeline.submit(fetched, token: batch.map(\.number)) { state in

@@ -120,6 +120,78 @@ struct ImportAndValidityTests {
     }
 }
 
+/// POP3 PIPELINING (RFC 2449): a batch's RETRs go out together. A server that refuses one of
+/// them mid-batch fails the poll with its reply; nothing of the batch is handed on, and no QUIT
+/// is sent, so the server deletes nothing; the next poll takes every message exactly once.
+struct POP3PipeliningTests {
+    @Test func aRefusedRetrInAPipelinedBatchLosesNothing() throws {
+        let messages = (1...5).map { MailLab.message(id: "piped-\($0)@lab.test", subject: "Pedido \($0)").replacingOccurrences(of: "\n", with: "\r\n") }
+        final class State: @unchecked Sendable {
+            let lock = NSLock()
+            var refuseThird = true
+            var batchesSeen: [[String]] = []
+            var deleted: [String] = []
+            var quits = 0
+        }
+        let state = State()
+        let server = try ScriptedServer(greeting: "+OK fake POP3 ready\r\n") { line in
+            let parts = line.split(separator: " ")
+            let verb = parts.first?.uppercased() ?? ""
+            let number = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            return state.lock.withLock { () -> String in
+                switch verb {
+                case "CAPA": return "+OK\r\nUSER\r\nUIDL\r\nTOP\r\nPIPELINING\r\n.\r\n"
+                case "USER", "PASS", "NOOP": return "+OK\r\n"
+                case "UIDL": return "+OK\r\n" + (1...5).map { "\($0) uid-\($0)\r\n" }.joined() + ".\r\n"
+                case "LIST": return "+OK 5 messages\r\n" + messages.enumerated().map { "\($0.offset + 1) \($0.element.utf8.count)\r\n" }.joined() + ".\r\n"
+                case "RETR":
+                    if number == 1 { state.batchesSeen.append([]) }
+                    state.batchesSeen[state.batchesSeen.count - 1].append(line)
+                    if number == 3 && state.refuseThird { return "-ERR [IN-USE] message locked\r\n" }
+                    return "+OK\r\n" + messages[number - 1].replacingOccurrences(of: "\r\n.", with: "\r\n..") + "\r\n.\r\n"
+                case "DELE": state.deleted.append(line); return "+OK deleted\r\n"
+                case "QUIT": state.quits += 1; return "+OK bye\r\n"
+                default: return "-ERR no\r\n"
+                }
+            }
+        }
+        defer { server.stop() }
+        let directory = try TemporaryDirectory()
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: """
+            [mailbox.piped]
+            type = "inbound"
+            provider = "pop"
+            starttls = false
+            server = "127.0.0.1"
+            port = \(server.port)
+            user = "u"
+            password = "p"
+            after_fetch = "delete"
+            timeout = "5s"
+
+            """, contractMailboxes: ["piped"]), mode: 0o600)
+        let refused = try runCarteiro(["run", "--once", "--config", config])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("refused RETR"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("IN-USE"), "\(refused.stderr)")
+        let spool = directory.path + "/state/events"
+        func events() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".json") } }
+        #expect(events().isEmpty)
+        state.lock.withLock {
+            #expect(state.deleted.isEmpty)
+            #expect(state.batchesSeen.first?.count == 5, "all five RETRs were sent before any reply was read")
+            state.refuseThird = false
+        }
+        let fixed = try runCarteiro(["run", "--once", "--config", config])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        #expect(events().count == 5)
+        state.lock.withLock {
+            #expect(Set(state.deleted) == Set((1...5).map { "DELE \($0)" }))
+            #expect(state.quits == 1, "only the successful poll commits its deletions with QUIT")
+        }
+    }
+}
+
 @Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
 struct OversizeTests {
     @Test func anOversizeMessageIsHandedOnWithItsHeadersOnly() throws {
