@@ -43,6 +43,21 @@ struct SystemdNotifyTests {
         }
     }
 
+    /// `carteiro run` with $NOTIFY_SOCKET (and $WATCHDOG_USEC when given) as systemd sets them.
+    static func daemon(config: String, socket: NotifySocket, watchdogUsec: String?) throws -> Process {
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = socket.path
+        environment["WATCHDOG_USEC"] = watchdogUsec
+        environment.removeValue(forKey: "WATCHDOG_PID")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: carteiroExecutable())
+        process.arguments = ["run", "--config", config]
+        process.environment = environment
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        return process
+    }
+
     @Test func readyWatchdogStatusStopping() throws {
         let directory = try TemporaryDirectory()
         let socket = try NotifySocket(path: directory.path + "/notify")
@@ -64,16 +79,7 @@ struct SystemdNotifyTests {
         [contract.c]
         inbound_mailboxes = ["in"]
         """, mode: 0o600)
-        var environment = ProcessInfo.processInfo.environment
-        environment["NOTIFY_SOCKET"] = socket.path
-        environment["WATCHDOG_USEC"] = "400000"
-        environment.removeValue(forKey: "WATCHDOG_PID")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: carteiroExecutable())
-        process.arguments = ["run", "--config", config]
-        process.environment = environment
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
+        let process = try Self.daemon(config: config, socket: socket, watchdogUsec: "400000")
         let running = socket.collect(timeout: .seconds(10)) { messages in
             messages.contains { $0.hasPrefix("READY=1") } && messages.filter { $0 == "WATCHDOG=1" }.count >= 3
         }
@@ -114,15 +120,7 @@ struct SystemdNotifyTests {
             let queued = try runCarteiro(["send", "--config", config, "--to", "cliente\(n)@acme.example", "--subject", "Aviso \(n)", "--text", "Texto"])
             #expect(queued.status == 0, "\(queued.stderr)")
         }
-        var environment = ProcessInfo.processInfo.environment
-        environment["NOTIFY_SOCKET"] = socket.path
-        environment.removeValue(forKey: "WATCHDOG_USEC")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: carteiroExecutable())
-        process.arguments = ["run", "--config", config]
-        process.environment = environment
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
+        let process = try Self.daemon(config: config, socket: socket, watchdogUsec: nil)
         let messages = socket.collect(timeout: .seconds(20)) { $0.contains { $0.contains("2 queued, 2 deferred") } }
         process.terminate()
         process.waitUntilExit()
