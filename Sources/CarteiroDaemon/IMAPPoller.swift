@@ -128,7 +128,14 @@ struct IMAPPoller {
             if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
             pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1]) : nil
             let lastUID = number + 1 == batches.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
-            try pipeline.submit(fetched, token: batch.map(\.uid)) { $0.lastUID = lastUID }
+            // The whole position: on a first poll or a new UIDVALIDITY the stored state has
+            // neither the folder's UIDVALIDITY nor the floor yet.
+            let (validity, floor) = (state.uidValidity, state.afterFetchFrom)
+            try pipeline.submit(fetched, token: batch.map(\.uid)) {
+                $0.uidValidity = validity
+                $0.afterFetchFrom = floor
+                $0.lastUID = lastUID
+            }
         }
         pipeline.drain()
         let (handedOn, duplicates) = pipeline.totals

@@ -52,6 +52,9 @@ struct DaemonInboundTests {
         #expect(lab.count(users[3]).messages == 0)
         #expect(lab.count(users[4]).messages == 4)
         #expect(daemon.log.contains("<5>stopped"))
+        // Later polls start where the last one ended: nothing is downloaded again (a message
+        // fetched twice would show as a skipped duplicate).
+        #expect(daemon.log.range(of: "duplicates=[1-9]", options: .regularExpression) == nil, "\(daemon.log)")
     }
 
     @Test func aDeadAndASilentMailboxDelayNobody() throws {
