@@ -138,8 +138,10 @@ final class SMTPLane: @unchecked Sendable {
     /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
     /// offers PIPELINING they go out together, two round trips a message instead of three or more.
     func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient, pipelining: Bool) throws(MailConnectionError) {
-        item.attempts += 1
         let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
+        // Nothing left to send (every recipient answered before a crash): `finish` settles it.
+        guard !pending.isEmpty else { return }
+        item.attempts += 1
         let mail = "MAIL FROM:<\(item.envelopeFrom)>"
         let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
         let from: SMTPClient.Reply
@@ -148,7 +150,7 @@ final class SMTPLane: @unchecked Sendable {
         if pipelining {
             let replies = try client.runPipelined([mail] + rcpts + ["DATA"])
             from = replies[0]
-            rcptReplies = Array(replies[1...rcpts.count])
+            rcptReplies = Array(replies[1..<(1 + rcpts.count)])
             data = replies[rcpts.count + 1]
         } else {
             from = try client.run(mail)

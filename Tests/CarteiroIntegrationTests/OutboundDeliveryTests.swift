@@ -224,4 +224,29 @@ struct OutboundLifetimeTests {
         #expect(failed["diagnostic"] as? String == "4.3.0 try again later (lab rule)")
         #expect(try runCarteiro(["queue", "list", "--config", config]).stdout.contains("failed (audit-out)"))
     }
+
+    /// A queue entry none of whose recipients is still pending (every one answered, and the
+    /// entry not yet settled when the daemon died) is settled at the next run without a
+    /// transaction: delivered ones removed, nothing sent again, no crash.
+    @Test func anEntryWithNothingPendingIsSettledWithoutSending() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let token = uniqueName("settled")
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", outboundConfiguration(lab: lab, state: state, token: token), mode: 0o600)
+        let queued = try runCarteiro(["send", "--config", config, "--mailbox", "audit-out", "--to", "ok.\(token)@lab.test",
+                                      "--subject", "Já entregue", "--text", "x"])
+        #expect(queued.status == 0, "\(queued.stderr)")
+        let lane = state + "/queue/audit-out"
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: lane).first { $0.hasSuffix(".json") })
+        var entry = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: lane + "/" + name))) as? [String: Any])
+        var recipients = try #require(entry["recipients"] as? [[String: Any]])
+        for index in recipients.indices { recipients[index]["state"] = "sent"; recipients[index]["code"] = 250 }
+        entry["recipients"] = recipients
+        try JSONSerialization.data(withJSONObject: entry).write(to: URL(fileURLWithPath: lane + "/" + name))
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: lane)) ?? []).isEmpty)
+        #expect(ReceivedMail.all(in: lab, containing: token).isEmpty, "nothing is sent again")
+    }
 }
