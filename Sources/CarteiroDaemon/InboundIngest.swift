@@ -58,6 +58,13 @@ struct InboundIngest {
         return built
     }
 
+    /// Removes the temporary files of every message of a batch that will not be committed.
+    func discard(_ count: Int, built: BuildResults) {
+        for index in 0..<count {
+            if case .success(let message)? = built.get(index) { store.discard(message) }
+        }
+    }
+
     /// Keeps each staged message not handed on before, in order, and discards the files of the
     /// others; returns what to commit and how many were duplicates.
     func select(_ count: Int, built: BuildResults, seenInBatch: inout Set<String>) throws(PollFailure) -> (staged: [StagedMessage], duplicates: Int) {
@@ -132,7 +139,8 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
             self.committing.async {
                 defer { self.room.signal(); self.inFlight.leave() }
                 guard self.lock.withLock({ self.failure == nil }) else {
-                    _ = try? self.ingest.select(batch.messages.count, built: built, seenInBatch: &self.seenInBatch)
+                    // An earlier batch failed: this one is not committed, its files go.
+                    self.ingest.discard(batch.messages.count, built: built)
                     return
                 }
                 do throws(PollFailure) {
