@@ -178,7 +178,7 @@ public final class OutboundService: @unchecked Sendable {
         watcher.async { [weak self] in self?.scanOutboxWhileFull() }
     }
 
-    /// Takes up to `batchSize` submissions; returns how many it took.
+    /// Takes up to `batchSize` submissions; returns how many it dealt with.
     @discardableResult
     func scanOutbox() -> Int {
         // Submissions taken before a crash come first: queued already (their ids are in a
@@ -196,12 +196,16 @@ public final class OutboundService: @unchecked Sendable {
         var items: [(id: String, messages: [OutboundMessage])] = []
         var done: [String] = []
         var pending: [(path: String, name: String, data: Data, id: String)] = []
+        // Submissions dealt with (queued, rejected, or found queued already): what a backlog
+        // loop may count as progress; one that cannot even be read is not.
+        var handled = 0
         for (path, name) in paths {
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
             if existing.contains(id) || existing.contains(id + "-1") {
                 // Queued before a crash that came between queuing and removing the submission.
                 unlink(path)
+                handled += 1
                 continue
             }
             pending.append((path, name, data, id))
@@ -216,6 +220,7 @@ public final class OutboundService: @unchecked Sendable {
         }
         for (index, (path, name, _, id)) in pending.enumerated() {
             guard let result = resolved.get(index) else { continue }
+            handled += 1
             switch result {
             case .success(let messages):
                 items.append((id, messages))
@@ -243,7 +248,7 @@ public final class OutboundService: @unchecked Sendable {
             log.log(.error, "cannot queue submissions", ["reason": error.description])
             return 0
         }
-        return paths.count
+        return handled
     }
 
     /// A queue id from a submission's name and content: the same submission read again after a
