@@ -120,7 +120,7 @@ struct IMAPPoller {
             batches.append(batch)
         }
         let pipeline = IngestPipeline<[UInt32]>(ingest)
-        defer { pipeline.drain() }
+        defer { pipeline.drainAfterFailure() }
         var pending = batches.isEmpty ? nil : try request(client, batch: batches[0])
         for (number, batch) in batches.enumerated() {
             guard let current = pending else { break }
@@ -138,11 +138,11 @@ struct IMAPPoller {
             }
         }
         pipeline.drain()
-        let (handedOn, duplicates) = pipeline.totals
-        outcome.handedOn += handedOn
-        outcome.skippedDuplicates += duplicates
         // Only now, with the last batch durable, may the server change for it.
         if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
+        let (handedOn, duplicates) = pipeline.finish()
+        outcome.handedOn += handedOn
+        outcome.skippedDuplicates += duplicates
         return outcome
     }
 

@@ -114,6 +114,7 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
     private var committed: [Token] = []
     private var handedOn = 0
     private var duplicates = 0
+    private var reported = false
     // On `committing` only:
     private var seenInBatch: Set<String> = []
     // On the poll's thread only:
@@ -178,7 +179,25 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
         inFlight.wait()
     }
 
-    var totals: (handedOn: Int, duplicates: Int) { lock.withLock { (handedOn, duplicates) } }
+    /// Waits for every queued batch and returns the counts, which the poll then reports.
+    func finish() -> (handedOn: Int, duplicates: Int) {
+        drain()
+        return lock.withLock {
+            reported = true
+            return (handedOn, duplicates)
+        }
+    }
+
+    /// For the way out of a poll that failed: waits for every queued batch and logs what was
+    /// handed on all the same, which the failed poll's outcome cannot carry.
+    func drainAfterFailure() {
+        drain()
+        let (count, unreported) = lock.withLock { (handedOn, !reported) }
+        if unreported && count > 0 {
+            ingest.log.log(.info, "messages handed on before the poll failed",
+                           ["mailbox": ingest.mailbox.name, "contract": ingest.contract ?? "", "count": String(count)])
+        }
+    }
 
     private struct UncheckedBatch: @unchecked Sendable {
         let messages: [InboundIngest.Fetched]

@@ -72,7 +72,7 @@ struct POP3Poller {
         // with PIPELINING (RFC 2449) a batch's RETRs go out together: one round trip, not one a message.
         let pipelining = pending.isEmpty ? false : try client.capabilities().contains("PIPELINING")
         let pipeline = IngestPipeline<[Int]>(ingest)
-        defer { pipeline.drain() }
+        defer { pipeline.drainAfterFailure() }
         var index = 0
         while index < pending.count {
             var batch: [(number: Int, size: Int)] = []
@@ -100,9 +100,6 @@ struct POP3Poller {
         }
         pipeline.drain()
         toDelete += try pipeline.takeCommitted().flatMap { $0 }
-        let (handedOn, duplicates) = pipeline.totals
-        outcome.handedOn += handedOn
-        outcome.skippedDuplicates += duplicates
         // A UIDL is kept until the server stops listing it.
         let listed = Set(uidlByNumber.values)
         var pruned = store.state
@@ -124,6 +121,9 @@ struct POP3Poller {
             }
         }
         if pruned != store.state { try store.record(pruned) }
+        let (handedOn, duplicates) = pipeline.finish()
+        outcome.handedOn += handedOn
+        outcome.skippedDuplicates += duplicates
         return outcome
     }
 }

@@ -245,6 +245,8 @@ struct StorageFailureTests {
         // The batches before the poisoned one are handed on; nothing from its batch or after.
         #expect(!before.isEmpty && before.count < poisoned, "\(before.count) events")
         #expect(lab.count(user).messages >= total - before.count, "the server keeps what is not durable")
+        // What was handed on before the failure is said, since the failed poll cannot count it.
+        #expect(failed.stderr.contains("messages handed on before the poll failed mailbox=disk contract=lab count=\(before.count)"), "\(failed.stderr)")
 
         try FileManager.default.removeItem(atPath: obstacle)
         let fixed = try runCarteiro(["run", "--once", "--config", config])
