@@ -9,13 +9,6 @@ import Foundation
 /// sizes, fetch bodies with BODY.PEEK[] in batches (headers only above max_message_size),
 /// hand each batch on durably, and only then apply `after_fetch` to that batch.
 struct IMAPPoller {
-    /// A batch is committed (one group fsync) every this many messages or bytes.
-    static let batchMessages = 200
-    /// The first batch is small and each next one twice as large, up to `batchMessages`: the
-    /// parsing and committing threads get work early instead of waiting for a full batch.
-    static let firstBatchMessages = 25
-    static let batchBytes = 16 << 20
-
     let ingest: InboundIngest
     let password: Secret
 
@@ -106,19 +99,7 @@ struct IMAPPoller {
         // Batches, pipelined twice over: batch n+1 is requested as soon as batch n is read, so
         // the server streams it meanwhile, and batch n is parsed and committed off this thread.
         // after_fetch goes to the server between FETCHes, for the batches durable by then.
-        var batches: [[(uid: UInt32, size: Int)]] = []
-        var index = 0
-        while index < candidates.count {
-            var batch: [(uid: UInt32, size: Int)] = []
-            var bytes = 0
-            let limit = min(Self.batchMessages, Self.firstBatchMessages << min(batches.count, 8))
-            while index < candidates.count, batch.count < limit, batch.isEmpty || bytes + candidates[index].size <= Self.batchBytes {
-                batch.append(candidates[index])
-                bytes += candidates[index].size
-                index += 1
-            }
-            batches.append(batch)
-        }
+        let batches = InboundIngest.batches(candidates, size: \.size)
         let pipeline = IngestPipeline<[UInt32]>(ingest)
         defer { pipeline.drainAfterFailure() }
         var pending = batches.isEmpty ? nil : try request(client, batch: batches[0])

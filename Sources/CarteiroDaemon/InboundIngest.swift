@@ -31,6 +31,32 @@ struct InboundIngest {
         var oversize: Bool
     }
 
+    /// A batch is committed (one group commit) every this many messages or bytes; a message
+    /// larger than `batchBytes` goes alone.
+    static let batchMessages = 200
+    static let batchBytes = 16 << 20
+    /// The first batch is small and each next one twice as large, up to `batchMessages`: the
+    /// parsing and committing threads get work early instead of waiting for a full batch.
+    static let firstBatchMessages = 25
+
+    /// Splits the messages to fetch, in order, into the batches of a poll.
+    static func batches<Item>(_ items: [Item], size: (Item) -> Int) -> [[Item]] {
+        var batches: [[Item]] = []
+        var index = 0
+        while index < items.count {
+            var batch: [Item] = []
+            var bytes = 0
+            let limit = min(batchMessages, firstBatchMessages << min(batches.count, 8))
+            while index < items.count, batch.count < limit, batch.isEmpty || bytes + size(items[index]) <= batchBytes {
+                batch.append(items[index])
+                bytes += size(items[index])
+                index += 1
+            }
+            batches.append(batch)
+        }
+        return batches
+    }
+
     /// The Message-ID, or for a message without one a hash of its header (SPEC §3).
     static func dedupeKey(_ event: RequestEvent, bytes: [UInt8]) -> String {
         if let id = event.message?.messageID, !id.isEmpty { return "id:" + id }

@@ -7,10 +7,6 @@ import CarteiroStore
 /// before RETR (TOP 0 above max_message_size), a durable hand-over per batch, and DELE only
 /// for messages already handed on, made effective by a QUIT whose reply is checked.
 struct POP3Poller {
-    static let batchMessages = 200
-    /// Also a bound on a batch's bytes, since a pipelined batch is held in memory whole.
-    static let batchBytes = 16 << 20
-
     let ingest: InboundIngest
     let password: Secret
 
@@ -73,15 +69,7 @@ struct POP3Poller {
         let pipelining = pending.isEmpty ? false : try client.capabilities().contains("PIPELINING")
         let pipeline = IngestPipeline<[Int]>(ingest)
         defer { pipeline.drainAfterFailure() }
-        var index = 0
-        while index < pending.count {
-            var batch: [(number: Int, size: Int)] = []
-            var bytes = 0
-            while index < pending.count, batch.count < Self.batchMessages, batch.isEmpty || bytes + pending[index].size <= Self.batchBytes {
-                batch.append(pending[index])
-                bytes += pending[index].size
-                index += 1
-            }
+        for batch in InboundIngest.batches(pending, size: \.size) {
             let oversize = batch.map { $0.size > mailbox.maxMessageSize }
             let bodies = try client.retrieve(zip(batch, oversize).map { $1 ? "TOP \($0.number) 0" : "RETR \($0.number)" }, pipelined: pipelining)
             var fetched: [InboundIngest.Fetched] = []
