@@ -113,7 +113,7 @@ public struct OutboundQueue: Sendable {
             let directory = lane(item.mailbox)
             if directories.insert(directory).inserted { try DurableFiles.makeDirectory(directory) }
             try DurableFiles.writeUnsynced(bytes, to: directory + "/" + item.id + ".eml")
-            try DurableFiles.writeUnsynced(Self.encode(item.json()), to: directory + "/." + item.id + ".json.tmp")
+            try DurableFiles.writeUnsynced(JSONText.render(item.json()), to: directory + "/." + item.id + ".json.tmp")
             written += [directory + "/" + item.id + ".eml", directory + "/." + item.id + ".json.tmp"]
         }
         // Group commit: every file of the batch durable at once (one syncfs, not two fsyncs a message).
@@ -184,7 +184,7 @@ public struct OutboundQueue: Sendable {
     }
 
     public func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: Self.encode(item.json()))
+        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: JSONText.render(item.json()))
     }
 
     /// Delivered to everyone: gone from the queue.
@@ -199,7 +199,7 @@ public struct OutboundQueue: Sendable {
         if DurableFiles.exists(lane(item.mailbox) + "/" + item.id + ".eml") {
             try DurableFiles.rename(lane(item.mailbox) + "/" + item.id + ".eml", failedDirectory + "/" + item.id + ".eml")
         }
-        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: Self.encode(item.json()))
+        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: JSONText.render(item.json()))
         unlink(lane(item.mailbox) + "/" + item.id + ".json")
     }
 
@@ -231,9 +231,5 @@ public struct OutboundQueue: Sendable {
             return true
         }
         return false
-    }
-
-    static func encode(_ value: JSONText.Value) -> [UInt8] {
-        JSONText.render(value)
     }
 }
