@@ -59,6 +59,8 @@ public final class MailboxStore {
     /// Keys of messages handed on: a new UIDVALIDITY does not re-create old requests.
     public private(set) var dedupeKeys: Set<String> = []
     private var knownDirectories: Set<String> = []
+    /// The time given to the last event committed (`stampInCommitOrder`).
+    private var lastStamp = timespec()
 
     var statePath: String { folder + "/state.json" }
     var intentPath: String { folder + "/intent.json" }
@@ -152,6 +154,7 @@ public final class MailboxStore {
         // the target directories, then the staged files made durable all at once (group
         // commit), since the intent may only name durable files.
         try makeDirectories(for: renames.map(\.to))
+        try stampInCommitOrder(messages)
         if !renames.isEmpty {
             try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents], files: renames.map(\.from))
         }
@@ -166,6 +169,25 @@ public final class MailboxStore {
         try? FileManager.default.removeItem(atPath: intentPath)
         state = advanced
         dedupeKeys.formUnion(keys)
+    }
+
+    /// The spool is read oldest first by modification time (the webhook keeps each mailbox's
+    /// order by it). Events are written by parallel workers, so their own times are in no
+    /// particular order: each batch's events get increasing times here, in the batch's order.
+    private func stampInCommitOrder(_ messages: [StagedMessage]) throws(DurableFiles.Failure) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        // Never before the last batch's last event, even if the clock stepped back.
+        if (now.tv_sec, now.tv_nsec) <= (lastStamp.tv_sec, lastStamp.tv_nsec) { now = lastStamp; now.tv_nsec += 1_000 }
+        if now.tv_nsec >= 1_000_000_000 { now.tv_sec += 1; now.tv_nsec -= 1_000_000_000 }
+        for message in messages {
+            guard let event = message.renames.last?.from else { continue }
+            var times = [now, now]
+            guard utimensat(AT_FDCWD, event, &times, 0) == 0 else { throw DurableFiles.failure("cannot set the time of", event) }
+            lastStamp = now
+            now.tv_nsec += 1_000
+            if now.tv_nsec >= 1_000_000_000 { now.tv_sec += 1; now.tv_nsec -= 1_000_000_000 }
+        }
     }
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).

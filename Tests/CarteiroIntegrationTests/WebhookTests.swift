@@ -49,4 +49,31 @@ struct WebhookTests {
         #expect(daemon.log.components(separatedBy: "webhook refused an event").count - 1 == 3)
         #expect(daemon.log.contains("reason=\"HTTP 503\""))
     }
+
+    /// The spool's order (oldest first by modification time, as the webhook reads it) is the
+    /// mailbox's order, although a batch's events are written by parallel workers.
+    @Test func theSpoolKeepsTheMailboxOrder() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("order")
+        try lab.addUser(user)
+        let total = 120
+        for n in 1...total { try lab.deliver(MailLab.message(id: "\(user)-\(n)@lab.test", subject: "ordem \(n)"), to: user) }
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state,
+            mailboxes: inboundMailbox("order", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "import_existing = \"all\""),
+            contractMailboxes: ["order"]))
+        _ = waitUntil(timeout: .seconds(10)) { (try? runCarteiro(["test-mailbox", "order", "--config", config]).status) == 0 }
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        let spool = state + "/events"
+        let names = try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasSuffix(".json") }
+        #expect(names.count == total)
+        let ordered = names.map { name -> (uid: Int, time: timespec) in
+            var info = stat()
+            stat(spool + "/" + name, &info)
+            return (Int(name.dropLast(5).split(separator: "+").last ?? "") ?? 0, info.st_mtim)
+        }.sorted { ($0.time.tv_sec, $0.time.tv_nsec) < ($1.time.tv_sec, $1.time.tv_nsec) }.map(\.uid)
+        #expect(ordered == Array(1...total))
+    }
 }
