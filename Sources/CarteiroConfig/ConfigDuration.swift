@@ -60,13 +60,26 @@ public enum ConfigSize {
     ]
 
     public static func parse(_ text: String) -> Int? {
+        guard case .bytes(let bytes) = read(text) else { return nil }
+        return bytes
+    }
+
+    /// Digits and a known unit, but more bytes than an Int holds.
+    static func isTooLarge(_ text: String) -> Bool {
+        if case .tooLarge = read(text) { return true }
+        return false
+    }
+
+    enum Reading { case bytes(Int), tooLarge, invalid }
+
+    static func read(_ text: String) -> Reading {
         let trimmed = text.lowercased().filter { $0 != " " }
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         let unit = trimmed.dropFirst(digits.count)
-        guard !digits.isEmpty, let number = Int(digits),
-              let factor = units.first(where: { $0.suffix == unit })?.factor else { return nil }
+        guard !digits.isEmpty, let factor = units.first(where: { $0.suffix == unit })?.factor else { return .invalid }
+        guard let number = Int(digits) else { return .tooLarge }
         let (product, overflow) = number.multipliedReportingOverflow(by: factor)
-        return overflow ? nil : product
+        return overflow ? .tooLarge : .bytes(product)
     }
 
     public static func format(_ bytes: Int) -> String {

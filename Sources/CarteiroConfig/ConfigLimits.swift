@@ -11,4 +11,8 @@ public enum ConfigLimits {
     public static let maximumIncludedFiles = 10_000
     /// Keys and table names are identifiers, not paragraphs.
     public static let maximumKeyLength = 256
+    /// The largest size a size key may hold (`max_message_size`): a message is held in memory
+    /// while it is parsed, so 1 GB is already far beyond what a mailbox should accept; a larger
+    /// value is a typo that would also overflow the arithmetic on sizes.
+    public static let maximumSize = 1 << 30
 }

@@ -44,6 +44,7 @@ public enum ConfigSchema {
         KeySpec("starttls", .boolean, "true", "imap and pop only: demand STARTTLS. false allows a plain-text session (and is logged as a warning).", scope: .inbound),
         KeySpec("poll_interval", .duration(minimumSeconds: 1), "[daemon] poll_interval", "How often this mailbox is polled.", scope: .inbound),
         KeySpec("alert_after", .duration(minimumSeconds: 0), "[daemon] alert_after", "How long this mailbox may fail before mailbox.failing is raised.", scope: .inbound),
+        KeySpec("max_poll_time", .duration(minimumSeconds: 10), "10m", "The longest one poll may take, however slowly the server sends: a server that trickles cannot hold a polling slot for longer. What was handed on by then stays handed on; the next poll goes on from there.", scope: .inbound),
         // Outbound only.
         KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
         KeySpec("tls", .choice(["none", "starttls", "tls"]), "starttls", "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),

@@ -113,6 +113,9 @@ public struct InboundMailbox: Sendable, Equatable {
     public var timeout: Duration
     public var pollInterval: Duration
     public var alertAfter: Duration
+    /// The longest one poll may take, however the server trickles; what was handed on by
+    /// then stays handed on, and the next poll goes on from there.
+    public var maxPollTime: Duration
     public var location: SourceLocation
 }
 

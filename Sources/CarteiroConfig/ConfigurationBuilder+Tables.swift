@@ -29,6 +29,7 @@ extension ConfigurationBuilder {
             timeout: reader.duration("timeout") ?? .seconds(30),
             pollInterval: reader.duration("poll_interval") ?? .seconds(60),
             alertAfter: reader.duration("alert_after") ?? .seconds(15 * 60),
+            maxPollTime: reader.duration("max_poll_time") ?? .seconds(10 * 60),
             location: reader.table.location)
     }
 

@@ -77,9 +77,15 @@ extension ConfigType {
             return .success(.duration(duration))
         case .size:
             switch value.kind {
-            case .integer(let bytes) where bytes > 0: return .success(.size(bytes))
+            case .integer(let bytes) where bytes > 0:
+                guard bytes <= ConfigLimits.maximumSize else { return fail("\(bytes) is too large: at most \(ConfigSize.format(ConfigLimits.maximumSize))") }
+                return .success(.size(bytes))
             case .string(let text):
-                guard let bytes = ConfigSize.parse(text), bytes > 0 else { return fail("\"\(text)\" is not a size: expected \(expectation)") }
+                guard let bytes = ConfigSize.parse(text), bytes > 0 else {
+                    if ConfigSize.isTooLarge(text) { return fail("\"\(text)\" is too large: at most \(ConfigSize.format(ConfigLimits.maximumSize))") }
+                    return fail("\"\(text)\" is not a size: expected \(expectation)")
+                }
+                guard bytes <= ConfigLimits.maximumSize else { return fail("\"\(text)\" is too large: at most \(ConfigSize.format(ConfigLimits.maximumSize))") }
                 return .success(.size(bytes))
             default: return fail()
             }

@@ -20,14 +20,20 @@ public indirect enum IMAPValue: Sendable {
 public struct IMAPFetchResponse: Sendable {
     public var sequence: UInt32
     public var items: [String: IMAPValue]
-    public var uid: UInt32? { items["UID"]?.number.map { UInt32(truncatingIfNeeded: $0) } }
+    /// The UID, when the response carries one that can be a UID (RFC 3501 §2.3.1.1: a
+    /// non-zero 32-bit number); anything else is not believed.
+    public var uid: UInt32? { items["UID"]?.number.flatMap { UInt32(exactly: $0) }.flatMap { $0 == 0 ? nil : $0 } }
+    /// A response whose UID item is present but not a valid UID: the server is broken or lying.
+    public var hasInvalidUID: Bool { items["UID"] != nil && uid == nil }
 }
 
 extension IMAPClient {
     /// Sends `command` (a `UID FETCH`) and collects every FETCH response until the tagged reply.
     /// Message bodies arrive as literals and are read as bytes, never as text.
-    public func fetch(_ command: String) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
-        try finishFetch(tag: startFetch(command))
+    /// `bytes` bounds everything the answer may hold (the server's word on sizes is only
+    /// believed up to there).
+    public func fetch(_ command: String, bytes: Int) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+        try finishFetch(tag: startFetch(command), bytes: bytes)
     }
 
     /// Sends a FETCH without waiting for its answer, so that the server streams it while the
@@ -38,9 +44,10 @@ extension IMAPClient {
         return tag
     }
 
-    public func finishFetch(tag: String) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+    public func finishFetch(tag: String, bytes: Int) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
         // Pipelined commands may complete out of order: a reply read earlier is waiting here.
         if let early = earlyCompletions.removeValue(forKey: tag) { return ([], early) }
+        session.expectReply(to: "UID FETCH", bytes: bytes)
         var responses: [IMAPFetchResponse] = []
         var other: [String] = []
         while true {

@@ -16,6 +16,10 @@ public final class IMAPClient {
 
     /// An IMAP literal larger than this inside a status response is not a status response.
     public static let maximumLiteralInResponse = 1 << 20
+    /// Everything a command other than a FETCH of bodies may bring back (untagged lines and
+    /// literals together). A `UID SEARCH` of a million-message folder is about 8 MB; a server
+    /// that sends more is flooding, and this is the memory it can cost (about twice this).
+    public static let maximumResponseBytes = 32 << 20
 
     public let session: MailSession
     private var nextTag = 1
@@ -38,6 +42,7 @@ public final class IMAPClient {
     public func run(_ command: String) throws(MailConnectionError) -> Response {
         let tag = "C\(takeTag())"
         try session.sendLine("\(tag) \(command)")
+        session.expectReply(to: Self.verb(command), bytes: Self.maximumResponseBytes)
         var untagged: [String] = []
         while true {
             let line = try readResponse()
@@ -70,6 +75,13 @@ public final class IMAPClient {
             line = String(line[..<open]) + (IMAPString.quoted(text) ?? "\"\"") + (try session.readLine())
         }
         return line
+    }
+
+    /// The command's name for messages: "UID FETCH", "SELECT" (never its arguments).
+    static func verb(_ command: String) -> String {
+        let words = command.split(separator: " ", maxSplits: 2)
+        guard let first = words.first else { return "a command" }
+        return first.uppercased() == "UID" && words.count > 1 ? "UID \(words[1].uppercased())" : first.uppercased()
     }
 
     /// LOGOUT, ignoring a server that hangs up first.

@@ -6,12 +6,23 @@ public final class POP3Client {
         self.session = session
     }
 
+    /// What a status line (`+OK …`) may hold; RFC 1939 allows 512 octets.
+    public static let maximumStatusBytes = 64 << 10
+    /// What a listing (UIDL, LIST, CAPA) may hold: a UIDL line is at most 80 bytes, so this is
+    /// a mailbox of about 800,000 messages; more is a flood.
+    public static let maximumListingBytes = 64 << 20
+
     /// A single-line command: `+OK …` returns the text, `-ERR …` throws.
     public func run(_ command: String) throws(MailConnectionError) -> String {
         try session.sendLine(command)
+        return try readStatus(command)
+    }
+
+    func readStatus(_ command: String) throws(MailConnectionError) -> String {
+        let verb = command.split(separator: " ").first.map { $0.uppercased() } ?? command
+        session.expectReply(to: verb, bytes: Self.maximumStatusBytes)
         let line = try session.readLine()
         if line.hasPrefix("+OK") { return String(line.dropFirst(3)).trimmingLeadingSpace }
-        let verb = command.split(separator: " ").first.map(String.init) ?? command
         if line.hasPrefix("-ERR") {
             throw MailConnectionError(.commandRefused, endpoint: session.endpoint.description, message: "\(session.endpoint) refused \(verb)", serverReply: line)
         }
@@ -21,6 +32,7 @@ public final class POP3Client {
     /// A multi-line command (CAPA, UIDL, LIST): the lines up to the terminating ".", unstuffed.
     public func runMultiline(_ command: String) throws(MailConnectionError) -> [String] {
         _ = try run(command)
+        session.expectReply(to: command, bytes: Self.maximumListingBytes)
         var lines: [String] = []
         while true {
             let line = try session.readLine()
@@ -30,8 +42,10 @@ public final class POP3Client {
     }
 
     /// RETR or TOP: the message's bytes, dot-unstuffed, lines joined with CRLF (RFC 1939 §3).
-    public func retrieve(_ command: String) throws(MailConnectionError) -> [UInt8] {
+    /// `bytes` bounds what the server may send for it.
+    public func retrieve(_ command: String, bytes: Int) throws(MailConnectionError) -> [UInt8] {
         _ = try run(command)
+        session.expectReply(to: command, bytes: bytes)
         return try readMessage()
     }
 
@@ -61,18 +75,20 @@ public final class POP3Client {
     /// every command goes out in one write and the responses are read in order, one round trip
     /// for the lot. Every response is read even after a refusal, so the session stays in step;
     /// then the first refusal is thrown.
-    public func retrieve(_ commands: [String], pipelined: Bool) throws(MailConnectionError) -> [[UInt8]] {
+    public func retrieve(_ commands: [(command: String, bytes: Int)], pipelined: Bool) throws(MailConnectionError) -> [[UInt8]] {
         guard pipelined, commands.count > 1 else {
             var messages: [[UInt8]] = []
-            for command in commands { messages.append(try retrieve(command)) }
+            for (command, bytes) in commands { messages.append(try retrieve(command, bytes: bytes)) }
             return messages
         }
-        try session.send(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+        try session.send(Array(commands.map { $0.command + "\r\n" }.joined().utf8))
         var messages: [[UInt8]] = []
         var refusal: MailConnectionError?
-        for command in commands {
+        for (command, bytes) in commands {
+            session.expectReply(to: command, bytes: Self.maximumStatusBytes)
             let line = try session.readLine()
             if line.hasPrefix("+OK") {
+                session.expectReply(to: command, bytes: bytes)
                 messages.append(try readMessage())
             } else if line.hasPrefix("-ERR") {
                 messages.append([])
@@ -104,10 +120,17 @@ public final class SMTPClient {
         self.session = session
     }
 
+    /// What one reply may hold: RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets, and an
+    /// EHLO reply lists a few dozen extensions.
+    public static let maximumReplyBytes = 64 << 10
+    /// How long one reply may take in all, however it trickles: the longest of RFC 5321
+    /// §4.5.3.2's timeouts (10 minutes, for the reply to the final dot).
+    public static let maximumReplyTime = Duration.seconds(600)
+
     /// Sends a command and reads its (possibly multi-line) reply.
     public func run(_ command: String) throws(MailConnectionError) -> Reply {
         try session.sendLine(command)
-        return try readReply()
+        return try readReply(to: command)
     }
 
     /// Whether the server offered PIPELINING (RFC 2920) in the EHLO reply libcurl read last:
@@ -125,11 +148,14 @@ public final class SMTPClient {
     public func runPipelined(_ commands: [String]) throws(MailConnectionError) -> [Reply] {
         try session.send(Array(commands.map { $0 + "\r\n" }.joined().utf8))
         var replies: [Reply] = []
-        for _ in commands { replies.append(try readReply()) }
+        for command in commands { replies.append(try readReply(to: command)) }
         return replies
     }
 
-    public func readReply() throws(MailConnectionError) -> Reply {
+    /// `command` names the reply in errors: its verb only, never its arguments.
+    public func readReply(to command: String) throws(MailConnectionError) -> Reply {
+        let verb = command.split(separator: " ").first.map { $0.uppercased() } ?? "the command"
+        session.expectReply(to: verb == "." ? "the end of the message" : verb, bytes: Self.maximumReplyBytes, within: Self.maximumReplyTime)
         var lines: [String] = []
         while true {
             let line = try session.readLine()

@@ -5,7 +5,7 @@ public struct MailConnectionError: Error, Sendable, CustomStringConvertible {
         private enum Code: String, Sendable, Hashable {
             case nameNotResolved, connectionRefused, connectTimedOut, noAnswer, tlsFailed
             case certificateUntrusted, starttlsNotOffered, loginRejected, authNotOffered
-            case folderMissing, connectionLost, protocolViolation, commandRefused, other
+            case folderMissing, connectionLost, protocolViolation, commandRefused, tooSlow, tooLarge, other
         }
         private let code: Code
 
@@ -25,6 +25,10 @@ public struct MailConnectionError: Error, Sendable, CustomStringConvertible {
         public static let protocolViolation = Kind(code: .protocolViolation)
         /// The server answered a command with a refusal.
         public static let commandRefused = Kind(code: .commandRefused)
+        /// The server kept sending, but too slowly to finish a reply (or the poll) in time.
+        public static let tooSlow = Kind(code: .tooSlow)
+        /// The server sent more than a reply of that kind may hold: lying, broken or hostile.
+        public static let tooLarge = Kind(code: .tooLarge)
         public static let other = Kind(code: .other)
 
         public var description: String { code.rawValue }
@@ -51,7 +55,7 @@ public struct MailConnectionError: Error, Sendable, CustomStringConvertible {
     /// A rejected login, an untrusted certificate or a missing folder will not fix themselves.
     public var isTransient: Bool {
         switch kind {
-        case .connectionRefused, .connectTimedOut, .noAnswer, .connectionLost, .nameNotResolved, .other: true
+        case .connectionRefused, .connectTimedOut, .noAnswer, .connectionLost, .nameNotResolved, .tooSlow, .other: true
         default: false
         }
     }

@@ -23,6 +23,20 @@ public final class MailSession {
     /// Where libcurl's reads land before they join `buffer`; made once, reused by every read.
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
+    /// The bounds of the reply being read (`expectReply`): `timeout` bounds each wait for data,
+    /// these bound the whole reply, so that a server that floods or trickles cannot hold memory
+    /// or a poll's slot without end.
+    private var reply = ReplyBounds(what: "", bytesLeft: Int.max, deadline: nil)
+    /// No reply may end after this instant (the poll's `max_poll_time`).
+    public var sessionDeadline: ContinuousClock.Instant?
+
+    struct ReplyBounds {
+        var what: String
+        var bytesLeft: Int
+        var deadline: ContinuousClock.Instant?
+        var limit = Int.max
+    }
+
     public struct Credentials: Sendable {
         public var user: String
         public var password: Secret
@@ -58,7 +72,7 @@ public final class MailSession {
         let path = endpoint.serviceProtocol == .smtp ? "/" + ehloName : "/"
         handle.set(CURLOPT_URL, "\(endpoint.scheme)://\(endpoint.urlHost):\(endpoint.port)\(path)")
         handle.set(CURLOPT_CONNECT_ONLY, 1)
-        let milliseconds = Int(endpoint.timeout.components.seconds * 1000) + Int(endpoint.timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int(milliseconds(endpoint.timeout))
         handle.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds)
         handle.set(CURLOPT_TIMEOUT_MS, milliseconds)
         switch endpoint.security {
@@ -90,8 +104,13 @@ public final class MailSession {
     /// The negotiated TLS version and cipher, when the session is encrypted.
     public var tlsDescription: String? { handle.transcript.tlsDescription }
 
-    var timeoutMilliseconds: Int32 {
-        Int32(clamping: endpoint.timeout.components.seconds * 1000 + endpoint.timeout.components.attoseconds / 1_000_000_000_000_000)
+    var timeoutMilliseconds: Int32 { Self.milliseconds(endpoint.timeout) }
+
+    static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        if overflow { return seconds < 0 ? 0 : .max }
+        return Int32(clamping: max(0, product.addingReportingOverflow(attoseconds / 1_000_000_000_000_000).partialValue))
     }
 
     // MARK: - Sending
@@ -121,6 +140,22 @@ public final class MailSession {
 
     // MARK: - Receiving
 
+    /// Starts reading the reply to `what`: at most `bytes` bytes may be consumed for it, and,
+    /// with `within`, it must be complete within that time (each wait is still bounded by
+    /// the endpoint's `timeout`).
+    public func expectReply(to what: String, bytes: Int, within: Duration? = nil) {
+        reply = ReplyBounds(what: what, bytesLeft: bytes, deadline: within.map { ContinuousClock.now + $0 }, limit: bytes)
+    }
+
+    /// Takes `count` bytes out of the reply's allowance.
+    private func consume(_ count: Int) throws(MailConnectionError) {
+        reply.bytesLeft -= count
+        if reply.bytesLeft < 0 {
+            throw MailConnectionError(.tooLarge, endpoint: endpoint.description,
+                                      message: "\(endpoint) sent more than \(reply.limit) bytes in answer to \(reply.what): a reply that large is broken or hostile, so the session was abandoned")
+        }
+    }
+
     /// The next line from the server, without its CRLF.
     public func readLine() throws(MailConnectionError) -> String {
         String(decoding: try readLineBytes(), as: UTF8.self)
@@ -132,6 +167,7 @@ public final class MailSession {
             if let lf = buffer[searchFrom...].firstIndex(of: 10) {
                 var end = lf
                 if end > bufferStart && buffer[end - 1] == 13 { end -= 1 }
+                try consume(lf + 1 - bufferStart)
                 let line = Array(buffer[bufferStart..<end])
                 bufferStart = lf + 1
                 compact()
@@ -147,6 +183,9 @@ public final class MailSession {
 
     /// Exactly `count` bytes (an IMAP literal).
     public func readBytes(_ count: Int) throws(MailConnectionError) -> [UInt8] {
+        // Charged before reading, so an announced literal beyond the allowance is refused
+        // before any memory is spent on it.
+        try consume(count)
         while buffer.count - bufferStart < count { try fill() }
         let bytes = Array(buffer[bufferStart..<bufferStart + count])
         bufferStart += count
@@ -184,7 +223,20 @@ public final class MailSession {
 
     private func wait(for events: Int16) throws(MailConnectionError) {
         var descriptor = pollfd(fd: socket, events: events, revents: 0)
-        let ready = poll(&descriptor, 1, timeoutMilliseconds)
+        // The nearest of: the endpoint's timeout for this wait, the reply's and the session's deadline.
+        var milliseconds = timeoutMilliseconds
+        var deadlineBinds: String?
+        let now = ContinuousClock.now
+        for (deadline, what) in [(reply.deadline, "its answer to \(reply.what)"), (sessionDeadline, "the poll")] {
+            guard let deadline else { continue }
+            let left = Self.milliseconds(deadline - now)
+            if left < milliseconds { milliseconds = left; deadlineBinds = what }
+        }
+        let ready = milliseconds > 0 ? poll(&descriptor, 1, milliseconds) : 0
+        if ready == 0, let deadlineBinds {
+            throw MailConnectionError(.tooSlow, endpoint: endpoint.description,
+                                      message: "\(endpoint) was too slow: \(deadlineBinds) did not finish in the time allowed (it kept the connection busy without finishing)")
+        }
         if ready == 0 {
             throw MailConnectionError(.noAnswer, endpoint: endpoint.description, message: "\(endpoint) did not answer within \(ConfigDuration.format(endpoint.timeout))")
         }

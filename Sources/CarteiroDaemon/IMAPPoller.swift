@@ -17,8 +17,7 @@ struct IMAPPoller {
 
     func poll() throws(PollFailure) -> PollOutcome {
         let client = IMAPClient(session: try PollFailure.openSession(mailbox, password: password))
-        // Twice the size limit, for servers whose RFC822.SIZE is approximate; never unbounded.
-        client.maximumFetchLiteral = max(2 * mailbox.maxMessageSize, 1 << 20)
+        client.maximumFetchLiteral = maximumLiteral
         defer { client.logout() }
         return try PollFailure.sorting { try poll(client) }
     }
@@ -45,7 +44,16 @@ struct IMAPPoller {
         }
         var state = store.state
         let firstPoll = state.uidValidity == nil
-        let validityChanged = !firstPoll && state.uidValidity != uidValidity
+        // UIDs only grow under one UIDVALIDITY (RFC 3501 §2.3.1.1). A server whose UIDNEXT is
+        // not past what was handed on has renumbered its folder without saying so: treated as a
+        // new UIDVALIDITY (everything looked at again, old messages recognised by their key),
+        // instead of never fetching the new messages whose UIDs lie below the old ones.
+        let uidsWentBack = !firstPoll && state.uidValidity == uidValidity && uidNext > 0 && uidNext <= state.lastUID
+        if uidsWentBack {
+            ingest.log.log(.warning, "the server's UIDs went backwards without a new UIDVALIDITY; the folder is examined again",
+                           ["mailbox": mailbox.name, "uidnext": String(uidNext), "last_uid": String(state.lastUID)])
+        }
+        let validityChanged = !firstPoll && (state.uidValidity != uidValidity || uidsWentBack)
 
         // Which UIDs to consider, with their sizes.
         var candidates: [(uid: UInt32, size: Int)] = []
@@ -53,13 +61,13 @@ struct IMAPPoller {
             if firstPoll && mailbox.importExisting == .none {
                 candidates = []
             } else if firstPoll && mailbox.importExisting == .unseen {
-                let search = try client.run("UID SEARCH UNSEEN")
-                let uids = search.untagged.compactMap(IMAPResponseText.searchResults).flatMap { $0 }.map { UInt32($0) }
-                if !uids.isEmpty { candidates = try sizes(client, set: IMAPSequenceSet.render(uids)).map { ($0.uid, $0.size) } }
+                let uids = try searchUIDs(client, "UID SEARCH UNSEEN")
+                if !uids.isEmpty { candidates = try sizes(client, set: IMAPSequenceSet.render(uids), exists: exists).map { ($0.uid, $0.size) } }
             } else {
-                let from = (firstPoll || validityChanged) ? 1 : state.lastUID + 1
+                // The highest UID there can be was handed on: no later message can have a UID.
+                let from = (firstPoll || validityChanged) ? 1 : state.lastUID == .max ? .max : state.lastUID + 1
                 let floor = state.afterFetchFrom
-                candidates = try sizes(client, set: "\(from):*").filter { item in
+                candidates = try sizes(client, set: "\(from):*", exists: exists).filter { item in
                     if firstPoll || validityChanged { return true }
                     guard item.uid > state.lastUID else { return false }
                     // Below the floor lie the messages that were there before Carteiro: a first
@@ -90,8 +98,7 @@ struct IMAPPoller {
         // Messages handed on whose after_fetch never ran (a crash, a refusal): apply it now.
         if !firstPoll && !validityChanged && mailbox.afterFetch != .keep && state.lastUID >= state.afterFetchFrom && exists > 0 {
             let criteria = mailbox.afterFetch == .seen ? " UNSEEN" : ""
-            let search = try client.run("UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)")
-            let leftovers = search.untagged.compactMap(IMAPResponseText.searchResults).flatMap { $0 }.map { UInt32($0) }
+            let leftovers = try searchUIDs(client, "UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)")
                 .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID }
             if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
@@ -108,7 +115,8 @@ struct IMAPPoller {
             let fetched = try collect(client, current, uidValidity: uidValidity)
             if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
             pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1]) : nil
-            let lastUID = number + 1 == batches.count ? max(finalLastUID, batch.last!.uid) : batch.last!.uid
+            let batchLast = batch.last?.uid ?? 0
+            let lastUID = number + 1 == batches.count ? max(finalLastUID, batchLast) : batchLast
             // The whole position: on a first poll or a new UIDVALIDITY the stored state has
             // neither the folder's UIDVALIDITY nor the floor yet.
             let (validity, floor) = (state.uidValidity, state.afterFetchFrom)
@@ -128,10 +136,16 @@ struct IMAPPoller {
     }
 
     /// UID and RFC822.SIZE for a set, without touching any flag.
-    func sizes(_ client: IMAPClient, set: String) throws -> [(uid: UInt32, size: Int, seen: Bool)] {
-        let (responses, status) = try client.fetch("UID FETCH \(set) (UID RFC822.SIZE FLAGS)")
+    func sizes(_ client: IMAPClient, set: String, exists: Int) throws -> [(uid: UInt32, size: Int, seen: Bool)] {
+        // About 60 bytes a message; a server that sends far more for the folder it announced
+        // (`exists`) is flooding.
+        let (responses, status) = try client.fetch("UID FETCH \(set) (UID RFC822.SIZE FLAGS)", bytes: Self.listingAllowance(exists: exists))
         guard status.isOK else {
             throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to list message sizes", serverReply: status.text)
+        }
+        if let bad = responses.first(where: \.hasInvalidUID) {
+            throw MailConnectionError(.protocolViolation, endpoint: client.session.endpoint.description,
+                                      message: "\(client.session.endpoint) listed message \(bad.sequence) with a UID that cannot be one (zero, negative or beyond 32 bits)")
         }
         return responses.compactMap { response in
             guard let uid = response.uid else { return nil }
@@ -139,14 +153,50 @@ struct IMAPPoller {
             if case .list(let flags)? = response.items["FLAGS"] {
                 seen = flags.contains { if case .atom(let flag) = $0 { flag.caseInsensitiveCompare("\\Seen") == .orderedSame } else { false } }
             }
-            return (uid, Int(response.items["RFC822.SIZE"]?.number ?? 0), seen)
+            return (uid, InboundIngest.announcedSize(response.items["RFC822.SIZE"]?.number), seen)
         }
     }
+
+    /// The UIDs of a `UID SEARCH`; a server that answers with something that cannot be a UID
+    /// fails the poll with that in words (never a trap, never a guess).
+    func searchUIDs(_ client: IMAPClient, _ command: String) throws -> [UInt32] {
+        let search = try client.run(command)
+        var uids: [UInt32] = []
+        for result in search.untagged.compactMap(IMAPResponseText.searchResults) {
+            switch result {
+            case .uids(let found): uids += found
+            case .invalid(let word):
+                throw MailConnectionError(.protocolViolation, endpoint: client.session.endpoint.description,
+                                          message: "\(client.session.endpoint) answered a UID SEARCH with \"\(word)\", which cannot be a UID")
+            }
+        }
+        return uids
+    }
+
+    /// What a listing of sizes and flags may bring back for a folder of `exists` messages.
+    static func listingAllowance(exists: Int) -> Int {
+        (1 << 20) + 512 * min(max(exists, 0), 1 << 22)
+    }
+
+    /// What the FETCH of messages announced at `sizes` may bring back: each message twice
+    /// over (servers' RFC822.SIZE is sometimes approximate) and its response's framing.
+    func fetchAllowance(_ sizes: [Int], headersOnly: Bool) -> Int {
+        let perMessage = headersOnly ? MessageLimits.maximumHeaderBytes : maximumLiteral
+        return sizes.reduce(1 << 20) { total, size in
+            total + min(2 * InboundIngest.clamped(size), perMessage) + (64 << 10)
+        }
+    }
+
+    /// The largest body a FETCH may carry: twice the size limit, for servers whose RFC822.SIZE
+    /// is approximate; never unbounded.
+    var maximumLiteral: Int { max(2 * mailbox.maxMessageSize, 1 << 20) }
 
     struct PendingFetch {
         var batch: [(uid: UInt32, size: Int)]
         var wholeTag: String?
         var headerTag: String?
+        var wholeBytes = 0
+        var headerBytes = 0
     }
 
     /// Sends the FETCH commands of a batch: bodies with BODY.PEEK[] (fetching must never set
@@ -157,15 +207,18 @@ struct IMAPPoller {
         return PendingFetch(
             batch: batch,
             wholeTag: whole.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID RFC822.SIZE BODY.PEEK[])"),
-            headerTag: oversize.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])"))
+            headerTag: oversize.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])"),
+            wholeBytes: fetchAllowance(batch.filter { $0.size <= mailbox.maxMessageSize }.map(\.size), headersOnly: false),
+            headerBytes: fetchAllowance(batch.filter { $0.size > mailbox.maxMessageSize }.map(\.size), headersOnly: true))
     }
 
     func collect(_ client: IMAPClient, _ pending: PendingFetch, uidValidity: UInt32) throws -> [InboundIngest.Fetched] {
         var bodies: [UInt32: [UInt8]] = [:]
         // The two FETCHes are pipelined, so the server may interleave their responses: take
         // each body from whichever response carries it.
-        for tag in [pending.wholeTag, pending.headerTag].compactMap({ $0 }) {
-            let (responses, status) = try client.finishFetch(tag: tag)
+        for (tag, bytes) in [(pending.wholeTag, pending.wholeBytes), (pending.headerTag, pending.headerBytes)] {
+            guard let tag else { continue }
+            let (responses, status) = try client.finishFetch(tag: tag, bytes: bytes)
             guard status.isOK else {
                 throw MailConnectionError(.commandRefused, endpoint: client.session.endpoint.description, message: "\(client.session.endpoint) refused to send messages", serverReply: status.text)
             }

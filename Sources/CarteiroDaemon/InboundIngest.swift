@@ -39,6 +39,19 @@ struct InboundIngest {
     /// parsing and committing threads get work early instead of waiting for a full batch.
     static let firstBatchMessages = 25
 
+    /// The largest size a server may announce that Carteiro takes at its word. Anything above
+    /// (up to 2^64 − 1 from a lying server) counts as this much: far over any
+    /// `max_message_size`, so the message is fetched as headers only and flagged oversize,
+    /// and sums of sizes cannot overflow.
+    static let largestAnnouncedSize = 1 << 40
+
+    /// A size a server announced (`RFC822.SIZE`, POP3 `LIST`): nil or unreadable counts as
+    /// the largest, so nothing unknown is downloaded whole.
+    static func announcedSize(_ value: UInt64?) -> Int {
+        guard let value else { return largestAnnouncedSize }
+        return value > UInt64(largestAnnouncedSize) ? largestAnnouncedSize : Int(value)
+    }
+
     /// Splits the messages to fetch, in order, into the batches of a poll.
     static func batches<Item>(_ items: [Item], size: (Item) -> Int) -> [[Item]] {
         var batches: [[Item]] = []
@@ -47,15 +60,17 @@ struct InboundIngest {
             var batch: [Item] = []
             var bytes = 0
             let limit = min(batchMessages, firstBatchMessages << min(batches.count, 8))
-            while index < items.count, batch.count < limit, batch.isEmpty || bytes + size(items[index]) <= batchBytes {
+            while index < items.count, batch.count < limit, batch.isEmpty || bytes + Self.clamped(size(items[index])) <= batchBytes {
                 batch.append(items[index])
-                bytes += size(items[index])
+                bytes += Self.clamped(size(items[index]))
                 index += 1
             }
             batches.append(batch)
         }
         return batches
     }
+
+    static func clamped(_ size: Int) -> Int { min(max(size, 0), largestAnnouncedSize) }
 
     /// The Message-ID, or for a message without one a hash of its header (SPEC §3).
     static func dedupeKey(_ event: RequestEvent, bytes: [UInt8]) -> String {

@@ -116,7 +116,9 @@ public struct MailboxTester {
         }
         var unseen = ""
         if exists > 0, let search = try? client.run("UID SEARCH UNSEEN"), search.isOK {
-            let count = search.untagged.compactMap(IMAPResponseText.searchResults).reduce(0) { $0 + $1.count }
+            let count = search.untagged.compactMap(IMAPResponseText.searchResults).reduce(0) { count, result in
+                if case .uids(let uids) = result { count + uids.count } else { count }
+            }
             unseen = ", \(count) unseen"
         }
         report("  folder \(mailbox.folder): \(exists) message\(exists == 1 ? "" : "s")\(unseen); UIDVALIDITY \(uidValidity), next UID \(uidNext)")

@@ -1,6 +1,7 @@
 import CarteiroConfig
 import CarteiroCurl
 import CarteiroEvents
+import CarteiroMail
 import CarteiroStore
 
 /// One poll of a POP3 mailbox (SPEC §3): UIDL to know what was handed on, LIST for sizes
@@ -40,7 +41,9 @@ struct POP3Poller {
         var sizes: [(number: Int, size: Int)] = []
         for line in try client.runMultiline("LIST") {
             let parts = line.split(separator: " ")
-            if parts.count >= 2, let number = Int(parts[0]), let size = Int(parts[1]) { sizes.append((number, size)) }
+            // A size that is not a number (or beyond 64 bits) counts as too large: the message
+            // is handed on as headers only, flagged oversize, never skipped silently.
+            if parts.count >= 2, let number = Int(parts[0]), number > 0 { sizes.append((number, InboundIngest.announcedSize(UInt64(parts[1])))) }
         }
         sizes.sort { $0.number < $1.number }
 
@@ -71,7 +74,13 @@ struct POP3Poller {
         defer { pipeline.drainAfterFailure() }
         for batch in InboundIngest.batches(pending, size: \.size) {
             let oversize = batch.map { $0.size > mailbox.maxMessageSize }
-            let bodies = try client.retrieve(zip(batch, oversize).map { $1 ? "TOP \($0.number) 0" : "RETR \($0.number)" }, pipelined: pipelining)
+            // What each answer may hold: the announced size twice over (RFC 1939 §11: sizes
+            // may be approximate), or a header block for TOP.
+            let commands = zip(batch, oversize).map { item, isOversize in
+                isOversize ? (command: "TOP \(item.number) 0", bytes: MessageLimits.maximumHeaderBytes + (64 << 10))
+                           : (command: "RETR \(item.number)", bytes: 2 * item.size + (64 << 10))
+            }
+            let bodies = try client.retrieve(commands, pipelined: pipelining)
             var fetched: [InboundIngest.Fetched] = []
             var batchUIDLs: [String] = []
             for (item, (body, isOversize)) in zip(batch, zip(bodies, oversize)) {

@@ -37,7 +37,9 @@ extension PollFailure {
     /// Connects, negotiates TLS and logs in for a poll.
     static func openSession(_ mailbox: InboundMailbox, password: Secret) throws(PollFailure) -> MailSession {
         do {
-            return try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
+            let session = try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
+            session.sessionDeadline = ContinuousClock.now + mailbox.maxPollTime
+            return session
         } catch {
             throw .connection(error)
         }

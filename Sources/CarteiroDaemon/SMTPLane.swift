@@ -162,7 +162,7 @@ final class SMTPLane: @unchecked Sendable {
         func abandonData() throws(MailConnectionError) {
             if data?.code == 354 {
                 try client.session.send(Array(".\r\n".utf8))
-                _ = try client.readReply()
+                _ = try client.readReply(to: ".")
             }
         }
         guard from.code == 250 else {
@@ -187,7 +187,7 @@ final class SMTPLane: @unchecked Sendable {
             return
         }
         try client.session.send(Self.dotStuffed(bytes))
-        let final = try client.readReply()
+        let final = try client.readReply(to: ".")
         for index in accepted { record(&item, index, code: final.code, reply: final.text) }
     }
 

@@ -10,11 +10,13 @@ public enum StatusReport {
             return ("carteiro is not running, or has not polled yet: no \(path)\n", false)
         }
         let pid = object["pid"] as? Int ?? 0
-        let running = pid > 0 && kill(pid_t(pid), 0) == 0
+        // The file may be damaged or forged: a pid that is not a pid means no daemon.
+        let running = pid_t(exactly: pid).map { $0 > 0 && kill($0, 0) == 0 } ?? false
         var lines = [running ? "carteiro is running (pid \(pid))" : "carteiro is NOT running (last pid \(pid)); the state below is from its last run"]
         func ago(_ time: Int64?) -> String {
             guard let time else { return "never" }
-            let seconds = max(0, now - time)
+            let (difference, overflow) = now.subtractingReportingOverflow(time)
+            let seconds = overflow ? 0 : max(0, difference)
             return seconds < 120 ? "\(seconds)s ago" : seconds < 7200 ? "\(seconds / 60)m ago" : "\(seconds / 3600)h ago"
         }
         for entry in object["mailboxes"] as? [[String: Any]] ?? [] {

@@ -16,11 +16,25 @@ public enum IMAPResponseText {
         return (name.uppercased(), parts.count > 1 ? String(parts[1]) : "")
     }
 
-    /// `* SEARCH 3 5 9` → [3, 5, 9].
-    public static func searchResults(_ line: String) -> [Int]? {
+    /// `* SEARCH 3 5 9` → [3, 5, 9]. A word that is not a UID (zero, negative, beyond 32 bits,
+    /// not a number) makes the whole line `.invalid`: a server that lies about one UID is not
+    /// believed about the others.
+    public static func searchResults(_ line: String) -> SearchResult? {
         let words = line.split(separator: " ")
         guard words.count >= 2, words[0] == "*", words[1].uppercased() == "SEARCH" else { return nil }
-        return words.dropFirst(2).compactMap { Int($0) }
+        var uids: [UInt32] = []
+        for word in words.dropFirst(2) {
+            // RFC 4731/ESEARCH-style modifiers such as "(MODSEQ 12)" are not UIDs but harmless.
+            if word.hasPrefix("(") || word.hasSuffix(")") { continue }
+            guard let uid = UInt32(word), uid > 0 else { return .invalid(String(word.prefix(40))) }
+            uids.append(uid)
+        }
+        return .uids(uids)
+    }
+
+    public enum SearchResult: Equatable, Sendable {
+        case uids([UInt32])
+        case invalid(String)
     }
 
     /// `* LIST (\HasNoChildren) "/" "Archive"` → "Archive" (still modified UTF-7).

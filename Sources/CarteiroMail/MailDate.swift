@@ -23,13 +23,16 @@ public enum MailDate {
         if rest.count >= 2, rest[0].contains(":"), let y = Int(rest[1]) { rest.swapAt(0, 1); year = y } else { year = Int(rest.first ?? "") }
         guard var yearValue = year, rest.count >= 2 else { return nil }
         if yearValue < 50 { yearValue += 2000 } else if yearValue < 1000 { yearValue += 1900 }
+        // A year comes from whoever wrote the message: anything outside four digits is not a
+        // date (and would overflow the arithmetic below).
+        guard Self.years.contains(yearValue) else { return nil }
         let time = rest[1].split(separator: ":").compactMap { Int($0) }
         guard time.count >= 2, (1...31).contains(dayValue), (0...23).contains(time[0]), (0...59).contains(time[1]) else { return nil }
-        let seconds = time.count > 2 ? min(time[2], 60) : 0
+        let seconds = time.count > 2 ? min(max(time[2], 0), 60) : 0
         var offsetMinutes = 0
         if rest.count >= 3 {
             let zone = rest[2]
-            if let sign = zone.first, sign == "+" || sign == "-", let value = Int(zone.dropFirst()), zone.count == 5 {
+            if let sign = zone.first, sign == "+" || sign == "-", zone.count == 5, zone.dropFirst().allSatisfy(\.isASCIIDigit), let value = Int(zone.dropFirst()) {
                 offsetMinutes = (value / 100 * 60 + value % 100) * (sign == "-" ? -1 : 1)
             } else if let named = zones[zone] {
                 offsetMinutes = named
@@ -38,6 +41,12 @@ public enum MailDate {
         let days = daysFromCivil(year: yearValue, month: monthValue, day: dayValue)
         return Int64(days) * 86_400 + Int64(time[0] * 3600 + time[1] * 60 + seconds) - Int64(offsetMinutes * 60)
     }
+
+    /// The years a date may name: four digits, as RFC 5322 writes them.
+    static let years = 1...9999
+    /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: `iso8601` writes nothing outside.
+    static let earliest: Int64 = -62_135_596_800
+    static let latest: Int64 = 253_402_300_799
 
     static func monthIndex(_ word: String) -> Int? {
         months.firstIndex(of: String(word.prefix(3))).map { $0 + 1 }
@@ -54,7 +63,8 @@ public enum MailDate {
     }
 
     /// Seconds since 1970 → "2026-11-25T11:59:58Z".
-    public static func iso8601(_ seconds: Int64) -> String {
+    public static func iso8601(_ unclamped: Int64) -> String {
+        let seconds = min(max(unclamped, earliest), latest)
         let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
         let secondsOfDay = Int(seconds - Int64(days) * 86_400)
         let z = days + 719_468
@@ -69,6 +79,10 @@ public enum MailDate {
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return "\(year)-\(two(month))-\(two(day))T\(two(secondsOfDay / 3600)):\(two(secondsOfDay / 60 % 60)):\(two(secondsOfDay % 60))Z"
     }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 extension String {

@@ -92,10 +92,12 @@ public struct SubmissionResolver: Sendable {
         let htmlTemplate = submission.html ?? step?.html
         guard let subjectTemplate else { throw SubmissionRejection("there is no subject: give `subject`, or a step that has one") }
         guard textTemplate != nil || htmlTemplate != nil else { throw SubmissionRejection("there is no body: give `text` or `html`, or a step that has one") }
+        // Only the step's texts are templates: a submission's own subject, text and html are
+        // sent as written, braces and all (a desk's text is data, never code to run).
         let compiled = try (
-            subject: compile(subjectTemplate, field: "subject", html: false),
-            text: textTemplate.map { try compile($0, field: "text", html: false) },
-            html: htmlTemplate.map { try compile($0, field: "html", html: true) })
+            subject: compile(subjectTemplate, field: "subject", html: false, isTemplate: submission.subject == nil),
+            text: textTemplate.map { try compile($0, field: "text", html: false, isTemplate: submission.text == nil) },
+            html: htmlTemplate.map { try compile($0, field: "html", html: true, isTemplate: submission.html == nil) })
 
         let oneMessage = submission.oneMessage ?? false
         let groups: [[Recipient]] = oneMessage || recipients.isEmpty ? [recipients] : recipients.map { [$0] }
@@ -144,9 +146,16 @@ public struct SubmissionResolver: Sendable {
         return messages
     }
 
-    func compile(_ template: String, field: String, html: Bool) throws -> CompiledTemplate {
+    /// Sections nested deeper than this are refused: the template engine recurses once per
+    /// level, and no notification needs more than a handful.
+    static let maximumSectionDepth = 16
+
+    func compile(_ template: String, field: String, html: Bool, isTemplate: Bool) throws -> CompiledTemplate {
         // Text without a tag needs no template engine.
-        guard Self.hasTag(template) else { return CompiledTemplate(constant: template) }
+        guard isTemplate, Self.hasTag(template) else { return CompiledTemplate(constant: template) }
+        if Self.sectionDepth(template) > Self.maximumSectionDepth {
+            throw SubmissionRejection("the step's \(field) template nests sections deeper than \(Self.maximumSectionDepth) levels")
+        }
         let key = (html ? "H" : "T") + template
         if let cached = templateCache.get(key) { return cached }
         do {
@@ -197,6 +206,33 @@ public struct SubmissionResolver: Sendable {
             copy[first] = insert(value, at: path.dropFirst(), into: copy[first] as? [String: Any] ?? [:])
         }
         return copy
+    }
+
+    /// The deepest nesting of `{{#…}}`, `{{^…}}`, `{{$…}}` and `{{<…}}` sections, counted
+    /// without the engine (whose parser recurses per level), whatever the delimiters' balance.
+    static func sectionDepth(_ template: String) -> Int {
+        let bytes = Array(template.utf8)
+        var depth = 0, deepest = 0, i = 0
+        while i + 2 < bytes.count {
+            if bytes[i] == UInt8(ascii: "{") && bytes[i + 1] == UInt8(ascii: "{") {
+                var k = i + 2
+                while k < bytes.count, bytes[k] == UInt8(ascii: "{") || bytes[k] == 32 { k += 1 }
+                if k < bytes.count {
+                    switch bytes[k] {
+                    case UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "<"):
+                        depth += 1
+                        deepest = max(deepest, depth)
+                    case UInt8(ascii: "/"):
+                        depth = max(depth - 1, 0)
+                    default: break
+                    }
+                }
+                i = k
+                continue
+            }
+            i += 1
+        }
+        return deepest
     }
 
     static func hasTag(_ template: String) -> Bool {

@@ -10,15 +10,41 @@ public final class ScriptedServer: @unchecked Sendable {
     public let port: Int
     private let listener: Int32
     private let greeting: String?
-    private let respond: @Sendable (String) -> String?
+    private let respond: @Sendable (String, Writer) -> Void
     private let lock = NSLock()
     private var clients: [Int32] = []
     private var stopped = false
 
+    /// The client's side of the connection, for servers that flood or trickle: each write
+    /// says whether the client is still there.
+    public struct Writer: Sendable {
+        let client: Int32
+        @discardableResult
+        public func write(_ text: String) -> Bool { write(Array(text.utf8)) }
+        @discardableResult
+        public func write(_ bytes: [UInt8]) -> Bool {
+            var offset = 0
+            while offset < bytes.count {
+                let sent = bytes[offset...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if sent <= 0 { return false }
+                offset += sent
+            }
+            return true
+        }
+    }
+
     /// Binds an ephemeral port on 127.0.0.1 and starts accepting.
-    public init(greeting: String?, respond: @escaping @Sendable (String) -> String? = { _ in nil }) throws {
+    public convenience init(greeting: String?, respond: @escaping @Sendable (String) -> String? = { _ in nil }) throws {
+        try self.init(greeting: greeting, stream: { line, writer in
+            if let reply = respond(line) { writer.write(reply) }
+        })
+    }
+
+    /// A server whose answer to a line is written as it goes (floods, trickles, endless
+    /// replies): `stream` returns when the answer is complete or the client has gone.
+    public init(greeting: String?, stream: @escaping @Sendable (String, Writer) -> Void) throws {
         self.greeting = greeting
-        self.respond = respond
+        self.respond = stream
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw POSIXError(.EMFILE) }
         self.listener = listener
@@ -90,7 +116,7 @@ public final class ScriptedServer: @unchecked Sendable {
                 var line = Array(pending[..<newline])
                 if line.last == 13 { line.removeLast() }
                 pending.removeFirst(newline + 1)
-                if let reply = respond(String(decoding: line, as: UTF8.self)) { write(client, reply) }
+                respond(String(decoding: line, as: UTF8.self), Writer(client: client))
             }
         }
     }

@@ -69,7 +69,10 @@ struct ConfigValueTests {
     @Test func imapResponseReaders() {
         #expect(IMAPResponseText.count("* 12 EXISTS", keyword: "EXISTS") == 12)
         #expect(IMAPResponseText.responseCode("* OK [UIDVALIDITY 1700000000] UIDs valid")! == ("UIDVALIDITY", "1700000000"))
-        #expect(IMAPResponseText.searchResults("* SEARCH 3 5 9") == [3, 5, 9])
+        #expect(IMAPResponseText.searchResults("* SEARCH 3 5 9") == .uids([3, 5, 9]))
+        #expect(IMAPResponseText.searchResults("* SEARCH 3 4294967296") == .invalid("4294967296"))
+        #expect(IMAPResponseText.searchResults("* SEARCH -1") == .invalid("-1"))
+        #expect(IMAPResponseText.searchResults("* SEARCH 0") == .invalid("0"))
         #expect(IMAPResponseText.listedMailbox("* LIST (\\HasNoChildren) \".\" \"Processed\"") == "Processed")
         #expect(IMAPResponseText.listedMailbox("* LIST (\\HasNoChildren) NIL INBOX") == "INBOX")
     }

@@ -33,7 +33,7 @@ struct IMAPFetchParsingTests {
             + "TAG OK done\r\n"
         let (server, client) = try Self.session(replying: reply)
         defer { server.stop() }
-        let (responses, status) = try client.fetch("UID FETCH 7:9 (UID RFC822.SIZE BODY.PEEK[])")
+        let (responses, status) = try client.fetch("UID FETCH 7:9 (UID RFC822.SIZE BODY.PEEK[])", bytes: 1 << 20)
         #expect(status.isOK)
         #expect(responses.map(\.uid) == [7, 8, 9])
         #expect(responses[0].items["BODY[]"]?.bytes == Array(body.utf8))
@@ -49,7 +49,7 @@ struct IMAPFetchParsingTests {
         defer { server.stop() }
         client.maximumFetchLiteral = 1 << 20
         do {
-            _ = try client.fetch("UID FETCH 7 (UID BODY.PEEK[])")
+            _ = try client.fetch("UID FETCH 7 (UID BODY.PEEK[])", bytes: 1 << 20)
             Issue.record("a 1 TB literal was accepted")
         } catch {
             #expect(error.kind == .protocolViolation)
@@ -61,7 +61,7 @@ struct IMAPFetchParsingTests {
         let (server, client) = try Self.session(replying: "* 1 FETCH (UID 7 BODY[] {100}\r\nonly a few bytes")
         defer { server.stop() }
         let started = ContinuousClock.now
-        #expect(throws: MailConnectionError.self) { _ = try client.fetch("UID FETCH 7 (UID BODY.PEEK[])") }
+        #expect(throws: MailConnectionError.self) { _ = try client.fetch("UID FETCH 7 (UID BODY.PEEK[])", bytes: 1 << 20) }
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 }

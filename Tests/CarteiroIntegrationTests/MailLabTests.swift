@@ -23,7 +23,7 @@ struct MailLabTests {
         #expect(deferred.code == 451)
         #expect(try smtp.run("DATA").code == 354)
         try session.send(Array("Subject: \(marker)\r\n\r\nbody\r\n.\r\n".utf8))
-        let accepted = try smtp.readReply()
+        let accepted = try smtp.readReply(to: ".")
         #expect(accepted.code == 250)
         _ = try? smtp.run("QUIT")
 
@@ -60,7 +60,7 @@ struct MailLabTests {
                                              "RCPT TO:<451-later@lab.test>", "RCPT TO:<other@lab.test>", "DATA"])
         #expect(replies.map(\.code) == [250, 250, 550, 451, 250, 354])
         try smtp.session.send(Array("Subject: \(marker)\r\n\r\nbody\r\n.\r\n".utf8))
-        #expect(try smtp.readReply().code == 250)
+        #expect(try smtp.readReply(to: ".").code == 250)
         // All recipients refused: the server refuses DATA as well, and the session goes on.
         let refused = try smtp.runPipelined(["MAIL FROM:<desk@lab.test>", "RCPT TO:<550-nobody@lab.test>", "DATA"])
         #expect(refused.map(\.code).prefix(2) == [250, 550])

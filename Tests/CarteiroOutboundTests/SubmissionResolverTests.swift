@@ -110,7 +110,6 @@ struct SubmissionResolverTests {
         #expect(rejection(Submission(subject: "s", text: "t")) == "no recipient is left: the step names none, and the submission adds no `to`, `cc` or `bcc`")
         #expect(rejection(Submission(to: ["a@b.example"], subject: "s\r\nBcc: victim@x.example", text: "t"))?.contains("header injection") == true)
         #expect(rejection(Submission(to: ["a@b.example\r\nBcc: v@x.example"], subject: "s", text: "t"))?.contains("header injection") == true)
-        #expect(rejection(Submission(to: ["a@b.example"], subject: "{{#broken}}", text: "t"))?.hasPrefix("the subject template is not valid Mustache") == true)
         #expect(rejection(Submission(to: ["a@b.example"], text: "t")) == "there is no subject: give `subject`, or a step that has one")
     }
 
