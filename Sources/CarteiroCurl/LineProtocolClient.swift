@@ -115,17 +115,18 @@ public final class SMTPClient {
     }
 
     public let session: MailSession
+    /// How long one reply may take in all, however it trickles: by default the longest of RFC
+    /// 5321 §4.5.3.2's timeouts (10 minutes, for the reply to the final dot).
+    public let maximumReplyTime: Duration
 
-    public init(session: MailSession) {
+    public init(session: MailSession, maximumReplyTime: Duration = .seconds(600)) {
         self.session = session
+        self.maximumReplyTime = maximumReplyTime
     }
 
     /// What one reply may hold: RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets, and an
     /// EHLO reply lists a few dozen extensions.
     public static let maximumReplyBytes = 64 << 10
-    /// How long one reply may take in all, however it trickles: the longest of RFC 5321
-    /// §4.5.3.2's timeouts (10 minutes, for the reply to the final dot).
-    public static let maximumReplyTime = Duration.seconds(600)
 
     /// Sends a command and reads its (possibly multi-line) reply.
     public func run(_ command: String) throws(MailConnectionError) -> Reply {
@@ -155,7 +156,7 @@ public final class SMTPClient {
     /// `command` names the reply in errors: its verb only, never its arguments.
     public func readReply(to command: String) throws(MailConnectionError) -> Reply {
         let verb = command.split(separator: " ").first.map { $0.uppercased() } ?? "the command"
-        session.expectReply(to: verb == "." ? "the end of the message" : verb, bytes: Self.maximumReplyBytes, within: Self.maximumReplyTime)
+        session.expectReply(to: verb == "." ? "the end of the message" : verb, bytes: Self.maximumReplyBytes, within: maximumReplyTime)
         var lines: [String] = []
         while true {
             let line = try session.readLine()

@@ -55,6 +55,8 @@ struct ProcessResult {
     var status: Int32
     var stdout: String
     var stderr: String
+    /// Ended by a signal (a trap, a crash), not by exit: `status` is then the signal.
+    var crashed = false
 }
 
 func runCarteiro(_ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
@@ -69,5 +71,6 @@ func runCarteiro(_ arguments: [String], environment: [String: String]? = nil) th
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self),
+                         crashed: process.terminationReason == .uncaughtSignal)
 }
