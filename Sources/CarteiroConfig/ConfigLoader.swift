@@ -48,25 +48,23 @@ public struct ConfigLoader {
         }
         seen.insert(canonical)
         files.append(path)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let data: Data
+        switch RegularFile.read(path, limit: ConfigLimits.maximumFileSize) {
+        case .success(let bytes):
+            data = Data(bytes)
+        case .failure(.missing):
             diagnostics.error(origin, includedFrom == nil
                 ? "cannot read the configuration: \(path) does not exist"
                 : "cannot include \(path): it does not exist")
             return
-        }
-        if isDirectory.boolValue {
+        case .failure(.directory):
             diagnostics.error(origin, "\(path) is a directory, not a configuration file\(includedFrom == nil ? "" : " (to include a folder, write \"\(path)/*.conf\")")")
             return
-        }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            diagnostics.error(origin, "cannot read \(path): permission denied")
-            return
-        }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: ConfigLimits.maximumFileSize + 1)) ?? Data()
-        if data.count > ConfigLimits.maximumFileSize {
+        case .failure(.tooLarge):
             diagnostics.error(SourceLocation(file: path, line: 1, column: 1), "file is larger than \(ConfigLimits.maximumFileSize / 1024) KB: this is not a configuration file")
+            return
+        case .failure(let problem):
+            diagnostics.error(origin, "cannot \(includedFrom == nil ? "read the configuration" : "include") \(path): it \(problem)")
             return
         }
         guard let text = Self.decodeUTF8(data, file: path, diagnostics: &diagnostics) else { return }

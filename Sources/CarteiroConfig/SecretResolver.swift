@@ -40,15 +40,12 @@ public struct SecretResolver: Sendable {
     }
 
     private func readFile(_ path: String, what: String) -> Result<Secret, Failure> {
-        guard FileManager.default.fileExists(atPath: path) else {
-            return .failure(Failure(description: "\(what) \(path) does not exist"))
+        let data: [UInt8]
+        switch RegularFile.read(path, limit: Self.maximumSecretFileSize) {
+        case .success(let bytes): data = bytes
+        case .failure(let problem): return .failure(Failure(description: "\(what) \(path) \(problem)"))
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            return .failure(Failure(description: "\(what) \(path) cannot be read (permission denied)"))
-        }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: Self.maximumSecretFileSize)) ?? Data()
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: data, as: UTF8.self) else {
             return .failure(Failure(description: "\(what) \(path) is not UTF-8 text"))
         }
         // The first line is the password: editors add a final newline, and that is not part of it.

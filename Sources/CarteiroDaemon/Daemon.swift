@@ -25,9 +25,12 @@ public final class Daemon: @unchecked Sendable {
     var reloadAgain = false
     var stopping = false
     var keepAlive: [any DispatchSourceProtocol] = []
+    /// The claim on the state directory in use; a reload to another one takes that one's first.
+    var stateLock: StateLock
 
-    public init(path: String, environment: [String: String], configuration: Configuration, log: DaemonLog) throws(InboundService.StartFailure) {
+    public init(path: String, environment: [String: String], configuration: Configuration, lock: StateLock, log: DaemonLog) throws(InboundService.StartFailure) {
         self.path = path
+        self.stateLock = lock
         self.environment = environment
         self.configuration = configuration
         self.log = log
@@ -48,6 +51,16 @@ public final class Daemon: @unchecked Sendable {
     }
 
     public func run() -> Never {
+        // The handlers exist before READY=1 (and before any work): systemd may send SIGHUP or
+        // SIGTERM the moment it hears READY, and an unhandled SIGHUP would end the process.
+        // A signal that arrives while the services start waits on `queue` until they have.
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [self] in number == SIGHUP ? reload() : stop(signal: number == SIGTERM ? "TERM" : "INT") }
+            source.resume()
+            keepAlive.append(source)
+        }
         queue.sync { startServices() }
         notifier.ready(status: statusLine())
         // STATUS= follows the mailboxes' health.
@@ -62,13 +75,6 @@ public final class Daemon: @unchecked Sendable {
         }
         statusTimer.resume()
         keepAlive.append(statusTimer)
-        for number in [SIGTERM, SIGINT, SIGHUP] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [self] in number == SIGHUP ? reload() : stop(signal: number == SIGTERM ? "TERM" : "INT") }
-            source.resume()
-            keepAlive.append(source)
-        }
         dispatchMain()
     }
 
@@ -140,18 +146,22 @@ public final class Daemon: @unchecked Sendable {
         if next.daemon.stateDirectory == configuration.daemon.stateDirectory && next.events.spool == configuration.events.spool {
             // The usual case: mailboxes and lanes are added, changed or removed in place; the
             // unchanged ones are not disturbed.
+            // All or nothing: both halves are made ready first; only when neither failed does
+            // anything that runs change.
+            let inboundReload: InboundService.Reload
+            let outboundReload: OutboundService.Reload
             do {
-                try service.apply(next, environment: environment)
-                try outbound.apply(next, environment: environment)
+                inboundReload = try service.prepareReload(next, environment: environment)
+                outboundReload = try outbound.prepareReload(next, environment: environment)
             } catch {
                 log.log(.error, "reload failed", ["error": "\(error)"])
                 finishReload(status: "reload failed; running the previous configuration")
                 return
             }
+            service.apply(inboundReload)
+            outbound.apply(outboundReload)
             if next.events.webhook != configuration.events.webhook {
-                forwarder?.stop {}
-                forwarder = next.events.webhook.map { EventForwarder(spool: next.events.spool, url: $0, log: log) }
-                forwarder?.start()
+                replaceForwarder(next.events.webhook.map { EventForwarder(spool: next.events.spool, url: $0, log: log) })
             }
             configuration = next
             log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count),
@@ -159,11 +169,24 @@ public final class Daemon: @unchecked Sendable {
             finishReload(status: statusLine())
             return
         }
-        // A new state directory or spool: everything stops and starts again there.
+        // A new state directory or spool: everything stops and starts again there, once this
+        // process holds the new directory.
+        let nextLock: StateLock
+        do {
+            nextLock = next.daemon.stateDirectory == configuration.daemon.stateDirectory
+                ? stateLock : try StateLock.acquire(stateDirectory: next.daemon.stateDirectory)
+        } catch {
+            log.log(.error, "reload failed", ["error": "\(error)"])
+            finishReload(status: "reload failed; running the previous configuration")
+            return
+        }
         let old = service
         let oldOutbound = outbound
-        forwarder?.stop {}
         let group = DispatchGroup()
+        if let oldForwarder = forwarder {
+            group.enter()
+            oldForwarder.stop { group.leave() }
+        }
         group.enter()
         old.stop { group.leave() }
         group.enter()
@@ -174,6 +197,7 @@ public final class Daemon: @unchecked Sendable {
                     service = try InboundService(configuration: next, environment: environment, log: log)
                     outbound = try OutboundService(configuration: next, environment: environment, log: log)
                     configuration = next
+                    stateLock = nextLock
                     log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count)])
                 } catch {
                     // The old configuration's service was stopped; start it again.
@@ -185,6 +209,18 @@ public final class Daemon: @unchecked Sendable {
                 finishReload(status: statusLine())
             }
         }
+    }
+
+    /// One forwarder at a time on the spool: the new one starts only once the old one has
+    /// stopped (its POST in flight finished), or two would post the same events out of order.
+    func replaceForwarder(_ next: EventForwarder?) {
+        guard let old = forwarder else {
+            forwarder = next
+            next?.start()
+            return
+        }
+        forwarder = next
+        old.stop { next?.start() }
     }
 
     func finishReload(status: String) {

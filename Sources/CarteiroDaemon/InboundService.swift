@@ -51,12 +51,26 @@ public final class InboundService: @unchecked Sendable {
         for mailbox in mailboxes { scheduler.status[mailbox.name] = MailboxStatus(name: mailbox.name) }
     }
 
-    /// A reload: new and changed mailboxes get new pollers, removed ones stop, unchanged ones go
-    /// on undisturbed. Throws (and changes nothing) when a password cannot be read.
-    public func apply(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) {
+    /// What a reload will change, made ready without changing anything that runs.
+    public struct Reload {
+        let mailboxes: [InboundMailbox]
+        let pollers: [String: InboundScheduler.Poller]
+        let contracts: [String: String]
+        let maxParallel: Int
+    }
+
+    /// The first half of a reload: everything that can fail (passwords, the state directory).
+    /// Throws, and changes nothing that runs, when a password cannot be read.
+    public func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
-        mailboxCount = mailboxes.count
-        scheduler.update(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls)
+        return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls)
+    }
+
+    /// The second half, which cannot fail: new and changed mailboxes get new pollers, removed
+    /// ones stop, unchanged ones go on undisturbed.
+    public func apply(_ reload: Reload) {
+        mailboxCount = reload.mailboxes.count
+        scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
     }
 
     func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)

@@ -63,12 +63,25 @@ public final class OutboundService: @unchecked Sendable {
     /// A reload: lanes whose mailbox, password, lifetime and name are unchanged go on; changed
     /// ones finish the message in flight and are replaced; removed ones stop (their queue stays
     /// on disk); new ones start. Submissions are resolved against the new configuration.
-    public func apply(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) {
+    public struct Reload: @unchecked Sendable {
+        let configuration: Configuration
+        let passwords: [String: Secret]
+        let resolver: SubmissionResolver
+    }
+
+    /// The first half of a reload: everything that can fail, nothing that runs changed.
+    public func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> Reload {
         let passwords = try Self.passwords(configuration, environment: environment)
         let secret: [UInt8]
         do { secret = try directory.threadingSecret() } catch { throw .storage(error.description) }
-        let nextResolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: secret),
-                                              hostname: OutboundService.hostname(configuration))
+        return Reload(configuration: configuration, passwords: passwords,
+                      resolver: SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: secret),
+                                                   hostname: OutboundService.hostname(configuration)))
+    }
+
+    /// The second half, which cannot fail.
+    public func apply(_ reload: Reload) {
+        let (configuration, passwords, nextResolver) = (reload.configuration, reload.passwords, reload.resolver)
         let log = self.log
         watcher.async { [self] in
             resolver = nextResolver
@@ -200,14 +213,27 @@ public final class OutboundService: @unchecked Sendable {
         // loop may count as progress; one that cannot even be read is not.
         var handled = 0
         for (path, name) in paths {
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let data: Data
+            switch RegularFile.read(path, limit: Self.maximumSubmissionSize) {
+            case .success(let bytes):
+                data = Data(bytes)
+            case .failure(let problem):
+                // A FIFO, a device, a directory, an unreadable or oversized file: never read
+                // (a FIFO would block every submission behind it), set aside with the reason.
+                reject(path: path, name: name, reason: "the submission \(problem)")
+                handled += 1
+                continue
+            }
             let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
-            if existing.contains(id) || existing.contains(id + "-1") {
+            if existing.contains(id) {
                 // Queued before a crash that came between queuing and removing the submission.
                 unlink(path)
                 handled += 1
                 continue
             }
+            // A submission of several messages (ID-1 … ID-n) may have been queued in part when
+            // a crash came between its renames: it is resolved again (the same ids), and only
+            // the messages missing from the queue are queued.
             pending.append((path, name, data, id))
         }
         // Decoding, resolving and building are pure: spread over the cores, results in order.
@@ -229,15 +255,12 @@ public final class OutboundService: @unchecked Sendable {
                     log.log(.notice, "contract has no outbound mailbox; using the system's", ["contract": message.contract ?? "", "mailbox": message.mailbox])
                 }
             case .failure(let rejection):
-                let rejected = outbox + "/rejected/" + name
-                try? DurableFiles.writeSynced(Array((rejection.description + "\n").utf8), to: rejected + ".reason")
-                rename(path, rejected)
-                log.log(.error, "submission rejected", ["submission": name, "reason": rejection.description])
+                reject(path: path, name: name, reason: rejection.description)
             }
         }
         do {
             // Durable first; only then are the submissions removed.
-            try Self.enqueue(items, queue: queue)
+            try Self.enqueue(items, queue: queue, except: existing)
             for path in done { unlink(path) }
             let touched = Set(items.flatMap { $0.messages.map(\.mailbox) })
             for lane in lanes where touched.contains(lane.mailbox.name) { lane.kick() }
@@ -251,6 +274,20 @@ public final class OutboundService: @unchecked Sendable {
         return handled
     }
 
+    /// A submission larger than this is refused unread: more than any mail server accepts.
+    static let maximumSubmissionSize = 32 << 20
+
+    /// Moves a taken submission to `outbox/rejected/` with `NAME.reason` beside it.
+    func reject(path: String, name: String, reason: String) {
+        let rejected = outbox + "/rejected/" + name
+        try? DurableFiles.writeSynced(Array((reason + "\n").utf8), to: rejected + ".reason")
+        if rename(path, rejected) != 0 {
+            // A directory in the way, say: the entry must not stay taken (and retried) forever.
+            unlink(path)
+        }
+        log.log(.error, "submission rejected", ["submission": name, "reason": reason])
+    }
+
     /// A queue id from a submission's name and content: the same submission read again after a
     /// crash gets the same id, so it is recognised in the queue.
     static func queueID(name: String, content: [UInt8]) -> String {
@@ -258,12 +295,15 @@ public final class OutboundService: @unchecked Sendable {
         return "\(safe.isEmpty ? "s" : safe)-\(Digest.hex(Digest.sha256(content)).prefix(10))"
     }
 
-    public static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: OutboundQueue) throws(DurableFiles.Failure) {
+    /// Queues the submissions' messages, but none whose id is in `except` (queued already).
+    public static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: OutboundQueue, except: Set<String> = []) throws(DurableFiles.Failure) {
         let now = Int64(Date().timeIntervalSince1970)
         var items: [(QueuedMessage, [UInt8])] = []
         for (id, messages) in submissions {
             for (index, message) in messages.enumerated() {
-                items.append((QueuedMessage(id: messages.count == 1 ? id : "\(id)-\(index + 1)", mailbox: message.mailbox,
+                let itemID = messages.count == 1 ? id : "\(id)-\(index + 1)"
+                if except.contains(itemID) { continue }
+                items.append((QueuedMessage(id: itemID, mailbox: message.mailbox,
                                             envelopeFrom: message.envelopeFrom, recipients: message.recipients, messageID: message.messageID,
                                             request: message.request, contract: message.contract, created: now), message.bytes))
             }

@@ -10,8 +10,9 @@ public enum StatusReport {
             return ("carteiro is not running, or has not polled yet: no \(path)\n", false)
         }
         let pid = object["pid"] as? Int ?? 0
-        // The file may be damaged or forged: a pid that is not a pid means no daemon.
-        let running = pid_t(exactly: pid).map { $0 > 0 && kill($0, 0) == 0 } ?? false
+        // Whether a daemon runs is the state directory's lock, not the pid in the file (which
+        // may be stale, reused by another process, damaged or forged).
+        let running = StateLock.isHeld(stateDirectory: stateDirectory).held
         var lines = [running ? "carteiro is running (pid \(pid))" : "carteiro is NOT running (last pid \(pid)); the state below is from its last run"]
         func ago(_ time: Int64?) -> String {
             guard let time else { return "never" }

@@ -39,13 +39,37 @@ public struct StderrLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         for (key, value) in merged.sorted(by: { Self.order($0.key, $1.key) }) {
-            let text = "\(value)"
-            let quoted = text.contains(" ") || text.contains("\"") || text.isEmpty
-            line += " \(key)=" + (quoted ? "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : text)
+            line += " \(key)=" + Self.quoted("\(value)")
         }
         line += "\n"
         Self.lock.lock()
         FileHandle.standardError.write(Data(line.utf8))
         Self.lock.unlock()
+    }
+
+    /// A value as one token of one line: a value comes from servers, messages and file names,
+    /// so a line break or another control character in it is escaped, never written (it would
+    /// forge a log line of its own), and a value with spaces or quotes is quoted.
+    static func quoted(_ text: String) -> String {
+        var escaped = ""
+        var needsQuotes = text.isEmpty
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": escaped += "\\n"; needsQuotes = true
+            case "\r": escaped += "\\r"; needsQuotes = true
+            case "\t": escaped += "\\t"; needsQuotes = true
+            case "\"": escaped += "\\\""; needsQuotes = true
+            case "\\": escaped += "\\\\"
+            case " ": escaped += " "; needsQuotes = true
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                    escaped += "\\u{" + String(scalar.value, radix: 16) + "}"
+                    needsQuotes = true
+                } else {
+                    escaped.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return needsQuotes ? "\"" + escaped + "\"" : escaped
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// The layout of the state directory (SPEC §6). Paths in events are relative to `root`.
@@ -37,8 +40,19 @@ public struct StateDirectory: Sendable {
         }
         try? random.close()
         bytes = [UInt8](data)
-        try DurableFiles.writeSynced(bytes, to: path + ".tmp", mode: 0o600)
-        try DurableFiles.rename(path + ".tmp", path)
+        // `carteiro send` and the daemon may both make it at once: each writes its own
+        // temporary file and link(2)s it into place, which fails if the key exists. The loser
+        // takes the winner's key; a rename would let the last one replace a key already used.
+        let temporary = "\(path).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        try DurableFiles.writeSynced(bytes, to: temporary, mode: 0o600)
+        defer { unlink(temporary) }
+        if link(temporary, path) != 0 {
+            let reason = errno
+            guard reason == EEXIST else { throw DurableFiles.Failure(description: "cannot create \(path): \(String(cString: strerror(reason)))") }
+            if let existing = DurableFiles.read(path), existing.count >= 32 { return existing }
+            // A damaged key (cut short): replaced, as a missing one would be.
+            try DurableFiles.rename(temporary, path)
+        }
         try DurableFiles.syncDirectory(root)
         return bytes
     }

@@ -22,6 +22,9 @@ struct ConfigOptions: ParsableArguments {
 
     /// Loads and validates the configuration; on errors prints each one and exits 78 (EX_CONFIG).
     func load() throws -> (Configuration, [Diagnostic]) {
+        // Whatever umask Carteiro was started with (000 included), nothing it writes is open to
+        // every user: events and raw messages are for its group (the desk) at most.
+        umask(0o027)
         let outcome = ConfigurationFile.load(path: path, environment: environment)
         guard let configuration = outcome.configuration else {
             for diagnostic in outcome.diagnostics { Output.error(diagnostic.description) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CarteiroConfig
 import CarteiroDaemon
+import CarteiroStore
 import CarteiroSystemd
 import Foundation
 import Logging
@@ -27,11 +28,20 @@ struct Run: ParsableCommand {
             return handler
         }
         let (configuration, warnings) = try options.load()
+        // One process a state directory, before anything in it is read or recovered.
+        let lock: StateLock
+        do {
+            lock = try StateLock.acquire(stateDirectory: configuration.daemon.stateDirectory)
+        } catch {
+            Output.error("carteiro: cannot start: \(error)")
+            if case .held = error { throw ExitCode(75) } // EX_TEMPFAIL: try again once the other one stops
+            throw ExitCode(73)
+        }
         let log = DaemonLog()
         for warning in warnings { log.log(.warning, "configuration", ["warning": warning.description]) }
         let daemon: Daemon
         do {
-            daemon = try Daemon(path: options.path, environment: options.environment, configuration: configuration, log: log)
+            daemon = try Daemon(path: options.path, environment: options.environment, configuration: configuration, lock: lock, log: log)
         } catch {
             Output.error("carteiro: cannot start: \(error)")
             if case .secrets = error { throw ExitCode(78) }

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import CarteiroStore
+import CarteiroTesting
+
+/// One owner per piece of state: one daemon a state directory; admin commands go through it.
+struct OwnershipTests {
+    /// A configuration whose one inbound mailbox points at a port nobody listens on.
+    static func configuration(_ directory: TemporaryDirectory) throws -> (config: String, state: String) {
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, pollInterval: "60s", mailboxes: """
+            [mailbox.dead]
+            type = "inbound"
+            provider = "imap"
+            starttls = false
+            server = "127.0.0.1"
+            port = 9
+            user = "u"
+            password = "p"
+            timeout = "1s"
+
+            """, contractMailboxes: ["dead"]), mode: 0o600)
+        return (config, state)
+    }
+
+    @Test func aSecondDaemonOnOneStateDirectoryRefusesAndNamesTheFirst() throws {
+        let directory = try TemporaryDirectory()
+        let (config, state) = try Self.configuration(directory)
+        let first = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/first.log")
+        defer { first.kill() }
+        // The first one holds the lock once it has started.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !StateLock.isHeld(stateDirectory: state).held && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(StateLock.isHeld(stateDirectory: state) == (true, first.process.processIdentifier))
+
+        for arguments in [["run", "--config", config], ["run", "--once", "--config", config]] {
+            let second = try runCarteiro(arguments)
+            #expect(second.status == 75, "\(arguments): \(second.stderr)")
+            #expect(second.stderr.contains("carteiro (pid \(first.process.processIdentifier)) already runs on this state directory"), "\(second.stderr)")
+        }
+        // However the first one ends, the directory is free again: no stale lock.
+        first.kill()
+        let after = try runCarteiro(["run", "--once", "--config", config])
+        #expect(after.status == 1, "the dead mailbox fails, but the run goes ahead: \(after.stderr)")
+        #expect(!after.stderr.contains("already runs"))
+    }
+}
+
+/// Crash points of the outbound enqueue, replayed by hand: the state a crash leaves is built
+/// from a real run, then the next run must end with every message queued exactly once.
+struct EnqueueRecoveryTests {
+    static func queued(_ state: String) -> [String] {
+        let lane = state + "/queue/out"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: lane)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+    }
+
+    /// A submission of two messages (ID-1, ID-2) interrupted between its two renames: ID-1 is
+    /// in the queue, ID-2 only as its temporary file, the submission still taken. The next
+    /// start used to see ID-1, drop the submission, and lose ID-2.
+    @Test func aMultiMessageSubmissionCutBetweenItsRenamesLosesNothing() throws {
+        let directory = try TemporaryDirectory()
+        let (config, state) = try OwnershipTests.configuration(directory)
+        try FileManager.default.createDirectory(atPath: state + "/outbox", withIntermediateDirectories: true)
+        let submission = #"{"mailbox": "out", "to": ["a@x.example", "b@x.example"], "subject": "s", "text": "t"}"#
+        try submission.write(toFile: state + "/outbox/two.json", atomically: true, encoding: .utf8)
+        _ = try runCarteiro(["run", "--once", "--config", config]) // nothing listens on the SMTP port: both stay queued
+        let first = Self.queued(state)
+        #expect(first.count == 2, "\(first)")
+        let id2 = try #require(first.last).dropLast(5)
+        // The crash: the second rename never happened, the submission was never removed.
+        try FileManager.default.moveItem(atPath: "\(state)/queue/out/\(id2).json", toPath: "\(state)/queue/out/.\(id2).json.tmp")
+        try submission.write(toFile: state + "/outbox/.taken/two.json", atomically: true, encoding: .utf8)
+        _ = try runCarteiro(["run", "--once", "--config", config])
+        #expect(Self.queued(state) == first)
+        #expect(!FileManager.default.fileExists(atPath: state + "/outbox/.taken/two.json"))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/outbox/rejected")) ?? []).isEmpty)
+    }
+
+    @Test func aFIFOInTheOutboxIsSetAsideNotWaitedFor() throws {
+        let directory = try TemporaryDirectory()
+        let (config, state) = try OwnershipTests.configuration(directory)
+        try FileManager.default.createDirectory(atPath: state + "/outbox", withIntermediateDirectories: true)
+        #expect(mkfifo(state + "/outbox/fifo.json", 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: state + "/outbox/dir.json", withIntermediateDirectories: true)
+        try #"{"mailbox": "out", "to": ["a@x.example"], "subject": "s", "text": "t"}"#.write(toFile: state + "/outbox/ok.json", atomically: true, encoding: .utf8)
+        let result = try runCarteiro(["run", "--once", "--config", config])
+        #expect(!result.crashed)
+        #expect(Self.queued(state).count == 1, "the good submission behind them is queued: \(result.stderr)")
+        let reason = try String(contentsOfFile: state + "/outbox/rejected/fifo.json.reason", encoding: .utf8)
+        #expect(reason == "the submission is a FIFO, not a regular file\n")
+        #expect(try String(contentsOfFile: state + "/outbox/rejected/dir.json.reason", encoding: .utf8) == "the submission is a directory\n")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/outbox/.taken")) ?? []).isEmpty)
+    }
+}
