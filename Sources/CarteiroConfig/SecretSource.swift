@@ -4,6 +4,54 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
     public init(_ value: String) { self.value = value }
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
+
+    /// Secrets shorter than this are not searched for in text: redacting every "p" of a
+    /// message would destroy it, and so short a password protects nothing anyway.
+    static let shortestRedacted = 4
+
+    /// `text` with the secret, and the forms a server may echo back (base64 of it, and of
+    /// SASL PLAIN's `\0user\0secret`), replaced by `<redacted>`: a server's reply goes into
+    /// logs, status files and events, and a hostile or broken one may quote the login.
+    public func redact(_ text: String, user: String? = nil) -> String {
+        guard value.utf8.count >= Self.shortestRedacted else { return text }
+        var forms = [value, Self.base64(Array(value.utf8))]
+        if let user { forms.append(Self.base64([0] + Array(user.utf8) + [0] + Array(value.utf8))) }
+        var result = text
+        for form in forms where result.contains(form) {
+            result = result.replacingAll(form, with: "<redacted>")
+        }
+        return result
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int((b0 & 3) << 4 | b1 >> 4)])
+            out.append(i + 1 < bytes.count ? alphabet[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            out.append(i + 2 < bytes.count ? alphabet[Int(b2 & 63)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// Every occurrence of `target` replaced (no Foundation in this module's core).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = self[...]
+        while let range = rest.range(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
 }
 
 /// Where a mailbox's password comes from. Exactly one source per mailbox.

@@ -1,3 +1,5 @@
+import CarteiroConfig
+
 /// Why talking to a mail server failed, in words an operator can act on, with what the
 /// server said and whether trying again later can help.
 public struct MailConnectionError: Error, Sendable, CustomStringConvertible {
@@ -58,6 +60,16 @@ public struct MailConnectionError: Error, Sendable, CustomStringConvertible {
         case .connectionRefused, .connectTimedOut, .noAnswer, .connectionLost, .nameNotResolved, .tooSlow, .other: true
         default: false
         }
+    }
+
+    /// The same error with `secret` (in every form a server might echo) taken out of what
+    /// the server said and of the message quoting it.
+    public func redacting(_ secret: Secret?, user: String?) -> MailConnectionError {
+        guard let secret else { return self }
+        var copy = self
+        copy.message = secret.redact(message, user: user)
+        copy.serverReply = serverReply.map { secret.redact($0, user: user) }
+        return copy
     }
 
     public var description: String {

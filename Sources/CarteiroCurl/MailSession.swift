@@ -60,6 +60,7 @@ public final class MailSession {
         let code = handle.perform()
         guard code == CURLE_OK else {
             throw CurlFailure.explain(code, handle: handle, endpoint: endpoint, user: credentials?.user)
+                .redacting(credentials?.password, user: credentials?.user)
         }
         guard let socket = handle.activeSocket else {
             throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "the connection to \(endpoint) closed right after the login")

@@ -19,7 +19,7 @@ struct IMAPPoller {
         let client = IMAPClient(session: try PollFailure.openSession(mailbox, password: password))
         client.maximumFetchLiteral = maximumLiteral
         defer { client.logout() }
-        return try PollFailure.sorting { try poll(client) }
+        return try PollFailure.sorting(mailbox, password: password) { try poll(client) }
     }
 
     func poll(_ client: IMAPClient) throws -> PollOutcome {

@@ -82,7 +82,7 @@ public struct MailboxTester {
                 try checkPOP3(POP3Client(session: session))
             }
         } catch {
-            throw .connection(error)
+            throw .connection(error.redacting(secret, user: mailbox.user))
         }
     }
 
@@ -183,11 +183,12 @@ public struct MailboxTester {
                 throw MailConnectionError(.commandRefused, endpoint: endpoint.description, message: "\(endpoint) refused EHLO", serverReply: "\(ehlo.code) \(ehlo.text)")
             }
             let extensions = ehlo.lines.dropFirst().map { $0.split(separator: " ").first.map(String.init) ?? $0 }
-            if !extensions.isEmpty { report("  extensions: \(extensions.joined(separator: " "))") }
+            let listed = extensions.joined(separator: " ")
+            if !extensions.isEmpty { report("  extensions: \(credentials.map { $0.password.redact(listed, user: $0.user) } ?? listed)") }
             let quit = try client.run("QUIT")
             report("  said goodbye (\(quit.code)); nothing was sent")
         } catch {
-            throw .connection(error)
+            throw .connection(error.redacting(credentials?.password, user: credentials?.user))
         }
     }
 }

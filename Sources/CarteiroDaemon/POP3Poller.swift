@@ -16,7 +16,7 @@ struct POP3Poller {
 
     func poll() throws(PollFailure) -> PollOutcome {
         let client = POP3Client(session: try PollFailure.openSession(mailbox, password: password))
-        return try PollFailure.sorting { try poll(client) }
+        return try PollFailure.sorting(mailbox, password: password) { try poll(client) }
     }
 
     func poll(_ client: POP3Client) throws -> PollOutcome {

@@ -41,16 +41,18 @@ extension PollFailure {
             session.sessionDeadline = ContinuousClock.now + mailbox.maxPollTime
             return session
         } catch {
-            throw .connection(error)
+            throw .connection(error.redacting(password, user: mailbox.user))
         }
     }
 
     /// Runs a poll's body, sorting whatever it throws into connection, storage or configuration.
-    static func sorting(_ body: () throws -> PollOutcome) throws(PollFailure) -> PollOutcome {
+    /// The password is taken out of anything the server said (it reaches the journal, status
+    /// and events).
+    static func sorting(_ mailbox: InboundMailbox, password: Secret, _ body: () throws -> PollOutcome) throws(PollFailure) -> PollOutcome {
         do {
             return try body()
         } catch let error as MailConnectionError {
-            throw .connection(error)
+            throw .connection(error.redacting(password, user: mailbox.user))
         } catch let error as PollFailure {
             throw error
         } catch {

@@ -108,6 +108,7 @@ final class SMTPLane: @unchecked Sendable {
             do {
                 try send(&item, bytes: bytes, client: client, pipelining: pipelining)
             } catch {
+                let error = error.redacting(password, user: mailbox.user)
                 // The connection broke mid-transaction: what was not confirmed is retried.
                 session = nil
                 defer_(&item, error: error.description)
@@ -193,7 +194,8 @@ final class SMTPLane: @unchecked Sendable {
 
     func record(_ item: inout QueuedMessage, _ index: Int, code: Int, reply: String) {
         item.recipients[index].code = code
-        item.recipients[index].reply = reply
+        // Kept in the queue and in delivery.failed events: never with the login in it.
+        item.recipients[index].reply = password.map { $0.redact(reply, user: mailbox.user) } ?? reply
         switch code / 100 {
         case 2: item.recipients[index].state = .sent
         case 5: item.recipients[index].state = .failed
