@@ -25,20 +25,37 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// A pragmatic check of an addr-spec: one `@`, a local part and a dotted domain, no spaces,
-    /// no control characters (which would allow header injection), no angle brackets.
+    /// An addr-spec Carteiro can write the same way in the header and in the envelope: a
+    /// dot-atom local part (RFC 5322 §3.2.3's atext, or UTF-8 as RFC 6532 allows) and a dotted
+    /// domain. Quoted local parts and address literals (`"a:b"@x`, `a@[127.0.0.1]`) are refused
+    /// rather than written inconsistently; no spaces, no control characters (header injection).
     public static func isValidAddress(_ text: String) -> Bool {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, let local = parts.first, let domain = parts.last,
               !local.isEmpty, local.utf8.count <= 64, !domain.isEmpty, domain.utf8.count <= 255 else { return false }
-        let forbidden: (Character) -> Bool = { c in
-            c.isWhitespace || c == "<" || c == ">" || c == "," || c == ";" || c == "\"" || c == "(" || c == ")"
-                || c.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+        let atext = Set("!#$%&'*+-/=?^_`{|}~".unicodeScalars)
+        let localOK = local.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { atom in
+            !atom.isEmpty && atom.unicodeScalars.allSatisfy { scalar in
+                scalar.value >= 0x80 ? !isSpaceOrControl(scalar) : (scalar.properties.isASCIIHexDigit || scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || atext.contains(scalar))
+            }
         }
-        guard !local.contains(where: forbidden), !domain.contains(where: forbidden) else { return false }
+        guard localOK else { return false }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        return labels.allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") && !$0.contains("_") }
+        return labels.allSatisfy { label in
+            !label.isEmpty && !label.hasPrefix("-") && !label.hasSuffix("-")
+                && label.unicodeScalars.allSatisfy { scalar in
+                    scalar.value >= 0x80 ? !isSpaceOrControl(scalar) : (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-")
+                }
+        }
     }
+
+    static func isSpaceOrControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.isWhitespace || scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
+            || scalar == "\u{2028}" || scalar == "\u{2029}"
+    }
+
+    /// Whether the address needs SMTPUTF8 (RFC 6531) to be sent: any byte beyond ASCII.
+    public var needsSMTPUTF8: Bool { !address.utf8.allSatisfy { $0 < 0x80 } }
 
     public var description: String {
         guard let name, !name.isEmpty else { return address }

@@ -136,12 +136,15 @@ public final class SMTPClient {
 
     /// Whether the server offered PIPELINING (RFC 2920) in the EHLO reply libcurl read last:
     /// the capability lines after the last 220 (the greeting, or STARTTLS's go-ahead).
-    public var offersPipelining: Bool {
+    public var offersPipelining: Bool { offers("PIPELINING") }
+
+    /// Whether the EHLO reply libcurl read last lists `keyword` (PIPELINING, SMTPUTF8 …).
+    public func offers(_ keyword: String) -> Bool {
         let lines = session.loginTranscript
         let start = lines.lastIndex { $0.hasPrefix("220") } ?? lines.startIndex
         return lines[start...].contains { line in
             (line.hasPrefix("250-") || line.hasPrefix("250 "))
-                && line.dropFirst(4).split(separator: " ").first?.uppercased() == "PIPELINING"
+                && line.dropFirst(4).split(separator: " ").first?.uppercased() == keyword
         }
     }
 

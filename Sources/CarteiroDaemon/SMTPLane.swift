@@ -143,7 +143,16 @@ final class SMTPLane: @unchecked Sendable {
         // Nothing left to send (every recipient answered before a crash): `finish` settles it.
         guard !pending.isEmpty else { return }
         item.attempts += 1
-        let mail = "MAIL FROM:<\(item.envelopeFrom)>"
+        // A non-ASCII address (RFC 6531) can only go to a server that offers SMTPUTF8; to any
+        // other, raw 8-bit addresses would be mangled or refused at random: given up, in words.
+        let needsUTF8 = !([item.envelopeFrom] + item.recipients.map(\.address)).allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
+        if needsUTF8 && !client.offers("SMTPUTF8") {
+            for index in pending {
+                record(&item, index, code: 553, reply: "not sent: the message has a non-ASCII address, and \(mailbox.server) does not offer SMTPUTF8 (RFC 6531)")
+            }
+            return
+        }
+        let mail = "MAIL FROM:<\(item.envelopeFrom)>" + (needsUTF8 ? " SMTPUTF8" : "")
         let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
         let from: SMTPClient.Reply
         var rcptReplies: [SMTPClient.Reply] = []

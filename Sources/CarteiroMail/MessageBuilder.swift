@@ -45,7 +45,27 @@ public struct MessageBuilder: Sendable {
     public mutating func addRaw(_ name: String, _ value: String) throws(Refusal) {
         try Self.checkNoLineBreaks(name, value)
         guard value.utf8.allSatisfy({ $0 < 0x80 }) else { throw Refusal(description: "\(name) must be ASCII") }
+        // Structured values fold only between words: one word too long for a line cannot be sent.
+        if let long = value.split(separator: " ").first(where: { $0.utf8.count > Self.longestWord }) {
+            throw Refusal(description: "the \(name) header holds a word of \(long.utf8.count) characters; a header line may not exceed 998")
+        }
         headers.append((name, value))
+    }
+
+    /// The longest word a header may carry whole: with the field name and folding it stays
+    /// under RFC 5322 §2.1.1's hard limit of 998 octets a line.
+    static let longestWord = 900
+
+    /// Whether a text must be written as encoded words: not printable ASCII, or a word too long
+    /// to fold (encoded words split anywhere).
+    static func needsEncodedWords(_ value: String) -> Bool {
+        var word = 0
+        for byte in value.utf8 {
+            guard byte >= 0x20 && byte < 0x7F else { return true }
+            word = byte == 32 ? 0 : word + 1
+            if word > longestWord { return true }
+        }
+        return false
     }
 
     static func checkNoLineBreaks(_ name: String, _ value: String) throws(Refusal) {
@@ -139,13 +159,12 @@ public struct MessageBuilder: Sendable {
     /// Free text: as it is when printable ASCII, else RFC 2047 B-encoded UTF-8 words, each
     /// under 75 characters and never splitting a character.
     public static func encodeUnstructured(_ value: String, nameLength: Int = 0) -> String {
-        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return value }
-        return encodedWords(value)
+        needsEncodedWords(value) ? encodedWords(value) : value
     }
 
     /// A display name: plain, quoted when it holds specials, or encoded words when not ASCII.
     static func encodePhrase(_ name: String) -> String {
-        if !name.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return encodedWords(name) }
+        if needsEncodedWords(name) { return encodedWords(name) }
         let specials = "()<>[]:;@\\,.\""
         if name.contains(where: { specials.contains($0) }) {
             return "\"" + name.replacingOccurrences("\\", with: "\\\\").replacingOccurrences("\"", with: "\\\"") + "\""

@@ -109,6 +109,25 @@ struct OutboundDeliveryTests {
         #expect(listing.stdout.contains("failed (audit-out)"))
     }
 
+    /// The lab's SMTP server does not offer SMTPUTF8: a message to a non-ASCII address is
+    /// given up with that reason (not sent as raw 8-bit), and the ASCII one beside it goes out.
+    @Test func aNonASCIIAddressNeedsSMTPUTF8() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let token = uniqueName("utf8")
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", outboundConfiguration(lab: lab, state: state, token: token), mode: 0o600)
+        try submit("""
+        {"mailbox": "audit-out", "request": "3002", "subject": "s", "text": "x", "to": ["joão.\(token)@lab.test", "joao.\(token)@lab.test"]}
+        """, name: "utf8", state: state)
+        let result = try runCarteiro(["run", "--once", "--config", config])
+        #expect(!result.crashed, "\(result.stderr)")
+        let received = ReceivedMail.all(in: lab, containing: token)
+        #expect(received.map(\.recipients) == [["joao.\(token)@lab.test"]], "\(result.stderr)")
+        let listing = try runCarteiro(["queue", "list", "--config", config])
+        #expect(listing.stdout.contains("does not offer SMTPUTF8"), "\(listing.stdout)")
+    }
+
     @Test func anUnresolvableSubmissionIsMovedAsideWithItsReason() throws {
         let lab = try requireLab()
         let directory = try TemporaryDirectory()

@@ -71,3 +71,32 @@ struct HostileSubmissionTests {
         #expect(SubmissionResolver.sectionDepth(template) <= 1)
     }
 }
+
+/// Addresses and header values that could be written in a way the envelope or the 998-octet
+/// line limit does not agree with.
+struct HeaderSafetyTests {
+    @Test(arguments: ["\"a:b\"@x.example", "a\\b@x.example", "a:b@x.example", "a@[127.0.0.1]", "a..b@x.example", ".a@x.example",
+                      "a@x_y.example", "a@x.example\u{2028}", "a\u{0}@x.example", "a@x..example"])
+    func addressesThatCannotBeWrittenConsistentlyAreRefused(_ text: String) {
+        #expect(!MailAddress.isValidAddress(text))
+    }
+
+    @Test(arguments: ["ana@x.example", "ana.souza+desk@x.example", "o'neil@x.example", "joão@açúcar.example", "a!#$%&*=?^_`{|}~-b@x.example"])
+    func dotAtomAddressesAreAccepted(_ text: String) {
+        #expect(MailAddress.isValidAddress(text))
+    }
+
+    @Test func noHeaderLineExceeds998Octets() throws {
+        var builder = MessageBuilder(boundary: "b")
+        let word = String(repeating: "x", count: 3000)
+        try builder.addText("Subject", "a \(word) b")
+        try builder.addAddresses("To", [ParsedAddress(name: word, address: "a@x.example")])
+        #expect(throws: MessageBuilder.Refusal.self) { try builder.addRaw("In-Reply-To", "<\(word)@x.example>") }
+        builder.text = "t"
+        let text = String(decoding: builder.build(), as: UTF8.self)
+        for line in text.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 998) }
+        let parsed = MailMessage.parse(builder.build())
+        #expect(parsed.subject == "a \(word) b")
+        #expect(parsed.to.first?.name == word)
+    }
+}
