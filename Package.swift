@@ -83,6 +83,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "CarteiroStoreTests",
+            dependencies: ["CarteiroStore", "CarteiroTesting"]
+        ),
+        .testTarget(
             name: "CarteiroOutboundTests",
             dependencies: ["CarteiroOutbound", "CarteiroConfig", "CarteiroMail", "CarteiroEvents"]
         ),

@@ -16,6 +16,7 @@ struct IMAPPoller {
     var store: MailboxStore { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
+        try ingest.finishInterruptedCommit()
         let client = IMAPClient(session: try PollFailure.openSession(mailbox, password: password))
         client.maximumFetchLiteral = maximumLiteral
         defer { client.logout() }

@@ -70,6 +70,16 @@ struct InboundIngest {
         return batches
     }
 
+    /// Before a poll fetches anything: a batch whose commit failed after its commit point is
+    /// finished first (never fetched and handed on again); while the disk refuses, the poll fails.
+    func finishInterruptedCommit() throws(PollFailure) {
+        do {
+            try store.finishInterruptedCommit()
+        } catch {
+            throw .storage("a batch handed on earlier could not be finished: \(error.description)")
+        }
+    }
+
     static func clamped(_ size: Int) -> Int { min(max(size, 0), largestAnnouncedSize) }
 
     /// The Message-ID, or for a message without one a hash of its header (SPEC §3).

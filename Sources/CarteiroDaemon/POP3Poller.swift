@@ -15,6 +15,7 @@ struct POP3Poller {
     var store: MailboxStore { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
+        try ingest.finishInterruptedCommit()
         let client = POP3Client(session: try PollFailure.openSession(mailbox, password: password))
         return try PollFailure.sorting(mailbox, password: password) { try poll(client) }
     }

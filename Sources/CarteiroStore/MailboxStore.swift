@@ -67,18 +67,39 @@ public final class MailboxStore {
     var keysPath: String { folder + "/message-keys" }
     var staging: String { folder + "/staging" }
 
-    public init(directory: StateDirectory, mailbox: String) throws(DurableFiles.Failure) {
+    /// Called before each step of a commit with the step's name: a test stops or fails the
+    /// commit at any step (the crash tests); nil in the daemon.
+    let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
+
+    public init(directory: StateDirectory, mailbox: String,
+                faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(DurableFiles.Failure) {
         self.name = mailbox
         self.directory = directory
         self.folder = directory.mailbox(mailbox)
+        self.faults = faults
         try DurableFiles.makeDirectory(staging)
         try recover()
+        load()
+    }
+
+    /// The state and the keys as the disk has them.
+    private func load() {
         if let data = DurableFiles.read(statePath), let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
             state = MailboxState(json: object)
         }
         if let data = DurableFiles.read(keysPath) {
             for line in data.split(separator: 10) where !line.isEmpty { dedupeKeys.insert(String(decoding: line, as: UTF8.self)) }
         }
+    }
+
+    /// A commit that failed after its commit point (a rename, a directory fsync, the state
+    /// write) left the batch handed on but not finished: it is finished before anything else is
+    /// fetched, in the running daemon as at a start, so the batch is never fetched and handed on
+    /// again. Throws while the disk still refuses; the poll then fails without fetching.
+    public func finishInterruptedCommit() throws(DurableFiles.Failure) {
+        guard DurableFiles.exists(intentPath) else { return }
+        try recover()
+        load()
     }
 
     /// Finishes a batch interrupted after its intent was durable; discards one interrupted before.
@@ -153,19 +174,28 @@ public final class MailboxStore {
         // Whatever can fail before the commit point fails here, leaving the batch uncommitted:
         // the target directories, then the staged files made durable all at once (group
         // commit), since the intent may only name durable files.
+        try faults?("directories")
         try makeDirectories(for: renames.map(\.to))
+        try faults?("stamps")
         try stampInCommitOrder(messages)
         if !renames.isEmpty {
+            try faults?("sync")
             try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents], files: renames.map(\.from))
         }
         // The commit point: once this file is durable, the batch is handed on.
+        try faults?("intent")
         try DurableFiles.replace(intentPath, with: JSONText.render(intent))
-        for pair in renames {
+        for (index, pair) in renames.enumerated() {
+            try faults?("rename \(index)")
             try DurableFiles.rename(pair.from, pair.to)
         }
+        try faults?("directory sync")
         try syncDirectories(of: renames.map(\.to))
+        try faults?("keys")
         try appendKeys(keys)
+        try faults?("state")
         try DurableFiles.replace(statePath, with: JSONText.render(advanced.json()))
+        try faults?("intent removed")
         try? FileManager.default.removeItem(atPath: intentPath)
         state = advanced
         dedupeKeys.formUnion(keys)
@@ -205,7 +235,8 @@ public final class MailboxStore {
         defer { try? handle.close() }
         do {
             try handle.seekToEnd()
-            try handle.write(contentsOf: Data(keys.joined(separator: "\n").utf8 + [10]))
+            // A leading newline: a line cut short by a crash never joins the next key.
+            try handle.write(contentsOf: Data([10] + keys.joined(separator: "\n").utf8 + [10]))
             try handle.synchronize()
         } catch {
             throw DurableFiles.Failure(description: "cannot append to \(keysPath): \(error)")

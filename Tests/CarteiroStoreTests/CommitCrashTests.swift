@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import CarteiroTesting
+@testable import CarteiroStore
+
+/// The inbound commit protocol stopped at every one of its steps, deterministically: either
+/// the process dies there (a new store recovers at the next start), or the step fails in a
+/// running daemon (the store finishes the batch before the next poll). Either way the next
+/// poll must end with every message handed on exactly once.
+struct CommitCrashTests {
+    struct Stop: Error {}
+
+    /// Counts the steps and stops the commit at step `at` (1-based); nil never stops.
+    final class Injector: @unchecked Sendable {
+        let at: Int?
+        private(set) var steps = 0
+        private(set) var stopped = false
+        private(set) var names: [String] = []
+        init(at: Int?) { self.at = at }
+        func step(_ name: String) throws(DurableFiles.Failure) {
+            steps += 1
+            names.append(name)
+            if steps == at {
+                stopped = true
+                throw DurableFiles.Failure(description: "injected stop at step \(steps) (\(name))")
+            }
+        }
+    }
+
+    static let messages: [(uid: UInt32, key: String)] = (1...5).map { (UInt32($0), "id:<m\($0)@x.example>") }
+
+    /// One poll as the poller does it: what lies beyond the state's last UID, less what the
+    /// keys say was handed on, in batches of two, each committed with its position.
+    static func poll(_ store: MailboxStore) throws(DurableFiles.Failure) {
+        let pending = messages.filter { $0.uid > store.state.lastUID }
+        var index = 0
+        while index < pending.count {
+            let batch = Array(pending[index..<min(index + 2, pending.count)])
+            index += 2
+            var staged: [StagedMessage] = []
+            for message in batch where !store.dedupeKeys.contains(message.key) {
+                staged.append(try store.stage(id: "m/9/\(message.uid)", token: "t\(message.uid)", dedupeKey: message.key,
+                                              event: Array("{\"uid\": \(message.uid)}".utf8), raw: Array("Message-ID: <m\(message.uid)>\r\n\r\nx\r\n".utf8),
+                                              attachments: [(sha256: "ab\(message.uid)", data: [1, 2, 3])]))
+            }
+            var next = store.state
+            next.uidValidity = 9
+            next.lastUID = batch.last?.uid ?? next.lastUID
+            try store.commit(staged, newState: next)
+        }
+    }
+
+    /// The desk: takes every event in the spool (removes it), as it goes, and remembers each.
+    final class Desk {
+        let spool: String
+        var taken: [String] = []
+        init(_ root: String) { spool = root + "/events" }
+        func take() {
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []) where name.hasSuffix(".json") {
+                taken.append(name)
+                unlink(spool + "/" + name)
+            }
+        }
+    }
+
+    static func check(_ root: String, _ store: MailboxStore, desk: Desk, context: String) {
+        desk.take()
+        #expect(desk.taken.sorted() == (1...5).map { "m+9+\($0).json" }, "each event exactly once: \(context)")
+        let raw = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/raw/m/9")) ?? []).sorted()
+        #expect(raw == (1...5).map { "\($0).eml" }, "\(context)")
+        #expect(store.state.lastUID == 5, "\(context)")
+        #expect(store.state.handedOn == 5, "handed on once each: \(context)")
+        #expect(store.dedupeKeys == Set(messages.map(\.key)), "\(context)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/mailboxes/m/intent.json"), "\(context)")
+        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/mailboxes/m/staging")) ?? [])
+            + ((try? FileManager.default.contentsOfDirectory(atPath: root + "/events/.pending")) ?? [])
+        #expect(leftovers.isEmpty, "no temporary file left: \(leftovers) \(context)")
+    }
+
+    static func directory(_ path: String) -> StateDirectory {
+        let directory = StateDirectory(root: path, spool: path + "/events")
+        try? directory.prepare(mailboxes: ["m"])
+        return directory
+    }
+
+    /// The steps of a clean run: every one of them is a place to stop.
+    static let stepNames: [String] = {
+        guard let temporary = try? TemporaryDirectory() else { return [] }
+        let injector = Injector(at: nil)
+        guard let store = try? MailboxStore(directory: directory(temporary.path), mailbox: "m", faults: injector.step) else { return [] }
+        try? poll(store)
+        return injector.names
+    }()
+    static var totalSteps: Int { stepNames.count }
+
+    @Test func theProtocolHasTheStepsThisTestStopsAt() {
+        // 3 batches; each: directories, stamps, sync, intent, its renames (raw, attachment,
+        // event for each message), directory sync, keys, state, intent removed.
+        #expect(Self.totalSteps == 3 * 8 + (2 + 2 + 1) * 3, "\(Self.stepNames)")
+    }
+
+    @Test(arguments: 1...(3 * 8 + 5 * 3))
+    func killedAtStepNThenRestarted(step: Int) throws {
+        let temporary = try TemporaryDirectory()
+        let injector = Injector(at: step)
+        let store = try MailboxStore(directory: Self.directory(temporary.path), mailbox: "m", faults: injector.step)
+        let desk = Desk(temporary.path)
+        #expect(throws: DurableFiles.Failure.self) { try Self.poll(store) }
+        #expect(injector.stopped, "the stop landed during the work")
+        desk.take()
+        // The process is gone; the next start recovers, and its first poll finishes the work.
+        let restarted = try MailboxStore(directory: Self.directory(temporary.path), mailbox: "m")
+        try Self.poll(restarted)
+        desk.take()
+        Self.check(temporary.path, restarted, desk: desk, context: "killed at step \(step)")
+    }
+
+    @Test(arguments: 1...(3 * 8 + 5 * 3))
+    func failingAtStepNInARunningDaemon(step: Int) throws {
+        let temporary = try TemporaryDirectory()
+        let injector = Injector(at: step)
+        let store = try MailboxStore(directory: Self.directory(temporary.path), mailbox: "m", faults: injector.step)
+        let desk = Desk(temporary.path)
+        #expect(throws: DurableFiles.Failure.self) { try Self.poll(store) }
+        #expect(injector.stopped)
+        desk.take()
+        // The same store polls again, as the running daemon does, after finishing what the
+        // failed commit left (never by fetching and handing the batch on again).
+        try store.finishInterruptedCommit()
+        try Self.poll(store)
+        Self.check(temporary.path, store, desk: desk, context: "failed at step \(step)")
+    }
+}
