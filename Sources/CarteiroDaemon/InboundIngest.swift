@@ -82,11 +82,29 @@ struct InboundIngest {
 
     static func clamped(_ size: Int) -> Int { min(max(size, 0), largestAnnouncedSize) }
 
-    /// The Message-ID, or for a message without one a hash of its header (SPEC §3).
+    /// What recognises a message handed on before (after a new UIDVALIDITY, say): its
+    /// Message-ID together with a hash of who sent it to whom, when and about what. The
+    /// Message-ID alone is not enough: broken generators and forgers reuse one for different
+    /// messages, which must not become one event. A message without one: a hash of its header.
     static func dedupeKey(_ event: RequestEvent, bytes: [UInt8]) -> String {
-        if let id = event.message?.messageID, !id.isEmpty { return "id:" + id }
-        let (_, bodyStart) = HeaderBlock.parse(bytes[...])
-        return "sha256:" + Digest.hex(Digest.sha256(Array(bytes[..<bodyStart])))
+        let (header, bodyStart) = HeaderBlock.parse(bytes[...])
+        guard let id = event.message?.messageID, !id.isEmpty else {
+            return "sha256:" + Digest.hex(Digest.sha256(Array(bytes[..<bodyStart])))
+        }
+        var identity: [UInt8] = []
+        for field in ["from", "to", "cc", "date", "subject"] {
+            identity += header.raw(field) ?? []
+            identity.append(0)
+        }
+        return "id:" + id + " " + String(Digest.hex(Digest.sha256(identity)).prefix(16))
+    }
+
+    /// Whether `key` was handed on: as it is, or as versions before 2026-11 kept it (the
+    /// Message-ID alone), so that state written by them still recognises their messages.
+    static func handedOnBefore(_ key: String, keys: Set<String>) -> Bool {
+        if keys.contains(key) { return true }
+        guard key.hasPrefix("id:"), let space = key.lastIndex(of: " ") else { return false }
+        return keys.contains(String(key[..<space]))
     }
 
     /// Parses each message, renders its event and writes its files under temporary names:
@@ -125,7 +143,7 @@ struct InboundIngest {
         for index in 0..<count {
             switch built.get(index) {
             case .success(let message)?:
-                if failure != nil || store.dedupeKeys.contains(message.dedupeKey) || seenInBatch.contains(message.dedupeKey) {
+                if failure != nil || Self.handedOnBefore(message.dedupeKey, keys: store.dedupeKeys) || seenInBatch.contains(message.dedupeKey) {
                     if failure == nil { duplicates += 1 }
                     store.discard(message)
                     continue

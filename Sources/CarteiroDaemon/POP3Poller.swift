@@ -20,6 +20,28 @@ struct POP3Poller {
         return try PollFailure.sorting(mailbox, password: password) { try poll(client) }
     }
 
+    /// UIDLs are unique in a maildrop (RFC 1939 §7); a server that repeats one would make two
+    /// messages one (the second never fetched, or both pointing at one raw file). Each repeat,
+    /// in message order, gets a suffix of its own (`UIDL#2`, `UIDL#3` …): stable from poll to
+    /// poll as long as the server keeps its order, and logged.
+    static func disambiguated(_ uidls: [Int: String], mailbox: String, log: DaemonLog) -> [Int: String] {
+        var seen: [String: Int] = [:]
+        var result: [Int: String] = [:]
+        var repeated = 0
+        for number in uidls.keys.sorted() {
+            guard let uidl = uidls[number] else { continue }
+            let count = (seen[uidl] ?? 0) + 1
+            seen[uidl] = count
+            if count > 1 { repeated += 1 }
+            result[number] = count == 1 ? uidl : "\(uidl)#\(count)"
+        }
+        if repeated > 0 {
+            log.log(.warning, "the server lists the same UIDL for different messages; each copy is taken as a message of its own",
+                    ["mailbox": mailbox, "count": String(repeated)])
+        }
+        return result
+    }
+
     func poll(_ client: POP3Client) throws -> PollOutcome {
         var outcome = PollOutcome()
         let endpoint = client.session.endpoint.description
@@ -29,8 +51,9 @@ struct POP3Poller {
         case .success(let lines):
             for line in lines {
                 let parts = line.split(separator: " ", maxSplits: 1)
-                if parts.count == 2, let number = Int(parts[0]) { uidlByNumber[number] = String(parts[1]) }
+                if parts.count == 2, let number = Int(parts[0]), number > 0 { uidlByNumber[number] = String(parts[1]) }
             }
+            uidlByNumber = Self.disambiguated(uidlByNumber, mailbox: mailbox.name, log: ingest.log)
         case .failure(let error):
             guard error.kind == .commandRefused else { throw error }
             hasUIDL = false

@@ -13,8 +13,11 @@ public enum MessageOrigin: Sendable, Hashable {
         }
     }
 
-    /// UIDLs may hold any printable ASCII (RFC 1939 §7), `/` included.
+    /// UIDLs may hold any printable ASCII (RFC 1939 §7), `/` included, and at most 70 of them;
+    /// a server that sends longer ones gets a hash instead, so a file name never grows past
+    /// what the file system allows (a name it refuses would stop the mailbox).
     static func fileSafe(_ text: String) -> String {
+        guard text.utf8.count <= 70 else { return "h-" + String(Digest.hex(Digest.sha256(Array(text.utf8))).prefix(40)) }
         var out = ""
         for byte in text.utf8 {
             let c = Unicode.Scalar(byte)
