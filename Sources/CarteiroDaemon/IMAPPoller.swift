@@ -100,31 +100,51 @@ struct IMAPPoller {
         if !firstPoll && !validityChanged && mailbox.afterFetch != .keep && state.lastUID >= state.afterFetchFrom && exists > 0 {
             let criteria = mailbox.afterFetch == .seen ? " UNSEEN" : ""
             let leftovers = try searchUIDs(client, "UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)")
-                .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID }
+                .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID && !state.givenUp.contains("\(uidValidity)/\($0)") }
             if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
 
         // Batches, pipelined twice over: batch n+1 is requested as soon as batch n is read, so
         // the server streams it meanwhile, and batch n is parsed and committed off this thread.
         // after_fetch goes to the server between FETCHes, for the batches durable by then.
-        let batches = InboundIngest.batches(candidates, size: \.size)
+        // One bad message must not stop the mailbox: the messages of a batch that failed are
+        // fetched alone, and one that fails alone poll after poll is handed on as unreadable.
+        // Keys carry the UIDVALIDITY: under another one the same UID is another message.
+        let key = { (uid: UInt32) in "\(uidValidity)/\(uid)" }
+        let suspects = Set(state.suspects)
+        let strikes = state.strikes
+        let batches = InboundIngest.batches(candidates, size: \.size) { suspects.contains(key($0.uid)) || strikes[key($0.uid)] != nil }
         let pipeline = IngestPipeline<[UInt32]>(ingest)
         defer { pipeline.drainAfterFailure() }
-        var pending = batches.isEmpty ? nil : try request(client, batch: batches[0])
+        var pending = batches.isEmpty ? nil : try request(client, batch: batches[0], strikes: strikes, key: key)
         for (number, batch) in batches.enumerated() {
             guard let current = pending else { break }
-            let fetched = try collect(client, current, uidValidity: uidValidity)
+            let fetched: [InboundIngest.Fetched]
+            do {
+                fetched = try collect(client, current, uidValidity: uidValidity)
+            } catch let error as MailConnectionError {
+                // The server cannot (or will not) send this batch: remember which messages.
+                pipeline.drain()
+                ingest.recordFetchFailure(keys: current.batch.map { key($0.uid) }, reason: error.redacting(password, user: mailbox.user).description)
+                throw error
+            }
             if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
-            pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1]) : nil
+            pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1], strikes: strikes, key: key) : nil
             let batchLast = batch.last?.uid ?? 0
             let lastUID = number + 1 == batches.count ? max(finalLastUID, batchLast) : batchLast
             // The whole position: on a first poll or a new UIDVALIDITY the stored state has
             // neither the folder's UIDVALIDITY nor the floor yet.
             let (validity, floor) = (state.uidValidity, state.afterFetchFrom)
-            try pipeline.submit(fetched, token: batch.map(\.uid)) {
+            // after_fetch is for the messages handed on with their content, not the unreadable.
+            try pipeline.submit(fetched, token: batch.map(\.uid).filter { current.unreadable[$0] == nil }) {
                 $0.uidValidity = validity
                 $0.afterFetchFrom = floor
                 $0.lastUID = lastUID
+                // Keys of another UIDVALIDITY name other messages; handed-on ones are done.
+                let prefix = "\(validity ?? 0)/"
+                $0.suspects.removeAll { !$0.hasPrefix(prefix) }
+                $0.strikes = $0.strikes.filter { $0.key.hasPrefix(prefix) }
+                $0.forget { UInt32($0.dropFirst(prefix.count)).map { $0 <= lastUID } ?? true }
             }
         }
         pipeline.drain()
@@ -194,6 +214,8 @@ struct IMAPPoller {
 
     struct PendingFetch {
         var batch: [(uid: UInt32, size: Int)]
+        /// Messages given up after their strikes: not fetched, handed on as unreadable.
+        var unreadable: [UInt32: String] = [:]
         var wholeTag: String?
         var headerTag: String?
         var wholeBytes = 0
@@ -202,11 +224,19 @@ struct IMAPPoller {
 
     /// Sends the FETCH commands of a batch: bodies with BODY.PEEK[] (fetching must never set
     /// \Seen, SPEC §3), headers only for messages above max_message_size.
-    func request(_ client: IMAPClient, batch: [(uid: UInt32, size: Int)]) throws -> PendingFetch {
+    func request(_ client: IMAPClient, batch: [(uid: UInt32, size: Int)], strikes: [String: MailboxState.Strike], key: (UInt32) -> String) throws -> PendingFetch {
+        var unreadable: [UInt32: String] = [:]
+        for item in batch {
+            if let strike = strikes[key(item.uid)], strike.count >= MailboxState.Strike.limit {
+                unreadable[item.uid] = "the server failed to send this message \(strike.count) times: \(strike.reason)"
+            }
+        }
+        let batch = batch.filter { unreadable[$0.uid] == nil }
         let whole = batch.filter { $0.size <= mailbox.maxMessageSize }.map(\.uid)
         let oversize = batch.filter { $0.size > mailbox.maxMessageSize }.map(\.uid)
         return PendingFetch(
             batch: batch,
+            unreadable: unreadable,
             wholeTag: whole.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID RFC822.SIZE BODY.PEEK[])"),
             headerTag: oversize.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])"),
             wholeBytes: fetchAllowance(batch.filter { $0.size <= mailbox.maxMessageSize }.map(\.size), headersOnly: false),
@@ -214,6 +244,13 @@ struct IMAPPoller {
     }
 
     func collect(_ client: IMAPClient, _ pending: PendingFetch, uidValidity: UInt32) throws -> [InboundIngest.Fetched] {
+        if !pending.unreadable.isEmpty {
+            // A batch of one (see `batches(_:size:alone:)`): nothing was asked of the server.
+            return pending.unreadable.sorted { $0.key < $1.key }.map { uid, reason in
+                ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": String(uid), "reason": reason])
+                return InboundIngest.Fetched(origin: .imap(uidValidity: uidValidity, uid: uid), bytes: [], size: 0, oversize: false, unreadable: reason)
+            }
+        }
         var bodies: [UInt32: [UInt8]] = [:]
         // The two FETCHes are pipelined, so the server may interleave their responses: take
         // each body from whichever response carries it.

@@ -29,6 +29,8 @@ struct InboundIngest {
         var bytes: [UInt8]
         var size: Int
         var oversize: Bool
+        /// Given up after `Strike.limit` failed fetches: why (see `EventBuilder.Input`).
+        var unreadable: String? = nil
     }
 
     /// A batch is committed (one group commit) every this many messages or bytes; a message
@@ -50,6 +52,52 @@ struct InboundIngest {
     static func announcedSize(_ value: UInt64?) -> Int {
         guard let value else { return largestAnnouncedSize }
         return value > UInt64(largestAnnouncedSize) ? largestAnnouncedSize : Int(value)
+    }
+
+    /// The batches of a poll, with one bad message in mind: suspects (the messages of a batch
+    /// whose fetch failed) and messages with strikes go one to a batch, so that a failure
+    /// names its message; the rest are batched as usual.
+    static func batches<Item>(_ items: [Item], size: (Item) -> Int, alone: (Item) -> Bool) -> [[Item]] {
+        var batches: [[Item]] = []
+        var run: [Item] = []
+        for item in items {
+            if alone(item) {
+                batches += Self.batches(run, size: size)
+                run.removeAll()
+                batches.append([item])
+            } else {
+                run.append(item)
+            }
+        }
+        return batches + Self.batches(run, size: size)
+    }
+
+    /// A batch's fetch failed: its messages become suspects (fetched alone from the next poll
+    /// on), or, for a message already alone, it gets a strike. Called with the pipeline
+    /// drained, so the state is the last one committed. Never throws: the poll's own failure
+    /// is what the caller reports.
+    func recordFetchFailure(keys: [String], reason: String) {
+        var state = store.state
+        if keys.count == 1, let key = keys.first {
+            var strike = state.strikes[key] ?? MailboxState.Strike(count: 0, reason: reason)
+            strike.count += 1
+            strike.reason = reason
+            state.strikes[key] = strike
+            state.suspects.removeAll { $0 == key }
+            log.log(.warning, strike.count >= MailboxState.Strike.limit
+                    ? "a message cannot be fetched; it will be handed on as message.unreadable"
+                    : "a message could not be fetched; it will be tried again alone",
+                    ["mailbox": mailbox.name, "message": key, "failures": String(strike.count), "reason": reason])
+        } else {
+            state.suspects = Array(Set(state.suspects).union(keys)).sorted()
+            log.log(.warning, "a batch could not be fetched; its messages will be fetched one at a time",
+                    ["mailbox": mailbox.name, "messages": String(keys.count), "reason": reason])
+        }
+        do throws(DurableFiles.Failure) {
+            try store.record(state)
+        } catch {
+            log.log(.error, "cannot record a failed fetch", ["mailbox": mailbox.name, "reason": error.description])
+        }
     }
 
     /// Splits the messages to fetch, in order, into the batches of a poll.
@@ -116,9 +164,12 @@ struct InboundIngest {
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
-                                                           receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize))
+                                                           receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize,
+                                                           unreadable: message.unreadable))
             do throws(DurableFiles.Failure) {
-                built.set(index, .success(try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: Self.dedupeKey(event, bytes: message.bytes),
+                // An unreadable message has no content to recognise it by: its own id is its key.
+                let key = message.unreadable == nil ? Self.dedupeKey(event, bytes: message.bytes) : "unreadable:" + event.id
+                built.set(index, .success(try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
                                                           event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments)))
             } catch {
                 built.set(index, .failure(.storage(error.description)))

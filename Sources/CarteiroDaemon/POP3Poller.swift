@@ -88,15 +88,37 @@ struct POP3Poller {
             return !handed.contains(uidl)
         }
         // Handed on before but still on the server (a QUIT that failed, a crash): delete them now.
+        // (Not those given up as unreadable: they stay on the server.)
+        let givenUp = state.givenUp
         var toDelete: [Int] = mailbox.afterFetch == .delete && hasUIDL
-            ? sizes.compactMap { item in uidlByNumber[item.number].flatMap { handed.contains($0) ? item.number : nil } }
+            ? sizes.compactMap { item in uidlByNumber[item.number].flatMap { handed.contains($0) && !givenUp.contains($0) ? item.number : nil } }
             : []
         // RETR of batch n+1 overlaps the parsing and commit of batch n (see IngestPipeline);
         // with PIPELINING (RFC 2449) a batch's RETRs go out together: one round trip, not one a message.
         let pipelining = pending.isEmpty ? false : try client.capabilities().contains("PIPELINING")
         let pipeline = IngestPipeline<[Int]>(ingest)
         defer { pipeline.drainAfterFailure() }
-        for batch in InboundIngest.batches(pending, size: \.size) {
+        // One bad message must not stop the mailbox (as for IMAP): a failed batch's messages
+        // are fetched alone, and one that fails alone poll after poll is handed on as
+        // unreadable. Without UIDL a message has no name across sessions, so this needs UIDL.
+        let suspects = Set(state.suspects)
+        let strikes = state.strikes
+        let batches = InboundIngest.batches(pending, size: \.size) { item in
+            guard hasUIDL, let uidl = uidlByNumber[item.number] else { return false }
+            return suspects.contains(uidl) || strikes[uidl] != nil
+        }
+        for batch in batches {
+            if batch.count == 1, let item = batch.first, hasUIDL, let uidl = uidlByNumber[item.number],
+               let strike = strikes[uidl], strike.count >= MailboxState.Strike.limit {
+                let reason = "the server failed to send this message \(strike.count) times: \(strike.reason)"
+                ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": uidl, "reason": reason])
+                try pipeline.submit([.init(origin: .pop3(uidl: uidl), bytes: [], size: item.size, oversize: false, unreadable: reason)], token: []) { state in
+                    state.uidValidity = 0
+                    if !state.uidls.contains(uidl) { state.uidls.append(uidl) }
+                    state.forget { $0 == uidl }
+                }
+                continue
+            }
             let oversize = batch.map { $0.size > mailbox.maxMessageSize }
             // What each answer may hold: the announced size twice over (RFC 1939 §11: sizes
             // may be approximate), or a header block for TOP.
@@ -104,7 +126,16 @@ struct POP3Poller {
                 isOversize ? (command: "TOP \(item.number) 0", bytes: MessageLimits.maximumHeaderBytes + (64 << 10))
                            : (command: "RETR \(item.number)", bytes: 2 * item.size + (64 << 10))
             }
-            let bodies = try client.retrieve(commands, pipelined: pipelining)
+            let bodies: [[UInt8]]
+            do {
+                bodies = try client.retrieve(commands, pipelined: pipelining)
+            } catch {
+                if hasUIDL {
+                    pipeline.drain()
+                    ingest.recordFetchFailure(keys: batch.compactMap { uidlByNumber[$0.number] }, reason: error.redacting(password, user: mailbox.user).description)
+                }
+                throw error
+            }
             var fetched: [InboundIngest.Fetched] = []
             var batchUIDLs: [String] = []
             for (item, (body, isOversize)) in zip(batch, zip(bodies, oversize)) {
@@ -117,6 +148,8 @@ struct POP3Poller {
                 state.uidValidity = 0
                 let known = Set(state.uidls)
                 state.uidls += uidls.filter { !known.contains($0) }
+                let handed = Set(uidls)
+                state.forget { handed.contains($0) }
             }
         }
         pipeline.drain()
@@ -125,7 +158,11 @@ struct POP3Poller {
         let listed = Set(uidlByNumber.values)
         var pruned = store.state
         pruned.uidValidity = 0
-        if hasUIDL { pruned.uidls = pruned.uidls.filter { listed.contains($0) } }
+        if hasUIDL {
+            pruned.uidls = pruned.uidls.filter { listed.contains($0) }
+            // A message the server no longer lists needs no more tries.
+            pruned.forget { !listed.contains($0) }
+        }
         if mailbox.afterFetch == .delete {
             for number in toDelete {
                 if (try? client.run("DELE \(number)")) == nil {

@@ -21,8 +21,12 @@ public struct EventBuilder: Sendable {
         /// The size the server announced (RFC822.SIZE or LIST).
         public var size: Int
         public var oversize: Bool
+        /// The message could not be fetched, poll after poll: why. It is handed on without its
+        /// content as a `message.unreadable` event, so that the desk knows and the rest go on.
+        public var unreadable: String?
 
-        public init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool) {
+        public init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool,
+                    unreadable: String? = nil) {
             self.mailbox = mailbox
             self.contract = contract
             self.origin = origin
@@ -30,12 +34,18 @@ public struct EventBuilder: Sendable {
             self.bytes = bytes
             self.size = size
             self.oversize = oversize
+            self.unreadable = unreadable
         }
     }
 
     /// The event, and the attachment contents to store (by SHA-256) alongside it.
     public func build(_ input: Input) -> (event: RequestEvent, attachments: [(sha256: String, data: [UInt8])]) {
         let id = input.origin.eventID(mailbox: input.mailbox)
+        if let reason = input.unreadable {
+            return (RequestEvent(id: id, type: "message.unreadable", contract: input.contract, mailbox: input.mailbox,
+                                 receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: ["unreadable"], message: nil,
+                                 messageSize: input.size, attachments: [], problems: [reason], rawPath: "raw/\(id).eml", delivery: nil), [])
+        }
         let message = MailMessage.parse(input.bytes)
         var flags = AutomaticMail.flags(message.header, from: message.from, ownAddresses: ownAddresses)
         if input.oversize { flags.append("oversize") }

@@ -16,23 +16,65 @@ public struct MailboxState: Sendable, Equatable {
     public var uidls: [String] = []
     /// Messages handed on since the state was created.
     public var handedOn: Int = 0
+    /// The messages (UIDs or UIDLs) of a batch whose fetch failed: fetched one at a time until
+    /// each is handed on, so that one bad message is found and the others go on.
+    public var suspects: [String] = []
+    /// Messages whose fetch failed on their own: how often, and the last reason. After
+    /// `Strike.limit` failures a message is handed on as `message.unreadable` and skipped.
+    public var strikes: [String: Strike] = [:]
+
+    public struct Strike: Sendable, Equatable {
+        /// Failed polls before a message is given up as unreadable: one failure can be the
+        /// network; three on the same message alone, poll after poll, are the message.
+        public static let limit = 3
+        public var count: Int
+        public var reason: String
+        public init(count: Int, reason: String) {
+            self.count = count
+            self.reason = reason
+        }
+    }
 
     public init() {}
+
+    /// Forgets the suspects and strikes of messages `handed` says were handed on, but not
+    /// the strikes of those given up as unreadable: they stay on the server, untouched by
+    /// `after_fetch` (deleting a message nobody could read would lose it for good).
+    public mutating func forget(where handed: (String) -> Bool) {
+        suspects.removeAll(where: handed)
+        strikes = strikes.filter { !handed($0.key) || $0.value.count >= Strike.limit }
+    }
+
+    /// Messages given up as unreadable (their strikes reached the limit).
+    public var givenUp: Set<String> { Set(strikes.filter { $0.value.count >= Strike.limit }.keys) }
 
     func json() -> JSONText.Value {
         var members: [(String, JSONText.Value)] = [("after_fetch_from", .int(Int(afterFetchFrom))), ("handed_on", .int(handedOn)),
                                                    ("last_uid", .int(Int(lastUID)))]
+        if !strikes.isEmpty {
+            members.append(("strikes", .object(strikes.sorted { $0.key < $1.key }.map { key, strike in
+                (key, .object([("count", .int(strike.count)), ("reason", .string(strike.reason))]))
+            })))
+        }
+        if !suspects.isEmpty { members.append(("suspects", .array(suspects.map { .string($0) }))) }
         members.append(("uidls", .array(uidls.map { .string($0) })))
         if let uidValidity { members.append(("uidvalidity", .int(Int(uidValidity)))) }
         return .object(members)
     }
 
     init(json: [String: Any]) {
-        uidValidity = (json["uidvalidity"] as? Int).map { UInt32(truncatingIfNeeded: $0) }
-        lastUID = UInt32(truncatingIfNeeded: json["last_uid"] as? Int ?? 0)
-        afterFetchFrom = UInt32(truncatingIfNeeded: json["after_fetch_from"] as? Int ?? 1)
+        // The file may be damaged: a number out of range is not trusted (and never traps).
+        func uid(_ key: String) -> UInt32? { (json[key] as? Int).flatMap { UInt32(exactly: $0) } }
+        uidValidity = uid("uidvalidity")
+        lastUID = uid("last_uid") ?? 0
+        afterFetchFrom = uid("after_fetch_from") ?? 1
         uidls = json["uidls"] as? [String] ?? []
         handedOn = json["handed_on"] as? Int ?? 0
+        suspects = json["suspects"] as? [String] ?? []
+        for (key, value) in json["strikes"] as? [String: Any] ?? [:] {
+            guard let object = value as? [String: Any], let count = object["count"] as? Int else { continue }
+            strikes[key] = Strike(count: count, reason: object["reason"] as? String ?? "")
+        }
     }
 }
 

@@ -21,6 +21,8 @@ public final class ScriptedServer: @unchecked Sendable {
         let client: Int32
         @discardableResult
         public func write(_ text: String) -> Bool { write(Array(text.utf8)) }
+        /// Drops the connection, as a server that crashes on a request does.
+        public func hangUp() { shutdown(client, Int32(SHUT_RDWR)) }
         @discardableResult
         public func write(_ bytes: [UInt8]) -> Bool {
             var offset = 0
