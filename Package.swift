@@ -72,6 +72,12 @@ let package = Package(
             ]
         ),
         .target(name: "CarteiroTesting"),
+        // What each fuzz target does with an input; the libFuzzer entry points are in Fuzz/
+        // (built by scripts/fuzz), the findings replayed by CarteiroFuzzingTests.
+        .target(
+            name: "CarteiroFuzzing",
+            dependencies: ["CarteiroConfig", "CarteiroCurl", "CarteiroEvents", "CarteiroMail", "CarteiroOutbound"]
+        ),
         .testTarget(
             name: "CarteiroConfigTests",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroTesting"],
@@ -81,6 +87,11 @@ let package = Package(
             name: "CarteiroEventsTests",
             dependencies: ["CarteiroEvents", "CarteiroMail"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "CarteiroFuzzingTests",
+            dependencies: ["CarteiroFuzzing"],
+            exclude: ["Findings"]
         ),
         .testTarget(
             name: "CarteiroStoreTests",

@@ -86,9 +86,13 @@ extension IMAPClient {
         return (String(words[0]), status, words.count > 2 ? String(words[2]) : "")
     }
 
+    /// `{123}` or `{123+}` (RFC 7888) at the end of a line: the literal's size. Digits only (a
+    /// `{-10}` is no literal), and a number beyond Int is none either.
     static func trailingLiteralSize(_ line: [UInt8]) -> Int? {
         guard line.last == UInt8(ascii: "}"), let open = line.lastIndex(of: UInt8(ascii: "{")) else { return nil }
-        let digits = line[(open + 1)..<(line.count - 1)].filter { $0 != UInt8(ascii: "+") }
+        var digits = line[(open + 1)..<(line.count - 1)]
+        if digits.last == UInt8(ascii: "+") { digits = digits.dropLast() }
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
         return Int(String(decoding: digits, as: UTF8.self))
     }
 

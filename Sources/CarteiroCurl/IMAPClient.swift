@@ -64,9 +64,7 @@ public final class IMAPClient {
     /// One response line, with any literals it carries read and inlined.
     func readResponse() throws(MailConnectionError) -> String {
         var line = try session.readLine()
-        while line.hasSuffix("}"), let open = line.lastIndex(of: "{") {
-            let digits = line[line.index(after: open)..<line.index(before: line.endIndex)].filter { $0 != "+" }
-            guard let size = Int(digits), size >= 0 else { break }
+        while let size = Self.trailingLiteralSize(Array(line.utf8)), let open = line.lastIndex(of: "{") {
             guard size <= Self.maximumLiteralInResponse else {
                 throw MailConnectionError(.protocolViolation, endpoint: session.endpoint.description, message: "\(session.endpoint) sent a \(size)-byte literal where a short reply was expected")
             }

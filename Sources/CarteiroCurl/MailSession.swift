@@ -16,8 +16,36 @@ public final class MailSession {
     public static let maximumLineLength = 1 << 20
 
     public let endpoint: MailEndpoint
-    let handle: CurlHandle
-    private let socket: Int32
+    /// libcurl's connection, or a recorded server (`replaying`) for tests and fuzzing.
+    private let transport: Transport
+
+    enum Transport {
+        case curl(CurlHandle, socket: Int32)
+        case replay(ReplayedServer)
+    }
+
+    /// What a recorded server says, in chunks of the sizes given (cycled), so that readers meet
+    /// every way a reply can be cut; then it hangs up. What the client sends is kept.
+    public final class ReplayedServer {
+        let bytes: [UInt8]
+        let chunkSizes: [Int]
+        var offset = 0
+        var chunkIndex = 0
+        public internal(set) var sent: [UInt8] = []
+
+        public init(bytes: [UInt8], chunkSizes: [Int] = [1 << 16]) {
+            self.bytes = bytes
+            self.chunkSizes = chunkSizes.map { max($0, 1) }.isEmpty ? [1 << 16] : chunkSizes.map { max($0, 1) }
+        }
+
+        func next() -> ArraySlice<UInt8> {
+            let size = chunkSizes[chunkIndex % chunkSizes.count]
+            chunkIndex += 1
+            let end = min(offset + size, bytes.count)
+            defer { offset = end }
+            return bytes[offset..<end]
+        }
+    }
     private var buffer: [UInt8] = []
     private var bufferStart = 0
     /// Where libcurl's reads land before they join `buffer`; made once, reused by every read.
@@ -95,15 +123,27 @@ public final class MailSession {
 
     private init(endpoint: MailEndpoint, handle: CurlHandle, socket: Int32) {
         self.endpoint = endpoint
-        self.handle = handle
-        self.socket = socket
+        self.transport = .curl(handle, socket: socket)
+    }
+
+    /// A session whose server is `server`, already past the login: the protocol readers run
+    /// on it exactly as on a network connection (tests, and the fuzz targets).
+    public init(replaying server: ReplayedServer, endpoint: MailEndpoint) {
+        self.endpoint = endpoint
+        self.transport = .replay(server)
     }
 
     /// What the server said while libcurl drove the session (greeting, capabilities, login).
-    public var loginTranscript: [String] { handle.transcript.lines }
+    public var loginTranscript: [String] {
+        if case .curl(let handle, _) = transport { return handle.transcript.lines }
+        return []
+    }
 
     /// The negotiated TLS version and cipher, when the session is encrypted.
-    public var tlsDescription: String? { handle.transcript.tlsDescription }
+    public var tlsDescription: String? {
+        if case .curl(let handle, _) = transport { return handle.transcript.tlsDescription }
+        return nil
+    }
 
     var timeoutMilliseconds: Int32 { Self.milliseconds(endpoint.timeout) }
 
@@ -122,6 +162,10 @@ public final class MailSession {
     }
 
     public func send(_ bytes: [UInt8]) throws(MailConnectionError) {
+        guard case .curl(let handle, _) = transport else {
+            if case .replay(let server) = transport { server.sent += bytes }
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             var sent = 0
@@ -184,6 +228,9 @@ public final class MailSession {
 
     /// Exactly `count` bytes (an IMAP literal).
     public func readBytes(_ count: Int) throws(MailConnectionError) -> [UInt8] {
+        guard count >= 0 else {
+            throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) announced a literal of \(count) bytes")
+        }
         // Charged before reading, so an announced literal beyond the allowance is refused
         // before any memory is spent on it.
         try consume(count)
@@ -202,6 +249,14 @@ public final class MailSession {
     }
 
     private func fill() throws(MailConnectionError) {
+        guard case .curl(let handle, _) = transport else {
+            if case .replay(let server) = transport {
+                let next = server.next()
+                if next.isEmpty { throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "\(endpoint) closed the connection") }
+                buffer.append(contentsOf: next)
+            }
+            return
+        }
         while true {
             var received = 0
             let code = chunk.withUnsafeMutableBytes { raw in
@@ -223,6 +278,7 @@ public final class MailSession {
     }
 
     private func wait(for events: Int16) throws(MailConnectionError) {
+        guard case .curl(_, let socket) = transport else { return }
         var descriptor = pollfd(fd: socket, events: events, revents: 0)
         // The nearest of: the endpoint's timeout for this wait, the reply's and the session's deadline.
         var milliseconds = timeoutMilliseconds

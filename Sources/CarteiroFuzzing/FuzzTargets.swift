@@ -1,0 +1,119 @@
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroEvents
+import CarteiroMail
+import CarteiroOutbound
+import Foundation
+
+/// What each fuzz target does with one input: the parsers that read what strangers write.
+/// The libFuzzer entry points (`Fuzz/NAME.swift`, built by `scripts/fuzz`) call these, and the
+/// test suite replays every input a fuzzer ever found (`Tests/CarteiroFuzzingTests`) through
+/// the same functions, so a finding stays fixed. A target traps, hangs or leaks, or it is fine:
+/// the functions return nothing.
+public enum FuzzTargets {
+    public static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
+        ("config", config), ("message", message), ("imap", imap), ("pop3", pop3), ("smtp", smtp), ("submission", submission),
+    ]
+
+    /// The configuration language, then the whole configuration (schema, validation, summary).
+    public static func config(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let outcome = ConfigurationFile.load(text: text, file: "fuzz.conf", directory: "/nonexistent", environment: [:])
+        for diagnostic in outcome.diagnostics { _ = diagnostic.description }
+        if let configuration = outcome.configuration { _ = ConfigSummary.render(configuration) }
+    }
+
+    static let builder = EventBuilder(threading: RequestThreading(secret: Array("fuzzing-secret-key-0123456789abcdef".utf8)),
+                                      ownAddresses: ["desk@desk.example"])
+
+    /// A message as a server hands it over: parsed, classified, threaded, rendered as an event.
+    public static func message(_ bytes: [UInt8]) {
+        let (event, _) = builder.build(.init(mailbox: "fuzz", contract: "c", origin: .imap(uidValidity: 1, uid: 1),
+                                             receivedAt: 0, bytes: bytes, size: bytes.count, oversize: false))
+        _ = event.json().renderedBytes()
+        // The pieces alone too, on the first line, as headers quote them.
+        let line = Array(bytes.prefix { $0 != 10 })
+        _ = EncodedWords.decode(line)
+        _ = MailDate.parse(String(decoding: line, as: UTF8.self)).map(MailDate.iso8601)
+        _ = AddressList.parse(line)
+    }
+
+    /// The first byte picks how the bytes arrive (chunk sizes), the rest is the server.
+    static func session(_ bytes: [UInt8], _ service: MailEndpoint.ServiceProtocol) -> MailSession {
+        let chunking = bytes.first.map { [Int($0 & 0x0F) + 1, Int($0 >> 4) * 97 + 1, 65_536] } ?? [65_536]
+        let endpoint = MailEndpoint(serviceProtocol: service, host: "fuzz.example", port: 1, security: .plain, tls: TLSSettings(), timeout: .seconds(1))
+        return MailSession(replaying: .init(bytes: Array(bytes.dropFirst()), chunkSizes: chunking), endpoint: endpoint)
+    }
+
+    /// An IMAP server's answers: to a plain command, to a listing of sizes, to a FETCH of bodies.
+    public static func imap(_ bytes: [UInt8]) {
+        let client = IMAPClient(session: session(bytes, .imap))
+        client.maximumFetchLiteral = 1 << 20
+        _ = try? client.run("EXAMINE INBOX")
+        _ = try? client.fetch("UID FETCH 1:* (UID RFC822.SIZE FLAGS)", bytes: 4 << 20)
+        if let (responses, _) = try? client.fetch("UID FETCH 1:3 (UID RFC822.SIZE BODY.PEEK[])", bytes: 4 << 20) {
+            for response in responses { _ = (response.uid, response.hasInvalidUID, response.items["RFC822.SIZE"]?.number) }
+        }
+        _ = try? client.run("UID SEARCH UNSEEN").untagged.compactMap(IMAPResponseText.searchResults)
+    }
+
+    /// A POP3 server's answers: a listing, a message, a pipelined batch.
+    public static func pop3(_ bytes: [UInt8]) {
+        let client = POP3Client(session: session(bytes, .pop3))
+        _ = try? client.capabilities()
+        _ = try? client.runMultiline("UIDL")
+        _ = try? client.retrieve("RETR 1", bytes: 1 << 20)
+        _ = try? client.retrieve([("RETR 2", 1 << 20), ("TOP 3 0", 1 << 20)], pipelined: true)
+    }
+
+    /// An SMTP server's replies, one command after another and pipelined.
+    public static func smtp(_ bytes: [UInt8]) {
+        let client = SMTPClient(session: session(bytes, .smtp))
+        _ = try? client.run("EHLO fuzz.example")
+        _ = try? client.runPipelined(["MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA"])
+        _ = try? client.readReply(to: ".")
+    }
+
+    static let submissionConfiguration: Configuration? = ConfigurationFile.load(text: """
+        [daemon]
+        system_outbound = "out"
+        [mailbox.out]
+        type = "outbound"
+        server = "smtp.example"
+        sender = "Desk <desk@desk.example>"
+        [user.ana]
+        name = "Ana"
+        email = "ana@desk.example"
+        [workflow.w.step.s]
+        to_users = ["ana"]
+        subject = "Pedido {{request.id}}: {{request.subject}}"
+        body = "Olá {{recipient.name}}, {{#request.subject}}{{request.subject}}{{/request.subject}}."
+        """, file: "fuzz.conf").configuration
+
+    /// A submission as the desk drops it (JSON), resolved and built into messages; and the
+    /// bytes as a step's template.
+    public static func submission(_ bytes: [UInt8]) {
+        guard let configuration = submissionConfiguration else { return }
+        let resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: Array("k".utf8)), hostname: "desk.example")
+        if case .success(let submission) = Submission.decode(Data(bytes)) {
+            _ = resolver.resolve(submission, queueID: "fuzz-1", now: Date(timeIntervalSince1970: 0))
+        }
+        let template = String(decoding: bytes, as: UTF8.self)
+        let templated = ConfigurationFile.load(text: """
+            [daemon]
+            system_outbound = "out"
+            [mailbox.out]
+            type = "outbound"
+            server = "smtp.example"
+            sender = "desk@desk.example"
+            [workflow.w.step.s]
+            subject = "s"
+            body = '''\(template.replacingOccurrences(of: "'''", with: ""))'''
+            """, file: "t.conf").configuration
+        if let templated {
+            let templating = SubmissionResolver(configuration: templated, threading: RequestThreading(secret: Array("k".utf8)), hostname: "desk.example")
+            _ = templating.resolve(Submission(workflow: "w", step: "s", to: ["a@b.example"], vars: ["x": "y", "a.b": "c"]), queueID: "fuzz-2",
+                                   now: Date(timeIntervalSince1970: 0))
+        }
+    }
+}
