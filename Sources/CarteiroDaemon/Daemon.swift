@@ -21,9 +21,16 @@ public final class Daemon: @unchecked Sendable {
     var service: InboundService
     var outbound: OutboundService
     var forwarder: EventForwarder?
-    var reloading = false
-    var reloadAgain = false
-    var stopping = false
+    /// Where the daemon is in its life. Each transition happens on `queue`:
+    /// starting → running ⇄ reloading → … → stopping (from any of them; never back).
+    enum Lifecycle: Equatable {
+        case starting
+        case running
+        /// `again`: a SIGHUP came during the reload; the file is read once more after it.
+        case reloading(again: Bool)
+        case stopping
+    }
+    var lifecycle = Lifecycle.starting
     var keepAlive: [any DispatchSourceProtocol] = []
     /// The claim on the state directory in use; a reload to another one takes that one's first.
     var stateLock: StateLock
@@ -61,13 +68,17 @@ public final class Daemon: @unchecked Sendable {
             source.resume()
             keepAlive.append(source)
         }
-        queue.sync { startServices() }
+        queue.sync {
+            startServices()
+            // A SIGTERM that came while the services started has made this `.stopping` already.
+            if lifecycle == .starting { lifecycle = .running }
+        }
         notifier.ready(status: statusLine())
         // STATUS= follows the mailboxes' health.
         let statusTimer = DispatchSource.makeTimerSource(queue: queue)
         statusTimer.schedule(deadline: .now() + .seconds(5), repeating: .seconds(10))
         statusTimer.setEventHandler { [self] in
-            guard !stopping, !reloading else { return }
+            guard lifecycle == .running else { return }
             // The lanes count as they go: no queue entry is read for this.
             service.summary { [notifier, outbound] inbound in
                 outbound.summary { notifier.status("\(inbound); \($0)") }
@@ -83,6 +94,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     func startServices() {
+        dispatchPrecondition(condition: .onQueue(queue))
         service.start()
         outbound.start()
         if let interval = notifier.watchdogInterval {
@@ -94,8 +106,10 @@ public final class Daemon: @unchecked Sendable {
 
     /// SIGTERM/SIGINT: stop polling, let running polls finish within the deadline, exit 0.
     func stop(signal: String) {
-        guard !stopping else { return }
-        stopping = true
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard lifecycle != .stopping else { return }
+        // A reload in flight is abandoned: its completion sees `.stopping` and starts nothing.
+        lifecycle = .stopping
         log.log(.notice, "stopping", ["signal": signal])
         notifier.stopping()
         // Polls still running after the deadline are abandoned: their batch never committed,
@@ -120,10 +134,16 @@ public final class Daemon: @unchecked Sendable {
     /// and every error is logged with PATH:LINE:COLUMN; otherwise the services are stopped
     /// (running polls finish: their batches commit) and started again with the new one.
     func reload() {
-        guard !stopping else { return }
-        // A SIGHUP during a reload is not lost: the file is read once more afterwards.
-        guard !reloading else { reloadAgain = true; return }
-        reloading = true
+        dispatchPrecondition(condition: .onQueue(queue))
+        switch lifecycle {
+        case .stopping, .starting: return
+        case .reloading:
+            // A SIGHUP during a reload is not lost: the file is read once more afterwards.
+            lifecycle = .reloading(again: true)
+            return
+        case .running:
+            lifecycle = .reloading(again: false)
+        }
         notifier.reloading()
         log.log(.notice, "reloading", ["config": path])
         let outcome = ConfigurationFile.load(path: path, environment: environment)
@@ -193,6 +213,8 @@ public final class Daemon: @unchecked Sendable {
         oldOutbound.stop { group.leave() }
         group.notify(queue: queue) { [self] in
             queue.async { [self] in
+                // A SIGTERM while the old services stopped: nothing is started again.
+                guard case .reloading = lifecycle else { return }
                 do {
                     service = try InboundService(configuration: next, environment: environment, log: log)
                     outbound = try OutboundService(configuration: next, environment: environment, log: log)
@@ -224,11 +246,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     func finishReload(status: String) {
-        reloading = false
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard case .reloading(let again) = lifecycle else { return }
+        lifecycle = .running
         notifier.ready(status: status)
-        if reloadAgain {
-            reloadAgain = false
-            reload()
-        }
+        if again { reload() }
     }
 }

@@ -21,7 +21,8 @@ public final class EventForwarder: @unchecked Sendable {
     var timer: DispatchSourceTimer?
     // Touched only on `queue`.
     var backoff: [String: (until: ContinuousClock.Instant, failures: Int)] = [:]
-    var stopped = false
+    /// Raised by `stop` at once, so the pass in flight ends after its current message.
+    let stopping = StopFlag()
 
     public init(spool: String, url: String, log: DaemonLog) {
         self.spool = spool
@@ -41,8 +42,8 @@ public final class EventForwarder: @unchecked Sendable {
 
     /// Stops after the POST in flight, if any.
     public func stop(completion: @escaping @Sendable () -> Void) {
+        stopping.raise()
         queue.async { [self] in
-            stopped = true
             timer?.cancel()
             timer = nil
             completion()
@@ -72,7 +73,7 @@ public final class EventForwarder: @unchecked Sendable {
         for (lane, files) in lanes().sorted(by: { $0.key < $1.key }) {
             if let wait = backoff[lane], wait.until > now { continue }
             for name in files {
-                guard !stopped else { return }
+                guard !stopping.isRaised else { return }
                 let path = spool + "/" + name
                 guard let body = FileManager.default.contents(atPath: path) else { continue }
                 let outcome = HTTPPost.send([UInt8](body), to: url, timeout: Self.requestTimeout)

@@ -24,7 +24,8 @@ final class SMTPLane: @unchecked Sendable {
     let log: DaemonLog
     let dispatch: DispatchQueue
     var timer: DispatchSourceTimer?
-    var stopped = false
+    /// Raised by `stop` at once, so the pass in flight ends after its current message.
+    let stopping = StopFlag()
     /// The lane's entries as last read, by id, with the modification time they were read at.
     var known: [String: (stamp: Int64, item: QueuedMessage)] = [:]
     /// Queued and deferred (tried at least once) messages as of the last look at the queue,
@@ -64,8 +65,8 @@ final class SMTPLane: @unchecked Sendable {
 
     /// Stops after the message in flight (the lane's queue is serial).
     func stop(completion: @escaping @Sendable () -> Void) {
+        stopping.raise()
         dispatch.async { [self] in
-            stopped = true
             timer?.cancel()
             timer = nil
             completion()
@@ -73,7 +74,7 @@ final class SMTPLane: @unchecked Sendable {
     }
 
     func drain() {
-        guard !stopped else { return }
+        guard !stopping.isRaised else { return }
         let now = Int64(Date().timeIntervalSince1970)
         let due = dueMessages(now: now)
         guard !due.isEmpty else { return }
@@ -83,7 +84,7 @@ final class SMTPLane: @unchecked Sendable {
             if let session { _ = try? SMTPClient(session: session).run("QUIT") }
         }
         for var item in due {
-            guard !stopped else { return }
+            guard !stopping.isRaised else { return }
             if now - item.created > lifetime.components.seconds {
                 expire(&item, reason: "not delivered within the queue lifetime (\(ConfigDuration.format(lifetime)))")
                 continue

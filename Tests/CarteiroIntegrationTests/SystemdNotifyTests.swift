@@ -101,6 +101,33 @@ struct SystemdNotifyTests {
         #expect(stopping.contains { $0.hasPrefix("STOPPING=1") }, "\(stopping)")
     }
 
+    /// systemd may send SIGHUP (or SIGTERM) the moment READY=1 arrives: the handlers must be
+    /// in place by then, or the default action of SIGHUP ends the daemon.
+    @Test func aSIGHUPRightAfterREADYReloads() throws {
+        let directory = try TemporaryDirectory()
+        let socket = try NotifySocket(path: directory.path + "/notify")
+        let config = try directory.write("c.conf", """
+        [daemon]
+        system_outbound = "o"
+        state_dir = "\(directory.path)/state"
+        [mailbox.o]
+        type = "outbound"
+        server = "h"
+        sender = "a@b.c"
+        """, mode: 0o600)
+        for _ in 1...3 {
+            let process = try Self.daemon(config: config, socket: socket, watchdogUsec: nil)
+            _ = socket.collect(timeout: .seconds(10)) { $0.contains { $0.hasPrefix("READY=1") } }
+            kill(process.processIdentifier, SIGHUP)
+            let after = socket.collect(timeout: .seconds(10)) { $0.contains { $0.hasPrefix("READY=1") } }
+            #expect(process.isRunning, "SIGHUP at READY ended the daemon")
+            #expect(after.contains { $0.hasPrefix("RELOADING=1") }, "\(after)")
+            process.terminate()
+            process.waitUntilExit()
+            #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        }
+    }
+
     /// STATUS= carries the outbound queue as the lanes count it: here two messages queued for a
     /// server that cannot be reached, so both are deferred after the lane's first try.
     @Test func statusCountsQueuedAndDeferredMessages() throws {
