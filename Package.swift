@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "CarteiroMail"),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
         .target(name: "CFileSync"),
-        .target(name: "CarteiroStore", dependencies: ["CFileSync"]),
+        .target(name: "CarteiroStore", dependencies: ["CFileSync", "CarteiroConfig"]),
         .target(
             name: "CarteiroOutbound",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroEvents", .product(name: "Mustache", package: "swift-mustache")]

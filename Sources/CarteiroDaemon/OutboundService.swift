@@ -20,12 +20,16 @@ public final class OutboundService: @unchecked Sendable {
     let outbox: String
     let watcher = DispatchQueue(label: "carteiro.outbox")
     var timer: DispatchSourceTimer?
+    let control: QueueControl
+    /// Control requests handed to a lane and not answered yet (on `watcher`).
+    var requestsInFlight: Set<String> = []
 
     public init(configuration: Configuration, environment: [String: String], log: DaemonLog) throws(InboundService.StartFailure) {
         self.log = log
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
         outbox = configuration.daemon.stateDirectory + "/outbox"
+        control = QueueControl(stateDirectory: configuration.daemon.stateDirectory)
         let passwords = try Self.passwords(configuration, environment: environment)
         do {
             try directory.prepare(mailboxes: [])
@@ -124,7 +128,10 @@ public final class OutboundService: @unchecked Sendable {
             for lane in lanes { lane.start() }
             let timer = DispatchSource.makeTimerSource(queue: watcher)
             timer.schedule(deadline: .now(), repeating: Self.outboxTick, leeway: .milliseconds(50))
-            timer.setEventHandler { [weak self] in self?.scanOutboxWhileFull() }
+            timer.setEventHandler { [weak self] in
+                self?.answerControlRequests()
+                self?.scanOutboxWhileFull()
+            }
             self.timer = timer
             timer.resume()
         }
@@ -175,6 +182,30 @@ public final class OutboundService: @unchecked Sendable {
                 lane.stop { group.leave() }
             }
             group.notify(queue: watcher) { completion() }
+        }
+    }
+
+    /// `carteiro queue retry|delete` while the daemon runs (see `QueueControl`): each request
+    /// goes to the lane that owns the entry; entries no running lane owns (`failed/`, the lane
+    /// of a mailbox removed from the configuration) are this watcher's.
+    func answerControlRequests() {
+        dispatchPrecondition(condition: .onQueue(watcher))
+        for request in control.pending() where !requestsInFlight.contains(request.name) {
+            let control = self.control
+            guard QueueCommand.isValidID(request.id) else {
+                control.respond(to: request.name, QueueCommand.Answer(done: false, message: "\"\(request.id)\" is not a queue id"))
+                continue
+            }
+            log.log(.notice, "queue command", ["queue_id": request.id, "command": request.command.rawValue])
+            if let lane = lanes.first(where: { queue.holds(request.id, in: $0.mailbox.name) }) {
+                requestsInFlight.insert(request.name)
+                lane.apply(request.command, id: request.id) { [self] answer in
+                    control.respond(to: request.name, answer)
+                    watcher.async { [self] in _ = requestsInFlight.remove(request.name) }
+                }
+            } else {
+                control.respond(to: request.name, request.command.apply(id: request.id, queue: queue))
+            }
         }
     }
 
@@ -323,12 +354,26 @@ public final class OutboundService: @unchecked Sendable {
             return .failure(SubmissionRejection("the state directory: \(error.description)"))
         }
         let resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: secret), hostname: hostname(configuration))
-        let id = queueID(name: "send-\(UInt64(Date().timeIntervalSince1970 * 1000))", content: [UInt8](submission.encoded()))
+        let name = "send-\(UInt64(Date().timeIntervalSince1970 * 1000))-\(getpid())"
+        let content = [UInt8](submission.encoded())
+        let id = queueID(name: name, content: content)
         switch resolver.resolve(submission, queueID: id) {
         case .failure(let rejection): return .failure(rejection)
         case .success(let messages):
             do {
-                try enqueue([(id, messages)], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory))
+                // The queue has one owner: with no daemon, this command (under the lock);
+                // with one, the daemon, which takes the submission from the outbox and gives
+                // it the same id.
+                if let lock = try? StateLock.acquire(stateDirectory: configuration.daemon.stateDirectory) {
+                    try withExtendedLifetime(lock) { () throws(DurableFiles.Failure) in
+                        try enqueue([(id, messages)], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory))
+                    }
+                } else {
+                    let outbox = configuration.daemon.stateDirectory + "/outbox"
+                    try DurableFiles.makeDirectory(outbox)
+                    try DurableFiles.writeSynced(content, to: outbox + "/." + name + ".tmp")
+                    try DurableFiles.rename(outbox + "/." + name + ".tmp", outbox + "/" + name + ".json")
+                }
             } catch {
                 return .failure(SubmissionRejection("cannot queue: \(error.description)"))
             }

@@ -58,6 +58,17 @@ final class SMTPLane: @unchecked Sendable {
         }
     }
 
+    /// `carteiro queue retry|delete` for an entry of this lane, applied by the lane itself
+    /// between two passes (never under a pass that holds the entry), its copy forgotten.
+    func apply(_ command: QueueCommand, id: String, answer: @escaping @Sendable (QueueCommand.Answer) -> Void) {
+        dispatch.async { [self] in
+            let result = command.apply(id: id, queue: queue)
+            known[id] = nil
+            answer(result)
+            if command == .retry && result.done { drain() }
+        }
+    }
+
     /// New messages were queued for this lane: drain now rather than at the next tick.
     func kick() {
         dispatch.async { [self] in drain() }

@@ -5,6 +5,7 @@ enum JSONText {
     indirect enum Value {
         case string(String)
         case int(Int)
+        case bool(Bool)
         case array([Value])
         /// Keys in the order given, so that the output is stable.
         case object([(String, Value)])
@@ -20,6 +21,7 @@ enum JSONText {
         switch value {
         case .string(let text): string(text, into: &out)
         case .int(let number): out.append(contentsOf: String(number).utf8)
+        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {

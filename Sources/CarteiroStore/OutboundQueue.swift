@@ -179,6 +179,11 @@ public struct OutboundQueue: Sendable {
         return ids
     }
 
+    /// Whether the lane of `mailbox` holds the entry `id`.
+    public func holds(_ id: String, in mailbox: String) -> Bool {
+        DurableFiles.exists(lane(mailbox) + "/" + id + ".json")
+    }
+
     public func messageBytes(_ item: QueuedMessage) -> [UInt8]? {
         DurableFiles.read(lane(item.mailbox) + "/" + item.id + ".eml")
     }

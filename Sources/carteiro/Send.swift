@@ -9,7 +9,7 @@ struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
         abstract: "Validate, resolve and queue one notification; print its queue id.",
-        discussion: "The mailbox is chosen as SPEC §4 says: --mailbox, else the step's specific mailbox, else the contract's, else the system's. Exit 0 once queued (the daemon sends it), 65 when the submission cannot be resolved, 78 when the configuration is wrong."
+        discussion: "The mailbox: --mailbox, else the step's specific mailbox, else the contract's, else the system's. While the daemon runs, the submission is handed to it through the outbox; otherwise it is queued here. Exit 0 once queued (the daemon sends it), 65 when the submission cannot be resolved, 78 when the configuration is wrong."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -93,39 +93,49 @@ struct Queue: ParsableCommand {
     }
 
     struct Retry: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make a queued message due now, or put a failed one back in its lane.")
+        static let configuration = CommandConfiguration(
+            abstract: "Make a queued message due now, or put a failed one back in its lane.",
+            discussion: "While the daemon runs, the lane that owns the message applies this; otherwise the command does, under the state directory's lock.")
         @Argument(help: "The queue id.") var id: String
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
             let (configuration, _) = try options.load()
-            let done: Bool
-            do {
-                done = try OutboundQueue(stateDirectory: configuration.daemon.stateDirectory).retry(id: id)
-            } catch {
-                Output.error("carteiro queue retry: \(error.description)")
-                throw ExitCode(74)
-            }
-            guard done else {
-                Output.error("carteiro queue retry: no queued or failed message \(id)")
-                throw ExitCode(1)
-            }
-            Output.line("\(id) is due now")
+            try Queue.report("retry", QueueAdmin.perform(.retry, id: id, stateDirectory: configuration.daemon.stateDirectory))
         }
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a queued or failed message without sending it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a queued or failed message without sending it.",
+            discussion: "While the daemon runs, the lane that owns the message applies this; otherwise the command does, under the state directory's lock.")
         @Argument(help: "The queue id.") var id: String
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
             let (configuration, _) = try options.load()
-            guard OutboundQueue(stateDirectory: configuration.daemon.stateDirectory).delete(id: id) else {
-                Output.error("carteiro queue delete: no queued or failed message \(id)")
-                throw ExitCode(1)
-            }
-            Output.line("\(id) deleted")
+            try Queue.report("delete", QueueAdmin.perform(.delete, id: id, stateDirectory: configuration.daemon.stateDirectory))
+        }
+    }
+
+    /// Prints the outcome; exit 0 done, 1 no such message, 64 not an id, 75 the daemon has not
+    /// answered yet, 74 the state directory failed.
+    static func report(_ verb: String, _ outcome: QueueAdmin.Outcome) throws {
+        switch outcome {
+        case .done(let message):
+            Output.line(message)
+        case .notFound(let message):
+            Output.error("carteiro queue \(verb): \(message)")
+            throw ExitCode(1)
+        case .invalid(let message):
+            Output.error("carteiro queue \(verb): \(message)")
+            throw ExitCode(64)
+        case .pending(let message):
+            Output.error("carteiro queue \(verb): \(message)")
+            throw ExitCode(75)
+        case .failed(let message):
+            Output.error("carteiro queue \(verb): \(message)")
+            throw ExitCode(74)
         }
     }
 }

@@ -92,3 +92,48 @@ struct EnqueueRecoveryTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/outbox/.taken")) ?? []).isEmpty)
     }
 }
+
+/// `queue retry|delete` and `send` reach the queue through its owner.
+struct QueueAdminTests {
+    @Test(arguments: ["../../../victim", "a/b", ".hidden", "", "x y"])
+    func anIdThatIsNotAnIdIsRefusedUnread(_ id: String) throws {
+        let directory = try TemporaryDirectory()
+        let (config, _) = try OwnershipTests.configuration(directory)
+        let victim = try directory.write("victim.json", "keep me", mode: 0o600)
+        for verb in ["retry", "delete"] {
+            let result = try runCarteiro(["queue", verb, id, "--config", config])
+            #expect(result.status == 64, "\(verb) \(id): \(result.stderr)")
+            #expect(result.stderr.contains("is not a queue id"))
+        }
+        #expect(FileManager.default.fileExists(atPath: victim))
+    }
+
+    /// With the daemon running, `send` hands the submission to it (the id it prints is the one
+    /// queued), and `queue delete` is applied by the lane that owns the entry: the lane never
+    /// writes its own copy back over the deletion.
+    @Test func commandsGoThroughTheRunningDaemon() throws {
+        let directory = try TemporaryDirectory()
+        let (config, state) = try OwnershipTests.configuration(directory)
+        let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        #expect(waitUntil(timeout: .seconds(20)) { StateLock.isHeld(stateDirectory: state).held })
+        let sent = try runCarteiro(["send", "--config", config, "--mailbox", "out", "--to", "a@x.example", "--subject", "s", "--text", "t"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The daemon took it from the outbox and queued it under that id (nothing listens on
+        // the SMTP port: it waits there).
+        #expect(waitUntil(timeout: .seconds(20)) { EnqueueRecoveryTests.queued(state).contains(id + ".json") }, "\(EnqueueRecoveryTests.queued(state)) \(daemon.log)")
+        let retried = try runCarteiro(["queue", "retry", id, "--config", config])
+        #expect(retried.status == 0, "\(retried.stderr)")
+        #expect(retried.stdout == "\(id) is due now\n")
+        let deleted = try runCarteiro(["queue", "delete", id, "--config", config])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(daemon.log.contains("queue command"), "\(daemon.log)")
+        // Several lane passes later the entry is still gone.
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(!EnqueueRecoveryTests.queued(state).contains(id + ".json"))
+        let again = try runCarteiro(["queue", "delete", id, "--config", config])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("no queued or failed message \(id)"))
+    }
+}

@@ -1,0 +1,45 @@
+import CarteiroStore
+import Foundation
+
+/// `carteiro queue retry|delete` as a command line runs it: through the running daemon when
+/// there is one (the queue's owner, see `QueueControl`), else under the state directory's lock.
+public enum QueueAdmin {
+    public enum Outcome: Equatable {
+        case done(String)
+        case notFound(String)
+        /// Not a queue id: refused before anything is touched.
+        case invalid(String)
+        /// The daemon did not answer in time; the request stays and is applied later.
+        case pending(String)
+        case failed(String)
+    }
+
+    public static func perform(_ command: QueueCommand, id: String, stateDirectory: String, timeout: Duration = .seconds(30)) -> Outcome {
+        guard QueueCommand.isValidID(id) else { return .invalid("\"\(id)\" is not a queue id (ids are what `carteiro queue list` shows)") }
+        let lock: StateLock
+        do {
+            lock = try StateLock.acquire(stateDirectory: stateDirectory)
+        } catch {
+            guard case .held(_, let pid) = error else { return .failed(error.description) }
+            return throughDaemon(command, id: id, stateDirectory: stateDirectory, pid: pid, timeout: timeout)
+        }
+        // No daemon runs, and none can start while this holds the lock.
+        let answer = withExtendedLifetime(lock) { command.apply(id: id, queue: OutboundQueue(stateDirectory: stateDirectory)) }
+        return answer.done ? .done(answer.message) : .notFound(answer.message)
+    }
+
+    static func throughDaemon(_ command: QueueCommand, id: String, stateDirectory: String, pid: Int32?, timeout: Duration) -> Outcome {
+        let control = QueueControl(stateDirectory: stateDirectory)
+        let name: String
+        do {
+            name = try control.send(command, id: id)
+        } catch {
+            return .failed("cannot hand the request to the running daemon: \(error.description)")
+        }
+        guard let answer = control.answer(to: name, timeout: timeout) else {
+            let who = pid.map { "the daemon (pid \($0))" } ?? "the daemon"
+            return .pending("\(who) has not answered within \(timeout.components.seconds)s (it may be busy sending); the request stays and is applied when it gets to it")
+        }
+        return answer.done ? .done(answer.message) : .notFound(answer.message)
+    }
+}

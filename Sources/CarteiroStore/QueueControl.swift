@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CarteiroConfig
+import Foundation
+
+/// How `carteiro queue retry|delete` reaches the queue's owner. While a daemon runs, each lane
+/// owns its queue directory and keeps its entries in memory: a command written to the files
+/// behind its back would be overwritten by the lane's own copy. So the command is a request
+/// file in `<state>/control/`, which the daemon applies through the lane that owns the entry,
+/// and whose answer it writes beside it. With no daemon, the command takes the state
+/// directory's lock and applies itself (`QueueCommand.apply`).
+public enum QueueCommand: String, Sendable {
+    case retry, delete
+
+    /// A queue id is a file name Carteiro made: letters, digits, `-`, `_`, `.`, not first.
+    /// Anything else (`../../x`, `a/b`) names nothing in the queue and is refused unread.
+    public static func isValidID(_ id: String) -> Bool {
+        guard let first = id.utf8.first, first != UInt8(ascii: "."), id.utf8.count <= 200 else { return false }
+        return id.utf8.allSatisfy { byte in
+            (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        }
+    }
+
+    public struct Answer: Sendable, Equatable {
+        public var done: Bool
+        public var message: String
+        public init(done: Bool, message: String) {
+            self.done = done
+            self.message = message
+        }
+    }
+
+    /// Applies the command to the files: only for whoever owns the queue (the lock's holder
+    /// with no daemon, or the daemon's lane for its own entries).
+    public func apply(id: String, queue: OutboundQueue) -> Answer {
+        guard Self.isValidID(id) else { return Answer(done: false, message: "\"\(id)\" is not a queue id") }
+        switch self {
+        case .retry:
+            do {
+                return try queue.retry(id: id) ? Answer(done: true, message: "\(id) is due now") : Answer(done: false, message: "no queued or failed message \(id)")
+            } catch {
+                return Answer(done: false, message: "cannot retry \(id): \(error.description)")
+            }
+        case .delete:
+            return queue.delete(id: id) ? Answer(done: true, message: "\(id) deleted") : Answer(done: false, message: "no queued or failed message \(id)")
+        }
+    }
+}
+
+/// The request files of `<state>/control/`: written by the command, taken and answered by the daemon.
+public struct QueueControl: Sendable {
+    public let directory: String
+
+    public init(stateDirectory: String) {
+        directory = stateDirectory + "/control"
+    }
+
+    public struct Request: Sendable {
+        public var name: String
+        public var command: QueueCommand
+        public var id: String
+    }
+
+    /// Writes a request (temporary name, then rename); returns its name.
+    public func send(_ command: QueueCommand, id: String) throws(DurableFiles.Failure) -> String {
+        try DurableFiles.makeDirectory(directory)
+        let name = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let body = JSONText.render(.object([("command", .string(command.rawValue)), ("id", .string(id))]))
+        try DurableFiles.writeSynced(body, to: directory + "/." + name + ".tmp")
+        try DurableFiles.rename(directory + "/." + name + ".tmp", directory + "/" + name + ".request")
+        return name
+    }
+
+    /// Waits for the daemon's answer; nil if none came within `timeout` (the request stays,
+    /// and is applied when the daemon gets to it).
+    public func answer(to name: String, timeout: Duration) -> QueueCommand.Answer? {
+        let deadline = ContinuousClock.now + timeout
+        let path = directory + "/" + name + ".answer"
+        while ContinuousClock.now < deadline {
+            if let data = DurableFiles.read(path), let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
+                unlink(path)
+                return QueueCommand.Answer(done: object["done"] as? Bool ?? false, message: object["message"] as? String ?? "")
+            }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    /// The waiting requests, oldest name first; unreadable ones are answered as such.
+    public func pending() -> [Request] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".request") }.sorted()
+        return names.compactMap { file in
+            let name = String(file.dropLast(".request".count))
+            guard case .success(let bytes) = RegularFile.read(directory + "/" + file, limit: 4096),
+                  let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+                  let command = (object["command"] as? String).flatMap(QueueCommand.init(rawValue:)), let id = object["id"] as? String else {
+                respond(to: name, QueueCommand.Answer(done: false, message: "the request could not be read"))
+                return nil
+            }
+            return Request(name: name, command: command, id: id)
+        }
+    }
+
+    /// Writes the answer and removes the request.
+    public func respond(to name: String, _ answer: QueueCommand.Answer) {
+        let body = JSONText.render(.object([("done", .bool(answer.done)), ("message", .string(answer.message))]))
+        try? DurableFiles.writeSynced(body, to: directory + "/." + name + ".answer.tmp")
+        _ = try? DurableFiles.rename(directory + "/." + name + ".answer.tmp", directory + "/" + name + ".answer")
+        unlink(directory + "/" + name + ".request")
+    }
+}
