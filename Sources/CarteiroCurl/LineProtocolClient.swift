@@ -8,9 +8,10 @@ public final class POP3Client {
 
     /// What a status line (`+OK …`) may hold; RFC 1939 allows 512 octets.
     public static let maximumStatusBytes = 64 << 10
-    /// What a listing (UIDL, LIST, CAPA) may hold: a UIDL line is at most 80 bytes, so this is
-    /// a mailbox of about 800,000 messages; more is a flood.
-    public static let maximumListingBytes = 64 << 20
+    /// What a listing (UIDL, LIST, CAPA) may hold: a UIDL line is at most 80 bytes (usually
+    /// 20), so this is a maildrop of 400,000 messages or more; more is a flood. Held as
+    /// lines, about 3× this in memory at most.
+    public static let maximumListingBytes = 32 << 20
 
     /// A single-line command: `+OK …` returns the text, `-ERR …` throws.
     public func run(_ command: String) throws(MailConnectionError) -> String {

@@ -57,6 +57,9 @@ public final class MailSession {
     private var reply = ReplyBounds(what: "", bytesLeft: Int.max, deadline: nil)
     /// No reply may end after this instant (the poll's `max_poll_time`).
     public var sessionDeadline: ContinuousClock.Instant?
+    /// The connection failed (lost, too slow, too much): nothing more is sent or read on it,
+    /// a polite LOGOUT or QUIT included (it would only read more of the same).
+    public private(set) var isBroken = false
 
     struct ReplyBounds {
         var what: String
@@ -162,6 +165,9 @@ public final class MailSession {
     }
 
     public func send(_ bytes: [UInt8]) throws(MailConnectionError) {
+        guard !isBroken else {
+            throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "the connection to \(endpoint) was abandoned after an error")
+        }
         guard case .curl(let handle, _) = transport else {
             if case .replay(let server) = transport { server.sent += bytes }
             return
@@ -196,6 +202,7 @@ public final class MailSession {
     private func consume(_ count: Int) throws(MailConnectionError) {
         reply.bytesLeft -= count
         if reply.bytesLeft < 0 {
+            isBroken = true
             throw MailConnectionError(.tooLarge, endpoint: endpoint.description,
                                       message: "\(endpoint) sent more than \(reply.limit) bytes in answer to \(reply.what): a reply that large is broken or hostile, so the session was abandoned")
         }
@@ -249,6 +256,15 @@ public final class MailSession {
     }
 
     private func fill() throws(MailConnectionError) {
+        do {
+            try receive()
+        } catch {
+            isBroken = true
+            throw error
+        }
+    }
+
+    private func receive() throws(MailConnectionError) {
         guard case .curl(let handle, _) = transport else {
             if case .replay(let server) = transport {
                 let next = server.next()

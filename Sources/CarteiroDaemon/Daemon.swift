@@ -24,13 +24,14 @@ public final class Daemon: @unchecked Sendable {
     /// Where the daemon is in its life. Each transition happens on `queue`:
     /// starting → running ⇄ reloading → … → stopping (from any of them; never back).
     enum Lifecycle: Equatable {
-        case starting
+        /// `reload`: a SIGHUP came before the services ran; it is applied once they do.
+        case starting(reload: Bool)
         case running
         /// `again`: a SIGHUP came during the reload; the file is read once more after it.
         case reloading(again: Bool)
         case stopping
     }
-    var lifecycle = Lifecycle.starting
+    var lifecycle = Lifecycle.starting(reload: false)
     var keepAlive: [any DispatchSourceProtocol] = []
     /// The claim on the state directory in use; a reload to another one takes that one's first.
     var stateLock: StateLock
@@ -70,8 +71,12 @@ public final class Daemon: @unchecked Sendable {
         }
         queue.sync {
             startServices()
+        }
+        queue.async { [self] in
             // A SIGTERM that came while the services started has made this `.stopping` already.
-            if lifecycle == .starting { lifecycle = .running }
+            guard case .starting(let reload) = lifecycle else { return }
+            lifecycle = .running
+            if reload { self.reload() }
         }
         notifier.ready(status: statusLine())
         // STATUS= follows the mailboxes' health.
@@ -136,7 +141,10 @@ public final class Daemon: @unchecked Sendable {
     func reload() {
         dispatchPrecondition(condition: .onQueue(queue))
         switch lifecycle {
-        case .stopping, .starting: return
+        case .stopping: return
+        case .starting:
+            lifecycle = .starting(reload: true)
+            return
         case .reloading:
             // A SIGHUP during a reload is not lost: the file is read once more afterwards.
             lifecycle = .reloading(again: true)

@@ -117,9 +117,10 @@ struct SystemdNotifyTests {
         """, mode: 0o600)
         for _ in 1...3 {
             let process = try Self.daemon(config: config, socket: socket, watchdogUsec: nil)
-            _ = socket.collect(timeout: .seconds(10)) { $0.contains { $0.hasPrefix("READY=1") } }
+            let before = socket.collect(timeout: .seconds(30)) { $0.contains { $0.hasPrefix("READY=1") } }
+            #expect(before.contains { $0.hasPrefix("READY=1") }, "\(before)")
             kill(process.processIdentifier, SIGHUP)
-            let after = socket.collect(timeout: .seconds(10)) { $0.contains { $0.hasPrefix("READY=1") } }
+            let after = socket.collect(timeout: .seconds(30)) { $0.contains { $0.hasPrefix("READY=1") } }
             #expect(process.isRunning, "SIGHUP at READY ended the daemon")
             #expect(after.contains { $0.hasPrefix("RELOADING=1") }, "\(after)")
             process.terminate()
