@@ -196,12 +196,19 @@ struct OutboundCrashTests {
         for n in 1...total {
             try submit("{\"mailbox\": \"audit-out\", \"subject\": \"n\(n)\", \"text\": \"t\", \"to\": [\"c\(n).\(token)@lab.test\"]}", name: "c\(n)", state: state)
         }
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator()
+        print("outbound crash test: seed \(generator.seed) (CARTEIRO_TEST_SEED repeats it)")
+        var landedDuringTheWork = 0
         for _ in 0..<8 {
             let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
             Thread.sleep(forTimeInterval: Double.random(in: 0.05...0.5, using: &generator))
             daemon.kill()
+            // Some messages sent and some not: this kill interrupted the work.
+            let sent = Set(ReceivedMail.all(in: lab, containing: token).flatMap(\.recipients)).count
+            if (1..<total).contains(sent) { landedDuringTheWork += 1 }
         }
+        print("outbound crash test: \(landedDuringTheWork) of 8 kills landed while messages were being sent")
+        #expect(landedDuringTheWork >= 1, "no kill interrupted the work (seed \(generator.seed))")
         let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
         let drained = waitUntil(timeout: .seconds(60)) {
             (try? runCarteiro(["queue", "list", "--config", config]))?.stdout == "the queue is empty\n"
