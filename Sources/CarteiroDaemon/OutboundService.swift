@@ -24,10 +24,12 @@ public final class OutboundService: @unchecked Sendable {
     /// Control requests handed to a lane and not answered yet (on `watcher`).
     var requestsInFlight: Set<String> = []
 
-    public init(configuration: Configuration, environment: [String: String], log: DaemonLog) throws(InboundService.StartFailure) {
+    /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`).
+    public init(configuration: Configuration, environment: [String: String], log: DaemonLog,
+                queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(InboundService.StartFailure) {
         self.log = log
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
-        queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
+        queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults)
         outbox = configuration.daemon.stateDirectory + "/outbox"
         control = QueueControl(stateDirectory: configuration.daemon.stateDirectory)
         let passwords = try Self.passwords(configuration, environment: environment)

@@ -9,6 +9,7 @@ import Foundation
 public enum DurableFiles {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     static func failure(_ what: String, _ path: String) -> Failure {

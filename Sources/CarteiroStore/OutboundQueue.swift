@@ -97,9 +97,12 @@ public struct QueuedMessage: Sendable, Equatable {
 /// renamed into place (both durable first). `queue/failed/` keeps what was given up.
 public struct OutboundQueue: Sendable {
     public let root: String
+    /// Called before each step of `enqueue` with its name: the crash tests stop it at any step.
+    let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
-    public init(stateDirectory: String) {
+    public init(stateDirectory: String, faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) {
         root = stateDirectory + "/queue"
+        self.faults = faults
     }
 
     public var failedDirectory: String { root + "/failed" }
@@ -112,18 +115,23 @@ public struct OutboundQueue: Sendable {
         for (item, bytes) in items {
             let directory = lane(item.mailbox)
             if directories.insert(directory).inserted { try DurableFiles.makeDirectory(directory) }
+            try faults?("write \(item.id).eml")
             try DurableFiles.writeUnsynced(bytes, to: directory + "/" + item.id + ".eml")
+            try faults?("write \(item.id).json.tmp")
             try DurableFiles.writeUnsynced(JSONText.render(item.json()), to: directory + "/." + item.id + ".json.tmp")
             written += [directory + "/" + item.id + ".eml", directory + "/." + item.id + ".json.tmp"]
         }
         // Group commit: every file of the batch durable at once (one syncfs, not two fsyncs a message).
+        try faults?("sync")
         try DurableFiles.syncFileSystems(holding: Array(directories), files: written)
         for directory in directories { try DurableFiles.syncDirectory(directory) }
         // The renames make the messages visible to the lanes.
         for (item, _) in items {
             let directory = lane(item.mailbox)
+            try faults?("rename \(item.id)")
             try DurableFiles.rename(directory + "/." + item.id + ".json.tmp", directory + "/" + item.id + ".json")
         }
+        try faults?("directory sync")
         for directory in directories { try DurableFiles.syncDirectory(directory) }
     }
 
