@@ -13,6 +13,8 @@ public struct ConfigLoader {
         /// Every file read, the main one first, in the order they were read.
         public var files: [String]
         public var diagnostics: DiagnosticList
+        /// The main file could not be read at all: nothing else is worth saying about it.
+        public var mainFileUnreadable = false
     }
 
     private var document: ConfigDocument
@@ -24,7 +26,8 @@ public struct ConfigLoader {
     public static func load(path: String) -> Result {
         var loader = ConfigLoader(document: ConfigDocument(file: path))
         loader.loadFile(path, includedFrom: nil, depth: 0)
-        return Result(document: loader.document, files: loader.files, diagnostics: loader.diagnostics)
+        let unreadable = loader.diagnostics.errors.contains { $0.location.file == path && $0.message.hasPrefix("cannot read the configuration") || $0.message.hasPrefix("\(path) is a directory") }
+        return Result(document: loader.document, files: loader.files, diagnostics: loader.diagnostics, mainFileUnreadable: unreadable)
     }
 
     /// Loads a configuration given as text (tests, `--config -`). Includes resolve against `directory`.

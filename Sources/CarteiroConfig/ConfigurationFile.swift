@@ -21,6 +21,10 @@ public enum ConfigurationFile {
 
     private static func finish(_ loaded: ConfigLoader.Result, environment: [String: String]) -> Outcome {
         var diagnostics = loaded.diagnostics
+        // A file that cannot be read has no [daemon] table to miss: one error, the real one.
+        if loaded.mainFileUnreadable {
+            return Outcome(configuration: nil, diagnostics: diagnostics.sorted(fileOrder: loaded.files), files: loaded.files)
+        }
         let configuration = ConfigurationBuilder(environment: environment).build(loaded.document, files: loaded.files, diagnostics: &diagnostics)
         return Outcome(configuration: configuration, diagnostics: diagnostics.sorted(fileOrder: loaded.files), files: loaded.files)
     }

@@ -109,8 +109,12 @@ struct DaemonInboundTests {
         let handedOn = { ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".json") }.count
             + ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasPrefix("taken-") }.count }
         for _ in 0..<12 {
+            let before = handedOn()
             let daemon = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
-            Thread.sleep(forTimeInterval: Double.random(in: 0.02...0.35, using: &generator))
+            // However slowly the machine starts it, the kill comes once the hand-over has begun
+            // (or soon after the start, once everything is handed on).
+            _ = waitUntil(timeout: .seconds(20)) { handedOn() > before || before >= 2 * perMailbox }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.08, using: &generator))
             daemon.kill()
             kills += 1
             // Some messages handed on and some not: this kill interrupted the work.

@@ -192,20 +192,23 @@ struct OutboundCrashTests {
         let token = uniqueName("crash")
         let state = directory.path + "/state"
         let config = try directory.write("carteiro.conf", outboundConfiguration(lab: lab, state: state, token: token), mode: 0o600)
-        let total = 200
+        let total = 400
         for n in 1...total {
             try submit("{\"mailbox\": \"audit-out\", \"subject\": \"n\(n)\", \"text\": \"t\", \"to\": [\"c\(n).\(token)@lab.test\"]}", name: "c\(n)", state: state)
         }
         var generator = SeededGenerator()
         print("outbound crash test: seed \(generator.seed) (CARTEIRO_TEST_SEED repeats it)")
         var landedDuringTheWork = 0
+        let sentSoFar = { Set(ReceivedMail.all(in: lab, containing: token).flatMap(\.recipients)).count }
         for _ in 0..<8 {
+            let before = sentSoFar()
             let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
-            Thread.sleep(forTimeInterval: Double.random(in: 0.05...0.5, using: &generator))
+            // However slowly the machine starts it, the kill comes once sending has begun.
+            _ = waitUntil(timeout: .seconds(20)) { sentSoFar() > before || before == total }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.08, using: &generator))
             daemon.kill()
             // Some messages sent and some not: this kill interrupted the work.
-            let sent = Set(ReceivedMail.all(in: lab, containing: token).flatMap(\.recipients)).count
-            if (1..<total).contains(sent) { landedDuringTheWork += 1 }
+            if (1..<total).contains(sentSoFar()) { landedDuringTheWork += 1 }
         }
         print("outbound crash test: \(landedDuringTheWork) of 8 kills landed while messages were being sent")
         #expect(landedDuringTheWork >= 1, "no kill interrupted the work (seed \(generator.seed))")

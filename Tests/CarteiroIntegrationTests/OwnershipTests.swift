@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CarteiroConfig
 import CarteiroStore
 import CarteiroTesting
 
@@ -135,5 +136,60 @@ struct QueueAdminTests {
         let again = try runCarteiro(["queue", "delete", id, "--config", config])
         #expect(again.status == 1)
         #expect(again.stderr.contains("no queued or failed message \(id)"))
+    }
+}
+
+/// Files that are not files: a FIFO would block a reader for ever (and with it a reload, and
+/// then SIGTERM), a device would feed it without end.
+struct SpecialFileTests {
+    @Test func aFIFOAsAnIncludeOrAPasswordFileIsAnErrorNotAHang() throws {
+        let directory = try TemporaryDirectory()
+        #expect(mkfifo(directory.path + "/customer.conf", 0o600) == 0)
+        #expect(mkfifo(directory.path + "/password", 0o600) == 0)
+        let config = try directory.write("carteiro.conf", """
+            include = ["\(directory.path)/customer.conf", "/dev/zero"]
+            [daemon]
+            system_outbound = "out"
+            state_dir = "\(directory.path)/state"
+            [mailbox.out]
+            type = "outbound"
+            server = "127.0.0.1"
+            sender = "desk@desk.example"
+            auth = true
+            user = "u"
+            password_file = "\(directory.path)/password"
+            """, mode: 0o600)
+        let started = ContinuousClock.now
+        let result = try runCarteiro(["check-config", "--config", config])
+        #expect(ContinuousClock.now - started < .seconds(20), "check-config waited on a FIFO")
+        #expect(result.status == 78, "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("cannot include \(directory.path)/customer.conf: it is a FIFO, not a regular file"), "\(result.stderr)")
+        #expect(result.stderr.contains("cannot include /dev/zero: it is a device, not a regular file"), "\(result.stderr)")
+    }
+
+    /// The service user meeting a configuration only root may read: "permission denied", not
+    /// "does not exist" (run as `nobody` through runuser).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")))
+    func anUnreadableConfigurationSaysPermissionDeniedNotMissing() throws {
+        let directory = try TemporaryDirectory()
+        chmod(directory.path, 0o755)
+        let config = try directory.write("carteiro.conf", "[daemon]\n", mode: 0o600)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        process.arguments = ["-u", "nobody", "--", carteiroExecutable(), "check-config", "--config", config]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard !text.contains("Permission denied") || text.contains("carteiro.conf") else {
+            // nobody cannot even run the test build (its directories are private): nothing to learn.
+            return
+        }
+        #expect(process.terminationStatus == 78, "\(text)")
+        #expect(text.contains("cannot read the configuration \(config): it cannot be read (permission denied)"), "\(text)")
+        #expect(!text.contains("does not exist"), "\(text)")
+        #expect(!text.contains("[daemon]"), "one error, the real one: \(text)")
     }
 }
