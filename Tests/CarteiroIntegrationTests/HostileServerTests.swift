@@ -314,6 +314,52 @@ struct HostileServerTests {
         #expect(run.events.first { $0["type"] as? String == "message.unreadable" }?["id"] as? String == "h/uidl/u2")
     }
 
+    // MARK: - The environment
+
+    /// Started with umask 000, Carteiro still writes nothing that every user may change.
+    @Test func umask000LeavesNothingWorldWritable() throws {
+        let body = Self.body
+        let server = try Self.imap { tag, command, writer in
+            guard command.hasPrefix("UID FETCH") else { return false }
+            let withBody = command.contains("BODY.PEEK[]")
+            writer.write("* 1 FETCH (UID 1 RFC822.SIZE \(body.utf8.count)" + (withBody ? " BODY[] {\(body.utf8.count)}\r\n\(body))\r\n" : " FLAGS ())\r\n") + "\(tag) OK done\r\n")
+            return true
+        }
+        defer { server.stop() }
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: """
+            [mailbox.h]
+            type = "inbound"
+            provider = "imap"
+            starttls = false
+            server = "127.0.0.1"
+            port = \(server.port)
+            user = "u"
+            password = "p"
+            import_existing = "all"
+
+            """, contractMailboxes: ["h"]), mode: 0o600)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "umask 000; exec \"$0\" run --once --config \"$1\"", carteiroExecutable(), config]
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        var checked = 0
+        let walker = FileManager.default.enumerator(atPath: state)
+        while let relative = walker?.nextObject() as? String {
+            var info = stat()
+            guard lstat(state + "/" + relative, &info) == 0 else { continue }
+            #expect(info.st_mode & 0o002 == 0, "\(relative) is world-writable (mode \(String(info.st_mode & 0o777, radix: 8)))")
+            #expect(info.st_mode & 0o020 == 0 || (info.st_mode & S_IFMT) == S_IFDIR, "\(relative) is group-writable")
+            checked += 1
+        }
+        #expect(checked > 5, "the run wrote its state")
+        #expect(FileManager.default.fileExists(atPath: state + "/mailboxes/h/message-keys"))
+    }
+
     // MARK: - Servers that quote the password back
 
     /// A server that puts the login (and its base64 form) in its refusal: the password must
