@@ -30,7 +30,7 @@ public struct ConfigLoader {
         return Result(document: loader.document, files: loader.files, diagnostics: loader.diagnostics, mainFileUnreadable: unreadable)
     }
 
-    /// Loads a configuration given as text (tests, `--config -`). Includes resolve against `directory`.
+    /// Loads a configuration given as text (tests, fuzzing). Includes resolve against `directory`.
     public static func load(text: String, file: String, directory: String = ".") -> Result {
         var loader = ConfigLoader(document: ConfigDocument(file: file))
         loader.files.append(file)

@@ -142,9 +142,9 @@ public struct ConfigurationBuilder {
         }
         let specs = ConfigSchema.tables.filter { $0.pattern[0] == path[0] }
         let shapes = specs.map(\.title).joined(separator: " or ")
-        if table.isImplicit, let entry = table.entries.first, let parent = ConfigSchema.spec(for: Array(path.dropLast())) {
+        if table.isImplicit, let entry = table.entries.first, ConfigSchema.spec(for: Array(path.dropLast())) != nil {
             // `a.b = 1` inside a table: a dotted key that names a sub-table no spec knows.
-            diagnostics.error(entry.keyLocation, "unknown key `\(path.last!).\(entry.key)` in \(parent.title)")
+            diagnostics.error(entry.keyLocation, "unknown key `\(path.last ?? "").\(entry.key)` in [\(ConfigDocument.render(Array(path.dropLast())))]")
             return
         }
         diagnostics.error(location, "unknown table [\(rendered)]: expected \(shapes)")

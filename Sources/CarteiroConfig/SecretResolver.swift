@@ -45,6 +45,9 @@ public struct SecretResolver: Sendable {
         case .success(let bytes): data = bytes
         case .failure(let problem): return .failure(Failure(description: "\(what) \(path) \(problem)"))
         }
+        // A NUL is no character of a password (and no server takes one): /dev/zero and
+        // binary files end here with their real reason.
+        if data.contains(0) { return .failure(Failure(description: "\(what) \(path) holds NUL bytes: it is not a text file")) }
         guard let text = String(validating: data, as: UTF8.self) else {
             return .failure(Failure(description: "\(what) \(path) is not UTF-8 text"))
         }

@@ -16,7 +16,8 @@ struct TableReader {
                 let suggestion = NearestName.suggest(entry.key, among: applicable.map(\.key))
                 if let suggestion { suggested.insert(suggestion) }
                 let hint = suggestion.map { "; did you mean `\($0)`?" } ?? ""
-                diagnostics.error(entry.keyLocation, "unknown key `\(entry.key)` in \(spec.title)\(hint)")
+                // The table as the file names it ([mailbox.acme-in]), not the schema's [mailbox.NAME].
+                diagnostics.error(entry.keyLocation, "unknown key `\(entry.key)` in [\(ConfigDocument.render(table.path))]\(hint)")
                 continue
             }
             if let scope, key.scope != .always, key.scope != scope {

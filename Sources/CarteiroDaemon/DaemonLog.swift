@@ -22,7 +22,9 @@ public struct DaemonLog: Sendable {
         case .debug: .debug
         }
         var metadata: Logger.Metadata = [:]
-        for (key, value) in fields { metadata[key] = .string(value) }
+        // A mailbox outside any contract has no contract: the field is left out, not empty
+        // (`journalctl CARTEIRO_CONTRACT=` should match nothing of it).
+        for (key, value) in fields where !(key == "contract" && value.isEmpty) { metadata[key] = .string(value) }
         logger.log(level: swiftLevel, "\(message)", metadata: metadata)
     }
 }

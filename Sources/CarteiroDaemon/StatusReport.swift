@@ -22,6 +22,10 @@ public enum StatusReport {
         }
         for entry in object["mailboxes"] as? [[String: Any]] ?? [] {
             guard let status = MailboxStatus(json: entry) else { continue }
+            guard status.lastPoll != nil || status.consecutiveFailures > 0 else {
+                lines.append("mailbox \(status.name): not polled yet")
+                continue
+            }
             let health = status.consecutiveFailures == 0 ? "ok" : "FAILING (\(status.consecutiveFailures) in a row since \(ago(status.failingSince)))"
             lines.append("mailbox \(status.name): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run")
             if let error = status.lastError { lines.append("  last error: \(error)") }

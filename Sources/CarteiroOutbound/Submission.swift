@@ -56,9 +56,37 @@ public struct Submission: Sendable, Codable, Equatable {
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             return .failure(SubmissionRejection("the field `\(path)` has the wrong type: \(context.debugDescription)"))
+        } catch DecodingError.dataCorrupted(let context) {
+            return .failure(SubmissionRejection("the submission is not valid JSON: " + jsonProblem(data, context)))
+        } catch DecodingError.keyNotFound(let key, _) {
+            return .failure(SubmissionRejection("the submission lacks `\(key.stringValue)`"))
         } catch {
-            return .failure(SubmissionRejection("the submission is not valid JSON: \(error.localizedDescription)"))
+            return .failure(SubmissionRejection("the submission is not valid JSON: \(error)"))
         }
+    }
+
+    /// What is wrong and where (line and column): Foundation's decoder says only "not valid
+    /// JSON", so the bytes are read again by JSONSerialization, whose message names the offset.
+    static func jsonProblem(_ data: Data, _ context: DecodingError.Context) -> String {
+        let bytes = [UInt8](data)
+        if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return "the file is empty" }
+        func position(_ index: Int) -> String {
+            let before = bytes[..<min(max(index, 0), bytes.count)]
+            let line = before.filter { $0 == 10 }.count + 1
+            let column = before.count - (before.lastIndex(of: 10).map { $0 + 1 } ?? 0) + 1
+            return "line \(line), column \(column)"
+        }
+        do {
+            _ = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? ""
+            if detail.hasPrefix("Unexpected end of file") { return "it ends in the middle of a value (\(position(bytes.count)))" }
+            if let range = detail.range(of: "character "), let index = Int(detail[range.upperBound...].prefix { $0.isNumber }) {
+                return "unexpected text at \(position(index))"
+            }
+            if !detail.isEmpty { return detail }
+        }
+        return context.debugDescription
     }
 
     public func encoded() -> Data {

@@ -10,6 +10,12 @@ struct Carteiro: ParsableCommand {
         abstract: "The e-mail channel of a service desk: inbound mailboxes become request events, notifications leave through the right mailbox.",
         subcommands: [CheckConfig.self, TestMailbox.self, Run.self, Send.self, Queue.self, Status.self]
     )
+
+    /// `carteiro` alone is a mistaken invocation: the usage on stderr, exit 64 (EX_USAGE).
+    func run() throws {
+        Output.error(Self.helpMessage())
+        throw ExitCode(64)
+    }
 }
 
 /// Options every subcommand shares.

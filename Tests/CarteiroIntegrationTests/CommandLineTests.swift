@@ -28,7 +28,7 @@ struct CommandLineTests {
         #expect(result.stdout.isEmpty)
         let lines = result.stderr.split(separator: "\n").map(String.init)
         #expect(lines.contains("\(path):2:19: system_outbound names no mailbox: there is no [mailbox.nowhere]"))
-        #expect(lines.contains("\(path):6:1: unknown key `sever` in [mailbox.NAME]; did you mean `server`?"))
+        #expect(lines.contains("\(path):6:1: unknown key `sever` in [mailbox.in]; did you mean `server`?"))
         #expect(lines.contains("\(path):3:1: [mailbox.in] needs a password: set one of `password_credential`, `password_file`, `password_env` or `password`"))
         #expect(lines.contains("\(path):3:1: [mailbox.in] needs `user`: the login name for IMAP"))
         #expect(lines.last == "\(path): 4 errors; the configuration was not accepted", "\(lines)")
