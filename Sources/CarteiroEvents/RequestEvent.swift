@@ -43,6 +43,39 @@ public struct StoredAttachment: Sendable {
     public var contentID: String?
 
     public static func path(forSHA256 hex: String) -> String { "attachments/\(hex.prefix(2))/\(hex)" }
+
+    /// The file name as the sender wrote it may hold anything (`../`, `/etc/x`, NUL, CR/LF, a
+    /// thousand characters): `filename` keeps it, and this is a name the desk can give a file.
+    /// The last path component only, control characters and `/ \ : * ? " < > |` replaced by
+    /// `_`, no leading dot or dash, at most 200 bytes (the extension kept), never empty.
+    public static func safeName(_ original: String?, contentType: String) -> String {
+        var name = ""
+        for scalar in (original ?? "").unicodeScalars {
+            if scalar == "/" || scalar == "\\" {
+                name = ""
+                continue
+            }
+            let unsafe = scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+                || ":*?\"<>|".unicodeScalars.contains(scalar) || scalar == "\u{2028}" || scalar == "\u{2029}"
+            name.unicodeScalars.append(unsafe ? "_" : scalar)
+        }
+        while let first = name.first, first == "." || first == "-" || first == " " { name.removeFirst() }
+        while let last = name.last, last == " " || last == "." { name.removeLast() }
+        if name.utf8.count > 200 {
+            let dot = name.lastIndex(of: ".").map { name[$0...] }.map(String.init) ?? ""
+            let keep = dot.utf8.count <= 20 ? dot : ""
+            var stem = String(name.dropLast(keep.count))
+            while stem.utf8.count + keep.utf8.count > 200 { stem.removeLast() }
+            name = stem + keep
+        }
+        if name.isEmpty {
+            let type = contentType.lowercased()
+            let subtype = type == "message/rfc822" ? "eml"
+                : String((type.split(separator: "/").last.map(String.init) ?? "").filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }.prefix(20))
+            name = "attachment" + (subtype.isEmpty ? "" : "." + subtype)
+        }
+        return name
+    }
 }
 
 /// What a message becomes for the desk (SPEC §3), before it is written as JSON.
@@ -107,7 +140,8 @@ public struct RequestEvent: Sendable {
             ("text", .optional(m?.text)),
             ("html", .optional(m?.html)),
             ("attachments", .array(attachments.map { a in
-                .object([("filename", .optional(a.filename)), ("content_type", .string(a.contentType)), ("size", .number(Int64(a.size))),
+                .object([("filename", .optional(a.filename)), ("safe_name", .string(StoredAttachment.safeName(a.filename, contentType: a.contentType))),
+                         ("content_type", .string(a.contentType)), ("size", .number(Int64(a.size))),
                          ("sha256", .string(a.sha256)), ("path", .string(a.path)), ("content_id", .optional(a.contentID))])
             })),
             ("size", .number(Int64(messageSize))),

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import CarteiroMail
+import CarteiroEvents
 
 /// Messages written to hurt the parser: impossible numbers, shapes that make a naive parser
 /// quadratic, and nesting beyond reason. Each must parse (or be flagged) without a trap and
@@ -75,5 +76,24 @@ struct HostileMessageTests {
         let parsed = MailMessage.parse(Self.message("From: \(from)\r\nTo: <<<<>>>>, \"\", <@:>, ,,,;;;:"))
         _ = parsed.from
         #expect(parsed.header.fields.count == 2)
+    }
+}
+
+/// Attachment names as senders write them, and the name the desk may use.
+struct SafeNameTests {
+    @Test(arguments: [
+        ("../../etc/passwd", "passwd"), ("/etc/shadow", "shadow"), ("C:\\Windows\\evil.exe", "evil.exe"),
+        ("a\u{0}b\r\nc.txt", "a_b__c.txt"), ("..", "attachment.pdf"), ("-rf .txt", "rf .txt"), ("..hidden", "hidden"),
+        ("relatório.pdf", "relatório.pdf"), ("a:b*c?.doc", "a_b_c_.doc"), ("", "attachment.pdf"),
+    ])
+    func safeNames(_ original: String, _ expected: String) {
+        #expect(StoredAttachment.safeName(original, contentType: "application/pdf") == expected)
+    }
+
+    @Test func longNamesKeepTheirExtension() {
+        let name = StoredAttachment.safeName(String(repeating: "ç", count: 500) + ".pdf", contentType: "application/pdf")
+        #expect(name.utf8.count <= 200)
+        #expect(name.hasSuffix(".pdf"))
+        #expect(StoredAttachment.safeName(nil, contentType: "message/rfc822") == "attachment.eml")
     }
 }
