@@ -24,7 +24,7 @@ public enum ConfigSchema {
 
     public static let mailbox = TableSpec(pattern: ["mailbox", "*"], title: "[mailbox.NAME]", doc: "A mailbox: inbound (read by polling IMAP or POP3) or outbound (an SMTP profile to send through).", keys: [
         KeySpec("type", .choice(["inbound", "outbound"]), nil, "inbound: its new messages become request events; outbound: notifications are sent through it.", required: true),
-        KeySpec("description", .string, "\"\"", "Free text for people: shown by check-config and status."),
+        KeySpec("description", .string, "\"\"", "Free text for people: shown by check-config, status and test-mailbox."),
         KeySpec("server", .hostname, nil, "The mail server's host name or IP address.", required: true),
         KeySpec("port", .integer(1...65535), "by protocol: imaps 993, imap 143, pops 995, pop 110; tls 465, starttls 587, none 25", "The server's port."),
         KeySpec("user", .string, "unset", "The login name (often the mailbox's address). Required for inbound mailboxes and for outbound ones with auth = true."),

@@ -1,6 +1,6 @@
 /// The text `check-config` prints on success: what an operator checks at a glance.
 /// Each contract with its mailboxes, and for every workflow step which mailbox it sends
-/// through for each contract (SPEC §4's resolution rule, applied).
+/// through for each contract (the resolution rule, applied).
 public enum ConfigSummary {
     public static func render(_ configuration: Configuration) -> String {
         var out: [String] = []
@@ -11,6 +11,8 @@ public enum ConfigSummary {
         out.append("daemon")
         out.append("  system outbound  \(c.daemon.systemOutbound)")
         out.append("  state directory  \(c.daemon.stateDirectory)")
+        // The key that makes replies thread: losing it breaks every open conversation.
+        out.append("  threading key    \(c.daemon.stateDirectory)/threading.key (back it up with the state directory)")
         out.append("  event spool      \(c.events.spool)" + (c.events.webhook.map { ", webhook \($0)" } ?? ""))
         out.append("  polling          every \(ConfigDuration.format(c.daemon.pollInterval)) by default, \(c.daemon.maxParallelPolls) at a time")
 
@@ -71,11 +73,18 @@ public enum ConfigSummary {
         let tls = mailbox.provider.usesImplicitTLS ? "" : (mailbox.starttls ? "+STARTTLS" : " (plain text allowed)")
         let folder = mailbox.provider.isIMAP ? " \(mailbox.folder)" : ""
         return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
+            + described(mailbox.description)
+    }
+
+    /// A mailbox's `description`, for people, after its line.
+    static func described(_ description: String) -> String {
+        description.isEmpty ? "" : "  \"\(description)\""
     }
 
     static func describe(_ mailbox: OutboundMailbox) -> String {
         let auth = mailbox.auth ? ", login \(mailbox.user ?? "")" : ""
         return "\(pad(mailbox.name, to: 16)) smtp \(mailbox.tlsMode.rawValue) \(mailbox.server):\(mailbox.port) as \(mailbox.sender)\(auth)"
+            + described(mailbox.description)
     }
 
     static func pad(_ text: String, to width: Int) -> String {

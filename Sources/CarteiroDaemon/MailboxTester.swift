@@ -65,7 +65,7 @@ public struct MailboxTester {
 
     func testInbound(_ mailbox: InboundMailbox) throws(Failure) {
         let endpoint = MailEndpoint(mailbox)
-        report("mailbox \(mailbox.name): inbound \(mailbox.provider.rawValue), \(mailbox.server) port \(mailbox.port), user \(mailbox.user)")
+        report("mailbox \(mailbox.name)\(mailbox.description.isEmpty ? "" : " (\(mailbox.description))"): inbound \(mailbox.provider.rawValue), \(mailbox.server) port \(mailbox.port), user \(mailbox.user)")
         let secret = try password(mailbox.password, mailbox: mailbox.name)
         let session: MailSession
         do {
@@ -152,7 +152,7 @@ public struct MailboxTester {
 
     func testOutbound(_ mailbox: OutboundMailbox) throws(Failure) {
         let endpoint = MailEndpoint(mailbox)
-        report("mailbox \(mailbox.name): outbound SMTP (\(mailbox.tlsMode.rawValue)), \(mailbox.server) port \(mailbox.port), sender \(mailbox.sender)")
+        report("mailbox \(mailbox.name)\(mailbox.description.isEmpty ? "" : " (\(mailbox.description))"): outbound SMTP (\(mailbox.tlsMode.rawValue)), \(mailbox.server) port \(mailbox.port), sender \(mailbox.sender)")
         var credentials: MailSession.Credentials?
         if mailbox.auth, let user = mailbox.user, let source = mailbox.password {
             credentials = .init(user: user, password: try password(source, mailbox: mailbox.name))

@@ -3,7 +3,8 @@ import Foundation
 
 /// `carteiro status`: what the running daemon last wrote to `status.json`.
 public enum StatusReport {
-    public static func render(stateDirectory: String, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
+    /// `descriptions`: each mailbox's `description` from the configuration, shown beside it.
+    public static func render(stateDirectory: String, descriptions: [String: String] = [:], now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let path = stateDirectory + "/status.json"
         guard let data = FileManager.default.contents(atPath: path),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -22,12 +23,13 @@ public enum StatusReport {
         }
         for entry in object["mailboxes"] as? [[String: Any]] ?? [] {
             guard let status = MailboxStatus(json: entry) else { continue }
+            let label = descriptions[status.name].flatMap { $0.isEmpty ? nil : " (\($0))" } ?? ""
             guard status.lastPoll != nil || status.consecutiveFailures > 0 else {
-                lines.append("mailbox \(status.name): not polled yet")
+                lines.append("mailbox \(status.name)\(label): not polled yet")
                 continue
             }
             let health = status.consecutiveFailures == 0 ? "ok" : "FAILING (\(status.consecutiveFailures) in a row since \(ago(status.failingSince)))"
-            lines.append("mailbox \(status.name): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run")
+            lines.append("mailbox \(status.name)\(label): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run")
             if let error = status.lastError { lines.append("  last error: \(error)") }
         }
         // The outbound lanes, from the queue itself.

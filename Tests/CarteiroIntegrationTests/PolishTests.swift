@@ -44,8 +44,8 @@ struct PolishTests {
         let directory = try TemporaryDirectory()
         try #"{"pid": 1, "mailboxes": [{"name": "fresh", "consecutive_failures": 0, "handed_on": 0}, {"name": "old", "consecutive_failures": 0, "handed_on": 3, "last_poll": 100, "last_success": 100}]}"#
             .write(toFile: directory.path + "/status.json", atomically: true, encoding: .utf8)
-        let text = StatusReport.render(stateDirectory: directory.path, now: 130).text
-        #expect(text.contains("mailbox fresh: not polled yet\n"), "\(text)")
+        let text = StatusReport.render(stateDirectory: directory.path, descriptions: ["fresh": "ACME support inbox", "old": ""], now: 130).text
+        #expect(text.contains("mailbox fresh (ACME support inbox): not polled yet\n"), "\(text)")
         #expect(text.contains("mailbox old: ok; last poll 30s ago, last success 30s ago, 3 handed on by this run"), "\(text)")
     }
 
