@@ -18,6 +18,12 @@ CURLcode carteiro_curl_setopt_write_function(CURL *handle, CURLoption option, ca
 CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_cb value) {
     return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, value);
 }
+CURLcode carteiro_curl_setopt_xferinfo_function(CURL *handle, carteiro_curl_xferinfo_cb value, void *userdata) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_XFERINFODATA, userdata);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+    return code;
+}
 CURLcode carteiro_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

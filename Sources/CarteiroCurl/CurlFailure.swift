@@ -32,13 +32,18 @@ enum CurlFailure {
                 return error(.connectTimedOut, "connecting to \(endpoint.host) port \(endpoint.port) timed out after \(seconds): the server is down or a firewall drops the packets")
             }
             return error(.noAnswer, "\(target) accepted the connection but did not finish the \(proto) greeting, TLS and login within \(seconds): the server is overloaded, or this port speaks another protocol" + (handle.transcript.lines.isEmpty ? " (it sent nothing at all)" : ""), reply: handle.transcript.lines.last)
+        case CURLE_ABORTED_BY_CALLBACK where handle.transcript.foreignGreeting != nil:
+            let greeting = handle.transcript.foreignGreeting
+            return error(.protocolViolation, "port \(endpoint.port) of \(endpoint.host) speaks \(greeting?.speaks ?? "another protocol"), not \(proto): check `port` (and `provider` or `tls`)",
+                         reply: greeting?.line)
         case CURLE_PEER_FAILED_VERIFICATION:
             return certificateError(detail: detail, endpoint: endpoint, curlCode: curlCode)
         case CURLE_SSL_CONNECT_ERROR:
             var hint = ""
             if detail.contains("wrong version number") || detail.contains("packet length too long") || detail.contains("unexpected eof") {
+                let starttls = endpoint.serviceProtocol == .smtp ? "tls = \"starttls\"" : "provider \"\(endpoint.serviceProtocol == .imap ? "imap" : "pop")\""
                 hint = endpoint.security == .implicitTLS
-                    ? ": port \(endpoint.port) does not seem to speak TLS from the first byte; for STARTTLS use provider \"imap\"/\"pop\" or tls = \"starttls\" (or check `port`)"
+                    ? ": port \(endpoint.port) does not seem to speak TLS from the first byte; for STARTTLS use \(starttls) (or check `port`)"
                     : ": the server does not complete the TLS handshake after STARTTLS"
             }
             return error(.tlsFailed, "the TLS handshake with \(target) failed (\(detail))\(hint)")

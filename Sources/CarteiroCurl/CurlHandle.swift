@@ -32,6 +32,11 @@ final class CurlHandle {
         }
         _ = carteiro_curl_setopt_pointer(raw, CURLOPT_DEBUGDATA, Unmanaged.passUnretained(transcript).toOpaque())
         set(CURLOPT_VERBOSE, 1)
+        // Called while libcurl waits: a greeting in another protocol ends the wait at once.
+        _ = carteiro_curl_setopt_xferinfo_function(raw, { userdata, _, _, _, _ in
+            guard let userdata else { return 0 }
+            return Unmanaged<ServerTranscript>.fromOpaque(userdata).takeUnretainedValue().shouldAbort ? 1 : 0
+        }, Unmanaged.passUnretained(transcript).toOpaque())
     }
 
     deinit {

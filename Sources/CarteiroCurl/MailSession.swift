@@ -84,6 +84,7 @@ public final class MailSession {
             throw MailConnectionError(.other, endpoint: endpoint.description, message: "libcurl could not allocate a connection (out of memory)")
         }
         configure(handle, for: endpoint, ehloName: ehloName)
+        handle.transcript.expected = endpoint.serviceProtocol
         if let credentials {
             handle.set(CURLOPT_USERNAME, credentials.user)
             handle.set(CURLOPT_PASSWORD, credentials.password.value)

@@ -10,6 +10,24 @@ final class ServerTranscript {
     static let maximumLineLength = 400
 
     private(set) var lines: [String] = []
+    /// The protocol the first line should speak (set by the session); nil: not checked.
+    var expected: MailEndpoint.ServiceProtocol?
+    /// The server's first line spoke another protocol than `expected`: which one, and the line.
+    /// libcurl would wait for a greeting it understands until the timeout; the session stops
+    /// at once instead (`shouldAbort`).
+    private(set) var foreignGreeting: (speaks: String, line: String)?
+    var shouldAbort: Bool { foreignGreeting != nil }
+
+    /// What a greeting says the port speaks.
+    static func speaker(of line: String) -> (name: String, protocol: MailEndpoint.ServiceProtocol?) {
+        if line.hasPrefix("* OK") || line.hasPrefix("* PREAUTH") || line.hasPrefix("* BYE") { return ("IMAP", .imap) }
+        if line.hasPrefix("+OK") || line.hasPrefix("-ERR") { return ("POP3", .pop3) }
+        let bytes = Array(line.utf8)
+        if bytes.count >= 3, bytes[0...2].allSatisfy({ $0 >= 48 && $0 <= 57 }), bytes.count == 3 || bytes[3] == 32 || bytes[3] == 45 { return ("SMTP (or FTP)", .smtp) }
+        if line.hasPrefix("SSH-") { return ("SSH", nil) }
+        if line.hasPrefix("HTTP/") { return ("HTTP", nil) }
+        return ("an unknown protocol", nil)
+    }
     /// libcurl said the TCP connection was established (its "Connected to" note).
     private(set) var tcpConnected = false
     /// "TLSv1.3 / TLS_AES_256_GCM_SHA384", from libcurl's note after the handshake.
@@ -29,6 +47,10 @@ final class ServerTranscript {
         for raw in text.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
             var line = String(raw)
             if line.count > Self.maximumLineLength { line = String(line.prefix(Self.maximumLineLength)) + "…" }
+            if lines.isEmpty, foreignGreeting == nil, let expected, !line.isEmpty {
+                let speaker = Self.speaker(of: line)
+                if speaker.protocol != expected { foreignGreeting = (speaker.name, line) }
+            }
             lines.append(line)
         }
         if lines.count > Self.maximumLines { lines.removeFirst(lines.count - Self.maximumLines) }

@@ -67,13 +67,20 @@ struct FakeServerTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 
-    @Test func serverSpeakingAnotherProtocol() throws {
-        let server = try ScriptedServer(greeting: "220 smtp.example ESMTP\r\n")
+    /// A greeting in another protocol is recognised at once (not after the whole timeout) and
+    /// named: IMAP configured on a POP3 or SMTP port, POP3 on an IMAP port.
+    @Test(arguments: [("220 smtp.example ESMTP", "SMTP (or FTP)", "imap"), ("+OK Dovecot ready.", "POP3", "imap"),
+                      ("* OK [CAPABILITY IMAP4rev1] Dovecot ready.", "IMAP", "pop"), ("SSH-2.0-OpenSSH_9.2", "SSH", "imap")])
+    func serverSpeakingAnotherProtocol(_ greeting: String, _ speaks: String, _ provider: String) throws {
+        let server = try ScriptedServer(greeting: greeting + "\r\n")
         defer { server.stop() }
-        let run = try testMailbox(Self.imapMailbox(port: server.port, timeout: "1s"))
+        let started = ContinuousClock.now
+        let run = try testMailbox(Self.imapMailbox(port: server.port, timeout: "20s").replacingOccurrences(of: "provider = \"imap\"", with: "provider = \"\(provider)\""))
         let error = try #require(run.connectionError, "\(run.text)")
-        #expect(error.kind == .noAnswer || error.kind == .protocolViolation)
-        #expect(error.description.contains("220 smtp.example ESMTP"))
+        #expect(error.kind == .protocolViolation, "\(error)")
+        #expect(error.message.contains("port \(server.port) of 127.0.0.1 speaks \(speaks), not \(provider == "imap" ? "IMAP" : "POP3")"), "\(error.message)")
+        #expect(error.description.contains(greeting))
+        #expect(ContinuousClock.now - started < .seconds(10), "waited for the timeout")
     }
 
     @Test func smtpWithoutAUTHWhenAuthIsRequired() throws {

@@ -7,6 +7,7 @@
 
 typedef size_t (*carteiro_curl_write_cb)(char *data, size_t size, size_t nmemb, void *userdata);
 typedef int (*carteiro_curl_debug_cb)(CURL *handle, curl_infotype type, char *data, size_t size, void *userdata);
+typedef int (*carteiro_curl_xferinfo_cb)(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
 
 CURLcode carteiro_curl_setopt_long(CURL *handle, CURLoption option, long value);
 CURLcode carteiro_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
@@ -16,6 +17,8 @@ CURLcode carteiro_curl_setopt_write_function(CURL *handle, CURLoption option, ca
 /* A write callback that discards the response body. */
 CURLcode carteiro_curl_discard_body(CURL *handle);
 CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_cb value);
+/* A progress callback (CURLOPT_XFERINFOFUNCTION) with its data; returning non-zero aborts. */
+CURLcode carteiro_curl_setopt_xferinfo_function(CURL *handle, carteiro_curl_xferinfo_cb value, void *userdata);
 
 CURLcode carteiro_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode carteiro_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
