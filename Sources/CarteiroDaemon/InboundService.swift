@@ -91,8 +91,10 @@ public final class InboundService: @unchecked Sendable {
             for mailbox in configuration.inboundMailboxes where stores[mailbox.name] == nil {
                 stores[mailbox.name] = try MailboxStore(directory: directory, mailbox: mailbox.name)
             }
+            let contracts = RequestContracts(stateDirectory: configuration.daemon.stateDirectory)
             builder = EventBuilder(threading: RequestThreading(secret: try directory.threadingSecret()),
-                                   ownAddresses: Set(configuration.outboundMailboxes.map(\.sender.address)))
+                                   ownAddresses: Set(configuration.outboundMailboxes.map(\.sender.address)),
+                                   contractOfRequest: { contracts.contract(of: $0) })
         } catch {
             throw .storage(error.description)
         }

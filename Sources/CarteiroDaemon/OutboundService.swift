@@ -342,6 +342,11 @@ public final class OutboundService: @unchecked Sendable {
             }
         }
         guard !items.isEmpty else { return }
+        // Which contract each request belongs to, for the inbound side's subject-tag rule.
+        let contracts = RequestContracts(stateDirectory: queue.stateDirectory)
+        for (item, _) in items {
+            if let request = item.request, let contract = item.contract { try contracts.record(request: request, contract: contract) }
+        }
         try queue.enqueue(items)
     }
 

@@ -6,9 +6,13 @@ public struct EventBuilder: Sendable {
     /// The system's own addresses (every outbound sender): mail from them is a loop.
     public var ownAddresses: Set<String>
 
-    public init(threading: RequestThreading, ownAddresses: Set<String>) {
+    /// The contract a request belongs to, when known (see `RequestContracts`).
+    public var contractOfRequest: @Sendable (String) -> String?
+
+    public init(threading: RequestThreading, ownAddresses: Set<String>, contractOfRequest: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.threading = threading
         self.ownAddresses = Set(ownAddresses.map { $0.lowercased() })
+        self.contractOfRequest = contractOfRequest
     }
 
     public struct Input: Sendable {
@@ -72,9 +76,19 @@ public struct EventBuilder: Sendable {
             event.request = request
             event.delivery = report
         } else if let match = threading.match(message) {
-            event.type = "request.reply"
-            event.request = match.request
-            event.matchedBy = match.rule.rawValue
+            let owner = contractOfRequest(match.request)
+            let foreign = owner != nil && owner != input.contract
+            if foreign && match.rule == .subjectTag {
+                // Anyone can type a tag: in another contract's mailbox it attaches nothing. A new
+                // request of this contract, with the tag reported for the desk to judge.
+                event.tagOfOtherContract = match.request
+            } else {
+                event.type = "request.reply"
+                event.request = match.request
+                event.matchedBy = match.rule.rawValue
+                // A keyed Message-ID cannot be forged: still a reply, but across contracts.
+                if foreign { event.flags.append("other-contract") }
+            }
         }
         return (event, contents)
     }

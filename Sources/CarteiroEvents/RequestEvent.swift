@@ -95,6 +95,8 @@ public struct RequestEvent: Sendable {
     /// Relative to the state directory: `raw/acme-in/1700000000/42.eml`.
     public var rawPath: String
     public var delivery: DeliveryReport?
+    /// The subject carried the tag of request R of another contract: not attached to it.
+    public var tagOfOtherContract: String?
 
     public func json() -> JSONValue {
         var members: [(String, JSONValue)] = [
@@ -106,6 +108,7 @@ public struct RequestEvent: Sendable {
             ("request", .optional(request)),
         ]
         if let matchedBy { members.append(("matched_by", .string(matchedBy))) }
+        if let tagOfOtherContract { members.append(("tag_of_other_contract", .string(tagOfOtherContract))) }
         members.append(("flags", .array(flags.map(JSONValue.string))))
         members.append(("message", messageJSON()))
         if let delivery {

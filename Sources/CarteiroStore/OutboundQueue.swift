@@ -100,7 +100,10 @@ public struct OutboundQueue: Sendable {
     /// Called before each step of `enqueue` with its name: the crash tests stop it at any step.
     let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
+    public let stateDirectory: String
+
     public init(stateDirectory: String, faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) {
+        self.stateDirectory = stateDirectory
         root = stateDirectory + "/queue"
         self.faults = faults
     }

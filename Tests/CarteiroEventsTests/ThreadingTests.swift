@@ -40,3 +40,35 @@ struct ThreadingTests {
         #expect(flags("Subject: hi", from: "DESK@desk.example") == ["loop"])
     }
 }
+
+/// A subject tag is typed by anyone: across contracts it attaches nothing.
+struct CrossContractThreadingTests {
+    let threading = RequestThreading(secret: Array("cross-contract-secret".utf8))
+    var builder: EventBuilder { EventBuilder(threading: threading, ownAddresses: [], contractOfRequest: { $0 == "42" ? "acme" : nil }) }
+
+    func event(_ header: String, contract: String) -> RequestEvent {
+        let bytes = Array((header + "\r\nFrom: a@b.example\r\n\r\nbody\r\n").utf8)
+        return builder.build(.init(mailbox: "in", contract: contract, origin: .imap(uidValidity: 1, uid: 1), receivedAt: 0,
+                                   bytes: bytes, size: bytes.count, oversize: false)).event
+    }
+
+    @Test func aTagOfAnotherContractsRequestIsANewRequestWithAHint() {
+        let foreign = event("Subject: Re: [REQ#42] impressora", contract: "beta")
+        #expect(foreign.type == "request.new")
+        #expect(foreign.request == nil)
+        #expect(foreign.tagOfOtherContract == "42")
+        #expect(String(decoding: foreign.json().renderedBytes(), as: UTF8.self).contains("\"tag_of_other_contract\": \"42\""))
+        let own = event("Subject: Re: [REQ#42] impressora", contract: "acme")
+        #expect(own.type == "request.reply" && own.request == "42" && own.matchedBy == "subject-tag")
+        // A request whose contract Carteiro never learnt: the tag still matches.
+        let unknown = event("Subject: Re: [REQ#77] outro", contract: "beta")
+        #expect(unknown.type == "request.reply" && unknown.request == "77")
+    }
+
+    @Test func aKeyedMessageIDAcrossContractsStaysAReplyFlagged() throws {
+        let id = try #require(threading.messageID(request: "42", nonce: "n1", host: "desk.example"))
+        let reply = event("Subject: Re: algo\r\nIn-Reply-To: \(id)", contract: "beta")
+        #expect(reply.type == "request.reply" && reply.request == "42" && reply.matchedBy == "message-id")
+        #expect(reply.flags.contains("other-contract"))
+    }
+}
