@@ -97,10 +97,15 @@ public enum DurableFiles {
     }
 
     /// Replaces `path` atomically and durably with `bytes`.
-    public static func replace(_ path: String, with bytes: [UInt8]) throws(Failure) {
+    /// `faults`: the crash tests' seam, called before each step with its name.
+    public static func replace(_ path: String, with bytes: [UInt8],
+                               faults: (@Sendable (String) throws(Failure) -> Void)? = nil) throws(Failure) {
         let temporary = path + ".tmp"
+        try faults?("write")
         try writeSynced(bytes, to: temporary)
+        try faults?("rename")
         try rename(temporary, path)
+        try faults?("directory sync")
         try syncDirectory(parent(path))
     }
 

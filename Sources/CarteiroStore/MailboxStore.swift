@@ -264,7 +264,7 @@ public final class MailboxStore {
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
     public func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(statePath, with: JSONText.render(newState.json()))
+        try DurableFiles.replace(statePath, with: JSONText.render(newState.json()), faults: faults)
         state = newState
     }
 

@@ -200,7 +200,7 @@ public struct OutboundQueue: Sendable {
     }
 
     public func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: JSONText.render(item.json()))
+        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: JSONText.render(item.json()), faults: faults)
     }
 
     /// Delivered to everyone: gone from the queue.

@@ -131,3 +131,57 @@ struct CommitCrashTests {
         Self.check(temporary.path, store, desk: desk, context: "failed at step \(step)")
     }
 }
+
+/// The single-file writes (a queue entry's update, a mailbox's state) stopped at each step:
+/// the file reads as the old content or the new one, never as neither, and the next write
+/// goes through.
+struct ReplaceCrashTests {
+    final class Stopper: @unchecked Sendable {
+        let at: Int
+        var steps = 0
+        init(at: Int) { self.at = at }
+        func step(_ name: String) throws(DurableFiles.Failure) {
+            steps += 1
+            if steps == at { throw DurableFiles.Failure(description: "stopped at \(name)") }
+        }
+    }
+
+    @Test(arguments: 1...3)
+    func aQueueUpdateStoppedAtStepNLeavesTheOldOrTheNewEntry(step: Int) throws {
+        let directory = try TemporaryDirectory()
+        let plain = OutboundQueue(stateDirectory: directory.path)
+        var item = QueuedMessage(id: "q1", mailbox: "out", envelopeFrom: "a@b.example", recipients: ["c@d.example"], messageID: "<m@x>",
+                                 request: "7", contract: "acme", created: 100)
+        try plain.enqueue([(item, Array("Subject: x\r\n\r\nbody\r\n".utf8))])
+        let stopper = Stopper(at: step)
+        let faulty = OutboundQueue(stateDirectory: directory.path, faults: stopper.step)
+        item.attempts = 3
+        item.lastError = "451 later"
+        #expect(throws: DurableFiles.Failure.self) { try faulty.update(item) }
+        let read = try #require(plain.message(in: "out", id: "q1"), "the entry must still read")
+        #expect(read.attempts == 0 || read.attempts == 3)
+        #expect(read.attempts == 3 || read.lastError == nil, "never half of one and half of the other")
+        try plain.update(item)
+        #expect(plain.message(in: "out", id: "q1")?.attempts == 3)
+        #expect(plain.stamps(in: "out").keys.sorted() == ["q1"], "a stale temporary file is no entry")
+    }
+
+    @Test(arguments: 1...3)
+    func aStateWriteStoppedAtStepNLeavesTheOldOrTheNewState(step: Int) throws {
+        let directory = try TemporaryDirectory()
+        let layout = StateDirectory(root: directory.path, spool: directory.path + "/events")
+        try layout.prepare(mailboxes: ["m"])
+        var state = MailboxState()
+        state.uidValidity = 7
+        state.lastUID = 10
+        try MailboxStore(directory: layout, mailbox: "m").record(state)
+        let stopper = Stopper(at: step)
+        let faulty = try MailboxStore(directory: layout, mailbox: "m", faults: stopper.step)
+        state.lastUID = 20
+        #expect(throws: DurableFiles.Failure.self) { try faulty.record(state) }
+        // The next start reads one state or the other, whole.
+        let restarted = try MailboxStore(directory: layout, mailbox: "m")
+        #expect(restarted.state.uidValidity == 7)
+        #expect(restarted.state.lastUID == 10 || restarted.state.lastUID == 20)
+    }
+}
