@@ -157,10 +157,17 @@ public final class SMTPClient {
         return replies
     }
 
+    /// QUIT at the end of a session: nothing on a broken connection, and no more than 10 s
+    /// for the goodbye (a server that trickles it must not hold the lane).
+    public func quit() {
+        guard !session.isBroken, (try? session.sendLine("QUIT")) != nil else { return }
+        _ = try? readReply(to: "QUIT", within: .seconds(10))
+    }
+
     /// `command` names the reply in errors: its verb only, never its arguments.
-    public func readReply(to command: String) throws(MailConnectionError) -> Reply {
+    public func readReply(to command: String, within: Duration? = nil) throws(MailConnectionError) -> Reply {
         let verb = command.split(separator: " ").first.map { $0.uppercased() } ?? "the command"
-        session.expectReply(to: verb == "." ? "the end of the message" : verb, bytes: Self.maximumReplyBytes, within: maximumReplyTime)
+        session.expectReply(to: verb == "." ? "the end of the message" : verb, bytes: Self.maximumReplyBytes, within: within ?? maximumReplyTime)
         var lines: [String] = []
         while true {
             let line = try session.readLine()

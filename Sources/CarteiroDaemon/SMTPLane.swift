@@ -92,7 +92,7 @@ final class SMTPLane: @unchecked Sendable {
         var session: MailSession?
         var pipelining = false
         defer {
-            if let session { _ = try? SMTPClient(session: session).run("QUIT") }
+            if let session { SMTPClient(session: session).quit() }
         }
         for var item in due {
             guard !stopping.isRaised else { return }
