@@ -1,0 +1,28 @@
+import CarteiroStore
+import Dispatch
+
+extension OutboundService {
+    /// `carteiro queue retry|delete` while the daemon runs (see `QueueControl`): each request
+    /// goes to the lane that owns the entry; entries no running lane owns (`failed/`, the lane
+    /// of a mailbox removed from the configuration) are this watcher's.
+    func answerControlRequests() {
+        dispatchPrecondition(condition: .onQueue(watcher))
+        for request in control.pending() where !requestsInFlight.contains(request.name) {
+            let control = self.control
+            guard QueueCommand.isValidID(request.id) else {
+                control.respond(to: request.name, QueueCommand.Answer(done: false, message: "\"\(request.id)\" is not a queue id"))
+                continue
+            }
+            log.log(.notice, "queue command", ["queue_id": request.id, "command": request.command.rawValue])
+            if let lane = lanes.first(where: { queue.holds(request.id, in: $0.mailbox.name) }) {
+                requestsInFlight.insert(request.name)
+                lane.apply(request.command, id: request.id) { [self] answer in
+                    control.respond(to: request.name, answer)
+                    watcher.async { [self] in _ = requestsInFlight.remove(request.name) }
+                }
+            } else {
+                control.respond(to: request.name, request.command.apply(id: request.id, queue: queue))
+            }
+        }
+    }
+}

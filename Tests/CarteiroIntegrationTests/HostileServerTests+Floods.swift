@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroTesting
+
+/// Floods and trickles: every reply has an allowance in bytes, and a deadline.
+extension HostileServerTests {
+    // MARK: - Floods: every reply has an allowance
+
+    @Test func endlessUntaggedLinesAreCutAtTheAllowance() throws {
+        let server = try Self.imap { _, command, writer in
+            guard command.hasPrefix("NOOP") else { return false }
+            let chunk = String(repeating: "* OK flood flood flood flood flood flood\r\n", count: 2000)
+            while writer.write(chunk) {}
+            return true
+        }
+        defer { server.stop() }
+        let client = IMAPClient(session: try Self.session(server))
+        do {
+            _ = try client.run("NOOP")
+            Issue.record("an endless reply was read to its end")
+        } catch {
+            #expect(error.kind == .tooLarge)
+            #expect(error.message.contains("more than \(IMAPClient.maximumResponseBytes) bytes in answer to NOOP"), "\(error.message)")
+        }
+    }
+
+    @Test func endlessFetchResponsesAreCutAtTheAllowance() throws {
+        let server = try Self.imap { _, command, writer in
+            guard command.hasPrefix("UID FETCH") else { return false }
+            var n = 0
+            while true {
+                let chunk = (0..<500).map { "* \(n + $0) FETCH (UID \(n + $0 + 1) FLAGS ())\r\n" }.joined()
+                n += 500
+                if !writer.write(chunk) { return true }
+            }
+        }
+        defer { server.stop() }
+        let client = IMAPClient(session: try Self.session(server))
+        #expect { _ = try client.fetch("UID FETCH 1:* (UID FLAGS)", bytes: 1 << 20) } throws: { ($0 as? MailConnectionError)?.kind == .tooLarge }
+    }
+
+    @Test func aChainOfLiteralsIsCutAtTheAllowance() throws {
+        let server = try Self.imap { _, command, writer in
+            guard command.hasPrefix("UID FETCH") else { return false }
+            let literal = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 20)
+            _ = writer.write("* OK [ALERT] {\(1 << 20)}\r\n")
+            while writer.write(literal) && writer.write(" {\(1 << 20)}\r\n") {}
+            return true
+        }
+        defer { server.stop() }
+        let client = IMAPClient(session: try Self.session(server))
+        #expect { _ = try client.fetch("UID FETCH 1 (UID BODY.PEEK[])", bytes: 4 << 20) } throws: { ($0 as? MailConnectionError)?.kind == .tooLarge }
+    }
+
+    static func pop3(_ misbehave: @escaping @Sendable (_ command: String, _ writer: ScriptedServer.Writer) -> Bool) throws -> ScriptedServer {
+        try ScriptedServer(greeting: "+OK hostile POP3\r\n") { line, writer in
+            let command = line.uppercased()
+            if misbehave(command, writer) { return }
+            if command.hasPrefix("CAPA") { writer.write("+OK\r\nUSER\r\nUIDL\r\n.\r\n"); return }
+            if command.hasPrefix("QUIT") { writer.write("+OK bye\r\n"); return }
+            writer.write("+OK\r\n")
+        }
+    }
+
+    @Test func aRETRThatNeverEndsIsCutAtTheAllowance() throws {
+        let server = try Self.pop3 { command, writer in
+            guard command.hasPrefix("RETR") else { return false }
+            _ = writer.write("+OK message follows\r\n")
+            let chunk = String(repeating: "Received: from flood\r\n", count: 5000)
+            while writer.write(chunk) {}
+            return true
+        }
+        defer { server.stop() }
+        let client = POP3Client(session: try Self.session(server, .pop3))
+        #expect { _ = try client.retrieve("RETR 1", bytes: 2 << 20) } throws: { ($0 as? MailConnectionError)?.kind == .tooLarge }
+    }
+
+    @Test func aUIDLThatNeverEndsIsCutAtTheAllowance() throws {
+        let server = try Self.pop3 { command, writer in
+            guard command.hasPrefix("UIDL") else { return false }
+            _ = writer.write("+OK\r\n")
+            var n = 0
+            while true {
+                let chunk = (0..<2000).map { "\(n + $0 + 1) uidl-\(n + $0)\r\n" }.joined()
+                n += 2000
+                if !writer.write(chunk) { return true }
+            }
+        }
+        defer { server.stop() }
+        let client = POP3Client(session: try Self.session(server, .pop3))
+        #expect { _ = try client.runMultiline("UIDL") } throws: { ($0 as? MailConnectionError)?.kind == .tooLarge }
+    }
+
+    static func smtp(_ misbehave: @escaping @Sendable (_ command: String, _ writer: ScriptedServer.Writer) -> Bool) throws -> ScriptedServer {
+        try ScriptedServer(greeting: "220 hostile ESMTP\r\n") { line, writer in
+            let command = line.uppercased()
+            if command.hasPrefix("EHLO") { writer.write("250-hostile\r\n250 8BITMIME\r\n"); return }
+            if misbehave(command, writer) { return }
+            if command.hasPrefix("QUIT") { writer.write("221 bye\r\n"); return }
+            writer.write("250 ok\r\n")
+        }
+    }
+
+    @Test func anSMTPReplyThatNeverEndsIsCutAtTheAllowance() throws {
+        let server = try Self.smtp { command, writer in
+            guard command.hasPrefix("MAIL") else { return false }
+            let chunk = String(repeating: "250-still going\r\n", count: 1000)
+            while writer.write(chunk) {}
+            return true
+        }
+        defer { server.stop() }
+        let client = SMTPClient(session: try Self.session(server, .smtp))
+        #expect { _ = try client.run("MAIL FROM:<a@b.example>") } throws: { ($0 as? MailConnectionError)?.kind == .tooLarge }
+    }
+
+    // MARK: - Trickles: every reply and every poll has a deadline
+
+    @Test func anSMTPReplyTrickledOneByteAtATimeMeetsItsDeadline() throws {
+        let server = try Self.smtp { command, writer in
+            guard command.hasPrefix("MAIL") else { return false }
+            for byte in Array("250-ok\r\n".utf8).cycled(200) {
+                guard writer.write([byte]) else { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            return true
+        }
+        defer { server.stop() }
+        // Each byte comes well within the 5 s timeout; only the reply's own deadline ends it.
+        let client = SMTPClient(session: try Self.session(server, .smtp), maximumReplyTime: .seconds(2))
+        let started = ContinuousClock.now
+        #expect { _ = try client.run("MAIL FROM:<a@b.example>") } throws: { ($0 as? MailConnectionError)?.kind == .tooSlow }
+        #expect(ContinuousClock.now - started < .seconds(15))
+    }
+
+    @Test func aPollTrickledOneByteAtATimeMeetsItsDeadline() throws {
+        let server = try Self.imap { _, command, writer in
+            guard command.hasPrefix("UID FETCH") else { return false }
+            for byte in Array("* 1 FETCH (UID 1 FLAGS ())\r\n".utf8).cycled(1000) {
+                guard writer.write([byte]) else { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            return true
+        }
+        defer { server.stop() }
+        let session = try Self.session(server)
+        session.sessionDeadline = ContinuousClock.now + .seconds(2)
+        let client = IMAPClient(session: session)
+        let started = ContinuousClock.now
+        do {
+            _ = try client.fetch("UID FETCH 1:* (UID FLAGS)", bytes: 1 << 20)
+            Issue.record("a trickled reply was waited for to its end")
+        } catch {
+            #expect(error.kind == .tooSlow)
+            #expect(error.message.contains("the poll did not finish in the time allowed"), "\(error.message)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(15))
+    }
+}
