@@ -90,18 +90,7 @@ extension HostileServerTests {
         defer { server.stop() }
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: """
-            [mailbox.h]
-            type = "inbound"
-            provider = "imap"
-            starttls = false
-            server = "127.0.0.1"
-            port = \(server.port)
-            user = "u"
-            password = "p"
-            import_existing = "all"
-
-            """, contractMailboxes: ["h"]), mode: 0o600)
+        let config = try directory.write("carteiro.conf", Self.configuration(state: state, port: server.port, importExisting: "all"), mode: 0o600)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "umask 000; exec \"$0\" run --once --config \"$1\"", carteiroExecutable(), config]

@@ -29,18 +29,7 @@ extension HostileServerTests {
 
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: """
-            [mailbox.h]
-            type = "inbound"
-            provider = "imap"
-            starttls = false
-            server = "127.0.0.1"
-            port = \(server.port)
-            user = "u"
-            password = "\(password)"
-            timeout = "5s"
-
-            """, contractMailboxes: ["h"]), mode: 0o600)
+        let config = try directory.write("carteiro.conf", Self.configuration(state: state, port: server.port, password: password), mode: 0o600)
         let result = try runCarteiro(["run", "--once", "--config", config])
         #expect(result.status == 1)
         #expect(result.stderr.contains("you sent LOGIN"), "\(result.stderr)")

@@ -11,19 +11,7 @@ extension HostileServerTests {
     static func runPolls(_ server: ScriptedServer, provider: String, times: Int, between: () -> Void = {}) throws -> (state: String, events: [[String: Any]], results: [ProcessResult], directory: TemporaryDirectory) {
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: """
-            [mailbox.h]
-            type = "inbound"
-            provider = "\(provider)"
-            starttls = false
-            server = "127.0.0.1"
-            port = \(server.port)
-            user = "u"
-            password = "p"
-            import_existing = "all"
-            timeout = "5s"
-
-            """, contractMailboxes: ["h"]), mode: 0o600)
+        let config = try directory.write("carteiro.conf", Self.configuration(state: state, port: server.port, provider: provider, importExisting: "all"), mode: 0o600)
         var results: [ProcessResult] = []
         for index in 0..<times {
             if index > 0 { between() }

@@ -35,23 +35,28 @@ struct HostileServerTests {
         return try MailSession.open(endpoint, credentials: service == .smtp ? nil : .init(user: "u", password: Secret("p")))
     }
 
+    /// A configuration with one inbound mailbox `h` (contract `lab`) on a scripted server.
+    static func configuration(state: String, port: Int, provider: String = "imap", password: String = "p", importExisting: String? = nil) -> String {
+        daemonConfiguration(state: state, mailboxes: """
+            [mailbox.h]
+            type = "inbound"
+            provider = "\(provider)"
+            starttls = false
+            server = "127.0.0.1"
+            port = \(port)
+            user = "u"
+            password = "\(password)"
+            timeout = "5s"
+            \(importExisting.map { "import_existing = \"\($0)\"" } ?? "")
+
+            """, contractMailboxes: ["h"])
+    }
+
     /// `carteiro run --once` against `server` with one IMAP mailbox.
     static func runOnce(_ server: ScriptedServer, importExisting: String = "all") throws -> (ProcessResult, String) {
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: """
-            [mailbox.h]
-            type = "inbound"
-            provider = "imap"
-            starttls = false
-            server = "127.0.0.1"
-            port = \(server.port)
-            user = "u"
-            password = "p"
-            import_existing = "\(importExisting)"
-            timeout = "5s"
-
-            """, contractMailboxes: ["h"]), mode: 0o600)
+        let config = try directory.write("carteiro.conf", Self.configuration(state: state, port: server.port, importExisting: importExisting), mode: 0o600)
         let result = try runCarteiro(["run", "--once", "--config", config])
         let events = ((try? FileManager.default.contentsOfDirectory(atPath: state + "/events")) ?? []).filter { $0.hasSuffix(".json") }
         let text = events.compactMap { try? String(contentsOfFile: state + "/events/" + $0, encoding: .utf8) }.joined(separator: "\n")
@@ -138,19 +143,7 @@ struct HostileServerTests {
         defer { server.stop() }
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: """
-            [mailbox.h]
-            type = "inbound"
-            provider = "imap"
-            starttls = false
-            server = "127.0.0.1"
-            port = \(server.port)
-            user = "u"
-            password = "p"
-            import_existing = "all"
-            timeout = "5s"
-
-            """, contractMailboxes: ["h"]), mode: 0o600)
+        let config = try directory.write("carteiro.conf", Self.configuration(state: state, port: server.port, importExisting: "all"), mode: 0o600)
         let first = try runCarteiro(["run", "--once", "--config", config])
         #expect(first.status == 0, "\(first.stderr)")
         renumbered.set()
