@@ -8,6 +8,7 @@ struct Carteiro: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "carteiro",
         abstract: "The e-mail channel of a service desk: inbound mailboxes become request events, notifications leave through the right mailbox.",
+        version: CarteiroVersion.string,
         subcommands: [CheckConfig.self, TestMailbox.self, Run.self, Send.self, Queue.self, Status.self]
     )
 

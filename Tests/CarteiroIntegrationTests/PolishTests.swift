@@ -14,6 +14,12 @@ struct PolishTests {
         #expect(result.stdout.isEmpty)
     }
 
+    @Test func versionIsPrinted() throws {
+        let result = try runCarteiro(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout == CarteiroVersion.string + "\n")
+    }
+
     @Test func aSubmissionThatIsNotJSONSaysWhereItBreaks() {
         func reason(_ text: String) -> String {
             if case .failure(let rejection) = Submission.decode(Data(text.utf8)) { return rejection.description }
