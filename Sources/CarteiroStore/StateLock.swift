@@ -43,7 +43,14 @@ public final class StateLock: @unchecked Sendable {
     public static func acquire(stateDirectory: String) throws(Failure) -> StateLock {
         do { try DurableFiles.makeDirectory(stateDirectory) } catch { throw .unusable(error.description) }
         let path = path(stateDirectory: stateDirectory)
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+        var descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o660)
+        var writable = true
+        if descriptor < 0 && errno == EACCES {
+            // Made by another user (root ran a command first): flock needs only a descriptor,
+            // so a read-only one still locks; the pid is then not written.
+            descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            writable = false
+        }
         guard descriptor >= 0 else { throw .unusable("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno
@@ -54,7 +61,7 @@ public final class StateLock: @unchecked Sendable {
         }
         // The holder's pid, for whoever is refused: written only once the lock is ours.
         let text = Array("\(getpid())\n".utf8)
-        if ftruncate(descriptor, 0) == 0 {
+        if writable && ftruncate(descriptor, 0) == 0 {
             _ = text.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
         }
         return StateLock(path: path, descriptor: descriptor)
