@@ -54,6 +54,32 @@ struct FakeServerTests {
         #expect(!run.text.contains("plain-secret-123"))
     }
 
+    @Test func testMailboxShowsTheDescription() throws {
+        let server = try Self.plainIMAPServer()
+        defer { server.stop() }
+        let run = try testMailbox(Self.imapMailbox(port: server.port, extra: "starttls = false\ndescription = \"ACME support inbox\""))
+        #expect(run.lines.first?.hasPrefix("mailbox m (ACME support inbox): inbound imap") == true, "\(run.text)")
+    }
+
+    /// Implicit TLS configured on a plain-text SMTP port: the hint names the SMTP key
+    /// (tls = "starttls"), not the inbound one.
+    @Test func implicitTLSOnAPlainSMTPPortHintsTheSMTPKey() throws {
+        let server = try ScriptedServer(greeting: "220 plain ESMTP\r\n")
+        defer { server.stop() }
+        let run = try testMailbox("""
+        type = "outbound"
+        server = "127.0.0.1"
+        port = \(server.port)
+        sender = "desk@lab.test"
+        tls = "tls"
+        timeout = "3s"
+        """)
+        let error = try #require(run.connectionError, "\(run.text)")
+        #expect(error.kind == .tlsFailed, "\(error)")
+        #expect(error.message.contains("for STARTTLS use tls = \"starttls\""), "\(error.message)")
+        #expect(!error.message.contains("provider"))
+    }
+
     @Test func serverThatAcceptsAndNeverAnswers() throws {
         let server = try ScriptedServer(greeting: nil)
         defer { server.stop() }
