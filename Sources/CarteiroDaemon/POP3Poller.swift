@@ -160,8 +160,9 @@ struct POP3Poller {
         pruned.uidValidity = 0
         if hasUIDL {
             pruned.uidls = pruned.uidls.filter { listed.contains($0) }
-            // A message the server no longer lists needs no more tries.
-            pruned.forget { !listed.contains($0) }
+            // A message the server no longer lists needs no more tries, given up or not.
+            pruned.suspects.removeAll { !listed.contains($0) }
+            pruned.strikes = pruned.strikes.filter { listed.contains($0.key) }
         }
         if mailbox.afterFetch == .delete {
             for number in toDelete {
