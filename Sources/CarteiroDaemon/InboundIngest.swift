@@ -76,7 +76,9 @@ struct InboundIngest {
     /// on), or, for a message already alone, it gets a strike. Called with the pipeline
     /// drained, so the state is the last one committed. Never throws: the poll's own failure
     /// is what the caller reports.
-    func recordFetchFailure(keys: [String], reason: String) {
+    func recordFetchFailure(keys: [String], reason full: String) {
+        // What a server said can be a megabyte long: the state file keeps the start of it.
+        let reason = full.count > 500 ? String(full.prefix(500)) + "…" : full
         var state = store.state
         if keys.count == 1, let key = keys.first {
             var strike = state.strikes[key] ?? MailboxState.Strike(count: 0, reason: reason)
