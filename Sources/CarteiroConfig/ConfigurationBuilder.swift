@@ -37,8 +37,13 @@ public struct ConfigurationBuilder {
                 reportUnknownTable(table, diagnostics: &diagnostics)
                 continue
             }
-            if path.count > 1, !Self.isValidName(path.last!) {
-                diagnostics.error(table.location, "\"\(path.last!)\" cannot be a name: use letters, digits, `-`, `_` and `.` (names become folder names and parts of event ids)")
+            if path.count > 1, let name = path.last, !Self.isValidName(name) {
+                diagnostics.error(table.location, "\"\(name)\" cannot be a name: use letters, digits, `-`, `_` and `.` (names become folder names and parts of event ids)")
+                continue
+            }
+            // A mailbox's name is its queue's folder, beside queue/failed and queue/corrupt.
+            if path.count == 2, path[0] == "mailbox", let name = path.last, Self.reservedMailboxNames.contains(name) {
+                diagnostics.error(table.location, "\"\(name)\" is reserved (the queue keeps given-up and unreadable messages under it): choose another mailbox name")
                 continue
             }
             switch path[0] {
@@ -122,6 +127,8 @@ public struct ConfigurationBuilder {
         guard case .string(let type)? = table.entry("type")?.value.kind else { return nil }
         return type
     }
+
+    static let reservedMailboxNames: Set<String> = ["failed", "corrupt"]
 
     private func reportUnknownTable(_ table: ConfigDocument.Table, diagnostics: inout DiagnosticList) {
         let path = table.path

@@ -136,7 +136,17 @@ final class SMTPLane: @unchecked Sendable {
         let stamps = queue.stamps(in: mailbox.name)
         known = known.filter { stamps[$0.key] != nil }
         for (id, stamp) in stamps where known[id]?.stamp != stamp {
-            if let item = queue.message(in: mailbox.name, id: id) { known[id] = (stamp, item) }
+            if let item = queue.message(in: mailbox.name, id: id) {
+                known[id] = (stamp, item)
+            } else {
+                // Unreadable: set aside where an operator sees it, never skipped in silence.
+                do {
+                    let path = try queue.setAside(id, in: mailbox.name)
+                    log.log(.error, "queue entry unreadable; set aside", ["mailbox": mailbox.name, "queue_id": id, "path": path])
+                } catch {
+                    log.log(.error, "queue entry unreadable", ["mailbox": mailbox.name, "queue_id": id, "reason": error.description])
+                }
+            }
         }
         let deferred = known.values.reduce(0) { $0 + ($1.item.attempts > 0 ? 1 : 0) }
         countsLock.withLock { latestCounts = (known.count, deferred) }

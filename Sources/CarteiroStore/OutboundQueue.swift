@@ -167,7 +167,7 @@ public struct OutboundQueue: Sendable {
 
     /// Every lane's name (the outbound mailboxes with something queued).
     public func lanes() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != "failed" && !$0.hasPrefix(".") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != "failed" && $0 != "corrupt" && !$0.hasPrefix(".") }.sorted()
     }
 
     static func load(directory: String) -> [QueuedMessage] {
@@ -188,6 +188,20 @@ public struct OutboundQueue: Sendable {
             }
         }
         return ids
+    }
+
+    public var corruptDirectory: String { root + "/corrupt" }
+
+    /// An entry that cannot be read (damaged JSON, a hand-edited file): moved with its message
+    /// to `queue/corrupt/`, Postfix-style, so that it is neither retried for ever nor lost.
+    /// Returns where it went.
+    public func setAside(_ id: String, in mailbox: String) throws(DurableFiles.Failure) -> String {
+        try DurableFiles.makeDirectory(corruptDirectory)
+        let target = corruptDirectory + "/" + mailbox + "+" + id
+        for suffix in [".eml", ".json"] where DurableFiles.exists(lane(mailbox) + "/" + id + suffix) {
+            try DurableFiles.rename(lane(mailbox) + "/" + id + suffix, target + suffix)
+        }
+        return target + ".json"
     }
 
     /// Whether the lane of `mailbox` holds the entry `id`.

@@ -193,3 +193,21 @@ struct SpecialFileTests {
         #expect(!text.contains("[daemon]"), "one error, the real one: \(text)")
     }
 }
+
+/// A hostile or damaged state directory.
+struct DamagedStateTests {
+    @Test func anUnreadableQueueEntryIsSetAsideNotSkippedInSilence() throws {
+        let directory = try TemporaryDirectory()
+        let (config, state) = try OwnershipTests.configuration(directory)
+        try FileManager.default.createDirectory(atPath: state + "/queue/out", withIntermediateDirectories: true)
+        try "{\"id\": \"broken\", \"recip".write(toFile: state + "/queue/out/broken.json", atomically: true, encoding: .utf8)
+        try "Subject: x\r\n\r\nbody\r\n".write(toFile: state + "/queue/out/broken.eml", atomically: true, encoding: .utf8)
+        let result = try runCarteiro(["run", "--once", "--config", config])
+        #expect(!result.crashed)
+        #expect(result.stderr.contains("queue entry unreadable; set aside"), "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: state + "/queue/corrupt/out+broken.json"))
+        #expect(FileManager.default.fileExists(atPath: state + "/queue/corrupt/out+broken.eml"))
+        #expect(!FileManager.default.fileExists(atPath: state + "/queue/out/broken.json"))
+        #expect(try runCarteiro(["queue", "list", "--config", config]).stdout == "the queue is empty\n")
+    }
+}

@@ -14,6 +14,20 @@ struct PolishTests {
         #expect(result.stdout.isEmpty)
     }
 
+    @Test(arguments: ["failed", "corrupt"])
+    func aMailboxCannotBeNamedAfterAQueueFolder(_ name: String) {
+        let outcome = ConfigurationFile.load(text: """
+            [daemon]
+            system_outbound = "\(name)"
+            [mailbox.\(name)]
+            type = "outbound"
+            server = "smtp.example"
+            sender = "desk@desk.example"
+            """, file: "r.conf")
+        #expect(outcome.configuration == nil)
+        #expect(outcome.errors.contains { $0.message.hasPrefix("\"\(name)\" is reserved") }, "\(outcome.errors)")
+    }
+
     @Test func versionIsPrinted() throws {
         let result = try runCarteiro(["--version"])
         #expect(result.status == 0)
