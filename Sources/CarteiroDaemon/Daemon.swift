@@ -58,12 +58,23 @@ public final class Daemon: @unchecked Sendable {
         dispatchMain()
     }
 
+    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, and so in every thread it
+    /// starts after: call first thing in `main`. A blocked signal stays pending until the
+    /// daemon's signal sources take it (libdispatch reads them with signalfd); an ignored one
+    /// reaching a thread that does not block it would be dropped, and a SIGHUP that arrives
+    /// before the sources are registered with the kernel would be lost.
+    public static func blockSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, number) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
     public func run() -> Never {
         // The handlers exist before READY=1 (and before any work): systemd may send SIGHUP or
         // SIGTERM the moment it hears READY, and an unhandled SIGHUP would end the process.
         // A signal that arrives while the services start waits on `queue` until they have.
         for number in [SIGTERM, SIGINT, SIGHUP] {
-            signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [self] in number == SIGHUP ? reload() : stop(signal: number == SIGTERM ? "TERM" : "INT") }
             source.resume()
