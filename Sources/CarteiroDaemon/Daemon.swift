@@ -6,6 +6,10 @@ import Foundation
 
 /// `carteiro run`: the inbound service and the webhook forwarder under one lifecycle, with
 /// systemd notifications, SIGHUP reload and SIGTERM/SIGINT shutdown (SPEC §5).
+/// The pipe the signal handlers write to (see `Daemon.catchSignals`): set once, before any
+/// signal can come, then only read.
+nonisolated(unsafe) var signalPipe: (read: Int32, write: Int32) = (-1, -1)
+
 public final class Daemon: @unchecked Sendable {
     /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
     public static let stopDeadlineSeconds = 20
@@ -58,28 +62,48 @@ public final class Daemon: @unchecked Sendable {
         dispatchMain()
     }
 
-    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, and so in every thread it
-    /// starts after: call first thing in `main`. A blocked signal stays pending until the
-    /// daemon's signal sources take it (libdispatch reads them with signalfd); an ignored one
-    /// reaching a thread that does not block it would be dropped, and a SIGHUP that arrives
-    /// before the sources are registered with the kernel would be lost.
-    public static func blockSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, number) }
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+    /// Installs real handlers for SIGTERM, SIGINT and SIGHUP (call first thing in `run`): each
+    /// writes the signal's number to a pipe that the daemon's queue reads. A handler installed
+    /// with sigaction is in place at once and for every thread, so a signal that comes the
+    /// moment READY=1 is sent (or before the queue reads the pipe) waits in the pipe; neither
+    /// the default action (which ends the process) nor an ignored disposition (which drops it)
+    /// can get it first.
+    public static func catchSignals() {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return }
+        for end in ends {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, O_NONBLOCK)
+        }
+        signalPipe = (ends[0], ends[1])
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(signalPipe.write, &byte, 1)
+            }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(number, &action, nil)
+        }
     }
 
     public func run() -> Never {
         // The handlers exist before READY=1 (and before any work): systemd may send SIGHUP or
         // SIGTERM the moment it hears READY, and an unhandled SIGHUP would end the process.
         // A signal that arrives while the services start waits on `queue` until they have.
-        for number in [SIGTERM, SIGINT, SIGHUP] {
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [self] in number == SIGHUP ? reload() : stop(signal: number == SIGTERM ? "TERM" : "INT") }
-            source.resume()
-            keepAlive.append(source)
+        if signalPipe.read < 0 { Self.catchSignals() }
+        let signals = DispatchSource.makeReadSource(fileDescriptor: signalPipe.read, queue: queue)
+        signals.setEventHandler { [self] in
+            var bytes = [UInt8](repeating: 0, count: 64)
+            let count = read(signalPipe.read, &bytes, bytes.count)
+            for byte in bytes.prefix(max(count, 0)) {
+                let number = Int32(byte)
+                if number == SIGHUP { reload() } else { stop(signal: number == SIGTERM ? "TERM" : "INT") }
+            }
         }
+        signals.resume()
+        keepAlive.append(signals)
         queue.sync {
             startServices()
         }

@@ -19,9 +19,9 @@ struct Run: ParsableCommand {
     var once = false
 
     func run() throws {
-        // Before any thread exists: every thread inherits the blocked signals, which the
-        // daemon's signal sources then take (`run --once` keeps the default actions).
-        if !once { Daemon.blockSignals() }
+        // Before anything else: the daemon's signals are caught from here on (`run --once`
+        // keeps the default actions).
+        if !once { Daemon.catchSignals() }
         let environment = options.environment
         let level = Logger.Level(rawValue: environment["CARTEIRO_LOG_LEVEL"] ?? "info") ?? .info
         let journal = JournalLogHandler.stderrIsJournal(environment: environment)
