@@ -137,10 +137,12 @@ struct InboundIngest {
     /// Message-ID alone is not enough: broken generators and forgers reuse one for different
     /// messages, which must not become one event. A message without one: a hash of its header.
     static func dedupeKey(_ event: RequestEvent, bytes: [UInt8]) -> String {
-        let (header, bodyStart) = HeaderBlock.parse(bytes[...])
-        guard let id = event.message?.messageID, !id.isEmpty else {
+        // The event's message is already parsed: its header is read again only without a Message-ID.
+        guard let message = event.message, let id = message.messageID, !id.isEmpty else {
+            let (_, bodyStart) = HeaderBlock.parse(bytes[...])
             return "sha256:" + Digest.hex(Digest.sha256(Array(bytes[..<bodyStart])))
         }
+        let header = message.header
         var identity: [UInt8] = []
         for field in ["from", "to", "cc", "date", "subject"] {
             identity += header.raw(field) ?? []
