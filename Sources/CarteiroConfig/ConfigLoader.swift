@@ -124,11 +124,15 @@ public struct ConfigLoader {
         guard hasWildcard else { return [pattern] }
         var matches = glob_t()
         defer { globfree(&matches) }
-        let status = glob(pattern, 0, nil, &matches)
+        // GLOB_ERR: a folder that cannot be read is an error, not "no match": an unreadable
+        // conf.d would otherwise make every customer in it vanish without a word.
+        errno = 0
+        let status = glob(pattern, GLOB_ERR, nil, &matches)
         guard status == 0 else {
             // No match is fine: an empty conf.d is a valid state.
-            if status != GLOB_NOMATCH {
-                diagnostics.error(location, "cannot list the files of \(pattern)")
+            if status != GLOB_NOMATCH && !(status == GLOB_ABORTED && (errno == ENOENT || errno == ENOTDIR)) {
+                let reason = errno == EACCES || errno == EPERM ? "permission denied" : errno != 0 ? String(cString: strerror(errno)) : "the folder cannot be read"
+                diagnostics.error(location, "cannot include \(pattern): cannot list its folder (\(reason))")
             }
             return []
         }

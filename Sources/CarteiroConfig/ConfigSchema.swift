@@ -9,7 +9,7 @@ public enum ConfigSchema {
 
     public static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
         KeySpec("system_outbound", .name, nil, "The system's default outbound mailbox: every workflow step sends through it unless told otherwise.", required: true),
-        KeySpec("state_dir", .path, "$STATE_DIRECTORY, else /var/lib/carteiro", "Where Carteiro keeps the event spool, the outbox, the queue and each mailbox's state. Nothing outside it is written."),
+        KeySpec("state_dir", .path, "$STATE_DIRECTORY, else /var/lib/carteiro (/var/lib/carteiro-NAME for an instance's NAME.conf)", "Where Carteiro keeps the event spool, the outbox, the queue and each mailbox's state. Nothing outside it is written."),
         KeySpec("poll_interval", .duration(minimumSeconds: 1), "60s", "How often an inbound mailbox is polled, unless the mailbox says otherwise."),
         KeySpec("max_parallel_polls", .integer(1...1024), "8", "How many mailboxes are polled at the same time, at most."),
         KeySpec("alert_after", .duration(minimumSeconds: 0), "15m", "A mailbox failing for longer than this raises a mailbox.failing event (and mailbox.recovered when it works again)."),

@@ -90,7 +90,7 @@ public struct ConfigurationBuilder {
             }
         }
 
-        let stateDirectory = daemonReader?.string("state_dir") ?? Self.defaultStateDirectory(environment)
+        let stateDirectory = daemonReader?.string("state_dir") ?? Self.defaultStateDirectory(environment, configurationFile: files.first)
         let daemon = DaemonSettings(
             systemOutbound: daemonReader?.string("system_outbound") ?? "",
             stateDirectory: stateDirectory,
@@ -115,10 +115,25 @@ public struct ConfigurationBuilder {
         return diagnostics.hasErrors ? nil : configuration
     }
 
-    static func defaultStateDirectory(_ environment: [String: String]) -> String {
+    static func isInstanceNameScalar(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_" || scalar == "."
+    }
+
+    static func defaultStateDirectory(_ environment: [String: String], configurationFile: String?) -> String {
         // systemd may list several directories separated by colons; the first is ours.
         if let value = environment["STATE_DIRECTORY"], let first = value.split(separator: ":").first, !first.isEmpty {
             return String(first)
+        }
+        // An instance's configuration (`/etc/carteiro/NAME.conf`, run by carteiro@NAME) keeps its
+        // state where its unit's StateDirectory=carteiro-NAME puts it, from a shell too.
+        if let file = configurationFile {
+            let base = file.split(separator: "/").last.map(String.init) ?? file
+            if base.hasSuffix(".conf"), base != "carteiro.conf" {
+                let name = String(base.dropLast(5))
+                if !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isInstanceNameScalar) {
+                    return "/var/lib/carteiro-\(name)"
+                }
+            }
         }
         return "/var/lib/carteiro"
     }

@@ -12,9 +12,20 @@ public struct SecretResolver: Sendable {
     }
 
     public var environment: [String: String]
+    /// Where an operator keeps credentials outside the service: `credentials/` beside the main
+    /// configuration file (`/etc/carteiro/credentials/NAME`), the directory the unit's
+    /// `LoadCredential=` lines read from.
+    public var credentialsFallback: String?
 
-    public init(environment: [String: String]) {
+    public init(environment: [String: String], configurationFile: String? = nil) {
         self.environment = environment
+        credentialsFallback = configurationFile.map { Self.credentialsDirectory(configurationFile: $0) }
+    }
+
+    public static func credentialsDirectory(configurationFile: String) -> String {
+        var directory = (configurationFile as NSString).deletingLastPathComponent
+        if directory.isEmpty { directory = "." }
+        return directory + "/credentials"
     }
 
     /// A password file is at most a line; anything bigger is the wrong file.
@@ -32,10 +43,23 @@ public struct SecretResolver: Sendable {
         case .file(let path):
             return readFile(path, what: "password_file")
         case .credential(let name):
-            guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+            let source = credentialsFallback.map { "\($0)/\(name)" } ?? "/etc/carteiro/credentials/\(name)"
+            if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
+                let result = readFile(directory + "/" + name, what: "credential \(name)")
+                if case .failure(let failure) = result, !DurableFilesProbe.exists(directory + "/" + name) {
+                    return .failure(Failure(description: "\(failure.description): the unit does not load it; add LoadCredential=\(name):\(source) (`carteiro check-config --units` prints the lines)"))
+                }
+                return result
+            }
+            // Outside the service (an operator's shell): where the unit loads it from.
+            guard let fallback = credentialsFallback else {
                 return .failure(Failure(description: "password_credential \(name) needs systemd's $CREDENTIALS_DIRECTORY (LoadCredential=\(name):… in the unit), and it is not set"))
             }
-            return readFile(directory + "/" + name, what: "credential \(name)")
+            let path = fallback + "/" + name
+            if !DurableFilesProbe.exists(path) {
+                return .failure(Failure(description: "credential \(name): not running under systemd ($CREDENTIALS_DIRECTORY is not set), and \(path) does not exist; keep the password there (chmod 600), the file the unit's LoadCredential=\(name):\(path) reads"))
+            }
+            return readFile(path, what: "credential \(name)")
         }
     }
 
@@ -80,9 +104,6 @@ public struct SecretResolver: Sendable {
                 } else if Self.isReadableByOthers(path) {
                     findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": password_file \(path) can be read by every user of this machine (chmod 600 it)"))
                 }
-            case .credential where environment["CREDENTIALS_DIRECTORY"] == nil:
-                // Outside the service (an operator's shell) credentials are not there by design.
-                continue
             case .environment, .credential:
                 if case .failure(let failure) = resolve(source) {
                     findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": \(failure) here; the daemon needs it"))
@@ -92,9 +113,27 @@ public struct SecretResolver: Sendable {
         return findings
     }
 
+    /// The `LoadCredential=` lines the configuration needs under systemd: one per
+    /// `password_credential`, read from `credentials/` beside the configuration file.
+    public func loadCredentialLines(_ configuration: Configuration) -> [String] {
+        var names: [String] = []
+        var sources = configuration.inboundMailboxes.map(\.password)
+        sources += configuration.outboundMailboxes.compactMap { $0.auth ? $0.password : nil }
+        for case .credential(let name) in sources where !names.contains(name) { names.append(name) }
+        let directory = credentialsFallback ?? "/etc/carteiro/credentials"
+        return names.map { "LoadCredential=\($0):\(directory)/\($0)" }
+    }
+
     static func isReadableByOthers(_ path: String) -> Bool {
         var info = stat()
         guard stat(path, &info) == 0 else { return false }
         return info.st_mode & S_IROTH != 0
+    }
+}
+
+enum DurableFilesProbe {
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
     }
 }

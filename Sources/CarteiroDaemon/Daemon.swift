@@ -195,7 +195,7 @@ public final class Daemon: @unchecked Sendable {
             finishReload(status: "reload failed (\(outcome.errors.count) errors); running the previous configuration")
             return
         }
-        let resolver = SecretResolver(environment: environment)
+        let resolver = SecretResolver(environment: environment, configurationFile: next.files.first)
         let unreadable = next.inboundMailboxes.compactMap { mailbox -> String? in
             if case .failure(let failure) = resolver.resolve(mailbox.password) { return "\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)" }
             return nil

@@ -75,7 +75,7 @@ public final class InboundService: @unchecked Sendable {
 
     func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)
         -> ([InboundMailbox], [String: InboundScheduler.Poller], [String: String]) {
-        let resolver = SecretResolver(environment: environment)
+        let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var passwords: [String: Secret] = [:]
         var problems: [String] = []
         for mailbox in configuration.inboundMailboxes {

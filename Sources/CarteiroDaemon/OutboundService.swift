@@ -35,7 +35,6 @@ public final class OutboundService: @unchecked Sendable {
         let passwords = try Self.passwords(configuration, environment: environment)
         do {
             try directory.prepare(mailboxes: [])
-            try DurableFiles.makeDirectory(outbox + "/rejected")
             try DurableFiles.makeDirectory(outbox + "/.taken")
             resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: try directory.threadingSecret()),
                                           hostname: OutboundService.hostname(configuration))
@@ -46,7 +45,7 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     static func passwords(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> [String: Secret] {
-        let resolver = SecretResolver(environment: environment)
+        let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var problems: [String] = []
         var passwords: [String: Secret] = [:]
         for mailbox in configuration.outboundMailboxes where mailbox.auth {
@@ -229,7 +228,8 @@ public final class OutboundService: @unchecked Sendable {
             case .failure(let problem):
                 // A FIFO, a device, a directory, an unreadable or oversized file: never read
                 // (a FIFO would block every submission behind it), set aside with the reason.
-                reject(path: path, name: name, reason: "the submission \(problem)")
+                let hint = problem == .notPermitted ? " (make it readable by the state directory's group: chmod 640; `carteiro send` does)" : ""
+                reject(path: path, name: name, reason: "the submission \(problem)\(hint)")
                 handled += 1
                 continue
             }
@@ -327,12 +327,32 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// `carteiro send`: resolve and queue one submission now; the queue id, or the reason.
-    public static func submit(_ submission: Submission, configuration: Configuration) -> Result<(id: String, messages: [OutboundMessage]), SubmissionRejection> {
-        let directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+    /// Where `submit` left a submission.
+    public enum Handover: Equatable, Sendable {
+        /// In the queue (no daemon ran; this process was the queue's owner for the moment).
+        case queued
+        /// In the outbox, for the daemon; `daemonRunning` false when it waits for one.
+        case outbox(daemonRunning: Bool)
+    }
+
+    public static func submit(_ submission: Submission, configuration: Configuration) -> Result<(id: String, messages: [OutboundMessage], handover: Handover), SubmissionRejection> {
+        let root = configuration.daemon.stateDirectory
+        let directory = StateDirectory(root: root, spool: configuration.events.spool)
+        // The desk's users (group members, not the owner) never write the daemon's files: their
+        // submissions go through the outbox, checked here first with a throwaway threading
+        // secret (the daemon resolves them again with its own, which they cannot read).
+        let member = StateAccess.of(root) != .owner
         let secret: [UInt8]
         do {
-            try directory.prepare(mailboxes: [])
-            secret = try directory.threadingSecret()
+            if member {
+                guard StateAccess.canWrite(directory.outbox) else {
+                    return .failure(SubmissionRejection("cannot write into \(directory.outbox) (permission denied): this user must be in the state directory's group (usually carteiro: adduser USER carteiro, then log in again), or run this as root"))
+                }
+                secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
+            } else {
+                try directory.prepare(mailboxes: [])
+                secret = try directory.threadingSecret()
+            }
         } catch {
             return .failure(SubmissionRejection("the state directory: \(error.description)"))
         }
@@ -347,20 +367,23 @@ public final class OutboundService: @unchecked Sendable {
                 // The queue has one owner: with no daemon, this command (under the lock);
                 // with one, the daemon, which takes the submission from the outbox and gives
                 // it the same id.
-                if let lock = try? StateLock.acquire(stateDirectory: configuration.daemon.stateDirectory) {
+                if !member, let lock = try? StateLock.acquire(stateDirectory: root) {
                     try withExtendedLifetime(lock) { () throws(DurableFiles.Failure) in
-                        try enqueue([(id, messages)], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory))
+                        try enqueue([(id, messages)], queue: OutboundQueue(stateDirectory: root))
                     }
-                } else {
-                    let outbox = configuration.daemon.stateDirectory + "/outbox"
-                    try DurableFiles.makeDirectory(outbox)
-                    try DurableFiles.writeSynced(content, to: outbox + "/." + name + ".tmp")
-                    try DurableFiles.rename(outbox + "/." + name + ".tmp", outbox + "/" + name + ".json")
+                    return .success((id, messages, .queued))
                 }
+                let temporary = directory.outbox + "/." + name + ".tmp"
+                try DurableFiles.writeSynced(content, to: temporary)
+                // The outbox's group (the daemon's), even where the directory is not setgid.
+                var info = stat()
+                if stat(directory.outbox, &info) == 0 { _ = chown(temporary, uid_t.max, info.st_gid) }
+                try DurableFiles.rename(temporary, directory.outbox + "/" + name + ".json")
+                try DurableFiles.syncDirectory(directory.outbox)
             } catch {
                 return .failure(SubmissionRejection("cannot queue: \(error.description)"))
             }
-            return .success((id, messages))
+            return .success((id, messages, .outbox(daemonRunning: StateLock.isHeld(stateDirectory: root).held)))
         }
     }
 }

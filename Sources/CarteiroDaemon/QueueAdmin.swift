@@ -16,6 +16,14 @@ public enum QueueAdmin {
 
     public static func perform(_ command: QueueCommand, id: String, stateDirectory: String, timeout: Duration = .seconds(30)) -> Outcome {
         guard QueueCommand.isValidID(id) else { return .invalid("\"\(id)\" is not a queue id (ids are what `carteiro queue list` shows)") }
+        if case .member(let owner) = StateAccess.of(stateDirectory) {
+            // The desk's users ask the daemon; only its owner changes the queue directly.
+            let (held, pid) = StateLock.isHeld(stateDirectory: stateDirectory)
+            guard held else {
+                return .failed("the daemon is not running, and the queue belongs to \(owner): start it (systemctl start carteiro), or run this as root")
+            }
+            return throughDaemon(command, id: id, stateDirectory: stateDirectory, pid: pid, timeout: timeout)
+        }
         let lock: StateLock
         do {
             lock = try StateLock.acquire(stateDirectory: stateDirectory)

@@ -16,12 +16,35 @@ public enum DurableFiles {
         Failure(description: "\(what) \(path): \(String(cString: strerror(errno)))")
     }
 
+    /// `mkdir -p` with mode 0750 (less the umask), failing with the system's own words and the
+    /// path ("permission denied" is not "does not exist").
     public static func makeDirectory(_ path: String) throws(Failure) {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
-        } catch {
-            throw Failure(description: "cannot create \(path): \(error.localizedDescription)")
+        if mkdir(path, 0o750) == 0 { return }
+        switch errno {
+        case EEXIST:
+            var info = stat()
+            guard stat(path, &info) == 0 else { throw failure("cannot create", path) }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "cannot create \(path): something that is not a directory is in the way") }
+        case ENOENT:
+            let above = parent(path)
+            guard above != path, !above.isEmpty, above != "." else { throw failure("cannot create", path) }
+            try makeDirectory(above)
+            guard mkdir(path, 0o750) == 0 || errno == EEXIST else { throw failure("cannot create", path) }
+        default:
+            throw failure("cannot create", path)
         }
+    }
+
+    /// A directory with an exact mode, setgid bits included: made if missing, and set again if
+    /// it is this process's own and has drifted (a state directory from an older version, an
+    /// operator's chmod). Files made inside a setgid directory take its group, so what a desk
+    /// user drops into the outbox is readable by the daemon's group whatever the user's own.
+    public static func makeDirectory(_ path: String, mode: mode_t) throws(Failure) {
+        try makeDirectory(path)
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw failure("cannot stat", path) }
+        guard info.st_uid == geteuid(), info.st_mode & 0o7777 != mode else { return }
+        guard chmod(path, mode) == 0 else { throw failure("cannot set the mode of", path) }
     }
 
     /// Writes `bytes` to `path` and fsyncs it; no rename.

@@ -24,8 +24,28 @@ public struct StateDirectory: Sendable {
         String(decoding: id.utf8.map { $0 == UInt8(ascii: "/") ? UInt8(ascii: "+") : $0 }, as: UTF8.self) + ".json"
     }
 
+    /// The modes of the directories the desk shares (its group is the directory's group, `carteiro`
+    /// under the packaged unit): it reads the state directory, raw messages and attachments,
+    /// removes events from the spool, and writes submissions into the outbox and queue requests
+    /// into control. Everything else stays the daemon's (files 0640, directories 0750).
+    public enum Modes {
+        public static let root: mode_t = 0o2750
+        public static let readable: mode_t = 0o2750
+        public static let shared: mode_t = 0o2770
+    }
+
+    public var outbox: String { root + "/outbox" }
+    public var control: String { root + "/control" }
+
     public func prepare(mailboxes: [String]) throws(DurableFiles.Failure) {
-        for path in [root, spool, pendingEvents, raw, attachments] { try DurableFiles.makeDirectory(path) }
+        try DurableFiles.makeDirectory(root, mode: Modes.root)
+        try DurableFiles.makeDirectory(spool, mode: Modes.shared)
+        try DurableFiles.makeDirectory(pendingEvents)
+        try DurableFiles.makeDirectory(raw, mode: Modes.readable)
+        try DurableFiles.makeDirectory(attachments, mode: Modes.readable)
+        try DurableFiles.makeDirectory(outbox, mode: Modes.shared)
+        try DurableFiles.makeDirectory(outbox + "/rejected", mode: Modes.shared)
+        try DurableFiles.makeDirectory(control, mode: Modes.shared)
         for name in mailboxes { try DurableFiles.makeDirectory(mailbox(name)) }
     }
 

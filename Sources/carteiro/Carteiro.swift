@@ -1,6 +1,7 @@
 import ArgumentParser
 import CarteiroConfig
 import CarteiroDaemon
+import CarteiroStore
 import Foundation
 
 @main
@@ -40,6 +41,19 @@ struct ConfigOptions: ParsableArguments {
             throw ExitCode(78)
         }
         return (configuration, outcome.warnings)
+    }
+}
+
+extension ConfigOptions {
+    /// Root acting on the service's state directory acts as the service's user, so the queue
+    /// entries, submissions and requests it leaves are the daemon's to process.
+    func actAsStateOwner(_ configuration: Configuration, command: String) throws {
+        do {
+            try StateAccess.adopt(configuration.daemon.stateDirectory)
+        } catch {
+            Output.error("carteiro \(command): \(error)")
+            throw ExitCode(77) // EX_NOPERM
+        }
     }
 }
 

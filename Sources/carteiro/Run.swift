@@ -21,6 +21,12 @@ struct Run: ParsableCommand {
     func run() throws {
         // Before anything else: the daemon's signals are caught from here on (`run --once`
         // keeps the default actions).
+        // libdispatch's event thread asks for nice -4 when the first source is made; a user
+        // without CAP_SYS_NICE (the service's) is refused, harmlessly: the thread runs at the
+        // process's priority, as every other thread does. libdispatch reports the refusal to
+        // syslog, a warning in the journal at every start; its own log is off here unless the
+        // operator asks for it (Environment=LIBDISPATCH_LOG=stderr).
+        setenv("LIBDISPATCH_LOG", "NO", 0)
         if !once { Daemon.catchSignals() }
         let environment = options.environment
         let level = Logger.Level(rawValue: environment["CARTEIRO_LOG_LEVEL"] ?? "info") ?? .info
@@ -31,6 +37,12 @@ struct Run: ParsableCommand {
             return handler
         }
         let (configuration, warnings) = try options.load()
+        // Root running the daemon on the service's state directory would leave files the
+        // service cannot use, and read passwords the service cannot: refused, with the way.
+        if geteuid() == 0, case .member(let owner) = StateAccess.of(configuration.daemon.stateDirectory) {
+            Output.error("carteiro: \(configuration.daemon.stateDirectory) belongs to \(owner): start the service (systemctl start carteiro), or run this as that user (runuser -u \(owner) -- carteiro run …)")
+            throw ExitCode(77) // EX_NOPERM
+        }
         // One process a state directory, before anything in it is read or recovered.
         let lock: StateLock
         do {

@@ -29,6 +29,7 @@ struct Send: ParsableCommand {
 
     func run() throws {
         let (configuration, _) = try options.load()
+        try options.actAsStateOwner(configuration, command: "send")
         var variables: [String: String] = [:]
         for pair in vars {
             guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
@@ -44,8 +45,12 @@ struct Send: ParsableCommand {
         switch OutboundService.submit(submission, configuration: configuration) {
         case .success(let queued):
             Output.line(queued.id)
+            let verb = queued.handover == .queued ? "queued" : "handed to the daemon"
             for message in queued.messages {
-                Output.error("queued through \(message.mailbox) (\(message.resolution.explanation)) to \(message.recipients.joined(separator: ", "))")
+                Output.error("\(verb) through \(message.mailbox) (\(message.resolution.explanation)) to \(message.recipients.joined(separator: ", "))")
+            }
+            if queued.handover == .outbox(daemonRunning: false) {
+                Output.error("the daemon is not running: the submission waits in \(configuration.daemon.stateDirectory)/outbox and is sent once it starts (systemctl start carteiro)")
             }
         case .failure(let rejection):
             Output.error("carteiro send: \(rejection)")
@@ -67,6 +72,7 @@ struct Queue: ParsableCommand {
 
         func run() throws {
             let (configuration, _) = try options.load()
+            try options.actAsStateOwner(configuration, command: "queue list")
             let queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory)
             var count = 0
             let now = Int64(Date().timeIntervalSince1970)
@@ -101,6 +107,7 @@ struct Queue: ParsableCommand {
 
         func run() throws {
             let (configuration, _) = try options.load()
+            try options.actAsStateOwner(configuration, command: "queue retry")
             try Queue.report("retry", QueueAdmin.perform(.retry, id: id, stateDirectory: configuration.daemon.stateDirectory))
         }
     }
@@ -114,6 +121,7 @@ struct Queue: ParsableCommand {
 
         func run() throws {
             let (configuration, _) = try options.load()
+            try options.actAsStateOwner(configuration, command: "queue delete")
             try Queue.report("delete", QueueAdmin.perform(.delete, id: id, stateDirectory: configuration.daemon.stateDirectory))
         }
     }

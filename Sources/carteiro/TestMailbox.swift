@@ -16,7 +16,7 @@ struct TestMailbox: ParsableCommand {
 
     func run() throws {
         let (configuration, _) = try options.load()
-        let tester = MailboxTester(configuration: configuration, secrets: SecretResolver(environment: options.environment), report: Output.line)
+        let tester = MailboxTester(configuration: configuration, secrets: SecretResolver(environment: options.environment, configurationFile: configuration.files.first), report: Output.line)
         switch tester.test(name) {
         case .success:
             Output.line("OK")

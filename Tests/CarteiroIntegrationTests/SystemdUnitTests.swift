@@ -7,11 +7,11 @@ import CarteiroTesting
 struct SystemdUnitTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
-    func unitCopy(in directory: TemporaryDirectory) throws -> String {
+    func unitCopy(in directory: TemporaryDirectory, _ name: String = "carteiro.service") throws -> String {
         // systemd-analyze checks that ExecStart's program exists: point it at the build.
-        let unit = try String(contentsOfFile: Self.root + "/systemd/carteiro.service", encoding: .utf8)
-            .replacingOccurrences(of: "/usr/local/bin/carteiro", with: carteiroExecutable())
-        return try directory.write("carteiro.service", unit)
+        let unit = try String(contentsOfFile: Self.root + "/systemd/" + name, encoding: .utf8)
+            .replacingOccurrences(of: "/usr/bin/carteiro", with: carteiroExecutable())
+        return try directory.write(name.replacingOccurrences(of: "@.service", with: "@shard.service"), unit)
     }
 
     func analyze(_ arguments: [String]) throws -> (status: Int32, output: String) {
@@ -29,15 +29,19 @@ struct SystemdUnitTests {
 
     @Test func verifies() throws {
         let directory = try TemporaryDirectory()
-        let result = try analyze(["verify", "--man=no", try unitCopy(in: directory)])
-        #expect(result.status == 0, "\(result.output)")
+        for name in ["carteiro.service", "carteiro@.service"] {
+            let result = try analyze(["verify", "--man=no", try unitCopy(in: directory, name)])
+            #expect(result.status == 0, "\(name): \(result.output)")
+        }
     }
 
     @Test func exposureAtMostTwo() throws {
         let directory = try TemporaryDirectory()
-        let result = try analyze(["security", "--offline=yes", "--threshold=20", try unitCopy(in: directory)])
-        #expect(result.status == 0, "\(result.output.suffix(400))")
-        let score = result.output.split(separator: "\n").last { $0.contains("Overall exposure level") }
-        #expect(score != nil, "\(result.output.suffix(400))")
+        for name in ["carteiro.service", "carteiro@.service"] {
+            let result = try analyze(["security", "--offline=yes", "--threshold=20", try unitCopy(in: directory, name)])
+            #expect(result.status == 0, "\(name): \(result.output.suffix(400))")
+            let score = result.output.split(separator: "\n").last { $0.contains("Overall exposure level") }
+            #expect(score != nil, "\(result.output.suffix(400))")
+        }
     }
 }
