@@ -35,16 +35,35 @@ public enum DurableFiles {
         }
     }
 
-    /// A directory with an exact mode, setgid bits included: made if missing, and set again if
-    /// it is this process's own and has drifted (a state directory from an older version, an
-    /// operator's chmod). Files made inside a setgid directory take its group, so what a desk
-    /// user drops into the outbox is readable by the daemon's group whatever the user's own.
+    /// A directory the desk shares, with the group bits of `mode`: made if missing, set again if
+    /// it is this process's own and has drifted (a state directory from an older version). A new
+    /// directory inherits the setgid bit of its parent (the state directory's, set by systemd),
+    /// so that what a desk user drops there takes the daemon's group; the daemon itself never
+    /// sets a setgid bit (the unit's RestrictSUIDSGID= forbids it), so where that cannot be
+    /// kept the group bits still are.
     public static func makeDirectory(_ path: String, mode: mode_t) throws(Failure) {
-        try makeDirectory(path)
         var info = stat()
-        guard stat(path, &info) == 0 else { throw failure("cannot stat", path) }
-        guard info.st_uid == geteuid(), info.st_mode & 0o7777 != mode else { return }
-        guard chmod(path, mode) == 0 else { throw failure("cannot set the mode of", path) }
+        if stat(path, &info) != 0 {
+            try makeDirectory(parent(path))
+            // The umask (027) would take the group's write bit: 007 for this one mkdir. Files
+            // made meanwhile by other threads are unaffected: each names its mode (0640).
+            let previous = umask(0o007)
+            let made = mkdir(path, mode & 0o777)
+            let reason = errno
+            umask(previous)
+            guard made == 0 || reason == EEXIST else { errno = reason; throw failure("cannot create", path) }
+            guard stat(path, &info) == 0 else { throw failure("cannot stat", path) }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(description: "cannot create \(path): something that is not a directory is in the way") }
+        let wanted = mode & 0o777, setgid = mode_t(S_ISGID)
+        let current = info.st_mode & 0o777, hasSetgid = info.st_mode & setgid != 0
+        guard info.st_uid == geteuid(), current != wanted || (mode & setgid != 0 && !hasSetgid) else { return }
+        if chmod(path, mode) == 0 { return }
+        // Refused for the setgid bit: the group bits alone, unless that would clear a setgid
+        // bit already there (then the directory stays as it is).
+        if errno == EPERM && !hasSetgid && chmod(path, wanted) == 0 { return }
+        if errno == EPERM { return }
+        throw failure("cannot set the mode of", path)
     }
 
     /// Writes `bytes` to `path` and fsyncs it; no rename.

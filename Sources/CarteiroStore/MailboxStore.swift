@@ -271,7 +271,7 @@ public final class MailboxStore {
     private func appendKeys(_ keys: [String]) throws(DurableFiles.Failure) {
         guard !keys.isEmpty else { return }
         guard let handle = FileHandle(forUpdatingAtPath: keysPath) ?? {
-            _ = FileManager.default.createFile(atPath: keysPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: keysPath, contents: nil, attributes: [.posixPermissions: 0o640])
             return FileHandle(forUpdatingAtPath: keysPath)
         }() else { throw DurableFiles.Failure(description: "cannot open \(keysPath)") }
         defer { try? handle.close() }
