@@ -29,6 +29,18 @@ struct ExampleConfigTests {
         }
     }
 
+    @Test func anInstanceConfigurationHasAStateDirectoryOfItsOwn() throws {
+        let text = "[daemon]\nsystem_outbound = \"o\"\n[mailbox.o]\ntype = \"outbound\"\nserver = \"h\"\nsender = \"a@b.c\"\n"
+        for (file, state) in [("/etc/carteiro/carteiro.conf", "/var/lib/carteiro"), ("/etc/carteiro/shard-a.conf", "/var/lib/carteiro-shard-a"),
+                              ("/etc/carteiro/odd name.conf", "/var/lib/carteiro"), ("/etc/carteiro/noext", "/var/lib/carteiro")] {
+            let configuration = try #require(ConfigurationFile.load(text: text, file: file, environment: [:]).configuration)
+            #expect(configuration.daemon.stateDirectory == state, "\(file)")
+        }
+        // Under the unit, systemd's directory wins.
+        let unit = try #require(ConfigurationFile.load(text: text, file: "/etc/carteiro/shard-a.conf", environment: ["STATE_DIRECTORY": "/var/lib/x"]).configuration)
+        #expect(unit.daemon.stateDirectory == "/var/lib/x")
+    }
+
     @Test func defaultStateDirectoryFollowsSystemd() throws {
         let outcome = ConfigurationFile.load(text: "[daemon]\nsystem_outbound = \"o\"\n[mailbox.o]\ntype = \"outbound\"\nserver = \"h\"\nsender = \"a@b.c\"\n",
                                              file: "s.conf", environment: ["STATE_DIRECTORY": "/var/lib/carteiro:/var/lib/other"])

@@ -29,6 +29,64 @@ struct SecretResolverTests {
         #expect(message(.credential("x"))?.hasPrefix("password_credential x needs systemd's $CREDENTIALS_DIRECTORY") == true)
     }
 
+    @Test func credentialsOutsideTheUnitComeFromBesideTheConfiguration() throws {
+        let directory = try TemporaryDirectory()
+        let configuration = try directory.write("carteiro.conf", "")
+        try directory.write("credentials/acme-in", "from-etc\n", mode: 0o600)
+        let resolver = SecretResolver(environment: [:], configurationFile: configuration)
+        #expect(try resolver.resolve(.credential("acme-in")).get().value == "from-etc")
+        // Missing: the path it looked at, and the line the unit needs.
+        guard case .failure(let missing) = resolver.resolve(.credential("beta-in")) else { Issue.record("resolved"); return }
+        #expect(missing.description.contains("\(directory.path)/credentials/beta-in does not exist"))
+        #expect(missing.description.contains("LoadCredential=beta-in:\(directory.path)/credentials/beta-in"))
+    }
+
+    @Test func underTheUnitAMissingCredentialNamesTheLoadCredentialLine() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("loaded/other", "x", mode: 0o600)
+        let resolver = SecretResolver(environment: ["CREDENTIALS_DIRECTORY": directory.path + "/loaded"], configurationFile: "/etc/carteiro/carteiro.conf")
+        guard case .failure(let failure) = resolver.resolve(.credential("acme-in")) else { Issue.record("resolved"); return }
+        #expect(failure.description.contains("add LoadCredential=acme-in:/etc/carteiro/credentials/acme-in"))
+        #expect(failure.description.contains("check-config --units"))
+    }
+
+    @Test func theLoadCredentialLinesOfAConfiguration() throws {
+        let text = """
+        [daemon]
+        system_outbound = "out"
+        [mailbox.in]
+        type = "inbound"
+        provider = "imaps"
+        server = "h"
+        user = "u"
+        password_credential = "shared"
+        [mailbox.in2]
+        type = "inbound"
+        provider = "imaps"
+        server = "h"
+        user = "u"
+        password_file = "/x"
+        [mailbox.out]
+        type = "outbound"
+        server = "h"
+        sender = "a@b.c"
+        auth = true
+        user = "u"
+        password_credential = "smtp"
+        [mailbox.out2]
+        type = "outbound"
+        server = "h"
+        sender = "a@b.c"
+        auth = true
+        user = "u"
+        password_credential = "shared"
+        """
+        let outcome = ConfigurationFile.load(text: text, file: "/etc/carteiro/shard-a.conf", environment: [:])
+        let configuration = try #require(outcome.configuration, "\(outcome.errors)")
+        let lines = SecretResolver(environment: [:], configurationFile: configuration.files.first).loadCredentialLines(configuration)
+        #expect(lines == ["LoadCredential=shared:/etc/carteiro/credentials/shared", "LoadCredential=smtp:/etc/carteiro/credentials/smtp"])
+    }
+
     @Test func secretsNeverPrint() {
         let secret = Secret("hunter2")
         #expect("\(secret)" == "<redacted>")
