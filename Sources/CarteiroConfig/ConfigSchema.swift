@@ -31,7 +31,7 @@ public enum ConfigSchema {
         KeySpec("password", .secret, "unset", "The password, in the file itself. Prefer password_file, password_env or password_credential, so that the file holds no secret."),
         KeySpec("password_file", .path, "unset", "Read the password from this file (its first line). Keep it readable by Carteiro alone (chmod 600)."),
         KeySpec("password_env", .string, "unset", "Read the password from this environment variable."),
-        KeySpec("password_credential", .string, "unset", "Read the password from systemd's credential NAME ($CREDENTIALS_DIRECTORY/NAME, see LoadCredential= in the unit)."),
+        KeySpec("password_credential", .string, "unset", "Read the password from systemd's credential NAME: $CREDENTIALS_DIRECTORY/NAME under the unit, loaded by LoadCredential=NAME:/etc/carteiro/credentials/NAME (check-config --units prints the lines); outside it, credentials/NAME beside the configuration file."),
         KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file as well as the system's, for a server with a private CA."),
         KeySpec("tls_verify", .boolean, "true", "Verify the server's certificate and name. false is an explicit, logged opt-out for a lab."),
         KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the server to connect or answer before the attempt counts as failed."),
