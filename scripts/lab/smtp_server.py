@@ -11,7 +11,10 @@ listed in rules.json ({"addr@x": "550 5.1.1 no such user"}), read again at every
 """
 import argparse
 import asyncio
+import base64
 import json
+import urllib.parse
+import urllib.request
 import os
 import re
 import ssl
@@ -21,6 +24,25 @@ import time
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 CODE_PREFIX = re.compile(r"^([45]\d\d)-")
+
+
+def parse_xoauth2(text):
+    """user=U^Aauth=Bearer T^A^A"""
+    fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+    auth = fields.get("auth", "")
+    return fields.get("user"), auth[7:] if auth.startswith("Bearer ") else None
+
+
+def parse_oauthbearer(text):
+    """n,a=U,^Ahost=..^Aport=..^Aauth=Bearer T^A^A (RFC 7628)"""
+    header, _, rest = text.partition("\x01")
+    user = None
+    for part in header.split(","):
+        if part.startswith("a="):
+            user = part[2:].replace("=2C", ",").replace("=3D", "=")
+    fields = dict(part.split("=", 1) for part in rest.split("\x01") if "=" in part)
+    auth = fields.get("auth", "")
+    return user, auth[7:] if auth.startswith("Bearer ") else None
 
 
 def load_users(path):
@@ -47,11 +69,50 @@ class Authenticator:
         return AuthResult(success=users.get(login) == password, handled=False, auth_data=login)
 
 
+def introspect(token_port, token):
+    """The token's user when the lab's token server says it is active (RFC 7662), else None."""
+    data = urllib.parse.urlencode({"token": token}).encode()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{token_port}/introspect", data, timeout=10) as reply:
+            body = json.load(reply)
+    except (OSError, ValueError):
+        return None
+    return body.get("username") if body.get("active") in (True, "true") else None
+
+
 class Handler:
-    def __init__(self, spool, rules_file, listener):
+    def __init__(self, spool, rules_file, listener, token_port):
         self.spool = spool
         self.rules_file = rules_file
         self.listener = listener
+        self.token_port = token_port
+
+    async def bearer(self, server, args, parse):
+        """XOAUTH2 and OAUTHBEARER: the initial response (or one asked for), the token checked by
+        introspection; a refusal sends the JSON error challenge that Gmail and Outlook send,
+        waits for the client's empty answer, then 535."""
+        if len(args) > 1:
+            raw = base64.b64decode(args[1])
+        else:
+            raw = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(raw, bytes):
+                return AuthResult(success=False, handled=True)
+        user, token = parse(raw.decode("utf-8", "replace"))
+        loop = asyncio.get_running_loop()
+        owner = await loop.run_in_executor(None, introspect, self.token_port, token or "")
+        if owner is not None and owner == user:
+            return AuthResult(success=True, handled=False, auth_data=user)
+        error = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
+        if parse is parse_oauthbearer:
+            error = {"status": "invalid_token", "scope": "mail", "openid-configuration": ""}
+        await server.challenge_auth(json.dumps(error).encode())
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and token not accepted (lab)")
+
+    async def auth_XOAUTH2(self, server, args):
+        return await self.bearer(server, args, parse_xoauth2)
+
+    async def auth_OAUTHBEARER(self, server, args):
+        return await self.bearer(server, args, parse_oauthbearer)
 
     def rule_for(self, address):
         match = CODE_PREFIX.match(address)
@@ -108,6 +169,7 @@ def main():
     parser.add_argument("--starttls-port", type=int, required=True)
     parser.add_argument("--tls-port", type=int, required=True)
     parser.add_argument("--plain-port", type=int, required=True)
+    parser.add_argument("--token-port", type=int, default=31080)
     args = parser.parse_args()
 
     spool = os.path.join(args.lab, "smtp", "spool")
@@ -120,7 +182,7 @@ def main():
 
     def factory(listener, starttls, require_tls_for_auth):
         return lambda: SMTP(
-            Handler(spool, rules, listener),
+            Handler(spool, rules, listener, args.token_port),
             hostname="smtp.lab.test",
             authenticator=authenticator,
             auth_require_tls=require_tls_for_auth,
