@@ -1,3 +1,5 @@
+#include <stdlib.h>
+#include <string.h>
 #include "CCurlShim.h"
 
 CURLcode carteiro_curl_setopt_long(CURL *handle, CURLoption option, long value) {
@@ -43,6 +45,33 @@ static size_t carteiro_discard(char *data, size_t size, size_t nmemb, void *user
     (void)data; (void)userdata;
     return size * nmemb;
 }
+static size_t carteiro_collect(char *data, size_t size, size_t nmemb, void *userdata) {
+    carteiro_body *body = userdata;
+    size_t count = size * nmemb;
+    if (count > body->limit - body->length) {
+        body->overflow = 1;
+        return 0;
+    }
+    char *grown = realloc(body->data, body->length + count + 1);
+    if (grown == NULL) return 0;
+    memcpy(grown + body->length, data, count);
+    body->data = grown;
+    body->length += count;
+    return count;
+}
+
+CURLcode carteiro_curl_collect_body(CURL *handle, carteiro_body *body) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, carteiro_collect);
+    if (code != CURLE_OK) return code;
+    return curl_easy_setopt(handle, CURLOPT_WRITEDATA, body);
+}
+
+void carteiro_body_free(carteiro_body *body) {
+    free(body->data);
+    body->data = NULL;
+    body->length = 0;
+}
+
 CURLcode carteiro_curl_discard_body(CURL *handle) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, carteiro_discard);
 }

@@ -2,10 +2,10 @@
 /// Parsing, validation, `check-config --reference` and the test that `etc/carteiro.conf`
 /// documents every key all read it.
 public enum ConfigSchema {
-    public static let tables: [TableSpec] = [daemon, events, mailbox, contract, user, group, workflow, step]
+    public static let tables: [TableSpec] = [daemon, events, mailbox, oauth, contract, user, group, workflow, step]
 
     /// Tables that only hold named tables (`[mailbox.NAME]`), never keys of their own.
-    public static let containers: [[String]] = [["mailbox"], ["contract"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
+    public static let containers: [[String]] = [["mailbox"], ["oauth"], ["contract"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
 
     public static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
         KeySpec("system_outbound", .name, nil, "The system's default outbound mailbox: every workflow step sends through it unless told otherwise.", required: true),
@@ -35,6 +35,8 @@ public enum ConfigSchema {
         KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file as well as the system's, for a server with a private CA."),
         KeySpec("tls_verify", .boolean, "true", "Verify the server's certificate and name. false is an explicit, logged opt-out for a lab."),
         KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the server to connect or answer before the attempt counts as failed."),
+        KeySpec("oauth", .name, "unset", "Log in with OAuth 2.0 instead of a password: the [oauth.NAME] client whose tokens this mailbox uses (then no password key). `user` is the mailbox's address."),
+        KeySpec("oauth_mechanism", .choice(["xoauth2", "oauthbearer"]), "xoauth2", "The SASL mechanism that carries the token: XOAUTH2 (Microsoft, Google) or OAUTHBEARER (RFC 7628)."),
         // Inbound only.
         KeySpec("provider", .choice(["imaps", "imap", "pops", "pop"]), nil, "imaps, pops: implicit TLS; imap, pop: STARTTLS (demanded unless starttls = false).", scope: .inbound, required: true),
         KeySpec("folder", .string, "INBOX", "The IMAP folder to read. POP3 has only the inbox.", scope: .inbound),
@@ -49,6 +51,29 @@ public enum ConfigSchema {
         KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
         KeySpec("tls", .choice(["none", "starttls", "tls"]), "starttls", "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
         KeySpec("auth", .boolean, "false", "Log in before sending (then user and a password source are required).", scope: .outbound),
+    ])
+
+    public static let oauth = TableSpec(pattern: ["oauth", "*"], title: "[oauth.NAME]", doc: "An OAuth 2.0 client (an application registered at Microsoft Entra, Google Cloud or another authorization server), shared by the mailboxes that name it with oauth = \"NAME\". Tokens are kept per client and mailbox user in the state directory.", keys: [
+        KeySpec("provider", .choice(["microsoft", "google", "custom"]), nil, "microsoft and google fill in the endpoints and scopes; custom names them (token_url, and authorization_url or device_authorization_url for their grants).", required: true),
+        KeySpec("tenant", .string, "organizations (client_credentials: required)", "microsoft: the directory (tenant) id or domain, such as \"contoso.onmicrosoft.com\"."),
+        KeySpec("client_id", .string, "jwt_bearer: the key's client_email", "The application (client) id."),
+        KeySpec("client_secret", .secret, "unset", "The client secret, in the file itself (prefer the _credential, _file or _env forms). Public clients (device code, PKCE without a secret) have none."),
+        KeySpec("client_secret_file", .path, "unset", "Read the client secret from this file (its first line; chmod 600)."),
+        KeySpec("client_secret_env", .string, "unset", "Read the client secret from this environment variable."),
+        KeySpec("client_secret_credential", .string, "unset", "Read the client secret from systemd's credential NAME (as password_credential)."),
+        KeySpec("grant", .choice(OAuthClient.Grant.allCases.map(\.rawValue)), "authorization_code", "How tokens are obtained: authorization_code (a person consents once in a browser: carteiro authorize MAILBOX), device_code (the same with a code typed on another device: carteiro authorize MAILBOX --device), client_credentials (Microsoft 365 app-only, no person), jwt_bearer (a Google service account with domain-wide delegation). Refresh tokens follow the first two."),
+        KeySpec("authorization_url", .url, "by provider", "The authorization endpoint (authorization_code)."),
+        KeySpec("device_authorization_url", .url, "by provider", "The device authorization endpoint (device_code)."),
+        KeySpec("token_url", .url, "by provider", "The token endpoint."),
+        KeySpec("scopes", .strings, "by provider and grant", "The scopes asked for. microsoft: the IMAP, POP and SMTP scopes and offline_access, or https://outlook.office365.com/.default for client_credentials; google: https://mail.google.com/."),
+        KeySpec("service_account_key_file", .path, "unset", "jwt_bearer: the service account's JSON key file (chmod 600); its RS256 key signs the assertions, for the mailbox's user."),
+        KeySpec("service_account_key_credential", .string, "unset", "jwt_bearer: the JSON key as systemd's credential NAME."),
+        KeySpec("refresh_token_lifetime", .duration(minimumSeconds: 60), "microsoft: 90d; otherwise unset", "How long a refresh token lives without use, where the provider says (Google: 7d for apps in testing). Carteiro alerts before it runs out."),
+        KeySpec("expiry_warning", .duration(minimumSeconds: 0), "7d", "How long before a refresh token or its authorization runs out a mailbox.expiring event and journal entry are raised."),
+        KeySpec("redirect_port", .integer(0...65535), "0 (any free port)", "The loopback port carteiro authorize receives the redirect on (http://127.0.0.1:PORT/); register that redirect URI with the application."),
+        KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file for the token endpoint, as well as the system's."),
+        KeySpec("tls_verify", .boolean, "true", "Verify the token endpoint's certificate."),
+        KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the token endpoint."),
     ])
 
     public static let contract = TableSpec(pattern: ["contract", "*"], title: "[contract.NAME]", doc: "A customer agreement: it owns the requests that arrive in its inbound mailboxes and answers through its outbound mailbox.", keys: [
@@ -142,6 +167,7 @@ public enum ConfigType: Sendable {
     /// A reference to another table by its NAME.
     case name
     case names
+    case strings
     case integer(ClosedRange<Int>)
     case boolean
     case duration(minimumSeconds: Int)
@@ -160,6 +186,7 @@ public enum ConfigType: Sendable {
         case .url: "a URL in quotes, such as \"https://desk.example/api/mail-events\""
         case .name: "a name in quotes"
         case .names: "an array of names, such as [\"a\", \"b\"]"
+        case .strings: "an array of strings, such as [\"a\", \"b\"]"
         case .integer(let range): "an integer from \(range.lowerBound) to \(range.upperBound)"
         case .boolean: "true or false"
         case .duration: "a duration such as \"30s\", \"5m\", \"1h\" or \"2d\""

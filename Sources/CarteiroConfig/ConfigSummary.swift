@@ -41,6 +41,11 @@ public enum ConfigSummary {
             }
         }
 
+        for client in c.oauthClients {
+            out.append("")
+            out.append(contentsOf: describe(client, in: c))
+        }
+
         for workflow in c.workflows {
             for step in workflow.steps {
                 out.append("")
@@ -72,8 +77,30 @@ public enum ConfigSummary {
     static func describe(_ mailbox: InboundMailbox) -> String {
         let tls = mailbox.provider.usesImplicitTLS ? "" : (mailbox.starttls ? "+STARTTLS" : " (plain text allowed)")
         let folder = mailbox.provider.isIMAP ? " \(mailbox.folder)" : ""
-        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
+        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user)\(oauth(mailbox.oauth)), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
             + described(mailbox.description)
+    }
+
+    static func oauth(_ login: OAuthLogin?) -> String {
+        login.map { " with OAuth \($0.client) (\($0.mechanism.saslName))" } ?? ""
+    }
+
+    /// Each OAuth client: its grant, its endpoints and scopes as resolved, and who uses it.
+    static func describe(_ client: OAuthClient, in c: Configuration) -> [String] {
+        var lines = ["oauth \(client.name)  \(client.provider.rawValue)" + (client.tenant.map { " tenant \($0)" } ?? "") + ", grant \(client.grant.rawValue)"
+                     + (client.clientID.isEmpty ? "" : ", client \(client.clientID)") + (client.clientSecret == nil ? "" : ", with a client secret")]
+        if client.grant == .authorizationCode, let url = client.authorizationURL { lines.append("  authorization  \(url)") }
+        if client.grant == .deviceCode, let url = client.deviceAuthorizationURL { lines.append("  device         \(url)") }
+        lines.append("  token          \(client.tokenURL)")
+        lines.append("  scopes         \(client.scopes.isEmpty ? "(none)" : client.scopes.joined(separator: " "))")
+        if let lifetime = client.refreshTokenLifetime {
+            lines.append("  refresh token  lives \(ConfigDuration.format(lifetime)) unused; alert \(ConfigDuration.format(client.expiryWarning)) before")
+        }
+        let users = c.inboundMailboxes.filter { $0.oauth?.client == client.name }.map { "\($0.name) (\($0.user), \($0.oauth?.mechanism.saslName ?? ""))" }
+            + c.outboundMailboxes.filter { $0.oauth?.client == client.name }.map { "\($0.name) (\($0.user ?? ""), \($0.oauth?.mechanism.saslName ?? ""))" }
+        lines.append("  mailboxes      \(users.isEmpty ? "(none)" : users.joined(separator: ", "))")
+        if client.grant.isInteractive { lines.append("  authorize      carteiro authorize MAILBOX\(client.grant == .deviceCode ? " --device" : "") (once per mailbox user)") }
+        return lines
     }
 
     /// A mailbox's `description`, for people, after its line.
@@ -82,7 +109,7 @@ public enum ConfigSummary {
     }
 
     static func describe(_ mailbox: OutboundMailbox) -> String {
-        let auth = mailbox.auth ? ", login \(mailbox.user ?? "")" : ""
+        let auth = mailbox.auth ? ", login \(mailbox.user ?? "")\(oauth(mailbox.oauth))" : ""
         return "\(pad(mailbox.name, to: 16)) smtp \(mailbox.tlsMode.rawValue) \(mailbox.server):\(mailbox.port) as \(mailbox.sender)\(auth)"
             + described(mailbox.description)
     }

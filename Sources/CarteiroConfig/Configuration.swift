@@ -5,6 +5,7 @@ public struct Configuration: Sendable {
     public var events: EventSettings
     public var inboundMailboxes: [InboundMailbox]
     public var outboundMailboxes: [OutboundMailbox]
+    public var oauthClients: [OAuthClient] = []
     public var contracts: [Contract]
     public var users: [DirectoryUser]
     public var groups: [UserGroup]
@@ -13,6 +14,23 @@ public struct Configuration: Sendable {
     public func inbound(_ name: String) -> InboundMailbox? { inboundMailboxes.first { $0.name == name } }
     public func outbound(_ name: String) -> OutboundMailbox? { outboundMailboxes.first { $0.name == name } }
     public func contract(_ name: String) -> Contract? { contracts.first { $0.id == name } }
+    public func oauthClient(_ name: String) -> OAuthClient? { oauthClients.first { $0.name == name } }
+
+    /// Every secret the configuration needs at run time, with whose it is (for messages):
+    /// the passwords of mailboxes that log in with one, OAuth clients' secrets and keys.
+    public var secretSources: [(source: SecretSource, location: SourceLocation, owner: String)] {
+        var sources: [(SecretSource, SourceLocation, String)] = inboundMailboxes.compactMap {
+            $0.oauth == nil ? ($0.password, $0.location, "mailbox \"\($0.name)\"") : nil
+        }
+        for mailbox in outboundMailboxes where mailbox.auth && mailbox.oauth == nil {
+            if let password = mailbox.password { sources.append((password, mailbox.location, "mailbox \"\(mailbox.name)\"")) }
+        }
+        for client in oauthClients {
+            if let secret = client.clientSecret { sources.append((secret, client.location, "oauth client \"\(client.name)\"")) }
+            if let key = client.serviceAccountKey { sources.append((key, client.location, "oauth client \"\(client.name)\" (service account key)")) }
+        }
+        return sources
+    }
     public func user(_ name: String) -> DirectoryUser? { users.first { $0.id == name } }
     public func group(_ name: String) -> UserGroup? { groups.first { $0.id == name } }
     public func workflow(_ name: String) -> Workflow? { workflows.first { $0.id == name } }
@@ -103,6 +121,8 @@ public struct InboundMailbox: Sendable, Equatable {
     public var port: Int
     public var user: String
     public var password: SecretSource
+    /// OAuth 2.0 instead of the password (which is then unused).
+    public var oauth: OAuthLogin? = nil
     public var folder: String
     public var afterFetch: AfterFetch
     public var importExisting: ImportExisting
@@ -141,6 +161,8 @@ public struct OutboundMailbox: Sendable, Equatable {
     public var auth: Bool
     public var user: String?
     public var password: SecretSource?
+    /// OAuth 2.0 instead of a password (`auth` is then true).
+    public var oauth: OAuthLogin? = nil
     public var tls: TLSSettings
     public var timeout: Duration
     public var location: SourceLocation

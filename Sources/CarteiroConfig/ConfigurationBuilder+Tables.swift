@@ -6,7 +6,8 @@ extension ConfigurationBuilder {
     func readInbound(_ reader: TableReader, diagnostics: inout DiagnosticList) -> InboundMailbox {
         let provider = reader.string("provider").flatMap(InboundProvider.init(rawValue:)) ?? .imaps
         let password = reader.secretSource(diagnostics: &diagnostics)
-        if password == nil && reader.has("provider") {
+        let oauth = readOAuthLogin(reader, hasPassword: password != nil, diagnostics: &diagnostics)
+        if password == nil && oauth == nil && reader.has("provider") {
             diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs a password: set one of `password_credential`, `password_file`, `password_env` or `password`")
         }
         if !reader.has("user") {
@@ -20,6 +21,7 @@ extension ConfigurationBuilder {
             port: reader.integer("port") ?? provider.defaultPort,
             user: reader.string("user") ?? "",
             password: password ?? .inline(Secret("")),
+            oauth: oauth,
             folder: reader.string("folder") ?? "INBOX",
             afterFetch: reader.afterFetch("after_fetch") ?? .keep,
             importExisting: reader.string("import_existing").flatMap(ImportExisting.init(rawValue:)) ?? .unseen,
@@ -35,6 +37,11 @@ extension ConfigurationBuilder {
 
     func readOutbound(_ reader: TableReader, diagnostics: inout DiagnosticList) -> OutboundMailbox {
         let mode = reader.string("tls").flatMap(OutboundTLSMode.init(rawValue:)) ?? .starttls
+        let password = reader.secretSource(diagnostics: &diagnostics)
+        let oauth = readOAuthLogin(reader, hasPassword: password != nil, diagnostics: &diagnostics)
+        if oauth != nil, reader.boolean("auth") == false {
+            diagnostics.error(reader.keyLocation("auth"), "`oauth` logs in with a token: auth = false contradicts it; remove one")
+        }
         return OutboundMailbox(
             name: reader.name,
             description: reader.string("description") ?? "",
@@ -42,12 +49,80 @@ extension ConfigurationBuilder {
             port: reader.integer("port") ?? mode.defaultPort,
             sender: reader.address("sender") ?? MailAddress(address: "invalid@invalid"),
             tlsMode: mode,
-            auth: reader.boolean("auth") ?? false,
+            auth: oauth != nil || (reader.boolean("auth") ?? false),
             user: reader.string("user"),
-            password: reader.secretSource(diagnostics: &diagnostics),
+            password: password,
+            oauth: oauth,
             tls: readTLS(reader),
             timeout: reader.duration("timeout") ?? .seconds(30),
             location: reader.table.location)
+    }
+
+    func readOAuthLogin(_ reader: TableReader, hasPassword: Bool, diagnostics: inout DiagnosticList) -> OAuthLogin? {
+        guard let client = reader.string("oauth") else {
+            if reader.has("oauth_mechanism") {
+                diagnostics.warning(reader.keyLocation("oauth_mechanism"), "`oauth_mechanism` is ignored without `oauth`")
+            }
+            return nil
+        }
+        if hasPassword {
+            let key = ["password", "password_file", "password_env", "password_credential"].first(where: reader.has) ?? "password"
+            diagnostics.error(reader.keyLocation(key), "`\(key)` and `oauth` both say how to log in; keep one")
+        }
+        let mechanism = reader.string("oauth_mechanism").flatMap(OAuthMechanism.init(rawValue:)) ?? .xoauth2
+        return OAuthLogin(client: client, mechanism: mechanism)
+    }
+
+    func readOAuthClient(_ reader: TableReader, diagnostics: inout DiagnosticList) -> OAuthClient {
+        let here = "[\(ConfigDocument.render(reader.table.path))]"
+        let provider = reader.string("provider").flatMap(OAuthClient.Provider.init(rawValue:)) ?? .custom
+        let grant = reader.string("grant").flatMap(OAuthClient.Grant.init(rawValue:)) ?? .authorizationCode
+        let secret = reader.secretSource("client_secret", diagnostics: &diagnostics)
+        let key = reader.secretSource("service_account_key", diagnostics: &diagnostics)
+        let tenant = reader.string("tenant")
+        if provider == .microsoft, grant == .clientCredentials, tenant == nil || ["organizations", "common", "consumers"].contains(tenant ?? "") {
+            diagnostics.error(reader.has("tenant") ? reader.keyLocation("tenant") : reader.table.location,
+                              "\(here): app-only access (client_credentials) needs the tenant's own id or domain in `tenant`, such as \"contoso.onmicrosoft.com\"")
+        }
+        if provider != .microsoft, reader.has("tenant") {
+            diagnostics.warning(reader.keyLocation("tenant"), "`tenant` applies to provider = \"microsoft\" only; it is ignored")
+        }
+        if provider == .google, grant == .clientCredentials {
+            diagnostics.error(reader.keyLocation("grant"), "\(here): Google has no client credentials for mail; a service account with domain-wide delegation uses grant = \"jwt_bearer\"")
+        }
+        if provider == .microsoft, grant == .jwtBearer {
+            diagnostics.error(reader.keyLocation("grant"), "\(here): jwt_bearer is for Google service accounts; Microsoft 365 app-only access uses grant = \"client_credentials\"")
+        }
+        if grant == .clientCredentials, secret == nil {
+            diagnostics.error(reader.table.location, "\(here): client_credentials needs the client secret: set one of `client_secret_credential`, `client_secret_file`, `client_secret_env` or `client_secret`")
+        }
+        if grant == .jwtBearer, key == nil {
+            diagnostics.error(reader.table.location, "\(here): jwt_bearer needs the service account's JSON key: set `service_account_key_file` or `service_account_key_credential`")
+        }
+        if grant != .jwtBearer, !reader.has("client_id"), reader.has("provider") {
+            diagnostics.error(reader.table.location, "\(here) needs `client_id`: the application (client) id it was registered with")
+        }
+        let preset = OAuthPreset.endpoints(provider, tenant: tenant ?? "organizations", grant: grant)
+        let tokenURL = reader.string("token_url") ?? preset.token
+        let authorizationURL = reader.string("authorization_url") ?? preset.authorization
+        let deviceURL = reader.string("device_authorization_url") ?? preset.device
+        if provider == .custom {
+            if tokenURL == nil { diagnostics.error(reader.table.location, "\(here): provider = \"custom\" needs `token_url`") }
+            if grant == .authorizationCode, authorizationURL == nil {
+                diagnostics.error(reader.table.location, "\(here): grant = \"authorization_code\" needs `authorization_url` with provider = \"custom\"")
+            }
+            if grant == .deviceCode, deviceURL == nil {
+                diagnostics.error(reader.table.location, "\(here): grant = \"device_code\" needs `device_authorization_url` with provider = \"custom\"")
+            }
+        }
+        let lifetime = reader.duration("refresh_token_lifetime") ?? (provider == .microsoft && grant.isInteractive ? OAuthPreset.microsoftRefreshTokenLifetime : nil)
+        return OAuthClient(
+            name: reader.name, provider: provider, tenant: provider == .microsoft ? (tenant ?? "organizations") : nil,
+            clientID: reader.string("client_id") ?? "", clientSecret: secret, grant: grant,
+            authorizationURL: authorizationURL, deviceAuthorizationURL: deviceURL, tokenURL: tokenURL ?? "",
+            scopes: reader.names("scopes") ?? preset.scopes, serviceAccountKey: key, refreshTokenLifetime: lifetime,
+            expiryWarning: reader.duration("expiry_warning") ?? .seconds(7 * 86_400), redirectPort: reader.integer("redirect_port") ?? 0,
+            tls: readTLS(reader), timeout: reader.duration("timeout") ?? .seconds(30), location: reader.table.location)
     }
 
     func readStep(_ reader: TableReader, workflow: String, diagnostics: inout DiagnosticList) -> WorkflowStep {

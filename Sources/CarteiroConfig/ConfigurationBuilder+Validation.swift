@@ -95,9 +95,10 @@ extension ConfigurationBuilder {
             let table = document.table(["mailbox", mailbox.name])
             if mailbox.auth {
                 if mailbox.user == nil {
-                    diagnostics.error(table?.entry("auth")?.keyLocation ?? mailbox.location, "auth = true needs `user`")
+                    diagnostics.error(table?.entry("auth")?.keyLocation ?? table?.entry("oauth")?.keyLocation ?? mailbox.location,
+                                      mailbox.oauth == nil ? "auth = true needs `user`" : "`oauth` needs `user`: the mailbox's address the token is for")
                 }
-                if mailbox.password == nil {
+                if mailbox.password == nil && mailbox.oauth == nil {
                     diagnostics.error(table?.entry("auth")?.keyLocation ?? mailbox.location, "auth = true needs a password: set one of `password_credential`, `password_file`, `password_env` or `password`")
                 }
             } else if mailbox.password != nil || mailbox.user != nil {
@@ -110,6 +111,24 @@ extension ConfigurationBuilder {
                 diagnostics.warning(table?.entry("tls")?.keyLocation ?? mailbox.location, "tls = \"none\" with auth = true: the password crosses the network in plain text")
             }
             warnUnusualPort(mailbox.port, expected: mailbox.tlsMode.rawValue, defaultPort: mailbox.tlsMode.defaultPort, at: table?.entry("port")?.value.location, diagnostics: &diagnostics)
+        }
+
+        // OAuth clients and the mailboxes that use them.
+        let clientNames = configuration.oauthClients.map(\.name)
+        var usedClients: Set<String> = []
+        let logins: [(String, OAuthLogin?)] = configuration.inboundMailboxes.map { ($0.name, $0.oauth) } + configuration.outboundMailboxes.map { ($0.name, $0.oauth) }
+        for (name, login) in logins {
+            guard let login else { continue }
+            usedClients.insert(login.client)
+            if !clientNames.contains(login.client) {
+                let location = document.table(["mailbox", name])?.entry("oauth")?.value.location ?? configuration.files.first.map { SourceLocation(file: $0, line: 1, column: 1) }
+                if let location {
+                    diagnostics.error(location, "oauth = \"\(login.client)\" names no client: there is no [oauth.\(login.client)]" + NearestName.hint(login.client, among: clientNames, quote: { "\"\($0)\"" }))
+                }
+            }
+        }
+        for client in configuration.oauthClients where !usedClients.contains(client.name) {
+            diagnostics.warning(client.location, "[oauth.\(client.name)] is used by no mailbox (oauth = \"\(client.name)\")")
         }
 
         // Users and groups.

@@ -17,6 +17,7 @@ public struct ConfigurationBuilder {
     public func build(_ document: ConfigDocument, files: [String], diagnostics: inout DiagnosticList) -> Configuration? {
         var inbound: [InboundMailbox] = []
         var outbound: [OutboundMailbox] = []
+        var oauthClients: [OAuthClient] = []
         var contracts: [Contract] = []
         var users: [DirectoryUser] = []
         var groups: [UserGroup] = []
@@ -64,6 +65,9 @@ public struct ConfigurationBuilder {
                     _ = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
                     brokenMailboxes.insert(path[1])
                 }
+            case "oauth":
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                oauthClients.append(readOAuthClient(reader, diagnostics: &diagnostics))
             case "contract":
                 let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
                 contracts.append(Contract(id: reader.name, name: reader.string("name") ?? reader.name,
@@ -109,7 +113,7 @@ public struct ConfigurationBuilder {
         }
 
         var configuration = Configuration(files: files, daemon: daemon, events: events, inboundMailboxes: inbound,
-                                          outboundMailboxes: outbound, contracts: contracts, users: users,
+                                          outboundMailboxes: outbound, oauthClients: oauthClients, contracts: contracts, users: users,
                                           groups: groups, workflows: workflows)
         validate(&configuration, document: document, daemonTable: daemonReader?.table, brokenMailboxes: brokenMailboxes, diagnostics: &diagnostics)
         return diagnostics.hasErrors ? nil : configuration

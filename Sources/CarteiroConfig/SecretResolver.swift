@@ -87,10 +87,7 @@ public struct SecretResolver: Sendable {
     /// password that every local user can read.
     public func audit(_ configuration: Configuration) -> [Diagnostic] {
         var findings: [Diagnostic] = []
-        var sources: [(SecretSource, SourceLocation, String)] = configuration.inboundMailboxes.map { ($0.password, $0.location, $0.name) }
-        for mailbox in configuration.outboundMailboxes {
-            if let password = mailbox.password, mailbox.auth { sources.append((password, mailbox.location, mailbox.name)) }
-        }
+        let sources = configuration.secretSources.map { ($0.source, $0.location, $0.owner) }
         var warnedFiles: Set<String> = []
         for (source, location, name) in sources {
             switch source {
@@ -100,13 +97,13 @@ public struct SecretResolver: Sendable {
                 }
             case .file(let path):
                 if case .failure(let failure) = resolve(source) {
-                    findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": \(failure)"))
+                    findings.append(Diagnostic(.warning, at: location, "\(name): \(failure)"))
                 } else if Self.isReadableByOthers(path) {
-                    findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": password_file \(path) can be read by every user of this machine (chmod 600 it)"))
+                    findings.append(Diagnostic(.warning, at: location, "\(name): \(path) can be read by every user of this machine (chmod 600 it)"))
                 }
             case .environment, .credential:
                 if case .failure(let failure) = resolve(source) {
-                    findings.append(Diagnostic(.warning, at: location, "mailbox \"\(name)\": \(failure) here; the daemon needs it"))
+                    findings.append(Diagnostic(.warning, at: location, "\(name): \(failure) here; the daemon needs it"))
                 }
             }
         }
@@ -117,9 +114,7 @@ public struct SecretResolver: Sendable {
     /// `password_credential`, read from `credentials/` beside the configuration file.
     public func loadCredentialLines(_ configuration: Configuration) -> [String] {
         var names: [String] = []
-        var sources = configuration.inboundMailboxes.map(\.password)
-        sources += configuration.outboundMailboxes.compactMap { $0.auth ? $0.password : nil }
-        for case .credential(let name) in sources where !names.contains(name) { names.append(name) }
+        for case .credential(let name) in configuration.secretSources.map(\.source) where !names.contains(name) { names.append(name) }
         let directory = credentialsFallback ?? "/etc/carteiro/credentials"
         return names.map { "LoadCredential=\($0):\(directory)/\($0)" }
     }

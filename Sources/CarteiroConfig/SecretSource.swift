@@ -17,7 +17,11 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
     public func redact(_ text: String, user: String? = nil) -> String {
         guard value.utf8.count >= Self.shortestRedacted else { return text }
         var forms = [value, Self.base64(Array(value.utf8))]
-        if let user { forms.append(Self.base64([0] + Array(user.utf8) + [0] + Array(value.utf8))) }
+        if let user {
+            forms.append(Self.base64([0] + Array(user.utf8) + [0] + Array(value.utf8)))
+            // XOAUTH2's initial response: user=U^Aauth=Bearer TOKEN^A^A.
+            forms.append(Self.base64(Array("user=\(user)\u{1}auth=Bearer \(value)\u{1}\u{1}".utf8)))
+        }
         var result = text
         for form in forms where result.contains(form) {
             result = result.replacingAll(form, with: "<redacted>")

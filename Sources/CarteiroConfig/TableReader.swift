@@ -83,16 +83,16 @@ struct TableReader {
     }
 
     /// The password source, checking that at most one is given.
-    func secretSource(diagnostics: inout DiagnosticList) -> SecretSource? {
-        let keys = ["password", "password_file", "password_env", "password_credential"].filter(has)
+    func secretSource(_ prefix: String = "password", diagnostics: inout DiagnosticList) -> SecretSource? {
+        let keys = [prefix, prefix + "_file", prefix + "_env", prefix + "_credential"].filter(has)
         if keys.count > 1 {
-            diagnostics.error(keyLocation(keys[1]), "`\(keys[1])` and `\(keys[0])` both give the password; keep one")
+            diagnostics.error(keyLocation(keys[1]), "`\(keys[1])` and `\(keys[0])` both give the \(prefix.replacingOccurrences(of: "_", with: " ")); keep one")
         }
         guard let first = keys.first, let text = string(first) else { return nil }
         switch first {
-        case "password": return .inline(Secret(text))
-        case "password_file": return .file(text)
-        case "password_env": return .environment(text)
+        case prefix: return .inline(Secret(text))
+        case prefix + "_file": return .file(text)
+        case prefix + "_env": return .environment(text)
         default: return .credential(text)
         }
     }

@@ -41,9 +41,10 @@ extension ConfigType {
                 break
             }
             return .success(.string(text))
-        case .names:
+        case .names, .strings:
             guard case .array(let items) = value.kind else {
-                if case .string(let single) = value.kind { return fail("expected an array of names, found a string; write [\"\(single)\"]") }
+                let what: String = if case .strings = self { "strings" } else { "names" }
+                if case .string(let single) = value.kind { return fail("expected an array of \(what), found a string; write [\"\(single)\"]") }
                 return fail()
             }
             var names: [String] = []

@@ -7,7 +7,7 @@ import CarteiroConfig
 
 /// Turns a libcurl failure during connect, TLS or login into an error a person can act on.
 enum CurlFailure {
-    static func explain(_ code: CURLcode, handle: CurlHandle, endpoint: MailEndpoint, user: String?) -> MailConnectionError {
+    static func explain(_ code: CURLcode, handle: CurlHandle, endpoint: MailEndpoint, user: String?, bearer: OAuthMechanism? = nil) -> MailConnectionError {
         let target = endpoint.description
         let detail = handle.errorText(code)
         let reply = handle.transcript.lastRefusal
@@ -51,6 +51,11 @@ enum CurlFailure {
             return error(.starttlsNotOffered, "\(target) does not offer STARTTLS, and this mailbox demands it; use the implicit-TLS port (imaps 993, pops 995, smtp tls 465), or allow plain text explicitly (starttls = false / tls = \"none\") if the network is trusted", reply: handle.transcript.lines.last)
         case CURLE_LOGIN_DENIED:
             let who = user.map { " for user \"\($0)\"" } ?? ""
+            if let bearer {
+                // XOAUTH2/OAUTHBEARER: the server's reason is a base64 JSON challenge.
+                let reason = SASLChallenge.oauthError(in: handle.transcript.lines).map { " (the server said: \($0))" } ?? ""
+                return error(.loginRejected, "\(target) refused the OAuth token\(who) over \(bearer.saslName)\(reason): check that the token's account is `user`, that the application has the mail scopes and, for app-only access, that the mailbox grants it access", reply: reply)
+            }
             return error(.loginRejected, "\(target) rejected the login\(who): check `user` and the password", reply: reply)
         case CURLE_WEIRD_SERVER_REPLY:
             let said = handle.transcript.lines.first.map { " (it said: \($0))" } ?? ""

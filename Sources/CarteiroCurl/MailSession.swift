@@ -70,10 +70,14 @@ public final class MailSession {
 
     public struct Credentials: Sendable {
         public var user: String
+        /// The password, or with `bearer` the OAuth 2.0 access token.
         public var password: Secret
-        public init(user: String, password: Secret) {
+        /// Set: log in with this SASL mechanism and `password` as the bearer token.
+        public var bearer: OAuthMechanism?
+        public init(user: String, password: Secret, bearer: OAuthMechanism? = nil) {
             self.user = user
             self.password = password
+            self.bearer = bearer
         }
     }
 
@@ -87,11 +91,17 @@ public final class MailSession {
         handle.transcript.expected = endpoint.serviceProtocol
         if let credentials {
             handle.set(CURLOPT_USERNAME, credentials.user)
-            handle.set(CURLOPT_PASSWORD, credentials.password.value)
+            if let mechanism = credentials.bearer {
+                // The token goes by the named mechanism only: no fall-back to another one.
+                handle.set(CURLOPT_XOAUTH2_BEARER, credentials.password.value)
+                handle.set(CURLOPT_LOGIN_OPTIONS, "AUTH=\(mechanism.saslName)")
+            } else {
+                handle.set(CURLOPT_PASSWORD, credentials.password.value)
+            }
         }
         let code = handle.perform()
         guard code == CURLE_OK else {
-            throw CurlFailure.explain(code, handle: handle, endpoint: endpoint, user: credentials?.user)
+            throw CurlFailure.explain(code, handle: handle, endpoint: endpoint, user: credentials?.user, bearer: credentials?.bearer)
                 .redacting(credentials?.password, user: credentials?.user)
         }
         guard let socket = handle.activeSocket else {

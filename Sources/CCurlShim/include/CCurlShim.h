@@ -14,6 +14,15 @@ CURLcode carteiro_curl_setopt_string(CURL *handle, CURLoption option, const char
 CURLcode carteiro_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode carteiro_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
 CURLcode carteiro_curl_setopt_write_function(CURL *handle, CURLoption option, carteiro_curl_write_cb value);
+/* A response body collected in memory, at most `limit` bytes (more aborts the transfer). */
+typedef struct carteiro_body {
+    char *data;
+    size_t length;
+    size_t limit;
+    int overflow;
+} carteiro_body;
+CURLcode carteiro_curl_collect_body(CURL *handle, carteiro_body *body);
+void carteiro_body_free(carteiro_body *body);
 /* A write callback that discards the response body. */
 CURLcode carteiro_curl_discard_body(CURL *handle);
 CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_cb value);
