@@ -56,17 +56,20 @@ let package = Package(
             name: "CarteiroCurl",
             dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
         ),
+        // OAuth 2.0: token records and their durable store, the token endpoint, service-account
+        // assertions (libcrypto), the broker that refreshes each account once at a time, authorization.
+        .target(name: "CarteiroOAuth", dependencies: ["CarteiroConfig", "CarteiroCurl", "CarteiroStore", "CCrypto"]),
         .target(
             name: "CarteiroDaemon",
             dependencies: [
-                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd", "CarteiroOutbound",
+                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd", "CarteiroOutbound", "CarteiroOAuth",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "carteiro",
             dependencies: [
-                "CarteiroDaemon", "CarteiroConfig", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd",
+                "CarteiroDaemon", "CarteiroConfig", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd", "CarteiroOAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroIntegrationTests",
-            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroEvents", "CarteiroTesting", "carteiro"]
+            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroEvents", "CarteiroOAuth", "CarteiroTesting", "carteiro"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -63,6 +63,26 @@ public struct SecretResolver: Sendable {
         }
     }
 
+    /// A secret that is a whole document (a service account's JSON key), not a line.
+    public func resolveDocument(_ source: SecretSource) -> Result<Secret, Failure> {
+        let path: String
+        switch source {
+        case .inline, .environment: return resolve(source)
+        case .file(let file): path = file
+        case .credential(let name):
+            if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty { path = directory + "/" + name }
+            else { path = (credentialsFallback ?? "/etc/carteiro/credentials") + "/" + name }
+        }
+        switch RegularFile.read(path, limit: Self.maximumSecretFileSize) {
+        case .success(let bytes):
+            guard let text = String(validating: bytes, as: UTF8.self), !text.isEmpty else {
+                return .failure(Failure(description: "\(path) is empty or not UTF-8 text"))
+            }
+            return .success(Secret(text))
+        case .failure(let problem): return .failure(Failure(description: "\(path) \(problem)"))
+        }
+    }
+
     private func readFile(_ path: String, what: String) -> Result<Secret, Failure> {
         let data: [UInt8]
         switch RegularFile.read(path, limit: Self.maximumSecretFileSize) {

@@ -1,0 +1,64 @@
+import CarteiroConfig
+import Foundation
+
+/// What Carteiro holds for one OAuth account (a client and a mailbox user): the tokens, when
+/// they were issued and used, and whether a person must authorize again. Stored as JSON, 0600.
+public struct TokenRecord: Sendable, Equatable {
+    public var refreshToken: Secret?
+    public var accessToken: Secret?
+    /// Epoch seconds; 0 when there is no access token.
+    public var accessExpiresAt: Int64 = 0
+    public var accessIssuedAt: Int64 = 0
+    /// When the refresh token in hand was issued (by `carteiro authorize` or a rotation).
+    public var refreshIssuedAt: Int64?
+    /// The last time a refresh succeeded (a refresh token's inactivity clock restarts there).
+    public var lastRefreshAt: Int64?
+    public var authorizedAt: Int64?
+    /// Set when the authorization server refused the grant for good (invalid_grant): nothing is
+    /// asked of it again until `carteiro authorize` stores a new refresh token.
+    public var needsAuthorization: String?
+    /// The warning before a refresh token runs out has been raised for this refresh token.
+    public var expiryWarned: Bool = false
+
+    public init() {}
+
+    public func accessValid(at now: Int64, margin: Int64 = 0) -> Bool {
+        accessToken != nil && accessExpiresAt - margin > now
+    }
+
+    /// Refresh ahead of time: when less than a quarter of the token's life (at most 5 minutes,
+    /// at least 10 seconds) is left.
+    public var refreshMargin: Int64 {
+        let lifetime = max(accessExpiresAt - accessIssuedAt, 0)
+        return min(max(lifetime / 4, 10), 300)
+    }
+
+    func json() -> [UInt8] {
+        var object: [String: Any] = ["access_expires_at": accessExpiresAt, "access_issued_at": accessIssuedAt, "expiry_warned": expiryWarned]
+        if let refreshToken { object["refresh_token"] = refreshToken.value }
+        if let accessToken { object["access_token"] = accessToken.value }
+        if let refreshIssuedAt { object["refresh_issued_at"] = refreshIssuedAt }
+        if let lastRefreshAt { object["last_refresh_at"] = lastRefreshAt }
+        if let authorizedAt { object["authorized_at"] = authorizedAt }
+        if let needsAuthorization { object["needs_authorization"] = needsAuthorization }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        return [UInt8](data) + [0x0A]
+    }
+
+    static func parse(_ bytes: [UInt8]) -> TokenRecord? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        func int(_ key: String) -> Int64? { (object[key] as? NSNumber).map { $0.int64Value } }
+        func text(_ key: String) -> String? { object[key] as? String }
+        var record = TokenRecord()
+        record.refreshToken = text("refresh_token").map(Secret.init)
+        record.accessToken = text("access_token").map(Secret.init)
+        record.accessExpiresAt = int("access_expires_at") ?? 0
+        record.accessIssuedAt = int("access_issued_at") ?? 0
+        record.refreshIssuedAt = int("refresh_issued_at")
+        record.lastRefreshAt = int("last_refresh_at")
+        record.authorizedAt = int("authorized_at")
+        record.needsAuthorization = text("needs_authorization")
+        record.expiryWarned = (object["expiry_warned"] as? Bool) ?? false
+        return record
+    }
+}
