@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroOAuth
 import CarteiroStore
 import CarteiroSystemd
 import Dispatch
@@ -25,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
     var service: InboundService
     var outbound: OutboundService
     var forwarder: EventForwarder?
+    /// OAuth tokens for every mailbox that logs in with them, inbound and outbound alike.
+    var broker: TokenBroker
     /// Where the daemon is in its life. Each transition happens on `queue`:
     /// starting → running ⇄ reloading → … → stopping (from any of them; never back).
     enum Lifecycle: Equatable {
@@ -46,8 +49,23 @@ public final class Daemon: @unchecked Sendable {
         self.environment = environment
         self.configuration = configuration
         self.log = log
-        service = try InboundService(configuration: configuration, environment: environment, log: log)
-        outbound = try OutboundService(configuration: configuration, environment: environment, log: log)
+        broker = Self.makeBroker(configuration, environment: environment, log: log)
+        service = try InboundService(configuration: configuration, environment: environment, log: log, broker: broker)
+        outbound = try OutboundService(configuration: configuration, environment: environment, log: log, broker: broker)
+    }
+
+    static func makeBroker(_ configuration: Configuration, environment: [String: String], log: DaemonLog) -> TokenBroker {
+        TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
+                    secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first),
+                    onEvent: { level, message, fields in
+            let level: DaemonLog.Level = switch level {
+            case "error": .error
+            case "warning": .warning
+            case "notice": .notice
+            default: .info
+            }
+            log.log(level, message, pairs: fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        })
     }
 
     /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
@@ -197,6 +215,7 @@ public final class Daemon: @unchecked Sendable {
         }
         let resolver = SecretResolver(environment: environment, configurationFile: next.files.first)
         let unreadable = next.inboundMailboxes.compactMap { mailbox -> String? in
+            if mailbox.oauth != nil { return nil }
             if case .failure(let failure) = resolver.resolve(mailbox.password) { return "\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)" }
             return nil
         }
@@ -221,6 +240,7 @@ public final class Daemon: @unchecked Sendable {
                 finishReload(status: "reload failed; running the previous configuration")
                 return
             }
+            broker.update(clients: next.oauthClients)
             service.apply(inboundReload)
             outbound.apply(outboundReload)
             if next.events.webhook != configuration.events.webhook {
@@ -259,16 +279,18 @@ public final class Daemon: @unchecked Sendable {
                 // A SIGTERM while the old services stopped: nothing is started again.
                 guard case .reloading = lifecycle else { return }
                 do {
-                    service = try InboundService(configuration: next, environment: environment, log: log)
-                    outbound = try OutboundService(configuration: next, environment: environment, log: log)
+                    let nextBroker = Self.makeBroker(next, environment: environment, log: log)
+                    service = try InboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
+                    outbound = try OutboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
+                    broker = nextBroker
                     configuration = next
                     stateLock = nextLock
                     log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count)])
                 } catch {
                     // The old configuration's service was stopped; start it again.
                     log.log(.error, "reload failed", ["error": "\(error)"])
-                    if let again = try? InboundService(configuration: configuration, environment: environment, log: log) { service = again }
-                    if let again = try? OutboundService(configuration: configuration, environment: environment, log: log) { outbound = again }
+                    if let again = try? InboundService(configuration: configuration, environment: environment, log: log, broker: broker) { service = again }
+                    if let again = try? OutboundService(configuration: configuration, environment: environment, log: log, broker: broker) { outbound = again }
                 }
                 startServices()
                 finishReload(status: statusLine())

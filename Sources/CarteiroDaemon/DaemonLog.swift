@@ -14,6 +14,10 @@ public struct DaemonLog: Sendable {
     }
 
     public func log(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
+        log(level, message, pairs: fields.map { ($0.key, $0.value) })
+    }
+
+    public func log(_ level: Level, _ message: String, pairs fields: [(String, String)]) {
         let swiftLevel: Logger.Level = switch level {
         case .error: .error
         case .warning: .warning

@@ -10,20 +10,22 @@ import Foundation
 /// hand each batch on durably, and only then apply `after_fetch` to that batch.
 struct IMAPPoller {
     let ingest: InboundIngest
-    let password: Secret
+    let login: MailboxLogin
 
     var mailbox: InboundMailbox { ingest.mailbox }
     var store: MailboxStore { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
         try ingest.finishInterruptedCommit()
-        let client = IMAPClient(session: try PollFailure.openSession(mailbox, password: password))
+        let credentials = try PollFailure.credentials(mailbox, login: login)
+        let password = credentials.password
+        let client = IMAPClient(session: try PollFailure.openSession(mailbox, credentials: credentials, login: login))
         client.maximumFetchLiteral = maximumLiteral
         defer { client.logout() }
-        return try PollFailure.sorting(mailbox, password: password) { try poll(client) }
+        return try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
     }
 
-    func poll(_ client: IMAPClient) throws -> PollOutcome {
+    func poll(_ client: IMAPClient, password: Secret) throws -> PollOutcome {
         var outcome = PollOutcome()
         let endpoint = client.session.endpoint.description
         guard let folder = IMAPString.quoted(IMAPMailboxName.encode(mailbox.folder)) else {

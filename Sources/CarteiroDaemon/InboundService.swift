@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroOAuth
 import CarteiroEvents
 import CarteiroStore
 import Foundation
@@ -24,10 +25,14 @@ public final class InboundService: @unchecked Sendable {
     /// The contract of each mailbox, for alert events (replaced by a reload).
     let contracts = ContractTable()
     var mailboxCount: Int
+    /// OAuth tokens, shared with the outbound lanes (one refresh at a time per account).
+    let broker: TokenBroker
 
     /// Resolves every password, prepares the state directory and recovers interrupted batches.
-    public init(configuration: Configuration, environment: [String: String], log: DaemonLog) throws(StartFailure) {
+    public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
         self.log = log
+        self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
+                                            secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
         mailboxCount = configuration.inboundMailboxes.count
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         let directory = self.directory
@@ -76,11 +81,15 @@ public final class InboundService: @unchecked Sendable {
     func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)
         -> ([InboundMailbox], [String: InboundScheduler.Poller], [String: String]) {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
-        var passwords: [String: Secret] = [:]
+        var logins: [String: MailboxLogin] = [:]
         var problems: [String] = []
         for mailbox in configuration.inboundMailboxes {
+            if let oauth = mailbox.oauth {
+                logins[mailbox.name] = .oauth(user: mailbox.user, oauth, broker: broker)
+                continue
+            }
             switch resolver.resolve(mailbox.password) {
-            case .success(let secret): passwords[mailbox.name] = secret
+            case .success(let secret): logins[mailbox.name] = .password(user: mailbox.user, secret)
             case .failure(let failure): problems.append("\(mailbox.location): mailbox \"\(mailbox.name)\": \(failure)")
             }
         }
@@ -101,14 +110,14 @@ public final class InboundService: @unchecked Sendable {
         var pollers: [String: InboundScheduler.Poller] = [:]
         var table: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes {
-            guard let store = stores[mailbox.name], let password = passwords[mailbox.name] else { continue }
+            guard let store = stores[mailbox.name], let login = logins[mailbox.name] else { continue }
             let contract = configuration.contract(owning: mailbox.name)?.id
             table[mailbox.name] = contract
             let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: store, log: log)
             if mailbox.provider.isIMAP {
-                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, password: password).poll() } }
+                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, login: login).poll() } }
             } else {
-                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try POP3Poller(ingest: ingest, password: password).poll() } }
+                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try POP3Poller(ingest: ingest, login: login).poll() } }
             }
             if !mailbox.starttls && !mailbox.provider.usesImplicitTLS {
                 log.log(.warning, "plain text allowed", ["mailbox": mailbox.name, "reason": "starttls = false"])

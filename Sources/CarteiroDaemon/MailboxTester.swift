@@ -1,6 +1,8 @@
+import Foundation
 import CarteiroConfig
 import CarteiroCurl
 import CarteiroMail
+import CarteiroOAuth
 
 /// `carteiro test-mailbox NAME`: connect, negotiate TLS, authenticate, and open the folder
 /// (inbound) or greet the SMTP server (outbound), saying at each step what happened.
@@ -23,10 +25,35 @@ public struct MailboxTester {
     /// Receives each finding as soon as it is known, so a slow server shows where it hangs.
     let report: (String) -> Void
 
-    public init(configuration: Configuration, secrets: SecretResolver, report: @escaping (String) -> Void) {
+    let broker: TokenBroker
+
+    public init(configuration: Configuration, secrets: SecretResolver, broker: TokenBroker? = nil, report: @escaping (String) -> Void) {
         self.configuration = configuration
         self.secrets = secrets
+        self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients, secrets: secrets)
         self.report = report
+    }
+
+    /// OAuth's part of the chain, step by step: the client, the token endpoint and its grant,
+    /// the token; then the caller logs in with it over the mechanism.
+    func oauthCredentials(_ login: OAuthLogin, user: String, mailbox: String) throws(Failure) -> MailSession.Credentials {
+        guard let client = configuration.oauthClient(login.client) else { throw .configuration("there is no [oauth.\(login.client)]") }
+        report("  OAuth: client \(client.name) (\(client.provider.rawValue), grant \(client.grant.rawValue)), token endpoint \(client.tokenURL)")
+        switch broker.accessToken(client: client.name, user: user) {
+        case .success(let token):
+            let record = broker.status(client: client.name, user: user)?.record
+            let left = (record?.accessExpiresAt ?? 0) - Int64(Date().timeIntervalSince1970)
+            let refreshed = record?.lastRefreshAt.map { " (obtained \(max(Int64(Date().timeIntervalSince1970) - $0, 0))s ago)" } ?? ""
+            report("  access token for \(user): valid for \(max(left, 0))s more\(refreshed)")
+            return .init(user: user, password: token, bearer: login.mechanism)
+        case .failure(let failure):
+            let step = switch failure {
+            case .needsAuthorization: "authorization"
+            case .configuration: "the token request"
+            case .transient: "the token endpoint"
+            }
+            throw .configuration("  failed at \(step): \(MailboxLogin.explain(failure, mailbox: mailbox))")
+        }
     }
 
     public func test(_ name: String) -> Result<Void, Failure> {
@@ -66,15 +93,22 @@ public struct MailboxTester {
     func testInbound(_ mailbox: InboundMailbox) throws(Failure) {
         let endpoint = MailEndpoint(mailbox)
         report("mailbox \(mailbox.name)\(mailbox.description.isEmpty ? "" : " (\(mailbox.description))"): inbound \(mailbox.provider.rawValue), \(mailbox.server) port \(mailbox.port), user \(mailbox.user)")
-        let secret = try password(mailbox.password, mailbox: mailbox.name)
+        let credentials: MailSession.Credentials
+        if let oauth = mailbox.oauth {
+            credentials = try oauthCredentials(oauth, user: mailbox.user, mailbox: mailbox.name)
+        } else {
+            credentials = .init(user: mailbox.user, password: try password(mailbox.password, mailbox: mailbox.name))
+        }
+        let secret = credentials.password
         let session: MailSession
         do {
-            session = try MailSession.open(endpoint, credentials: .init(user: mailbox.user, password: secret))
+            session = try MailSession.open(endpoint, credentials: credentials)
         } catch {
+            if error.kind == .loginRejected, let oauth = mailbox.oauth { broker.refused(client: oauth.client, user: mailbox.user, token: secret) }
             throw .connection(error)
         }
         report("  connected to \(endpoint) \(describeTLS(endpoint, session: session))")
-        report("  logged in as \(mailbox.user)")
+        report("  logged in as \(mailbox.user)" + (credentials.bearer.map { " with \($0.saslName)" } ?? ""))
         do {
             if mailbox.provider.isIMAP {
                 try checkIMAPFolder(IMAPClient(session: session), mailbox: mailbox)
@@ -154,7 +188,9 @@ public struct MailboxTester {
         let endpoint = MailEndpoint(mailbox)
         report("mailbox \(mailbox.name)\(mailbox.description.isEmpty ? "" : " (\(mailbox.description))"): outbound SMTP (\(mailbox.tlsMode.rawValue)), \(mailbox.server) port \(mailbox.port), sender \(mailbox.sender)")
         var credentials: MailSession.Credentials?
-        if mailbox.auth, let user = mailbox.user, let source = mailbox.password {
+        if let oauth = mailbox.oauth, let user = mailbox.user {
+            credentials = try oauthCredentials(oauth, user: user, mailbox: mailbox.name)
+        } else if mailbox.auth, let user = mailbox.user, let source = mailbox.password {
             credentials = .init(user: user, password: try password(source, mailbox: mailbox.name))
         }
         let ehloName = configuration.daemon.hostname ?? "localhost"

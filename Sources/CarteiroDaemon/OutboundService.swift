@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroOAuth
 import CarteiroEvents
 import CarteiroOutbound
 import CarteiroStore
@@ -13,6 +14,8 @@ public final class OutboundService: @unchecked Sendable {
     let directory: StateDirectory
     let queue: OutboundQueue
     let log: DaemonLog
+    /// OAuth tokens, shared with the inbound pollers.
+    let broker: TokenBroker
     // Touched only on `watcher` once started (a reload replaces them).
     var resolver: SubmissionResolver
     var lanes: [SMTPLane]
@@ -25,13 +28,15 @@ public final class OutboundService: @unchecked Sendable {
     var requestsInFlight: Set<String> = []
 
     /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`).
-    public init(configuration: Configuration, environment: [String: String], log: DaemonLog,
+    public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil,
                 queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(InboundService.StartFailure) {
         self.log = log
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults)
         outbox = configuration.daemon.stateDirectory + "/outbox"
         control = QueueControl(stateDirectory: configuration.daemon.stateDirectory)
+        self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
+                                            secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
         let passwords = try Self.passwords(configuration, environment: environment)
         do {
             try directory.prepare(mailboxes: [])
@@ -41,14 +46,14 @@ public final class OutboundService: @unchecked Sendable {
         } catch {
             throw .storage(error.description)
         }
-        lanes = configuration.outboundMailboxes.map { Self.lane($0, passwords: passwords, configuration: configuration, log: log) }
+        lanes = configuration.outboundMailboxes.map { [broker = self.broker] in Self.lane($0, passwords: passwords, broker: broker, configuration: configuration, log: log) }
     }
 
     static func passwords(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> [String: Secret] {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var problems: [String] = []
         var passwords: [String: Secret] = [:]
-        for mailbox in configuration.outboundMailboxes where mailbox.auth {
+        for mailbox in configuration.outboundMailboxes where mailbox.auth && mailbox.oauth == nil {
             guard let source = mailbox.password else { continue }
             switch resolver.resolve(source) {
             case .success(let secret): passwords[mailbox.name] = secret
@@ -59,8 +64,14 @@ public final class OutboundService: @unchecked Sendable {
         return passwords
     }
 
-    static func lane(_ mailbox: OutboundMailbox, passwords: [String: Secret], configuration: Configuration, log: DaemonLog) -> SMTPLane {
-        SMTPLane(mailbox: mailbox, password: passwords[mailbox.name], queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory),
+    static func lane(_ mailbox: OutboundMailbox, passwords: [String: Secret], broker: TokenBroker, configuration: Configuration, log: DaemonLog) -> SMTPLane {
+        var login: MailboxLogin?
+        if let oauth = mailbox.oauth, let user = mailbox.user {
+            login = .oauth(user: user, oauth, broker: broker)
+        } else if let password = passwords[mailbox.name], let user = mailbox.user {
+            login = .password(user: user, password)
+        }
+        return SMTPLane(mailbox: mailbox, login: login, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory),
                  directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
                  lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
     }
@@ -93,12 +104,12 @@ public final class OutboundService: @unchecked Sendable {
             var next: [SMTPLane] = []
             let hostname = OutboundService.hostname(configuration)
             for mailbox in configuration.outboundMailboxes {
-                if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }), old.mailbox == mailbox, old.password == passwords[mailbox.name],
+                if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }), old.mailbox == mailbox, old.login?.fixedPassword == passwords[mailbox.name],
                    old.lifetime == configuration.daemon.queueLifetime, old.ehloName == hostname {
                     next.append(old)
                     continue
                 }
-                let lane = Self.lane(mailbox, passwords: passwords, configuration: configuration, log: log)
+                let lane = Self.lane(mailbox, passwords: passwords, broker: broker, configuration: configuration, log: log)
                 next.append(lane)
                 if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }) {
                     // One lane per mailbox at a time: the new one starts when the old one stopped.

@@ -9,15 +9,17 @@ import CarteiroStore
 /// for messages already handed on, made effective by a QUIT whose reply is checked.
 struct POP3Poller {
     let ingest: InboundIngest
-    let password: Secret
+    let login: MailboxLogin
 
     var mailbox: InboundMailbox { ingest.mailbox }
     var store: MailboxStore { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
         try ingest.finishInterruptedCommit()
-        let client = POP3Client(session: try PollFailure.openSession(mailbox, password: password))
-        return try PollFailure.sorting(mailbox, password: password) { try poll(client) }
+        let credentials = try PollFailure.credentials(mailbox, login: login)
+        let password = credentials.password
+        let client = POP3Client(session: try PollFailure.openSession(mailbox, credentials: credentials, login: login))
+        return try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
     }
 
     /// UIDLs are unique in a maildrop (RFC 1939 §7); a server that repeats one would make two
@@ -42,7 +44,7 @@ struct POP3Poller {
         return result
     }
 
-    func poll(_ client: POP3Client) throws -> PollOutcome {
+    func poll(_ client: POP3Client, password: Secret) throws -> PollOutcome {
         var outcome = PollOutcome()
         let endpoint = client.session.endpoint.description
         var uidlByNumber: [Int: String] = [:]

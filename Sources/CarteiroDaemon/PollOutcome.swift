@@ -1,5 +1,6 @@
 import CarteiroConfig
 import CarteiroCurl
+import CarteiroOAuth
 
 /// What one poll of one mailbox did.
 public struct PollOutcome: Sendable {
@@ -15,12 +16,15 @@ public enum PollFailure: Error, CustomStringConvertible {
     case connection(MailConnectionError)
     case storage(String)
     case configuration(String)
+    /// No OAuth access token (the authorization server refused, or is down).
+    case oauth(OAuthFailure, mailbox: String)
 
     public var description: String {
         switch self {
         case .connection(let error): error.description
         case .storage(let text): "the state directory: \(text)"
         case .configuration(let text): text
+        case .oauth(let failure, let mailbox): MailboxLogin.explain(failure, mailbox: mailbox)
         }
     }
 
@@ -29,19 +33,29 @@ public enum PollFailure: Error, CustomStringConvertible {
         case .connection(let error): error.isTransient
         case .storage: true
         case .configuration: false
+        case .oauth(let failure, _): failure.isTransient
         }
     }
 }
 
 extension PollFailure {
+    /// The credentials for a poll: the password, or an OAuth access token.
+    static func credentials(_ mailbox: InboundMailbox, login: MailboxLogin) throws(PollFailure) -> MailSession.Credentials {
+        switch login.credentials(mailbox: mailbox.name) {
+        case .success(let credentials): return credentials
+        case .failure(let failure): throw .oauth(failure, mailbox: mailbox.name)
+        }
+    }
+
     /// Connects, negotiates TLS and logs in for a poll.
-    static func openSession(_ mailbox: InboundMailbox, password: Secret) throws(PollFailure) -> MailSession {
+    static func openSession(_ mailbox: InboundMailbox, credentials: MailSession.Credentials, login: MailboxLogin) throws(PollFailure) -> MailSession {
         do {
-            let session = try MailSession.open(MailEndpoint(mailbox), credentials: .init(user: mailbox.user, password: password))
+            let session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials)
             session.sessionDeadline = ContinuousClock.now + mailbox.maxPollTime
             return session
         } catch {
-            throw .connection(error.redacting(password, user: mailbox.user))
+            if error.kind == .loginRejected { login.rejected(credentials) }
+            throw .connection(error.redacting(credentials.password, user: mailbox.user))
         }
     }
 

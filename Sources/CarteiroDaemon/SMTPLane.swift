@@ -1,5 +1,6 @@
 import CarteiroConfig
 import CarteiroCurl
+import CarteiroOAuth
 import CarteiroEvents
 import CarteiroMail
 import CarteiroStore
@@ -16,7 +17,10 @@ final class SMTPLane: @unchecked Sendable {
     static let maximumBackoff: Int64 = 3600
 
     let mailbox: OutboundMailbox
-    let password: Secret?
+    let login: MailboxLogin?
+    /// The secret of the session in use (the password, or an OAuth access token): taken out of
+    /// everything the server says back.
+    var password: Secret?
     let queue: OutboundQueue
     let directory: StateDirectory
     let lifetime: Duration
@@ -36,10 +40,11 @@ final class SMTPLane: @unchecked Sendable {
     private var latestCounts: (queued: Int, deferred: Int)?
     private let countsLock = NSLock()
 
-    init(mailbox: OutboundMailbox, password: Secret?, queue: OutboundQueue, directory: StateDirectory,
+    init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: OutboundQueue, directory: StateDirectory,
          lifetime: Duration, ehloName: String, log: DaemonLog) {
         self.mailbox = mailbox
-        self.password = password
+        self.login = login
+        self.password = login?.fixedPassword
         self.queue = queue
         self.directory = directory
         self.lifetime = lifetime
@@ -102,8 +107,14 @@ final class SMTPLane: @unchecked Sendable {
             }
             guard let bytes = queue.messageBytes(item) else { continue }
             if session == nil {
-                do {
-                    session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials(), ehloName: ehloName)
+                do throws(MailConnectionError) {
+                    let credentials = try credentials()
+                    do {
+                        session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials, ehloName: ehloName)
+                    } catch {
+                        if error.kind == .loginRejected, let credentials { login?.rejected(credentials) }
+                        throw error.redacting(credentials?.password, user: mailbox.user)
+                    }
                     pipelining = session.map { SMTPClient(session: $0).offersPipelining } ?? false
                 } catch {
                     // The server is unreachable or refuses us (a rejected login too: an operator
@@ -153,9 +164,18 @@ final class SMTPLane: @unchecked Sendable {
         return known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
 
-    func credentials() -> MailSession.Credentials? {
-        guard mailbox.auth, let user = mailbox.user, let password else { return nil }
-        return .init(user: user, password: password)
+    func credentials() throws(MailConnectionError) -> MailSession.Credentials? {
+        guard mailbox.auth, let login else { return nil }
+        switch login.credentials(mailbox: mailbox.name) {
+        case .success(let credentials):
+            password = credentials.password
+            return credentials
+        case .failure(let failure):
+            // No token: the messages wait as for an unreachable server (a transient failure is
+            // retried with the usual backoff; the rest needs the operator, and says how).
+            throw MailConnectionError(failure.isTransient ? .other : .loginRejected, endpoint: MailEndpoint(mailbox).description,
+                                      message: MailboxLogin.explain(failure, mailbox: mailbox.name))
+        }
     }
 
     /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
