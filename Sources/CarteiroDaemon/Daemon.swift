@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroEvents
 import CarteiroOAuth
 import CarteiroStore
 import CarteiroSystemd
@@ -68,6 +69,35 @@ public final class Daemon: @unchecked Sendable {
         })
     }
 
+    /// Every OAuth account whose refresh token reaches the end of its known life within its
+    /// client's `expiry_warning`: a journal entry and a `mailbox.expiring` event per mailbox.
+    func warnOfExpiringAuthorizations() {
+        var accounts: [(client: String, user: String)] = []
+        var mailboxes: [String: [String]] = [:]
+        let logins = configuration.inboundMailboxes.map { ($0.name, $0.oauth, Optional($0.user)) }
+            + configuration.outboundMailboxes.map { ($0.name, $0.oauth, $0.user) }
+        for case let (name, login?, user?) in logins {
+            let key = login.client + "\u{0}" + user
+            if mailboxes[key] == nil { accounts.append((login.client, user)) }
+            mailboxes[key, default: []].append(name)
+        }
+        guard !accounts.isEmpty else { return }
+        let directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        let now = Int64(Date().timeIntervalSince1970)
+        for (client, user, left) in broker.expiringAccounts(accounts) {
+            let names = mailboxes[client + "\u{0}" + user] ?? []
+            let days = ConfigDuration.format(.seconds(max(left, 0)))
+            log.log(.warning, "oauth access expiring", ["oauth": client, "user": user, "left": days, "mailbox": names.joined(separator: ",")])
+            for name in names {
+                let event = MailboxAlert(kind: .expiring, mailbox: name, contract: configuration.contract(owning: name)?.id, failingSince: now, failures: 0,
+                                         error: "the OAuth authorization of \(user) ([oauth.\(client)]) runs out in \(days): run `carteiro authorize \(name)`", at: now)
+                do { try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes()) } catch {
+                    log.log(.error, "cannot write event", ["mailbox": name, "event": event.kind.rawValue, "reason": "\(error)"])
+                }
+            }
+        }
+    }
+
     /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
     public func runOnce() -> Never {
         let outbound = self.outbound
@@ -133,6 +163,15 @@ public final class Daemon: @unchecked Sendable {
         }
         notifier.ready(status: statusLine())
         // STATUS= follows the mailboxes' health.
+        // OAuth authorizations that run out soon: said ahead of time, once per refresh token.
+        let expiryTimer = DispatchSource.makeTimerSource(queue: queue)
+        expiryTimer.schedule(deadline: .now() + .seconds(3), repeating: .seconds(600))
+        expiryTimer.setEventHandler { [self] in
+            guard lifecycle == .running else { return }
+            warnOfExpiringAuthorizations()
+        }
+        expiryTimer.resume()
+        keepAlive.append(expiryTimer)
         let statusTimer = DispatchSource.makeTimerSource(queue: queue)
         statusTimer.schedule(deadline: .now() + .seconds(5), repeating: .seconds(10))
         statusTimer.setEventHandler { [self] in

@@ -207,7 +207,12 @@ public final class InboundScheduler: @unchecked Sendable {
             let factor = Int64(1) << Int64(min(current.consecutiveFailures - 1, 10))
             let backoff = min(mailbox.pollInterval * factor, max(Self.maximumBackoff, mailbox.pollInterval))
             delay = backoff + .milliseconds(Int64.random(in: 0...max(1, backoff.milliseconds / 10)))
-            if !current.alerted, let since = current.failingSince, now - since >= mailbox.alertAfter.components.seconds {
+            // A person must authorize again: that will not fix itself, so the desk hears of it at
+            // once; and the poll is cheap (no server, no token endpoint is asked), so the mailbox
+            // comes back one interval after `carteiro authorize`.
+            var needsAuthorization = false
+            if case .oauth(.needsAuthorization, _) = failure { needsAuthorization = true; delay = mailbox.pollInterval }
+            if !current.alerted, let since = current.failingSince, needsAuthorization || now - since >= mailbox.alertAfter.components.seconds {
                 current.alerted = true
                 log.log(.error, "mailbox failing", ["mailbox": name, "contract": contracts[name] ?? "", "since": String(since), "reason": failure.description])
                 alert(mailbox, current, false)
@@ -218,8 +223,13 @@ public final class InboundScheduler: @unchecked Sendable {
                 if error.kind == .loginRejected { message = "login rejected" }
                 if error.kind == .certificateUntrusted { message = "certificate untrusted" }
             }
+            if needsAuthorization { message = "authorization needed" }
+            if needsAuthorization && current.consecutiveFailures > 1 {
+                // Said once per episode (with its MESSAGE_ID); not at every poll.
+            } else {
             log.log(failure.isTransient ? .warning : .error, message, ["mailbox": name, "contract": contracts[name] ?? "", "failures": String(current.consecutiveFailures),
                                                                               "retry_in": ConfigDuration.format(delay), "reason": failure.description])
+            }
         }
         status[name] = current
         writeStatus()

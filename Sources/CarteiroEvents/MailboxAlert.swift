@@ -6,6 +6,8 @@ public struct MailboxAlert: Sendable {
     public enum Kind: String, Sendable {
         case failing = "mailbox.failing"
         case recovered = "mailbox.recovered"
+        /// An OAuth authorization runs out soon (`failingSince`: when the warning was raised).
+        case expiring = "mailbox.expiring"
     }
 
     public var kind: Kind
@@ -27,7 +29,14 @@ public struct MailboxAlert: Sendable {
     }
 
     /// `acme-in/failing/1764079200`: one alert per failure episode, named by when it began.
-    public var id: String { "\(mailbox)/\(kind == .failing ? "failing" : "recovered")/\(failingSince)" }
+    public var id: String {
+        let name = switch kind {
+        case .failing: "failing"
+        case .recovered: "recovered"
+        case .expiring: "expiring"
+        }
+        return "\(mailbox)/\(name)/\(failingSince)"
+    }
 
     public func json() -> JSONValue {
         .object([

@@ -30,6 +30,10 @@ public struct JournalLogHandler: LogHandler {
         "smtp connection failed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fb",
         "login rejected": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fc",
         "certificate untrusted": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5fd",
+        "authorization needed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e600",
+        "oauth authorization needed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e600",
+        "oauth token request failed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e601",
+        "oauth access expiring": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e602",
     ]
 
     /// `queue_id` → `CARTEIRO_QUEUE_ID`: journald accepts only [A-Z0-9_], at most 64 characters,
