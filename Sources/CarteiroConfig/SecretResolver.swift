@@ -119,7 +119,8 @@ public struct SecretResolver: Sendable {
                 if case .failure(let failure) = resolve(source) {
                     findings.append(Diagnostic(.warning, at: location, "\(name): \(failure)"))
                 } else if Self.isReadableByOthers(path) {
-                    findings.append(Diagnostic(.warning, at: location, "\(name): \(path) can be read by every user of this machine (chmod 600 it)"))
+                    let key = name.hasPrefix("mailbox") ? "password_file " : ""
+                    findings.append(Diagnostic(.warning, at: location, "\(name): \(key)\(path) can be read by every user of this machine (chmod 600 it)"))
                 }
             case .environment, .credential:
                 if case .failure(let failure) = resolve(source) {
