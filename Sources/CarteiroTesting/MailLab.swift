@@ -13,6 +13,10 @@ public struct MailLab: Sendable {
     public let smtpTLSPort: Int
     public let smtpPlainPort: Int
     public let smtpSpool: String
+    /// The OAuth 2.0 token server (scripts/lab/token_server.py), e.g. http://127.0.0.1:31080.
+    public let tokenURL: String
+    /// The Google-style service account key the token server trusts (JWT bearer).
+    public let serviceAccount: String
 
     /// The lab named by `CARTEIRO_LAB_DIR`, else `/tmp/carteiro-lab`, if its lab.env exists.
     public static let current: MailLab? = {
@@ -28,7 +32,8 @@ public struct MailLab: Sendable {
                        imapPort: port("IMAP_PORT"), imapsPort: port("IMAPS_PORT"),
                        pop3Port: port("POP3_PORT"), pop3sPort: port("POP3S_PORT"),
                        smtpStarttlsPort: port("SMTP_STARTTLS_PORT"), smtpTLSPort: port("SMTP_TLS_PORT"),
-                       smtpPlainPort: port("SMTP_PLAIN_PORT"), smtpSpool: values["SMTP_SPOOL"] ?? directory + "/smtp/spool")
+                       smtpPlainPort: port("SMTP_PLAIN_PORT"), smtpSpool: values["SMTP_SPOOL"] ?? directory + "/smtp/spool",
+                       tokenURL: values["TOKEN_URL"] ?? "http://127.0.0.1:31080", serviceAccount: values["SERVICE_ACCOUNT"] ?? directory + "/oauth/service-account.json")
     }()
 
     /// True when tests must not skip the lab: `.ci/run` and `scripts/test` set it.
