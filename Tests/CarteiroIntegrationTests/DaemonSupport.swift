@@ -8,11 +8,14 @@ final class DaemonProcess {
     let logPath: String
     let spool: String
 
-    init(config: String, spool: String, logPath: String) throws {
+    init(config: String, spool: String, logPath: String, environment: [String: String] = [:]) throws {
         self.logPath = logPath
         self.spool = spool
         process.executableURL = URL(fileURLWithPath: carteiroExecutable())
         process.arguments = ["run", "--config", config]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try log.seekToEnd()

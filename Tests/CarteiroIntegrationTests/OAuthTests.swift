@@ -260,12 +260,14 @@ struct OAuthTests {
         let store = TokenStore(stateDirectory: state, client: "device", user: user)
         let firstRefresh = try #require(store.load()?.refreshToken)
         let refreshesBefore = try Self.stats()["refresh_token"] ?? 0
-        let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
+        let daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log",
+                                       environment: ["CARTEIRO_LOG_LEVEL": "debug"])
         defer { _ = daemon.terminate() }
-        // Messages keep arriving across several token lifetimes.
+        // Messages keep arriving across several token lifetimes, and a reload in the middle.
         for i in 1...6 {
             try lab.deliver("From: c@example.com\r\nTo: \(user)@lab\r\nSubject: Rotation \(i)\r\nMessage-ID: <rot-\(user)-\(i)@example.com>\r\n\r\nbody\r\n", to: user)
             Thread.sleep(forTimeInterval: 1.2)
+            if i == 3 { kill(daemon.process.processIdentifier, SIGHUP) }
         }
         #expect(daemon.waitForEvents(timeout: .seconds(20)) { events in (1...6).allSatisfy { i in events.contains { $0.messageID == "<rot-\(user)-\(i)@example.com>" } } },
                 "\(daemon.log.suffix(3000))")
@@ -390,6 +392,38 @@ struct OAuthTests {
         try Self.post("/test/fault", ["mode": "none", "count": "0"])
         #expect(daemon.waitForEvents(timeout: .seconds(40)) { $0.contains { $0.messageID == "<down-2-\(user)@example.com>" } }, "\(daemon.log.suffix(2000))")
         #expect(daemon.log.contains("oauth token request failed"))
+    }
+
+    @Test func anAuthorizationAboutToRunOutIsSaidAheadOnce() throws {
+        let lab = try requireLab()
+        try Self.resetServer()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("oexp")
+        try lab.addUser(user)
+        let state = directory.path + "/state"
+        // A refresh token known to live 1 hour, warned of 2 hours ahead: at once.
+        let clients = Self.clients(lab, appID: "lab-app").replacingOccurrences(of: "[oauth.web]\n", with: "[oauth.web]\nrefresh_token_lifetime = \"1h\"\nexpiry_warning = \"2h\"\n")
+        let text = "[daemon]\nsystem_outbound = \"out\"\nstate_dir = \"\(state)\"\npoll_interval = \"1s\"\n\n" + clients
+            + Self.inbound("in", provider: "imaps", port: lab.imapsPort, user: user, client: "web", mechanism: "xoauth2", lab: lab)
+            + "[mailbox.out]\ntype = \"outbound\"\nserver = \"127.0.0.1\"\ntls = \"none\"\nsender = \"d@lab.test\"\n"
+            + "[contract.lab]\ninbound_mailboxes = [\"in\"]\n"
+        let config = try directory.write("carteiro.conf", text, mode: 0o600)
+        #expect(try Self.authorizeWithBrowser(config: config, mailbox: "in").status == 0)
+        let status = try runCarteiro(["status", "--config", config])
+        #expect(status.stdout.contains("refresh token") && status.stdout.contains("runs out in"), "\(status.stdout)")
+        var daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon.log")
+        let expiring = { (events: [[String: Any]]) in events.filter { $0["type"] as? String == "mailbox.expiring" } }
+        #expect(daemon.waitForEvents(timeout: .seconds(10)) { expiring($0).count == 1 }, "\(daemon.log.suffix(2000))")
+        let event = try #require(expiring(daemon.events()).first)
+        #expect((event["error"] as? String ?? "").contains("run `carteiro authorize in`"))
+        #expect(daemon.log.contains("oauth access expiring"))
+        // Once per refresh token: a restart does not say it again.
+        #expect(daemon.terminate() == 0)
+        daemon = try DaemonProcess(config: config, spool: state + "/events", logPath: directory.path + "/daemon-2.log")
+        Thread.sleep(forTimeInterval: 5)
+        #expect(expiring(daemon.events()).count == 1)
+        #expect(!daemon.log.contains("oauth access expiring"))
+        #expect(daemon.terminate() == 0)
     }
 
     @Test func aRefusedTokenShowsTheServersDecodedReason() throws {
