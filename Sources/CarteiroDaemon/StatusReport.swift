@@ -99,7 +99,7 @@ public enum StatusReport {
         if account.grant.isInteractive, let issued = record.refreshIssuedAt ?? record.authorizedAt {
             var text = "refresh token \(ConfigDuration.format(.seconds(max(now - issued, 0)))) old"
             if let lifetime = account.refreshTokenLifetime {
-                let left = issued + lifetime.components.seconds - now
+                let left = TokenRecord.later(issued, by: lifetime.components.seconds) - now
                 text += left > 0 ? ", runs out in \(ConfigDuration.format(.seconds(left)))" : ", RUN OUT: carteiro authorize \(account.mailboxes[0])"
             }
             parts.append(text)

@@ -204,7 +204,7 @@ public struct Authorizer {
             case .failure(.oauth(let code, let description, _)):
                 switch code {
                 case "authorization_pending": continue
-                case "slow_down": interval += 5
+                case "slow_down": interval = min(interval + 5, 60)
                 case "expired_token": throw Failure("the code expired before it was entered; run this again")
                 case "access_denied": throw Failure("the sign-in was declined")
                 default: throw Failure("the authorization server said \(code)\(description.isEmpty ? "" : ": \(description)")")
@@ -212,7 +212,7 @@ public struct Authorizer {
             case .failure(.unavailable(let text)):
                 // A hiccup of the endpoint: keep polling, a little slower.
                 say("(the token endpoint did not answer: \(text); trying again)")
-                interval += 5
+                interval = min(interval + 5, 60)
             }
         }
         throw Failure("the code expired before it was entered; run this again")

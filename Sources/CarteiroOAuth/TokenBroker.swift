@@ -151,7 +151,7 @@ public final class TokenBroker: @unchecked Sendable {
         case .success(let response):
             record.accessToken = response.accessToken
             record.accessIssuedAt = now
-            record.accessExpiresAt = now + response.expiresIn
+            record.accessExpiresAt = TokenRecord.later(now, by: response.expiresIn)
             record.lastRefreshAt = now
             if let rotated = response.refreshToken, rotated != record.refreshToken {
                 record.refreshToken = rotated
@@ -264,7 +264,7 @@ public final class TokenBroker: @unchecked Sendable {
             record.refreshToken = response.refreshToken
             record.accessToken = response.accessToken
             record.accessIssuedAt = now
-            record.accessExpiresAt = now + response.expiresIn
+            record.accessExpiresAt = TokenRecord.later(now, by: response.expiresIn)
             record.refreshIssuedAt = now
             record.lastRefreshAt = now
             record.authorizedAt = now
@@ -291,7 +291,7 @@ public final class TokenBroker: @unchecked Sendable {
                 // From the refresh token's issue: a rotated one (Microsoft) is new at each
                 // refresh; one that is never rotated (Google) ages from its authorization.
                 let since = record.refreshIssuedAt ?? record.authorizedAt ?? now
-                let left = since + lifetime.components.seconds - now
+                let left = TokenRecord.later(since, by: lifetime.components.seconds) - now
                 guard left <= client.expiryWarning.components.seconds else { return }
                 record.expiryWarned = true
                 try store.save(record)

@@ -98,7 +98,8 @@ public struct TokenEndpoint: Sendable {
             }
             return .success(DeviceAuthorization(deviceCode: Secret(device), userCode: user, verificationURI: uri,
                                                 verificationURIComplete: object["verification_uri_complete"] as? String,
-                                                expiresIn: Self.number(object["expires_in"]) ?? 900, interval: max(Self.number(object["interval"]) ?? 5, 1)))
+                                                expiresIn: min(max(Self.number(object["expires_in"]) ?? 900, 1), 3600),
+                                                interval: min(max(Self.number(object["interval"]) ?? 5, 1), 60)))
         }
     }
 
@@ -110,7 +111,9 @@ public struct TokenEndpoint: Sendable {
                 return .failure(.unavailable("\(client.tokenURL) answered without an access_token"))
             }
             let refresh = (object["refresh_token"] as? String).flatMap { $0.isEmpty ? nil : Secret($0) }
-            return .success(TokenResponse(accessToken: Secret(access), expiresIn: max(Self.number(object["expires_in"]) ?? 3600, 1), refreshToken: refresh))
+            // expires_in from the server: at least a second, at most a year.
+            let expiresIn = min(max(Self.number(object["expires_in"]) ?? 3600, 1), 365 * 86_400)
+            return .success(TokenResponse(accessToken: Secret(access), expiresIn: expiresIn, refreshToken: refresh))
         }
     }
 
@@ -137,7 +140,11 @@ public struct TokenEndpoint: Sendable {
     }
 
     static func number(_ value: Any?) -> Int64? {
-        if let number = value as? NSNumber { return number.int64Value }
+        if let number = value as? NSNumber {
+            let double = number.doubleValue
+            guard double.isFinite else { return nil }
+            return double >= 9.2e18 ? Int64.max : double <= -9.2e18 ? Int64.min : number.int64Value
+        }
         if let text = value as? String { return Int64(text) }
         return nil
     }

@@ -22,6 +22,15 @@ public struct TokenRecord: Sendable, Equatable {
 
     public init() {}
 
+    /// 2100-01-01: no time Carteiro stores or computes goes past it.
+    public static let latestTime: Int64 = 4_102_444_800
+
+    /// `time + seconds`, kept within 1970…2100 (the operands come from servers and files).
+    public static func later(_ time: Int64, by seconds: Int64) -> Int64 {
+        let (sum, overflow) = time.addingReportingOverflow(seconds)
+        return overflow ? (seconds > 0 ? latestTime : 0) : min(max(sum, 0), latestTime)
+    }
+
     public func accessValid(at now: Int64, margin: Int64 = 0) -> Bool {
         accessToken != nil && accessExpiresAt - margin > now
     }
@@ -50,13 +59,15 @@ public struct TokenRecord: Sendable, Equatable {
         func int(_ key: String) -> Int64? { (object[key] as? NSNumber).map { $0.int64Value } }
         func text(_ key: String) -> String? { object[key] as? String }
         var record = TokenRecord()
+        // Times are clamped to 1970…2100: a damaged or edited file cannot make arithmetic trap.
+        func time(_ key: String) -> Int64? { int(key).map { min(max($0, 0), TokenRecord.latestTime) } }
         record.refreshToken = text("refresh_token").map(Secret.init)
         record.accessToken = text("access_token").map(Secret.init)
-        record.accessExpiresAt = int("access_expires_at") ?? 0
-        record.accessIssuedAt = int("access_issued_at") ?? 0
-        record.refreshIssuedAt = int("refresh_issued_at")
-        record.lastRefreshAt = int("last_refresh_at")
-        record.authorizedAt = int("authorized_at")
+        record.accessExpiresAt = time("access_expires_at") ?? 0
+        record.accessIssuedAt = time("access_issued_at") ?? 0
+        record.refreshIssuedAt = time("refresh_issued_at")
+        record.lastRefreshAt = time("last_refresh_at")
+        record.authorizedAt = time("authorized_at")
         record.needsAuthorization = text("needs_authorization")
         record.expiryWarned = (object["expiry_warned"] as? Bool) ?? false
         return record
