@@ -49,12 +49,25 @@ final class DaemonProcess {
     func terminate() -> Int32 {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
+        validateSpool()
         return process.terminationStatus
     }
 
     func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+        validateSpool()
+    }
+
+    private var validated = false
+
+    /// Every event the daemon left is valid against `schemas/event.schema.json` (the contract
+    /// with the desk), checked once when the daemon ends.
+    func validateSpool() {
+        guard !validated, FileManager.default.fileExists(atPath: spool) else { return }
+        validated = true
+        let result = validateAgainstSchema([spool])
+        #expect(result.status == 0, "events in \(spool) do not match the schema: \(result.stdout)")
     }
 }
 
@@ -102,4 +115,19 @@ func daemonConfiguration(state: String, pollInterval: String = "1s", maxParallel
     inbound_mailboxes = [\(contractMailboxes.map { "\"\($0)\"" }.joined(separator: ", "))]
 
     """
+}
+
+/// `scripts/validate-events` on files or folders (events; `submissions` for submissions).
+func validateAgainstSchema(_ paths: [String], submissions: Bool = false) -> ProcessResult {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: root + "/scripts/validate-events")
+    process.arguments = (submissions ? ["--submissions"] : []) + paths
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return ProcessResult(status: -1, stdout: "\(error)", stderr: "") }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
 }
