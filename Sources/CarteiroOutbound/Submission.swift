@@ -1,3 +1,4 @@
+import CarteiroConfig
 import Foundation
 
 /// What the desk asks to send (SPEC §4): a JSON file in the outbox, or `carteiro send`.
@@ -21,17 +22,26 @@ public struct Submission: Sendable, Codable, Equatable {
     /// Message-IDs this notification answers (threading in the recipient's client).
     public var inReplyTo: String?
     public var references: [String]?
+    /// Where replies go (Reply-To), instead of the mailbox's sender.
+    public var replyTo: [String]?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case workflow, step, mailbox, contract, request, to, cc, bcc, subject, text, html, vars
         case oneMessage = "one_message"
         case inReplyTo = "in_reply_to"
         case references
+        case replyTo = "reply_to"
     }
+
+    /// The keys a submission may have.
+    public static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
+    /// Nested `vars` deeper than this are refused.
+    static let maximumVarsDepth = 16
 
     public init(workflow: String? = nil, step: String? = nil, mailbox: String? = nil, contract: String? = nil, request: String? = nil,
                 to: [String]? = nil, cc: [String]? = nil, bcc: [String]? = nil, subject: String? = nil, text: String? = nil,
-                html: String? = nil, vars: [String: String]? = nil, oneMessage: Bool? = nil, inReplyTo: String? = nil, references: [String]? = nil) {
+                html: String? = nil, vars: [String: String]? = nil, oneMessage: Bool? = nil, inReplyTo: String? = nil, references: [String]? = nil,
+                replyTo: [String]? = nil) {
         self.workflow = workflow
         self.step = step
         self.mailbox = mailbox
@@ -47,12 +57,42 @@ public struct Submission: Sendable, Codable, Equatable {
         self.oneMessage = oneMessage
         self.inReplyTo = inReplyTo
         self.references = references
+        self.replyTo = replyTo
     }
 
     /// Reads a submission file; the error says what is wrong with it.
     public static func decode(_ data: Data) -> Result<Submission, SubmissionRejection> {
+        // Strict: a key Carteiro does not know is a mistake (a misspelt `one_mesage`, a feature
+        // that is not there), never silently dropped. `vars` may nest; it is flattened to dotted
+        // keys (`{"request": {"subject": …}}` is `request.subject`).
+        var flattened: [String: String]?
+        var normalized = data
+        if let object = try? JSONSerialization.jsonObject(with: data) {
+            guard var dictionary = object as? [String: Any] else {
+                return .failure(SubmissionRejection("the submission must be a JSON object ({…})"))
+            }
+            for key in dictionary.keys.sorted() where !knownKeys.contains(key) {
+                return .failure(SubmissionRejection("unknown key `\(key)`" + NearestName.hint(key, among: knownKeys) + " (the keys: \(knownKeys.joined(separator: ", ")))"))
+            }
+            if let vars = dictionary["vars"], !(vars is NSNull) {
+                guard let nested = vars as? [String: Any] else {
+                    return .failure(SubmissionRejection("`vars` must be an object of template variables"))
+                }
+                var flat: [String: String] = [:]
+                if let problem = flatten(nested, prefix: "", depth: 1, into: &flat) { return .failure(SubmissionRejection(problem)) }
+                flattened = flat
+                dictionary.removeValue(forKey: "vars")
+                normalized = (try? JSONSerialization.data(withJSONObject: dictionary)) ?? data
+            }
+            if let replyTo = dictionary["reply_to"] as? String {
+                dictionary["reply_to"] = [replyTo]
+                normalized = (try? JSONSerialization.data(withJSONObject: dictionary)) ?? data
+            }
+        }
         do {
-            return .success(try JSONDecoder().decode(Submission.self, from: data))
+            var submission = try JSONDecoder().decode(Submission.self, from: normalized)
+            if let flattened { submission.vars = flattened }
+            return .success(submission)
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             return .failure(SubmissionRejection("the field `\(path)` has the wrong type: \(context.debugDescription)"))
@@ -63,6 +103,30 @@ public struct Submission: Sendable, Codable, Equatable {
         } catch {
             return .failure(SubmissionRejection("the submission is not valid JSON: \(error)"))
         }
+    }
+
+    /// `{"request": {"subject": "x"}, "n": 3}` → `request.subject = x`, `n = 3`. Strings, numbers
+    /// and booleans are values; an array is not (templates take text).
+    static func flatten(_ object: [String: Any], prefix: String, depth: Int, into flat: inout [String: String]) -> String? {
+        guard depth <= maximumVarsDepth else { return "`vars` nests deeper than \(maximumVarsDepth) levels" }
+        for key in object.keys.sorted() {
+            let path = prefix.isEmpty ? key : prefix + "." + key
+            guard !key.isEmpty, !key.contains("."), !key.hasPrefix("{") else {
+                if key.contains("."), prefix.isEmpty, let value = object[key] as? String { flat[path] = value; continue }
+                return "`vars`: \"\(path)\" is not a variable name"
+            }
+            switch object[key] {
+            case let text as String: flat[path] = text
+            case let number as NSNumber:
+                // JSON's true and false arrive as NSNumber too, of type "c".
+                flat[path] = String(cString: number.objCType) == "c" ? (number.boolValue ? "true" : "false") : number.stringValue
+            case let nested as [String: Any]:
+                if let problem = flatten(nested, prefix: path, depth: depth + 1, into: &flat) { return problem }
+            case is NSNull: flat[path] = ""
+            default: return "`vars.\(path)` is a list; template variables are text, numbers or objects"
+            }
+        }
+        return nil
     }
 
     /// What is wrong and where (line and column): Foundation's decoder says only "not valid

@@ -99,12 +99,30 @@ public struct SubmissionResolver: Sendable {
             text: textTemplate.map { try compile($0, field: "text", html: false, isTemplate: submission.text == nil) },
             html: htmlTemplate.map { try compile($0, field: "html", html: true, isTemplate: submission.html == nil) })
 
+        let replyTo = try (submission.replyTo ?? []).map { try Self.address($0, field: "reply_to") }
+        // The variables a step's template uses outside any section must be given: a missing
+        // one would render as nothing ("Olá ,"). A section on it is the explicit default:
+        // {{#request.subject}}{{request.subject}}{{/request.subject}}{{^request.subject}}(none){{/request.subject}}.
+        let used: [(field: String, names: [String])] = [
+            ("subject", submission.subject == nil ? Self.unguardedVariables(subjectTemplate) : []),
+            ("text", submission.text == nil ? textTemplate.map(Self.unguardedVariables) ?? [] : []),
+            ("html", submission.html == nil ? htmlTemplate.map(Self.unguardedVariables) ?? [] : []),
+        ]
+
         let oneMessage = submission.oneMessage ?? false
         let groups: [[Recipient]] = oneMessage || recipients.isEmpty ? [recipients] : recipients.map { [$0] }
         var messages: [OutboundMessage] = []
         for (index, group) in groups.enumerated() {
             let recipient = group.count == 1 ? group[0] : nil
             let context = Self.context(submission: submission, contract: contract, mailbox: mailbox, recipient: recipient)
+            for (field, names) in used {
+                for name in names where !Self.has(name, in: context) {
+                    let hint = name.hasPrefix("recipient.") && recipient == nil
+                        ? " (recipient.* is there only when each recipient gets a message of their own: one_message is true here)"
+                        : "; give it in `vars` (\"vars\": {\"\(name.split(separator: ".").joined(separator: "\": {\""))\": \"…\"}}), or give the template a default with a section"
+                    throw SubmissionRejection("the step's \(field) template uses {{\(name)}}, which the submission does not provide\(hint)")
+                }
+            }
             var subject = compiled.subject.render(context).trimmingCharacters(in: .whitespacesAndNewlines)
             if let request = submission.request, threading.request(fromSubject: subject) != request {
                 subject = "[\(threading.tagPrefix)\(request)] " + subject
@@ -119,6 +137,7 @@ public struct SubmissionResolver: Sendable {
                 if !to.isEmpty { try builder.addAddresses("To", to) }
                 // Cc goes on the message where it is visible; Bcc never appears in a header.
                 if !cc.isEmpty && (oneMessage || index == 0) { try builder.addAddresses("Cc", cc.map { ParsedAddress(name: $0.name, address: $0.address) }) }
+                if !replyTo.isEmpty { try builder.addAddresses("Reply-To", replyTo.map { ParsedAddress(name: $0.name, address: $0.address) }) }
                 try builder.addText("Subject", subject)
                 try builder.addRaw("Date", Self.rfc5322Date(now))
                 try builder.addRaw("Message-ID", messageID)
@@ -206,6 +225,45 @@ public struct SubmissionResolver: Sendable {
             copy[first] = insert(value, at: path.dropFirst(), into: copy[first] as? [String: Any] ?? [:])
         }
         return copy
+    }
+
+    /// Whether the dotted `name` leads to a value in `context`.
+    static func has(_ name: String, in context: [String: Any]) -> Bool {
+        var current: Any = context
+        for part in name.split(separator: ".", omittingEmptySubsequences: false) {
+            guard let dictionary = current as? [String: Any], let next = dictionary[String(part)] else { return false }
+            current = next
+        }
+        return true
+    }
+
+    /// The variables a template renders outside every section (`{{name}}`, `{{{name}}}`,
+    /// `{{&name}}`), each once. Inside a section a name may refer to the section's item, and a
+    /// section on a name is its explicit default, so those are not counted. A template that
+    /// changes its delimiters is not looked into.
+    static func unguardedVariables(_ template: String) -> [String] {
+        var names: [String] = []
+        var depth = 0
+        var rest = template[...]
+        while let open = rest.range(of: "{{") {
+            var after = rest[open.upperBound...]
+            let triple = after.hasPrefix("{")
+            if triple { after = after.dropFirst() }
+            guard let close = after.range(of: triple ? "}}}" : "}}") else { break }
+            let tag = after[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            rest = after[close.upperBound...]
+            guard let sigil = tag.first else { continue }
+            switch sigil {
+            case "#", "^", "$", "<": depth += 1
+            case "/": depth = max(depth - 1, 0)
+            case "=": return names
+            case "!", ">", "%": continue
+            default:
+                let name = (sigil == "&" ? String(tag.dropFirst()) : tag).trimmingCharacters(in: .whitespaces)
+                if depth == 0, !name.isEmpty, name != ".", !names.contains(name) { names.append(name) }
+            }
+        }
+        return names
     }
 
     /// The deepest nesting of `{{#…}}`, `{{^…}}`, `{{$…}}` and `{{<…}}` sections, counted

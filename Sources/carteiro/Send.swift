@@ -21,6 +21,7 @@ struct Send: ParsableCommand {
     @Option(help: "An extra recipient (repeatable).") var to: [String] = []
     @Option(help: "A copy recipient (repeatable).") var cc: [String] = []
     @Option(help: "A blind-copy recipient (repeatable).") var bcc: [String] = []
+    @Option(name: .customLong("reply-to"), help: "Where replies go (Reply-To; repeatable).") var replyTo: [String] = []
     @Option(help: "The subject, instead of the step's template.") var subject: String?
     @Option(help: "The text body, instead of the step's template.") var text: String?
     @Option(help: "The HTML body, instead of the step's template.") var html: String?
@@ -41,7 +42,7 @@ struct Send: ParsableCommand {
         let submission = Submission(workflow: workflow, step: step, mailbox: mailbox, contract: contract, request: request,
                                     to: to.isEmpty ? nil : to, cc: cc.isEmpty ? nil : cc, bcc: bcc.isEmpty ? nil : bcc,
                                     subject: subject, text: text, html: html, vars: variables.isEmpty ? nil : variables,
-                                    oneMessage: oneMessage ? true : nil)
+                                    oneMessage: oneMessage ? true : nil, replyTo: replyTo.isEmpty ? nil : replyTo)
         switch OutboundService.submit(submission, configuration: configuration) {
         case .success(let queued):
             Output.line(queued.id)

@@ -84,9 +84,9 @@ struct SubmissionResolverTests {
     }
 
     @Test func everyResolutionBranch() throws {
-        #expect(try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42")).allSatisfy { $0.mailbox == "acme-out" })
-        #expect(try resolve(Submission(workflow: "approval", step: "notify", contract: "beta", request: "42")).first?.resolution.reason == .contractFallback)
-        #expect(try resolve(Submission(workflow: "approval", step: "notify", request: "42")).first?.mailbox == "desk-out")
+        #expect(try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", vars: ["request.subject": "VPN"])).allSatisfy { $0.mailbox == "acme-out" })
+        #expect(try resolve(Submission(workflow: "approval", step: "notify", contract: "beta", request: "42", vars: ["request.subject": "VPN"])).first?.resolution.reason == .contractFallback)
+        #expect(try resolve(Submission(workflow: "approval", step: "notify", request: "42", vars: ["request.subject": "VPN"])).first?.mailbox == "desk-out")
         #expect(try resolve(Submission(workflow: "approval", step: "audit", contract: "acme", request: "42")).first?.mailbox == "audit-out")
         #expect(try resolve(Submission(workflow: "approval", step: "plain", contract: "acme", request: "42")).first?.mailbox == "desk-out")
         #expect(try resolve(Submission(mailbox: "audit-out", to: ["x@y.example"], subject: "s", text: "t")).first?.resolution.reason == .explicit)
@@ -94,12 +94,54 @@ struct SubmissionResolverTests {
     }
 
     @Test func oneMessagePerRecipientWithoutDuplicates() throws {
-        let messages = try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", to: ["ANA@desk.example", "extra@cliente.example"]))
+        let messages = try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", to: ["ANA@desk.example", "extra@cliente.example"], vars: ["request.subject": "VPN"]))
         #expect(messages.map(\.recipients) == [["ana@desk.example"], ["joao@desk.example"], ["extra@cliente.example"]])
         #expect(Set(messages.map(\.messageID)).count == 3)
-        let together = try resolve(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", oneMessage: true))
+        // One message to everyone has no single recipient to greet: the template says whom.
+        #expect(rejection(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42", vars: ["request.subject": "VPN"], oneMessage: true))?
+            .contains("uses {{recipient.name}}, which the submission does not provide (recipient.* is there only when each recipient gets a message of their own") == true)
+        let together = try resolve(Submission(workflow: "approval", step: "audit", contract: "acme", request: "42", to: ["a@x.example", "b@x.example"], oneMessage: true))
         #expect(together.count == 1)
-        #expect(together[0].recipients == ["ana@desk.example", "joao@desk.example"])
+        #expect(together[0].recipients == ["ana@desk.example", "a@x.example", "b@x.example"])
+    }
+
+    @Test func unknownKeysAreRefusedWithTheNearestKnownOne() {
+        func decoded(_ json: String) -> String? {
+            if case .failure(let rejection) = Submission.decode(Data(json.utf8)) { return rejection.description }
+            return nil
+        }
+        #expect(decoded(#"{"mailbox": "desk-out", "to": ["a@b.c"], "subject": "s", "text": "t", "one_mesage": true}"#)?
+            .hasPrefix("unknown key `one_mesage`; did you mean `one_message`?") == true)
+        #expect(decoded(#"{"mailbox": "desk-out", "attachmnts": []}"#)?.hasPrefix("unknown key `attachmnts`") == true)
+        #expect(decoded(#"["not", "an", "object"]"#) == "the submission must be a JSON object ({…})")
+        #expect(decoded(#"{"vars": {"items": ["a", "b"]}}"#) == "`vars.items` is a list; template variables are text, numbers or objects")
+    }
+
+    @Test func varsNestAndAreFlattened() throws {
+        let submission = try Submission.decode(Data(#"{"workflow": "approval", "step": "notify", "request": "42", "vars": {"request": {"subject": "VPN", "priority": 2, "urgent": true}, "contract.note": "x"}}"#.utf8)).get()
+        #expect(submission.vars == ["request.subject": "VPN", "request.priority": "2", "request.urgent": "true", "contract.note": "x"])
+        let messages = try resolve(submission)
+        let text = String(decoding: try #require(messages.first).bytes, as: UTF8.self)
+        #expect(text.contains("Aprova=C3=A7=C3=A3o necess=C3=A1ria: VPN") || text.contains("VPN"))
+    }
+
+    @Test func aMissingTemplateVariableIsARejectionNamingIt() {
+        #expect(rejection(Submission(workflow: "approval", step: "notify", contract: "acme", request: "42"))
+            == "the step's subject template uses {{request.subject}}, which the submission does not provide; give it in `vars` (\"vars\": {\"request\": {\"subject\": \"…\"}}), or give the template a default with a section")
+        // A section is an explicit default: nothing is required inside it.
+        #expect(SubmissionResolver.unguardedVariables("Hi {{name}}{{#items}}{{title}}{{/items}}{{^x}}none{{/x}} {{{raw}}} {{& amp}} {{! note}}") == ["name", "raw", "amp"])
+        #expect(SubmissionResolver.unguardedVariables("{{=<% %>=}} <% hidden %>").isEmpty)
+        // A submission's own texts are not templates: braces there are text.
+        #expect((try? resolve(Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "{{unknown}}", text: "{{also}}"))) != nil)
+    }
+
+    @Test func replyToIsAHeader() throws {
+        let messages = try resolve(Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "s", text: "t", replyTo: ["Suporte <suporte@acme.example>"]))
+        let text = String(decoding: try #require(messages.first).bytes, as: UTF8.self)
+        #expect(text.contains("Reply-To: Suporte <suporte@acme.example>\r\n"))
+        #expect(rejection(Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "s", text: "t", replyTo: ["not an address"])) == "`reply_to`: \"not an address\" is not an e-mail address")
+        let single = try Submission.decode(Data(#"{"mailbox": "desk-out", "to": ["x@y.example"], "subject": "s", "text": "t", "reply_to": "a@b.example"}"#.utf8)).get()
+        #expect(single.replyTo == ["a@b.example"])
     }
 
     @Test func rejectionsSayWhy() {
