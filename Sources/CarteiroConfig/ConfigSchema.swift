@@ -51,6 +51,7 @@ public enum ConfigSchema {
         KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
         KeySpec("tls", .choice(["none", "starttls", "tls"]), "starttls", "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
         KeySpec("auth", .boolean, "false", "Log in before sending (then user and a password source are required).", scope: .outbound),
+        KeySpec("max_attachment_size", .size, "25MB", "The most a notification's attachments may hold together (before encoding); a submission with more is rejected.", scope: .outbound),
     ])
 
     public static let oauth = TableSpec(pattern: ["oauth", "*"], title: "[oauth.NAME]", doc: "An OAuth 2.0 client (an application registered at Microsoft Entra, Google Cloud or another authorization server), shared by the mailboxes that name it with oauth = \"NAME\". Tokens are kept per client and mailbox user in the state directory.", keys: [

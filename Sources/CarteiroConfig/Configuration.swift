@@ -163,6 +163,8 @@ public struct OutboundMailbox: Sendable, Equatable {
     public var password: SecretSource?
     /// OAuth 2.0 instead of a password (`auth` is then true).
     public var oauth: OAuthLogin? = nil
+    /// The most a notification's attachments may hold together.
+    public var maxAttachmentSize: Int = 25 << 20
     public var tls: TLSSettings
     public var timeout: Duration
     public var location: SourceLocation

@@ -53,6 +53,7 @@ extension ConfigurationBuilder {
             user: reader.string("user"),
             password: password,
             oauth: oauth,
+            maxAttachmentSize: reader.size("max_attachment_size") ?? 25 << 20,
             tls: readTLS(reader),
             timeout: reader.duration("timeout") ?? .seconds(30),
             location: reader.table.location)

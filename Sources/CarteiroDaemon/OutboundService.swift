@@ -262,7 +262,7 @@ public final class OutboundService: @unchecked Sendable {
         let inputs = pending.map { ($0.data, $0.id) }
         DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
             let (data, id) = inputs[index]
-            resolved.set(index, Submission.decode(data).flatMap { resolver.resolve($0, queueID: id) })
+            resolved.set(index, Submission.decode(data).flatMap { resolver.resolve($0, queueID: id, attachmentsDirectory: outbox) })
         }
         for (index, (path, name, _, id)) in pending.enumerated() {
             guard let result = resolved.get(index) else { continue }
@@ -295,7 +295,8 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// A submission larger than this is refused unread: more than any mail server accepts.
-    static let maximumSubmissionSize = 32 << 20
+    // Inline attachments (base64) up to max_attachment_size's 25 MB default fit.
+    static let maximumSubmissionSize = 48 << 20
 
     /// Moves a taken submission to `outbox/rejected/` with `NAME.reason` beside it.
     func reject(path: String, name: String, reason: String) {

@@ -10,6 +10,19 @@ public struct MessageBuilder: Sendable {
     public var headers: [(name: String, value: String)] = []
     public var text: String?
     public var html: String?
+    /// Files sent with the message: then it is multipart/mixed, the texts its first part.
+    public var attachments: [Attachment] = []
+
+    public struct Attachment: Sendable {
+        public var name: String
+        public var contentType: String
+        public var bytes: [UInt8]
+        public init(name: String, contentType: String, bytes: [UInt8]) {
+            self.name = name
+            self.contentType = contentType
+            self.bytes = bytes
+        }
+    }
     /// Makes the multipart boundary; it must not appear in the bodies (QP output never has "=_").
     public var boundary: String
 
@@ -80,6 +93,39 @@ public struct MessageBuilder: Sendable {
         func line(_ text: String) { out.append(contentsOf: text.utf8); out.append(13); out.append(10) }
         for (name, value) in headers { line(Self.fold("\(name): \(value)")) }
         line("MIME-Version: 1.0")
+        if !attachments.isEmpty {
+            // multipart/mixed: the texts first (an alternative of their own when both), then
+            // each file in base64 with its name (RFC 2231 when not ASCII).
+            let mixed = boundary + "_m"
+            line("Content-Type: multipart/mixed; boundary=\"\(mixed)\"")
+            line("")
+            line("--\(mixed)")
+            appendTexts(&out)
+            for attachment in attachments {
+                line("--\(mixed)")
+                line(Self.fold("Content-Type: \(attachment.contentType); \(Self.parameter("name", attachment.name))"))
+                line("Content-Transfer-Encoding: base64")
+                line(Self.fold("Content-Disposition: attachment; \(Self.parameter("filename", attachment.name))"))
+                line("")
+                let encoded = Array(Self.base64(attachment.bytes).utf8)
+                var start = 0
+                while start < encoded.count {
+                    let end = min(start + 76, encoded.count)
+                    out.append(contentsOf: encoded[start..<end])
+                    out.append(13); out.append(10)
+                    start = end
+                }
+            }
+            line("--\(mixed)--")
+            return out
+        }
+        appendTexts(&out)
+        return out
+    }
+
+    /// The texts: text/plain, text/html, or both as multipart/alternative.
+    func appendTexts(_ out: inout [UInt8]) {
+        func line(_ text: String) { out.append(contentsOf: text.utf8); out.append(13); out.append(10) }
         switch (text, html) {
         case (let text?, let html?):
             line("Content-Type: multipart/alternative; boundary=\"\(boundary)\"")
@@ -94,7 +140,21 @@ public struct MessageBuilder: Sendable {
         default:
             appendPart(&out, "text/plain", text ?? "")
         }
-        return out
+    }
+
+    /// `name="report.pdf"`, or RFC 2231's `name*=utf-8''relat%C3%B3rio.pdf` for what is not
+    /// printable ASCII (or holds a quote or backslash).
+    static func parameter(_ key: String, _ value: String) -> String {
+        let plain = value.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        if plain { return "\(key)=\"\(value)\"" }
+        var encoded = ""
+        for byte in value.utf8 {
+            let unreserved = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+            if unreserved { encoded.unicodeScalars.append(Unicode.Scalar(byte)) }
+            else { encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true) }
+        }
+        return "\(key)*=utf-8''\(encoded)"
     }
 
     func appendPart(_ out: inout [UInt8], _ type: String, _ body: String) {

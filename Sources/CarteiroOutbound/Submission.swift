@@ -24,6 +24,8 @@ public struct Submission: Sendable, Codable, Equatable {
     public var references: [String]?
     /// Where replies go (Reply-To), instead of the mailbox's sender.
     public var replyTo: [String]?
+    /// Files to send with the message.
+    public var attachments: [SubmissionAttachment]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case workflow, step, mailbox, contract, request, to, cc, bcc, subject, text, html, vars
@@ -31,6 +33,7 @@ public struct Submission: Sendable, Codable, Equatable {
         case inReplyTo = "in_reply_to"
         case references
         case replyTo = "reply_to"
+        case attachments
     }
 
     /// The keys a submission may have.
@@ -41,7 +44,7 @@ public struct Submission: Sendable, Codable, Equatable {
     public init(workflow: String? = nil, step: String? = nil, mailbox: String? = nil, contract: String? = nil, request: String? = nil,
                 to: [String]? = nil, cc: [String]? = nil, bcc: [String]? = nil, subject: String? = nil, text: String? = nil,
                 html: String? = nil, vars: [String: String]? = nil, oneMessage: Bool? = nil, inReplyTo: String? = nil, references: [String]? = nil,
-                replyTo: [String]? = nil) {
+                replyTo: [String]? = nil, attachments: [SubmissionAttachment]? = nil) {
         self.workflow = workflow
         self.step = step
         self.mailbox = mailbox
@@ -58,6 +61,7 @@ public struct Submission: Sendable, Codable, Equatable {
         self.inReplyTo = inReplyTo
         self.references = references
         self.replyTo = replyTo
+        self.attachments = attachments
     }
 
     /// Reads a submission file; the error says what is wrong with it.
@@ -83,6 +87,16 @@ public struct Submission: Sendable, Codable, Equatable {
                 flattened = flat
                 dictionary.removeValue(forKey: "vars")
                 normalized = (try? JSONSerialization.data(withJSONObject: dictionary)) ?? data
+            }
+            if let list = dictionary["attachments"] as? [Any] {
+                for (index, item) in list.enumerated() {
+                    guard let attachment = item as? [String: Any] else {
+                        return .failure(SubmissionRejection("`attachments[\(index)]` must be an object with name, type, and path or content_base64"))
+                    }
+                    for key in attachment.keys.sorted() where !SubmissionAttachment.knownKeys.contains(key) {
+                        return .failure(SubmissionRejection("`attachments[\(index)]`: unknown key `\(key)`" + NearestName.hint(key, among: SubmissionAttachment.knownKeys)))
+                    }
+                }
             }
             if let replyTo = dictionary["reply_to"] as? String {
                 dictionary["reply_to"] = [replyTo]
@@ -157,6 +171,29 @@ public struct Submission: Sendable, Codable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         return (try? encoder.encode(self)) ?? Data()
+    }
+}
+
+/// A file sent with a notification: its content inline (base64), or a file by its path inside
+/// the submission's folder (the outbox), which the daemon reads.
+public struct SubmissionAttachment: Sendable, Codable, Equatable {
+    public var name: String
+    public var type: String?
+    public var path: String?
+    public var contentBase64: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, type, path
+        case contentBase64 = "content_base64"
+    }
+
+    static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    public init(name: String, type: String? = nil, path: String? = nil, contentBase64: String? = nil) {
+        self.name = name
+        self.type = type
+        self.path = path
+        self.contentBase64 = contentBase64
     }
 }
 

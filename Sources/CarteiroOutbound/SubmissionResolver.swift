@@ -24,9 +24,11 @@ public struct SubmissionResolver: Sendable {
         var address: String
     }
 
-    public func resolve(_ submission: Submission, queueID: String, now: Date = Date()) -> Result<[OutboundMessage], SubmissionRejection> {
+    /// `attachmentsDirectory`: where attachments given by `path` are (the outbox); without
+    /// it only inline attachments are taken.
+    public func resolve(_ submission: Submission, queueID: String, now: Date = Date(), attachmentsDirectory: String? = nil) -> Result<[OutboundMessage], SubmissionRejection> {
         do {
-            return .success(try messages(submission, queueID: queueID, now: now))
+            return .success(try messages(submission, queueID: queueID, now: now, attachmentsDirectory: attachmentsDirectory))
         } catch let rejection as SubmissionRejection {
             return .failure(rejection)
         } catch {
@@ -34,7 +36,7 @@ public struct SubmissionResolver: Sendable {
         }
     }
 
-    func messages(_ submission: Submission, queueID: String, now: Date) throws -> [OutboundMessage] {
+    func messages(_ submission: Submission, queueID: String, now: Date, attachmentsDirectory: String? = nil) throws -> [OutboundMessage] {
         // The step.
         var step: WorkflowStep?
         if submission.workflow != nil || submission.step != nil {
@@ -100,6 +102,7 @@ public struct SubmissionResolver: Sendable {
             html: htmlTemplate.map { try compile($0, field: "html", html: true, isTemplate: submission.html == nil) })
 
         let replyTo = try (submission.replyTo ?? []).map { try Self.address($0, field: "reply_to") }
+        let files = try Self.attachments(submission.attachments ?? [], directory: attachmentsDirectory, mailbox: mailbox)
         // The variables a step's template uses outside any section must be given: a missing
         // one would render as nothing ("Olá ,"). A section on it is the explicit default:
         // {{#request.subject}}{{request.subject}}{{/request.subject}}{{^request.subject}}(none){{/request.subject}}.
@@ -153,6 +156,7 @@ public struct SubmissionResolver: Sendable {
             } catch {
                 throw SubmissionRejection(error.description)
             }
+            builder.attachments = files
             builder.text = compiled.text?.render(context)
             builder.html = compiled.html?.render(context)
             var envelope = group.map(\.address)
@@ -225,6 +229,80 @@ public struct SubmissionResolver: Sendable {
             copy[first] = insert(value, at: path.dropFirst(), into: copy[first] as? [String: Any] ?? [:])
         }
         return copy
+    }
+
+    /// The attachments, read and checked: a name (no path, no control character, at most 255
+    /// bytes), a MIME type (default application/octet-stream), and either inline base64 or a
+    /// path inside `directory` (no way out of it, symbolic links included); together at most
+    /// the mailbox's `max_attachment_size`.
+    static func attachments(_ list: [SubmissionAttachment], directory: String?, mailbox: OutboundMailbox) throws -> [MessageBuilder.Attachment] {
+        var files: [MessageBuilder.Attachment] = []
+        var total = 0
+        let limit = mailbox.maxAttachmentSize
+        for (index, attachment) in list.enumerated() {
+            let field = "`attachments[\(index)]`"
+            let name = attachment.name
+            guard !name.isEmpty, name.utf8.count <= 255, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" }) else {
+                throw SubmissionRejection("\(field): the name must be a file name (no path, no control character, at most 255 bytes)")
+            }
+            let type = attachment.type ?? "application/octet-stream"
+            guard Self.isMIMEType(type) else { throw SubmissionRejection("\(field): \"\(type.prefix(80))\" is not a MIME type such as application/pdf") }
+            let bytes: [UInt8]
+            switch (attachment.path, attachment.contentBase64) {
+            case (nil, let encoded?):
+                guard encoded.utf8.count <= (limit / 3 + 1) * 4 + encoded.utf8.count / 38 + 16 else {
+                    throw SubmissionRejection("the attachments are larger than max_attachment_size (\(limit / 1024) KB) of mailbox \"\(mailbox.name)\"")
+                }
+                guard let data = Data(base64Encoded: encoded, options: .ignoreUnknownCharacters) else {
+                    throw SubmissionRejection("\(field): content_base64 is not base64")
+                }
+                bytes = [UInt8](data)
+            case (let path?, nil):
+                guard let directory else {
+                    throw SubmissionRejection("\(field): a path is read from the outbox only; give content_base64 (carteiro send --attach FILE does)")
+                }
+                bytes = try Self.read(path, inside: directory, field: field, limit: limit - total)
+            default:
+                throw SubmissionRejection("\(field) needs either `path` (a file inside the outbox) or `content_base64`, not both")
+            }
+            total += bytes.count
+            guard total <= limit else {
+                throw SubmissionRejection("the attachments hold more than max_attachment_size (\(limit / 1024) KB) of mailbox \"\(mailbox.name)\"")
+            }
+            files.append(MessageBuilder.Attachment(name: name, contentType: type, bytes: bytes))
+        }
+        return files
+    }
+
+    /// A file by a relative path inside `directory`: the real path (symbolic links resolved)
+    /// must stay inside it, so a link cannot hand the daemon's own files to a recipient.
+    static func read(_ path: String, inside directory: String, field: String, limit: Int) throws -> [UInt8] {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !path.hasPrefix("/"), !parts.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw SubmissionRejection("\(field): the path must be relative to the outbox, without `..`")
+        }
+        guard let base = realpath(directory, nil) else { throw SubmissionRejection("\(field): the outbox cannot be resolved") }
+        let root = String(cString: base)
+        free(base)
+        guard let resolved = realpath(directory + "/" + path, nil) else {
+            throw SubmissionRejection("\(field): \(path) \(errno == EACCES ? "cannot be read (permission denied)" : "does not exist in the outbox")")
+        }
+        let real = String(cString: resolved)
+        free(resolved)
+        guard real.hasPrefix(root + "/") else { throw SubmissionRejection("\(field): \(path) leads outside the outbox") }
+        switch RegularFile.read(real, limit: max(limit, 0)) {
+        case .success(let bytes): return bytes
+        case .failure(.tooLarge): throw SubmissionRejection("the attachments hold more than max_attachment_size of the mailbox (\(path))")
+        case .failure(let problem): throw SubmissionRejection("\(field): \(path) \(problem)")
+        }
+    }
+
+    /// type/subtype of RFC 2045 tokens.
+    static func isMIMEType(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, text.utf8.count <= 127 else { return false }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&^_.+-".unicodeScalars)
+        return parts.allSatisfy { !$0.isEmpty && $0.unicodeScalars.allSatisfy(allowed.contains) }
     }
 
     /// Whether the dotted `name` leads to a value in `context`.

@@ -22,6 +22,7 @@ struct Send: ParsableCommand {
     @Option(help: "A copy recipient (repeatable).") var cc: [String] = []
     @Option(help: "A blind-copy recipient (repeatable).") var bcc: [String] = []
     @Option(name: .customLong("reply-to"), help: "Where replies go (Reply-To; repeatable).") var replyTo: [String] = []
+    @Option(name: .customLong("attach"), help: ArgumentHelp("A file to send with the message (repeatable); its type from its extension, or FILE:TYPE.", valueName: "file")) var attach: [String] = []
     @Option(help: "The subject, instead of the step's template.") var subject: String?
     @Option(help: "The text body, instead of the step's template.") var text: String?
     @Option(help: "The HTML body, instead of the step's template.") var html: String?
@@ -39,10 +40,27 @@ struct Send: ParsableCommand {
             }
             variables[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
         }
+        var attachments: [SubmissionAttachment] = []
+        for item in attach {
+            var path = item, type: String?
+            if let colon = item.lastIndex(of: ":"), item[item.index(after: colon)...].contains("/") {
+                path = String(item[..<colon])
+                type = String(item[item.index(after: colon)...])
+            }
+            switch RegularFile.read(path, limit: 32 << 20) {
+            case .success(let bytes):
+                let name = (path as NSString).lastPathComponent
+                attachments.append(SubmissionAttachment(name: name, type: type ?? Send.guessType(name), contentBase64: Data(bytes).base64EncodedString()))
+            case .failure(let problem):
+                Output.error("carteiro send: --attach \(path) \(problem)")
+                throw ExitCode(66) // EX_NOINPUT
+            }
+        }
         let submission = Submission(workflow: workflow, step: step, mailbox: mailbox, contract: contract, request: request,
                                     to: to.isEmpty ? nil : to, cc: cc.isEmpty ? nil : cc, bcc: bcc.isEmpty ? nil : bcc,
                                     subject: subject, text: text, html: html, vars: variables.isEmpty ? nil : variables,
-                                    oneMessage: oneMessage ? true : nil, replyTo: replyTo.isEmpty ? nil : replyTo)
+                                    oneMessage: oneMessage ? true : nil, replyTo: replyTo.isEmpty ? nil : replyTo,
+                                    attachments: attachments.isEmpty ? nil : attachments)
         switch OutboundService.submit(submission, configuration: configuration) {
         case .success(let queued):
             Output.line(queued.id)
@@ -57,6 +75,20 @@ struct Send: ParsableCommand {
             Output.error("carteiro send: \(rejection)")
             throw ExitCode(65) // EX_DATAERR
         }
+    }
+}
+
+extension Send {
+    /// The usual types by extension; anything else is application/octet-stream.
+    static func guessType(_ name: String) -> String {
+        let types = ["pdf": "application/pdf", "txt": "text/plain", "csv": "text/csv", "html": "text/html", "htm": "text/html",
+                     "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "zip": "application/zip",
+                     "json": "application/json", "xml": "application/xml", "eml": "message/rfc822", "ics": "text/calendar",
+                     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                     "odt": "application/vnd.oasis.opendocument.text"]
+        let ext = (name as NSString).pathExtension.lowercased()
+        return types[ext] ?? "application/octet-stream"
     }
 }
 

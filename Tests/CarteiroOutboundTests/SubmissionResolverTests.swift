@@ -20,6 +20,7 @@ struct SubmissionResolverTests {
     server = "smtp.acme.example"
     sender = "ACME Atendimento <suporte@acme.example>"
     [mailbox.audit-out]
+    max_attachment_size = "1KB"
     type = "outbound"
     server = "smtp.desk.example"
     sender = "audit@desk.example"
@@ -208,6 +209,72 @@ struct SubmissionResolverTests {
         #expect(python["html"]?.trimmingCharacters(in: .whitespacesAndNewlines) == parsed.html)
     }
 
+    @Test func attachmentsMakeMultipartMixedReadBackByBothParsers() throws {
+        let pdf: [UInt8] = Array("%PDF-1.4 relatório\n".utf8) + (0..<300).map { UInt8($0 % 256) }
+        let submission = Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "Relatório", text: "Segue.", html: "<p>Segue.</p>",
+                                    attachments: [SubmissionAttachment(name: "relatório de março.pdf", type: "application/pdf", contentBase64: Data(pdf).base64EncodedString()),
+                                                  SubmissionAttachment(name: "notes.txt", contentBase64: Data("hello".utf8).base64EncodedString())])
+        let message = try #require(try resolve(submission).first)
+        let text = String(decoding: message.bytes, as: UTF8.self)
+        #expect(text.contains("Content-Type: multipart/mixed"))
+        #expect(text.contains("filename*=utf-8''relat%C3%B3rio%20de%20mar%C3%A7o.pdf"))
+        #expect(!message.bytes.contains(where: { $0 >= 0x80 }))
+        for line in text.components(separatedBy: "\r\n") { #expect(line.utf8.count < 998) }
+        let parsed = MailMessage.parse(message.bytes)
+        #expect(parsed.text == "Segue.")
+        #expect(parsed.html == "<p>Segue.</p>")
+        #expect(parsed.attachments.map(\.filename) == ["relatório de março.pdf", "notes.txt"])
+        #expect(parsed.attachments.first?.data == pdf)
+        #expect(parsed.attachments.last?.contentType == "application/octet-stream")
+        // Python's email package agrees.
+        let directory = try TemporaryFolder()
+        let file = directory.url.appendingPathComponent("m.eml")
+        try Data(message.bytes).write(to: file)
+        let script = """
+        import email, email.policy, json, sys
+        m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)
+        print(json.dumps([[a.get_filename(), a.get_content_type(), len(a.get_content())] for a in m.iter_attachments()]))
+        """
+        let python = try runPython(script, file.path)
+        #expect(python == "[[\"relat\\u00f3rio de mar\\u00e7o.pdf\", \"application/pdf\", \(pdf.count)], [\"notes.txt\", \"application/octet-stream\", 5]]")
+    }
+
+    @Test func attachmentsAreCheckedBeforeAnythingIsSent() throws {
+        let folder = try TemporaryFolder()
+        let outbox = folder.url.appendingPathComponent("outbox").path
+        try FileManager.default.createDirectory(atPath: outbox + "/files", withIntermediateDirectories: true)
+        try Data("inside".utf8).write(to: URL(fileURLWithPath: outbox + "/files/a.txt"))
+        try Data("secret".utf8).write(to: folder.url.appendingPathComponent("threading.key"))
+        try FileManager.default.createSymbolicLink(atPath: outbox + "/files/link", withDestinationPath: folder.url.appendingPathComponent("threading.key").path)
+        func rejection(_ attachment: SubmissionAttachment, directory: String? = nil) -> String? {
+            let submission = Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "s", text: "t", attachments: [attachment])
+            if case .failure(let failure) = resolver.resolve(submission, queueID: "q", attachmentsDirectory: directory) { return failure.description }
+            return nil
+        }
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/a.txt"), directory: outbox) == nil)
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/link"), directory: outbox) == "`attachments[0]`: files/link leads outside the outbox")
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "../threading.key"), directory: outbox) == "`attachments[0]`: the path must be relative to the outbox, without `..`")
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "/etc/passwd"), directory: outbox) == "`attachments[0]`: the path must be relative to the outbox, without `..`")
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/a.txt")) == "`attachments[0]`: a path is read from the outbox only; give content_base64 (carteiro send --attach FILE does)")
+        #expect(rejection(SubmissionAttachment(name: "../x", contentBase64: "aGk=")) == "`attachments[0]`: the name must be a file name (no path, no control character, at most 255 bytes)")
+        #expect(rejection(SubmissionAttachment(name: "x", type: "pdf\r\nBcc: all@x", contentBase64: "aGk="))?.contains("is not a MIME type") == true)
+        #expect(rejection(SubmissionAttachment(name: "x", contentBase64: "%%%not base64"))?.contains("not base64") == true)
+        #expect(rejection(SubmissionAttachment(name: "x", path: "files/a.txt", contentBase64: "aGk="), directory: outbox) == "`attachments[0]` needs either `path` (a file inside the outbox) or `content_base64`, not both")
+        // The mailbox's limit (max_attachment_size, 1 KB for audit-out in this configuration).
+        let big = Data(repeating: 65, count: 4096).base64EncodedString()
+        let submission = Submission(mailbox: "audit-out", to: ["x@y.example"], subject: "s", text: "t", attachments: [SubmissionAttachment(name: "big", contentBase64: big)])
+        if case .failure(let failure) = resolver.resolve(submission, queueID: "q") {
+            #expect(failure.description.contains("max_attachment_size"))
+        } else {
+            Issue.record("a 4 KB attachment passed a 1 KB limit")
+        }
+        if case .failure(let failure) = Submission.decode(Data(#"{"mailbox": "x", "attachments": [{"name": "a", "contnt_base64": "aGk="}]}"#.utf8)) {
+            #expect(failure.description == "`attachments[0]`: unknown key `contnt_base64`; did you mean `content_base64`?")
+        } else {
+            Issue.record("a misspelt attachment key was accepted")
+        }
+    }
+
     @Test func quotedPrintableKeepsLinesShortAndDotsSafe() {
         let long = String(repeating: "ação ", count: 100) + "\n.\nfim  "
         let encoded = String(decoding: MessageBuilder.quotedPrintable(long), as: UTF8.self)
@@ -216,4 +283,27 @@ struct SubmissionResolverTests {
         #expect(encoded.hasSuffix("fim =20"))
         #expect(TransferEncoding.quotedPrintable(Array(encoded.utf8)) == Array(long.replacingOccurrences(of: "\n", with: "\r\n").utf8))
     }
+}
+
+/// A temporary folder for one test, removed with it.
+final class TemporaryFolder {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("carteiro-outbound-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Runs a Python script with one argument; its standard output, trimmed.
+func runPython(_ script: String, _ argument: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = ["-c", script, argument]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
