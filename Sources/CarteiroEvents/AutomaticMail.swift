@@ -20,7 +20,28 @@ public enum AutomaticMail {
         if let address = from?.address.lowercased(), ownAddresses.contains(address) {
             flags.append("loop")
         }
+        if isSpam(header) { flags.append("spam") }
         return flags
+    }
+
+    /// What a spam filter upstream said: SpamAssassin's X-Spam-Flag/X-Spam-Status, rspamd's
+    /// X-Spamd-Result/X-Rspamd-Action, or a plain X-Spam: yes.
+    static func isSpam(_ header: HeaderBlock) -> Bool {
+        func value(_ name: String) -> String? { header.text(name)?.lowercased().trimmingCharacters(in: " ") }
+        if value("x-spam-flag")?.hasPrefix("yes") == true { return true }
+        if value("x-spam-status")?.hasPrefix("yes") == true { return true }
+        if value("x-spam")?.hasPrefix("yes") == true { return true }
+        if let result = value("x-spamd-result"), result.hasPrefix("default: true") { return true }
+        if let action = value("x-rspamd-action"), ["reject", "add header", "rewrite subject"].contains(action) { return true }
+        return false
+    }
+
+    /// A bounce without a delivery-status part: from the null reverse path (Return-Path: <>)
+    /// and a mailer daemon or postmaster.
+    static func looksLikeBounce(_ header: HeaderBlock, from: ParsedAddress?) -> Bool {
+        guard let path = header.text("return-path")?.trimmingCharacters(in: " "), path == "<>" else { return false }
+        let local = from?.address.lowercased().split(separator: "@").first.map(String.init) ?? ""
+        return local == "mailer-daemon" || local == "postmaster"
     }
 }
 

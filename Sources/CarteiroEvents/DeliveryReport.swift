@@ -11,12 +11,14 @@ public struct DeliveryReport: Sendable {
 
     public var originalMessageID: String?
     public var failedRecipients: [Recipient]
+    /// The returned message's subject, for its request tag when its Message-ID is not Carteiro's.
+    public var originalSubject: String?
 
     /// Reads a `multipart/report; report-type=delivery-status` message; nil for anything else.
     public static func read(_ message: MailMessage) -> DeliveryReport? {
         guard message.contentType.value == "multipart/report",
               message.contentType.parameters["report-type"]?.lowercased() == "delivery-status" else { return nil }
-        var report = DeliveryReport(originalMessageID: nil, failedRecipients: [])
+        var report = DeliveryReport(originalMessageID: nil, failedRecipients: [], originalSubject: nil)
         for part in message.root.children {
             let type = part.contentType.value
             if type == "message/delivery-status" || type == "message/global-delivery-status" {
@@ -24,6 +26,7 @@ public struct DeliveryReport: Sendable {
             } else if type == "text/rfc822-headers" || type == "message/rfc822" || type == "message/rfc822-headers" {
                 let (header, _) = HeaderBlock.parse(part.decodedBody[...])
                 report.originalMessageID = header.raw("message-id").flatMap { MailMessage.messageIDs($0).first }
+                report.originalSubject = header.raw("subject").map { EncodedWords.decode($0) }
             }
         }
         return report

@@ -70,11 +70,25 @@ public struct EventBuilder: Sendable {
                                  receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: flags, message: message,
                                  messageSize: input.size, attachments: stored, problems: message.problems,
                                  rawPath: "raw/\(id).eml", delivery: nil)
-        if let report = DeliveryReport.read(message), let original = report.originalMessageID,
-           let request = threading.request(fromMessageID: original) {
+        let report = DeliveryReport.read(message)
+        if let report {
+            // A bounce never opens a request: the returned message's keyed Message-ID names its
+            // request, else its subject's tag; a bounce that names none is flagged as such.
             event.type = "delivery.failed"
-            event.request = request
             event.delivery = report
+            if let original = report.originalMessageID, let request = threading.request(fromMessageID: original) {
+                event.request = request
+                event.matchedBy = "message-id"
+            } else if let subject = report.originalSubject, let request = threading.request(fromSubject: subject) {
+                event.request = request
+                event.matchedBy = "subject-tag"
+            } else {
+                event.flags.append("bounce")
+            }
+        } else if AutomaticMail.looksLikeBounce(message.header, from: message.from) {
+            event.type = "delivery.failed"
+            event.delivery = DeliveryReport(originalMessageID: nil, failedRecipients: [], originalSubject: nil)
+            event.flags.append("bounce")
         } else if let match = threading.match(message) {
             let owner = contractOfRequest(match.request)
             let foreign = owner != nil && owner != input.contract
