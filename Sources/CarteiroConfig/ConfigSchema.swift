@@ -20,6 +20,18 @@ public enum ConfigSchema {
     public static let events = TableSpec(pattern: ["events"], title: "[events]", doc: "Where request events go.", keys: [
         KeySpec("spool", .path, "<state_dir>/events", "The folder where each event is written as one JSON file; the desk removes a file once it has taken it."),
         KeySpec("webhook", .url, "unset", "When set, each event is also POSTed here and removed from the spool on a 2xx answer, retried with backoff otherwise."),
+        KeySpec("webhook_secret", .secret, "unset", "Signs each POST: header Carteiro-Signature: t=UNIX-TIME,v1=HEX, the HMAC-SHA-256 of \"UNIX-TIME.BODY\" with this secret. Prefer the _credential, _file or _env forms."),
+        KeySpec("webhook_secret_file", .path, "unset", "Read the webhook's signing secret from this file (its first line; chmod 600)."),
+        KeySpec("webhook_secret_env", .string, "unset", "Read the webhook's signing secret from this environment variable."),
+        KeySpec("webhook_secret_credential", .string, "unset", "Read the webhook's signing secret from systemd's credential NAME."),
+        KeySpec("webhook_token", .secret, "unset", "Sent with each POST as Authorization: Bearer TOKEN (also as _file, _env, _credential)."),
+        KeySpec("webhook_token_file", .path, "unset", "Read the webhook's bearer token from this file."),
+        KeySpec("webhook_token_env", .string, "unset", "Read the webhook's bearer token from this environment variable."),
+        KeySpec("webhook_token_credential", .string, "unset", "Read the webhook's bearer token from systemd's credential NAME."),
+        KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file for the webhook, as well as the system's."),
+        KeySpec("tls_verify", .boolean, "true", "Verify the webhook's certificate."),
+        KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long one POST may take."),
+        KeySpec("inline_attachments", .size, "0 (never)", "Attachments up to this size in all go inside the POSTed event, base64 in content_base64, so a desk on another machine needs no shared folder."),
     ])
 
     public static let mailbox = TableSpec(pattern: ["mailbox", "*"], title: "[mailbox.NAME]", doc: "A mailbox: inbound (read by polling IMAP or POP3) or outbound (an SMTP profile to send through).", keys: [

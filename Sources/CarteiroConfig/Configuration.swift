@@ -25,6 +25,8 @@ public struct Configuration: Sendable {
         for mailbox in outboundMailboxes where mailbox.auth && mailbox.oauth == nil {
             if let password = mailbox.password { sources.append((password, mailbox.location, "mailbox \"\(mailbox.name)\"")) }
         }
+        if let secret = events.webhookSecret { sources.append((secret, files.first.map { SourceLocation(file: $0, line: 1, column: 1) } ?? SourceLocation(file: "", line: 1, column: 1), "the webhook's signing secret")) }
+        if let token = events.webhookToken { sources.append((token, files.first.map { SourceLocation(file: $0, line: 1, column: 1) } ?? SourceLocation(file: "", line: 1, column: 1), "the webhook's bearer token")) }
         for client in oauthClients {
             if let secret = client.clientSecret { sources.append((secret, client.location, "oauth client \"\(client.name)\"")) }
             if let key = client.serviceAccountKey { sources.append((key, client.location, "oauth client \"\(client.name)\" (service account key)")) }
@@ -51,9 +53,17 @@ public struct DaemonSettings: Sendable {
     public var hostname: String?
 }
 
-public struct EventSettings: Sendable {
+public struct EventSettings: Sendable, Equatable {
     public var spool: String
     public var webhook: String?
+    /// Signs each POST (HMAC-SHA-256 over the timestamp and the body).
+    public var webhookSecret: SecretSource? = nil
+    /// Sent as `Authorization: Bearer …`.
+    public var webhookToken: SecretSource? = nil
+    public var webhookTLS: TLSSettings = TLSSettings()
+    public var webhookTimeout: Duration = .seconds(30)
+    /// Attachments up to this many bytes in all go inline (base64) in the POST; 0: never.
+    public var inlineAttachments: Int = 0
 }
 
 /// TLS settings shared by every kind of mailbox.

@@ -103,8 +103,18 @@ public struct ConfigurationBuilder {
             alertAfter: daemonReader?.duration("alert_after") ?? .seconds(15 * 60),
             queueLifetime: daemonReader?.duration("queue_lifetime") ?? .seconds(5 * 86_400),
             hostname: daemonReader?.string("hostname"))
-        let events = EventSettings(spool: eventsReader?.string("spool") ?? stateDirectory + "/events",
+        var events = EventSettings(spool: eventsReader?.string("spool") ?? stateDirectory + "/events",
                                    webhook: eventsReader?.string("webhook"))
+        if let reader = eventsReader {
+            events.webhookSecret = reader.secretSource("webhook_secret", diagnostics: &diagnostics)
+            events.webhookToken = reader.secretSource("webhook_token", diagnostics: &diagnostics)
+            events.webhookTLS = TLSSettings(caFile: reader.string("ca_file"), verify: reader.boolean("tls_verify") ?? true)
+            events.webhookTimeout = reader.duration("timeout") ?? .seconds(30)
+            events.inlineAttachments = reader.size("inline_attachments") ?? 0
+            if events.webhook == nil, let key = ["webhook_secret", "webhook_token", "inline_attachments"].first(where: reader.has) {
+                diagnostics.warning(reader.keyLocation(key), "`\(key)` is unused without `webhook`")
+            }
+        }
         // Inbound mailboxes inherit the daemon's interval and alert delay unless they set their own.
         for i in inbound.indices {
             let table = document.table(["mailbox", inbound[i].name])

@@ -11,7 +11,8 @@ public enum HTTPPost {
         case failed(String)
     }
 
-    public static func send(_ body: [UInt8], to url: String, timeout: Duration, tls: TLSSettings = TLSSettings()) -> Outcome {
+    /// `headers`: more header lines ("Name: value"), such as a signature or a bearer token.
+    public static func send(_ body: [UInt8], to url: String, timeout: Duration, tls: TLSSettings = TLSSettings(), headers extra: [String] = []) -> Outcome {
         guard let handle = CurlHandle() else { return .failed("libcurl could not allocate a connection") }
         handle.set(CURLOPT_URL, url)
         handle.set(CURLOPT_POST, 1)
@@ -22,6 +23,7 @@ public enum HTTPPost {
         }
         var headers: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Content-Type: application/json")
         headers = curl_slist_append(headers, "Expect:")
+        for line in extra where !line.contains("\r") && !line.contains("\n") { headers = curl_slist_append(headers, line) }
         defer { curl_slist_free_all(headers) }
         _ = carteiro_curl_setopt_slist(handle.raw, CURLOPT_HTTPHEADER, headers)
         _ = carteiro_curl_discard_body(handle.raw)
@@ -33,6 +35,10 @@ public enum HTTPPost {
         if let caFile = tls.caFile {
             handle.set(CURLOPT_CAINFO, caFile)
             handle.set(CURLOPT_CAPATH, "/etc/ssl/certs")
+        }
+        if !tls.verify {
+            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
+            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
         }
         let code = handle.perform()
         guard code == CURLE_OK else { return .failed(handle.errorText(code)) }

@@ -29,6 +29,8 @@ public final class Daemon: @unchecked Sendable {
     var forwarder: EventForwarder?
     /// OAuth tokens for every mailbox that logs in with them, inbound and outbound alike.
     var broker: TokenBroker
+    /// The webhook's settings with its secrets read (at start and at each reload).
+    var webhookSettings: EventForwarder.Settings
     /// Where the daemon is in its life. Each transition happens on `queue`:
     /// starting → running ⇄ reloading → … → stopping (from any of them; never back).
     enum Lifecycle: Equatable {
@@ -51,8 +53,32 @@ public final class Daemon: @unchecked Sendable {
         self.configuration = configuration
         self.log = log
         broker = Self.makeBroker(configuration, environment: environment, log: log)
+        webhookSettings = try Self.webhookSettings(configuration, environment: environment)
         service = try InboundService(configuration: configuration, environment: environment, log: log, broker: broker)
         outbound = try OutboundService(configuration: configuration, environment: environment, log: log, broker: broker)
+    }
+
+    static func webhookSettings(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> EventForwarder.Settings {
+        let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
+        let events = configuration.events
+        var settings = EventForwarder.Settings(tls: events.webhookTLS, timeout: events.webhookTimeout, inlineAttachments: events.inlineAttachments,
+                                               stateDirectory: configuration.daemon.stateDirectory)
+        guard events.webhook != nil else { return settings }
+        var problems: [String] = []
+        if let source = events.webhookSecret {
+            switch resolver.resolve(source) {
+            case .success(let secret): settings.secret = secret
+            case .failure(let failure): problems.append("[events] webhook_secret: \(failure)")
+            }
+        }
+        if let source = events.webhookToken {
+            switch resolver.resolve(source) {
+            case .success(let token): settings.token = token
+            case .failure(let failure): problems.append("[events] webhook_token: \(failure)")
+            }
+        }
+        guard problems.isEmpty else { throw .secrets(problems) }
+        return settings
     }
 
     static func makeBroker(_ configuration: Configuration, environment: [String: String], log: DaemonLog) -> TokenBroker {
@@ -197,7 +223,7 @@ public final class Daemon: @unchecked Sendable {
         if let interval = notifier.watchdogInterval {
             service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }
         }
-        forwarder = configuration.events.webhook.map { EventForwarder(spool: configuration.events.spool, url: $0, log: log) }
+        forwarder = configuration.events.webhook.map { [webhookSettings] in EventForwarder(spool: configuration.events.spool, url: $0, log: log, settings: webhookSettings) }
         forwarder?.start()
     }
 
@@ -271,9 +297,11 @@ public final class Daemon: @unchecked Sendable {
             // anything that runs change.
             let inboundReload: InboundService.Reload
             let outboundReload: OutboundService.Reload
+            let nextWebhook: EventForwarder.Settings
             do {
                 inboundReload = try service.prepareReload(next, environment: environment)
                 outboundReload = try outbound.prepareReload(next, environment: environment)
+                nextWebhook = try Self.webhookSettings(next, environment: environment)
             } catch {
                 log.log(.error, "reload failed", ["error": "\(error)"])
                 finishReload(status: "reload failed; running the previous configuration")
@@ -282,8 +310,9 @@ public final class Daemon: @unchecked Sendable {
             broker.update(clients: next.oauthClients)
             service.apply(inboundReload)
             outbound.apply(outboundReload)
-            if next.events.webhook != configuration.events.webhook {
-                replaceForwarder(next.events.webhook.map { EventForwarder(spool: next.events.spool, url: $0, log: log) })
+            if next.events != configuration.events {
+                webhookSettings = nextWebhook
+                replaceForwarder(next.events.webhook.map { EventForwarder(spool: next.events.spool, url: $0, log: log, settings: nextWebhook) })
             }
             configuration = next
             log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count),
@@ -322,6 +351,7 @@ public final class Daemon: @unchecked Sendable {
                     service = try InboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
                     outbound = try OutboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
                     broker = nextBroker
+                    webhookSettings = try Self.webhookSettings(next, environment: environment)
                     configuration = next
                     stateLock = nextLock
                     log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count)])

@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CarteiroConfig
 import CarteiroCurl
+import CarteiroEvents
 import Dispatch
 import Foundation
 
@@ -17,6 +19,26 @@ public final class EventForwarder: @unchecked Sendable {
     let spool: String
     let url: String
     let log: DaemonLog
+    /// The webhook's settings, its secrets resolved.
+    public struct Settings: Sendable {
+        public var secret: Secret?
+        public var token: Secret?
+        public var tls: TLSSettings
+        public var timeout: Duration
+        public var inlineAttachments: Int
+        /// Where attachment paths point from (the state directory).
+        public var stateDirectory: String
+        public init(secret: Secret? = nil, token: Secret? = nil, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30),
+                    inlineAttachments: Int = 0, stateDirectory: String = "") {
+            self.secret = secret
+            self.token = token
+            self.tls = tls
+            self.timeout = timeout
+            self.inlineAttachments = inlineAttachments
+            self.stateDirectory = stateDirectory
+        }
+    }
+    let settings: Settings
     let queue = DispatchQueue(label: "carteiro.webhook")
     var timer: DispatchSourceTimer?
     // Touched only on `queue`.
@@ -24,10 +46,42 @@ public final class EventForwarder: @unchecked Sendable {
     /// Raised by `stop` at once, so the pass in flight ends after its current message.
     let stopping = StopFlag()
 
-    public init(spool: String, url: String, log: DaemonLog) {
+    public init(spool: String, url: String, log: DaemonLog, settings: Settings = Settings()) {
         self.spool = spool
         self.url = url
         self.log = log
+        self.settings = settings
+    }
+
+    /// `Carteiro-Signature: t=TIME,v1=HEX`: HMAC-SHA-256 of "TIME." + body with the secret.
+    /// The desk recomputes it, compares in constant time, and refuses old timestamps (replays).
+    public static func signature(body: [UInt8], secret: Secret, time: Int64) -> String {
+        let mac = Digest.hmacSHA256(key: Array(secret.value.utf8), data: Array("\(time).".utf8) + body)
+        return "t=\(time),v1=\(Digest.hex(mac))"
+    }
+
+    /// The event as POSTed: with attachments inline (base64 in `content_base64`) while they fit
+    /// in `inline_attachments`, the rest by their path as in the spool.
+    func payload(_ body: [UInt8]) -> [UInt8] {
+        guard settings.inlineAttachments > 0,
+              var event = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+              var message = event["message"] as? [String: Any],
+              let attachments = message["attachments"] as? [[String: Any]], !attachments.isEmpty else { return body }
+        var left = settings.inlineAttachments
+        var changed = false
+        message["attachments"] = attachments.map { attachment -> [String: Any] in
+            guard let path = attachment["path"] as? String, let size = attachment["size"] as? Int, size <= left,
+                  !path.contains(".."), path.hasPrefix("attachments/"),
+                  case .success(let bytes) = RegularFile.read(settings.stateDirectory + "/" + path, limit: size) else { return attachment }
+            left -= size
+            changed = true
+            var inline = attachment
+            inline["content_base64"] = Data(bytes).base64EncodedString()
+            return inline
+        }
+        guard changed else { return body }
+        event["message"] = message
+        return (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys])).map { [UInt8]($0) } ?? body
     }
 
     public func start() {
@@ -76,7 +130,13 @@ public final class EventForwarder: @unchecked Sendable {
                 guard !stopping.isRaised else { return }
                 let path = spool + "/" + name
                 guard let body = FileManager.default.contents(atPath: path) else { continue }
-                let outcome = HTTPPost.send([UInt8](body), to: url, timeout: Self.requestTimeout)
+                let payload = payload([UInt8](body))
+                var headers: [String] = []
+                if let secret = settings.secret {
+                    headers.append("Carteiro-Signature: " + Self.signature(body: payload, secret: secret, time: Int64(Date().timeIntervalSince1970)))
+                }
+                if let token = settings.token { headers.append("Authorization: Bearer \(token.value)") }
+                let outcome = HTTPPost.send(payload, to: url, timeout: settings.timeout, tls: settings.tls, headers: headers)
                 if case .status(let code) = outcome, (200..<300).contains(code) {
                     unlink(path)
                     if backoff.removeValue(forKey: lane) != nil {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import CarteiroTesting
+import CarteiroEvents
+import CarteiroConfig
 
 /// Events POSTed to a real HTTP server on loopback that refuses the first attempts.
 @Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
@@ -48,6 +50,66 @@ struct WebhookTests {
         #expect(ids == (1...5).map { "<\(user)-\($0)@lab.test>" })
         #expect(daemon.log.components(separatedBy: "webhook refused an event").count - 1 == 3)
         #expect(daemon.log.contains("reason=\"HTTP 503\""))
+    }
+
+    @Test func postsAreSignedCarryTheTokenAndInlineAttachments() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let received = directory.path + "/received.jsonl"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = [Self.root + "/scripts/lab/webhook_server.py", "--envelope", "--log", received]
+        let output = Pipe()
+        server.standardOutput = output
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let port = try #require(Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let user = uniqueName("signed")
+        try lab.addUser(user)
+        try lab.deliver("From: c@example.com\r\nTo: \(user)@lab\r\nSubject: With a file\r\nMessage-ID: <signed-\(user)@lab.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n--b\r\nContent-Type: text/plain; name=a.txt\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nfile body\r\n--b--\r\n", to: user)
+        let secret = "s3cret-\(user)"
+        var text = daemonConfiguration(state: directory.path + "/state",
+                                       mailboxes: inboundMailbox("signed", provider: "imaps", port: lab.imapsPort, user: user, lab: lab),
+                                       contractMailboxes: ["signed"])
+        text = text.replacingOccurrences(of: "[mailbox.out]", with: """
+            [events]
+            webhook = "http://127.0.0.1:\(port)/mail-events"
+            webhook_secret_env = "HOOK_SECRET"
+            webhook_token = "tok-\(user)"
+            timeout = "5s"
+            inline_attachments = "1MB"
+
+            [mailbox.out]
+            """)
+        let config = try directory.write("carteiro.conf", text, mode: 0o600)
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log",
+                                       environment: ["HOOK_SECRET": secret])
+        defer { _ = daemon.terminate() }
+        var line: [String: Any]?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline, line == nil {
+            line = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n").first
+                .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let envelope = try #require(line, "\(daemon.log)")
+        #expect(envelope["authorization"] as? String == "Bearer tok-\(user)")
+        // The signature: t=TIME,v1=HMAC-SHA-256("TIME." + body), recomputed here as a desk would.
+        let signature = try #require(envelope["signature"] as? String)
+        let raw = try #require(envelope["raw"] as? String)
+        let parts = Dictionary(uniqueKeysWithValues: signature.split(separator: ",").compactMap { part -> (String, String)? in
+            let pair = part.split(separator: "=", maxSplits: 1)
+            return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
+        })
+        let time = try #require(parts["t"])
+        let expected = Digest.hex(Digest.hmacSHA256(key: Array(secret.utf8), data: Array("\(time).".utf8) + Array(raw.utf8)))
+        #expect(parts["v1"] == expected)
+        #expect(abs((Int64(time) ?? 0) - Int64(Date().timeIntervalSince1970)) < 60)
+        // The attachment rode inside the event.
+        let event = try #require(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any])
+        let attachment = try #require(((event["message"] as? [String: Any])?["attachments"] as? [[String: Any]])?.first)
+        #expect(attachment["content_base64"] as? String == Data("file body".utf8).base64EncodedString())
+        #expect(!daemon.log.contains(secret) && !daemon.log.contains("tok-\(user)"))
     }
 
     /// The spool's order (oldest first by modification time, as the webhook reads it) is the

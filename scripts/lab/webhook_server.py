@@ -16,6 +16,8 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--envelope", action="store_true",
+                        help="log {signature, authorization, raw} instead of the body, to check signatures")
     args = parser.parse_args()
     lock = threading.Lock()
     state = {"seen": 0}
@@ -29,7 +31,12 @@ def main():
                 failing = state["seen"] <= args.fail_first
                 if not failing:
                     with open(args.log, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(json.loads(body)) + "\n")
+                        if args.envelope:
+                            handle.write(json.dumps({"signature": self.headers.get("Carteiro-Signature"),
+                                                     "authorization": self.headers.get("Authorization"),
+                                                     "raw": body.decode("utf-8")}) + "\n")
+                        else:
+                            handle.write(json.dumps(json.loads(body)) + "\n")
             self.send_response(503 if failing else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
