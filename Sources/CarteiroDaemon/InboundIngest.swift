@@ -173,8 +173,11 @@ struct InboundIngest {
             do throws(DurableFiles.Failure) {
                 // An unreadable message has no content to recognise it by: its own id is its key.
                 let key = message.unreadable == nil ? Self.dedupeKey(event, bytes: message.bytes) : "unreadable:" + event.id
-                built.set(index, .success(try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
-                                                          event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments)))
+                var staged = try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
+                                             event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments)
+                staged.summary = [("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
+                                  ("from", event.message?.from?.address ?? ""), ("request", event.request ?? "")]
+                built.set(index, .success(staged))
             } catch {
                 built.set(index, .failure(.storage(error.description)))
             }
@@ -281,6 +284,11 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
                         self.committed.append(token)
                         self.handedOn += staged.count
                         self.duplicates += duplicates
+                    }
+                    // One line per message handed on: "did the mail from X arrive?" is a journal query.
+                    let mailbox = self.ingest.mailbox.name, contract = self.ingest.contract ?? ""
+                    for message in staged {
+                        self.ingest.log.log(.info, "message handed on", pairs: [("mailbox", mailbox), ("contract", contract)] + message.summary.filter { !$0.1.isEmpty })
                     }
                 } catch {
                     self.lock.withLock { if self.failure == nil { self.failure = error } }

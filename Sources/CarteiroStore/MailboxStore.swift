@@ -84,6 +84,8 @@ public struct StagedMessage: Sendable {
     /// The key that recognises the same message again (Message-ID, or a hash of the header).
     public var dedupeKey: String
     var renames: [(from: String, to: String)]
+    /// What the log says of it once handed on (type, Message-ID, sender …).
+    public var summary: [(String, String)] = []
 }
 
 /// One inbound mailbox's durable state and its hand-over of messages (SPEC §3's order:

@@ -29,7 +29,10 @@ struct Run: ParsableCommand {
         setenv("LIBDISPATCH_LOG", "NO", 0)
         if !once { Daemon.catchSignals() }
         let environment = options.environment
-        let level = Logger.Level(rawValue: environment["CARTEIRO_LOG_LEVEL"] ?? "info") ?? .info
+        guard let level = Logger.Level(rawValue: (environment["CARTEIRO_LOG_LEVEL"] ?? "info").lowercased()) else {
+            Output.error("carteiro: CARTEIRO_LOG_LEVEL=\(environment["CARTEIRO_LOG_LEVEL"] ?? "") is not a level: trace, debug, info, notice, warning, error or critical")
+            throw ExitCode(78)
+        }
         let journal = JournalLogHandler.stderrIsJournal(environment: environment)
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = journal ? JournalLogHandler(label: label) : StderrLogHandler(label: label)

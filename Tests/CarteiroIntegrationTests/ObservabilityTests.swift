@@ -1,0 +1,33 @@
+import Foundation
+import Testing
+import CarteiroTesting
+
+/// What an operator reads: one log line per message handed on, and a log level that is a level.
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct ObservabilityTests {
+    @Test func eachMessageHandedOnHasItsLogLine() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("obs")
+        try lab.addUser(user)
+        try lab.deliver(MailLab.message(id: "obs-\(user)@lab.test", subject: "Observed"), to: user)
+        let text = daemonConfiguration(state: directory.path + "/state",
+                                       mailboxes: inboundMailbox("obs", provider: "imaps", port: lab.imapsPort, user: user, lab: lab),
+                                       contractMailboxes: ["obs"])
+        let config = try directory.write("carteiro.conf", text)
+        _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "obs"]))?.status ?? 1) == 0 }
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        let line = run.stderr.split(separator: "\n").first { $0.contains("message handed on") }.map(String.init) ?? ""
+        #expect(line.contains("message_id=<obs-\(user)@lab.test>") && line.contains("mailbox=obs") && line.contains("contract=lab")
+                && line.contains("type=request.new") && line.contains("event=obs/"), "\(run.stderr)")
+    }
+
+    @Test func anInvalidLogLevelIsAnError() throws {
+        let directory = try TemporaryDirectory()
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: "", contractMailboxes: []))
+        let run = try runCarteiro(["run", "--once", "--config", config], environment: ProcessInfo.processInfo.environment.merging(["CARTEIRO_LOG_LEVEL": "bogus"]) { $1 })
+        #expect(run.status == 78)
+        #expect(run.stderr.contains("CARTEIRO_LOG_LEVEL=bogus is not a level"))
+    }
+}
