@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "carteiro",
             dependencies: [
-                "CarteiroDaemon", "CarteiroConfig", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd", "CarteiroOAuth",
+                "CarteiroDaemon", "CarteiroConfig", "CarteiroEvents", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd", "CarteiroOAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -23,6 +23,30 @@ struct ObservabilityTests {
                 && line.contains("type=request.new") && line.contains("event=obs/"), "\(run.stderr)")
     }
 
+    @Test func parsePrintsTheEventARawMessageWouldBecome() throws {
+        let directory = try TemporaryDirectory()
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: """
+            [mailbox.in]
+            type = "inbound"
+            provider = "imaps"
+            server = "127.0.0.1"
+            user = "u"
+            password = "p"
+
+            """, contractMailboxes: ["in"]), mode: 0o600)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+        let parsed = try runCarteiro(["parse", "--config", config, root + "/Tests/CarteiroEventsTests/Fixtures/bounce-unmatched.eml"])
+        #expect(parsed.status == 0, "\(parsed.stderr)")
+        let event = try #require(try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Any])
+        #expect(event["type"] as? String == "delivery.failed")
+        #expect(event["contract"] as? String == "lab")
+        #expect((event["flags"] as? [String])?.contains("bounce") == true)
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/state/events"), "parse writes nothing")
+        let missing = try runCarteiro(["parse", "--config", config, directory.path + "/nope.eml"])
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("nope.eml does not exist"))
+    }
+
     @Test func anInvalidLogLevelIsAnError() throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: "", contractMailboxes: []))
