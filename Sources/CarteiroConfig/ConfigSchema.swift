@@ -52,6 +52,7 @@ public enum ConfigSchema {
         // Inbound only.
         KeySpec("provider", .choice(["imaps", "imap", "pops", "pop"]), nil, "imaps, pops: implicit TLS; imap, pop: STARTTLS (demanded unless starttls = false).", scope: .inbound, required: true),
         KeySpec("folder", .string, "INBOX", "The IMAP folder to read. POP3 has only the inbox.", scope: .inbound),
+        KeySpec("enabled", .boolean, "true", "false keeps the mailbox configured but idle: it is not polled (status says so), its state stays.", scope: .inbound),
         KeySpec("after_fetch", .afterFetch, "keep", "What happens on the server once a message's event is safely on disk: keep, seen (IMAP), delete, or move:FOLDER (IMAP).", scope: .inbound),
         KeySpec("import_existing", .choice(["unseen", "all", "none"]), "unseen", "What the first poll takes: the unseen messages, all of them, or none (start from now).", scope: .inbound),
         KeySpec("max_message_size", .size, "25MB", "A larger message is not downloaded: its event carries the headers and the flag oversize.", scope: .inbound),

@@ -133,6 +133,8 @@ public struct InboundMailbox: Sendable, Equatable {
     public var password: SecretSource
     /// OAuth 2.0 instead of the password (which is then unused).
     public var oauth: OAuthLogin? = nil
+    /// false: configured but not polled.
+    public var enabled: Bool = true
     public var folder: String
     public var afterFetch: AfterFetch
     public var importExisting: ImportExisting

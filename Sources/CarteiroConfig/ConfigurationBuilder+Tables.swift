@@ -22,6 +22,7 @@ extension ConfigurationBuilder {
             user: reader.string("user") ?? "",
             password: password ?? .inline(Secret("")),
             oauth: oauth,
+            enabled: reader.boolean("enabled") ?? true,
             folder: reader.string("folder") ?? "INBOX",
             afterFetch: reader.afterFetch("after_fetch") ?? .keep,
             importExisting: reader.string("import_existing").flatMap(ImportExisting.init(rawValue:)) ?? .unseen,

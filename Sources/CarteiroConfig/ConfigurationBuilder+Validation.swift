@@ -113,6 +113,18 @@ extension ConfigurationBuilder {
             warnUnusualPort(mailbox.port, expected: mailbox.tlsMode.rawValue, defaultPort: mailbox.tlsMode.defaultPort, at: table?.entry("port")?.value.location, diagnostics: &diagnostics)
         }
 
+        // Two inbound mailboxes on one account and folder would make every message two events.
+        var accounts: [String: String] = [:]
+        for mailbox in configuration.inboundMailboxes where mailbox.enabled {
+            let folder = mailbox.provider.isIMAP ? mailbox.folder : "(POP3 inbox)"
+            let key = "\(mailbox.server.lowercased()):\(mailbox.port)/\(mailbox.user.lowercased())/\(folder)"
+            if let first = accounts[key] {
+                diagnostics.warning(mailbox.location, "mailboxes \"\(first)\" and \"\(mailbox.name)\" read the same account and folder (\(mailbox.user) at \(mailbox.server), \(folder)): each message would be handed on by both")
+            } else {
+                accounts[key] = mailbox.name
+            }
+        }
+
         // OAuth clients and the mailboxes that use them.
         let clientNames = configuration.oauthClients.map(\.name)
         var usedClients: Set<String> = []

@@ -33,7 +33,7 @@ public final class InboundService: @unchecked Sendable {
         self.log = log
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
                                             secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
-        mailboxCount = configuration.inboundMailboxes.count
+        mailboxCount = configuration.inboundMailboxes.filter(\.enabled).count
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         let directory = self.directory
         let contracts = self.contracts
@@ -83,7 +83,7 @@ public final class InboundService: @unchecked Sendable {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var logins: [String: MailboxLogin] = [:]
         var problems: [String] = []
-        for mailbox in configuration.inboundMailboxes {
+        for mailbox in configuration.inboundMailboxes where mailbox.enabled {
             if let oauth = mailbox.oauth {
                 logins[mailbox.name] = .oauth(user: mailbox.user, oauth, broker: broker)
                 continue
@@ -124,7 +124,8 @@ public final class InboundService: @unchecked Sendable {
             }
         }
         contracts.set(table)
-        return (configuration.inboundMailboxes, pollers, table)
+        // A disabled mailbox is not scheduled at all; its state stays for when it comes back.
+        return (configuration.inboundMailboxes.filter(\.enabled), pollers, table)
     }
 
     static func result(_ body: () throws(PollFailure) -> PollOutcome) -> Result<PollOutcome, PollFailure> {

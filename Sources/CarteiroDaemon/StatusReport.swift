@@ -6,7 +6,7 @@ import Foundation
 /// `carteiro status`: what the running daemon last wrote to `status.json`.
 public enum StatusReport {
     /// `descriptions`: each mailbox's `description` from the configuration, shown beside it.
-    public static func render(stateDirectory: String, descriptions: [String: String] = [:], oauth: [OAuthAccount] = [],
+    public static func render(stateDirectory: String, descriptions: [String: String] = [:], oauth: [OAuthAccount] = [], disabled: [String] = [],
                               now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let path = stateDirectory + "/status.json"
         guard let data = FileManager.default.contents(atPath: path),
@@ -40,6 +40,7 @@ public enum StatusReport {
             lines.append("mailbox \(status.name)\(label): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run")
             if let error = status.lastError { lines.append("  last error: \(error)") }
         }
+        for name in disabled { lines.append("mailbox \(name): disabled (enabled = false): not polled") }
         // The outbound lanes, from the queue itself.
         let queue = OutboundQueue(stateDirectory: stateDirectory)
         for lane in queue.lanes() {

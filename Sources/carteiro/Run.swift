@@ -83,7 +83,8 @@ struct Status: ParsableCommand {
         let (configuration, _) = try options.load()
         let descriptions = Dictionary(configuration.inboundMailboxes.map { ($0.name, $0.description) }, uniquingKeysWith: { first, _ in first })
         let report = StatusReport.render(stateDirectory: configuration.daemon.stateDirectory, descriptions: descriptions,
-                                         oauth: StatusReport.oauthAccounts(configuration))
+                                         oauth: StatusReport.oauthAccounts(configuration),
+                                         disabled: configuration.inboundMailboxes.filter { !$0.enabled }.map(\.name))
         FileHandle.standardOutput.write(Data(report.text.utf8))
         if !report.running { throw ExitCode(3) }
     }

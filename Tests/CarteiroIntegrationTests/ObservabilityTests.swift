@@ -47,6 +47,31 @@ struct ObservabilityTests {
         #expect(missing.stderr.contains("nope.eml does not exist"))
     }
 
+    @Test func aDisabledMailboxIsNotPolledAndStatusSaysSo() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("off")
+        try lab.addUser(user)
+        try lab.deliver(MailLab.message(id: "off-\(user)@lab.test", subject: "Not yet"), to: user)
+        let mailboxes = inboundMailbox("on", provider: "imaps", port: lab.imapsPort, user: user, lab: lab)
+            + inboundMailbox("off", provider: "pops", port: lab.pop3sPort, user: user, lab: lab, extra: "enabled = false")
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: mailboxes, contractMailboxes: ["on", "off"]))
+        let check = try runCarteiro(["check-config", "--config", config])
+        #expect(check.status == 0, "\(check.stderr)")
+        _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "on"]))?.status ?? 1) == 0 }
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("mailbox=on") && !run.stderr.contains("mailbox=off"), "\(run.stderr)")
+        let status = try runCarteiro(["status", "--config", config])
+        #expect(status.stdout.contains("mailbox off: disabled (enabled = false): not polled"), "\(status.stdout)")
+        // Two enabled mailboxes on one account and folder: warned.
+        let twice = try directory.write("twice.conf", daemonConfiguration(state: directory.path + "/state2",
+            mailboxes: inboundMailbox("a", provider: "imaps", port: lab.imapsPort, user: user, lab: lab) + inboundMailbox("b", provider: "imaps", port: lab.imapsPort, user: user, lab: lab),
+            contractMailboxes: ["a", "b"]))
+        let warned = try runCarteiro(["check-config", "--config", twice])
+        #expect(warned.stderr.contains("mailboxes \"a\" and \"b\" read the same account and folder"), "\(warned.stderr)")
+    }
+
     @Test func anInvalidLogLevelIsAnError() throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: "", contractMailboxes: []))
