@@ -64,6 +64,8 @@ public enum ConfigSchema {
         KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
         KeySpec("tls", .choice(["none", "starttls", "tls"]), "starttls", "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
         KeySpec("auth", .boolean, "false", "Log in before sending (then user and a password source are required).", scope: .outbound),
+        KeySpec("max_messages_per_minute", .integer(1...100_000), "unset (no limit)", "At most this many messages a minute through this mailbox (Microsoft 365: 30). More wait their turn; none fails for it.", scope: .outbound),
+        KeySpec("max_recipients_per_day", .integer(1...10_000_000), "unset (no limit)", "At most this many recipients a day (Microsoft 365: 10000). Counted across restarts; more wait.", scope: .outbound),
         KeySpec("max_attachment_size", .size, "25MB", "The most a notification's attachments may hold together (before encoding); a submission with more is rejected.", scope: .outbound),
     ])
 

@@ -177,6 +177,9 @@ public struct OutboundMailbox: Sendable, Equatable {
     public var oauth: OAuthLogin? = nil
     /// The most a notification's attachments may hold together.
     public var maxAttachmentSize: Int = 25 << 20
+    /// Sending limits; nil: none.
+    public var maxMessagesPerMinute: Int? = nil
+    public var maxRecipientsPerDay: Int? = nil
     public var tls: TLSSettings
     public var timeout: Duration
     public var location: SourceLocation

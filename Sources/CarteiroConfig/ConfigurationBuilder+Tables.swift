@@ -55,6 +55,8 @@ extension ConfigurationBuilder {
             password: password,
             oauth: oauth,
             maxAttachmentSize: reader.size("max_attachment_size") ?? 25 << 20,
+            maxMessagesPerMinute: reader.integer("max_messages_per_minute"),
+            maxRecipientsPerDay: reader.integer("max_recipients_per_day"),
             tls: readTLS(reader),
             timeout: reader.duration("timeout") ?? .seconds(30),
             location: reader.table.location)

@@ -38,6 +38,13 @@ final class SMTPLane: @unchecked Sendable {
         countsLock.withLock { latestCounts }
     }
     private var latestCounts: (queued: Int, deferred: Int)?
+    /// Sent lately, for the mailbox's sending limits (read once, kept up to date).
+    lazy var ledger = RateLedger(path: queue.root + "/" + mailbox.name + "/.rate")
+    /// Held back by a sending limit until then (0: not held).
+    var throttledUntil: Int64 = 0
+    /// Messages waiting for a sending limit, for status.
+    var throttled: Int { countsLock.withLock { latestThrottled } }
+    private var latestThrottled = 0
     private let countsLock = NSLock()
 
     init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: OutboundQueue, directory: StateDirectory,
@@ -99,11 +106,27 @@ final class SMTPLane: @unchecked Sendable {
         defer {
             if let session { SMTPClient(session: session).quit() }
         }
-        for var item in due {
+        let limited = mailbox.maxMessagesPerMinute != nil || mailbox.maxRecipientsPerDay != nil
+        if limited && now < throttledUntil { return }
+        for (position, var item) in due.enumerated() {
             guard !stopping.isRaised else { return }
             if now - item.created > lifetime.components.seconds {
                 expire(&item, reason: "not delivered within the queue lifetime (\(ConfigDuration.format(lifetime)))")
                 continue
+            }
+            if limited {
+                let recipients = item.recipients.filter { $0.state == .pending }.count
+                if let until = ledger.wait(now: Int64(Date().timeIntervalSince1970), recipients: recipients,
+                                           perMinute: mailbox.maxMessagesPerMinute, perDay: mailbox.maxRecipientsPerDay) {
+                    // Over a sending limit: the rest wait their turn, without an attempt counted.
+                    throttledUntil = until
+                    let waiting = due.count - position
+                    countsLock.withLock { latestThrottled = waiting }
+                    log.log(.info, "sending limit reached; messages wait", ["mailbox": mailbox.name, "waiting": String(waiting),
+                                                                            "until": String(until)])
+                    return
+                }
+                countsLock.withLock { latestThrottled = 0 }
             }
             guard let bytes = queue.messageBytes(item) else { continue }
             if session == nil {
@@ -137,6 +160,9 @@ final class SMTPLane: @unchecked Sendable {
                 defer_(&item, error: error.description)
                 log.log(.warning, "smtp transaction failed", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
                 return
+            }
+            if limited {
+                try? ledger.record(now: Int64(Date().timeIntervalSince1970), recipients: item.recipients.count)
             }
             finish(&item)
         }

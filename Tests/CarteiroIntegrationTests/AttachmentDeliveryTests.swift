@@ -32,4 +32,29 @@ struct AttachmentDeliveryTests {
         #expect(invoice.message.contains("Content-Type: application/pdf; name=\"invoice.pdf\""))
         #expect(invoice.message.contains(Data("%PDF-1.4 fake".utf8).base64EncodedString()))
     }
+
+    @Test func aSendingLimitHoldsMessagesBackAcrossRestartsWithoutFailingThem() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let token = uniqueName("rate")
+        var text = outboundConfiguration(lab: lab, state: state, token: token)
+        text = text.replacingOccurrences(of: "sender = \"Audit <audit@desk.example>\"", with: "sender = \"Audit <audit@desk.example>\"\nmax_messages_per_minute = 2")
+        let config = try directory.write("carteiro.conf", text)
+        for n in 1...5 {
+            let sent = try runCarteiro(["send", "--config", config, "--mailbox", "audit-out", "--to", "r\(n).\(token)@lab.test", "--subject", "Rate \(n)", "--text", "t"])
+            #expect(sent.status == 0, "\(sent.stderr)")
+        }
+        let first = try runCarteiro(["run", "--once", "--config", config])
+        #expect(first.stderr.contains("sending limit reached; messages wait"), "\(first.stderr)")
+        #expect(ReceivedMail.all(in: lab, containing: token).count == 2)
+        // A restart within the minute sends nothing more: the count is on disk.
+        let second = try runCarteiro(["run", "--once", "--config", config])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(ReceivedMail.all(in: lab, containing: token).count == 2)
+        // The rest wait, queued, no attempt counted, nothing failed.
+        let list = try runCarteiro(["queue", "list", "--config", config])
+        #expect(list.stdout.components(separatedBy: "audit-out  0 attempts").count - 1 == 3, "\(list.stdout)")
+        #expect(!list.stdout.contains("failed"))
+    }
 }

@@ -1,0 +1,51 @@
+import Foundation
+
+/// What an outbound mailbox sent lately, for its sending limits (messages per minute,
+/// recipients per day): one line per sent message, `TIME RECIPIENTS`, the last 24 hours kept.
+/// Stored beside the lane's queue, so that a restart does not reset the count.
+public struct RateLedger: Sendable {
+    public let path: String
+    public private(set) var entries: [(time: Int64, recipients: Int)] = []
+
+    public init(path: String) {
+        self.path = path
+        guard let bytes = DurableFiles.read(path) else { return }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let time = Int64(parts[0]), let count = Int(parts[1]), count >= 0, count < 1_000_000 else { continue }
+            entries.append((time, count))
+        }
+    }
+
+    /// nil when a message to `recipients` may go now; else when it may.
+    public func wait(now: Int64, recipients: Int, perMinute: Int?, perDay: Int?) -> Int64? {
+        var until: Int64?
+        if let perMinute {
+            let recent = entries.filter { $0.time > now - 60 }
+            if recent.count >= perMinute, let oldest = recent.dropLast(perMinute - 1).last {
+                until = max(until ?? 0, oldest.time + 60)
+            }
+        }
+        if let perDay {
+            let day = entries.filter { $0.time > now - 86_400 }
+            var sum = day.reduce(0) { $0 + $1.recipients }
+            if sum + recipients > perDay {
+                // When enough of the oldest have aged out of the day.
+                var freed: Int64 = now + 86_400
+                for entry in day {
+                    sum -= entry.recipients
+                    if sum + recipients <= perDay { freed = entry.time + 86_400; break }
+                }
+                until = max(until ?? 0, freed)
+            }
+        }
+        return until
+    }
+
+    public mutating func record(now: Int64, recipients: Int) throws(DurableFiles.Failure) {
+        entries = entries.filter { $0.time > now - 86_400 }
+        entries.append((now, recipients))
+        let text = entries.map { "\($0.time) \($0.recipients)\n" }.joined()
+        try DurableFiles.replace(path, with: Array(text.utf8))
+    }
+}
