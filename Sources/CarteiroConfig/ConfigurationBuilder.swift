@@ -133,7 +133,7 @@ public struct ConfigurationBuilder {
         scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_" || scalar == "."
     }
 
-    static func defaultStateDirectory(_ environment: [String: String], configurationFile: String?) -> String {
+    public static func defaultStateDirectory(_ environment: [String: String], configurationFile: String?) -> String {
         // systemd may list several directories separated by colons; the first is ours.
         if let value = environment["STATE_DIRECTORY"], let first = value.split(separator: ":").first, !first.isEmpty {
             return String(first)

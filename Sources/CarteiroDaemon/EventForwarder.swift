@@ -4,6 +4,7 @@ import Glibc
 import CarteiroConfig
 import CarteiroCurl
 import CarteiroEvents
+import CarteiroStore
 import Dispatch
 import Foundation
 
@@ -39,6 +40,26 @@ public final class EventForwarder: @unchecked Sendable {
         }
     }
     let settings: Settings
+    // The webhook's health for `status` (webhook.json in the state directory), on `queue`.
+    var lastSuccess: Int64?
+    var failingSince: Int64?
+    var lastError: String?
+    var stateWrittenAt: Int64 = 0
+
+    /// Writes webhook.json when the health changed, or at most every 10 s while it works.
+    func recordState(changed: Bool) {
+        guard !settings.stateDirectory.isEmpty else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        guard changed || now - stateWrittenAt >= 10 else { return }
+        stateWrittenAt = now
+        var object: [String: Any] = ["url": url]
+        if let lastSuccess { object["last_success"] = lastSuccess }
+        if let failingSince { object["failing_since"] = failingSince }
+        if let lastError { object["last_error"] = lastError }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            try? DurableFiles.replace(settings.stateDirectory + "/webhook.json", with: [UInt8](data))
+        }
+    }
     let queue = DispatchQueue(label: "carteiro.webhook")
     var timer: DispatchSourceTimer?
     // Touched only on `queue`.
@@ -142,6 +163,10 @@ public final class EventForwarder: @unchecked Sendable {
                     if backoff.removeValue(forKey: lane) != nil {
                         log.log(.notice, "webhook accepts events again", ["mailbox": lane])
                     }
+                    lastSuccess = Int64(Date().timeIntervalSince1970)
+                    let recovered = failingSince != nil && backoff.isEmpty
+                    if recovered { failingSince = nil; lastError = nil }
+                    recordState(changed: recovered)
                     continue
                 }
                 let failures = (backoff[lane]?.failures ?? 0) + 1
@@ -153,6 +178,9 @@ public final class EventForwarder: @unchecked Sendable {
                 }
                 log.log(.warning, "webhook refused an event", ["mailbox": lane, "event": name, "reason": reason,
                                                                "retry_in": "\(delay.components.seconds)s"])
+                if failingSince == nil { failingSince = Int64(Date().timeIntervalSince1970) }
+                lastError = reason
+                recordState(changed: true)
                 break
             }
         }

@@ -7,6 +7,7 @@ import Foundation
 public enum StatusReport {
     /// `descriptions`: each mailbox's `description` from the configuration, shown beside it.
     public static func render(stateDirectory: String, descriptions: [String: String] = [:], oauth: [OAuthAccount] = [], disabled: [String] = [],
+                              spool: String? = nil, webhook: String? = nil,
                               now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let path = stateDirectory + "/status.json"
         guard let data = FileManager.default.contents(atPath: path),
@@ -41,6 +42,22 @@ public enum StatusReport {
             if let error = status.lastError { lines.append("  last error: \(error)") }
         }
         for name in disabled { lines.append("mailbox \(name): disabled (enabled = false): not polled") }
+        let backlog = Self.backlog(spool: spool ?? stateDirectory + "/events", now: now)
+        lines.append("spool: \(backlog.count) event\(backlog.count == 1 ? "" : "s") waiting for the desk" + (backlog.oldestAge.map { ", the oldest \(ago(now - $0))" } ?? ""))
+        if let webhook {
+            var line = "webhook \(webhook): "
+            if let data = FileManager.default.contents(atPath: stateDirectory + "/webhook.json"),
+               let health = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                if let since = (health["failing_since"] as? NSNumber)?.int64Value {
+                    line += "FAILING since \(ago(since))" + ((health["last_error"] as? String).map { " (\($0))" } ?? "")
+                } else {
+                    line += "ok, last event accepted \(ago((health["last_success"] as? NSNumber)?.int64Value))"
+                }
+            } else {
+                line += "nothing posted yet"
+            }
+            lines.append(line)
+        }
         // The outbound lanes, from the queue itself.
         let queue = OutboundQueue(stateDirectory: stateDirectory)
         for lane in queue.lanes() {
@@ -54,6 +71,107 @@ public enum StatusReport {
             lines.append("oauth \(account.client) \(account.user) (\(account.mailboxes.joined(separator: ", "))): " + describe(account, stateDirectory: stateDirectory, now: now, ago: ago))
         }
         return (lines.joined(separator: "\n") + "\n", running)
+    }
+
+    /// The spool's backlog: events waiting for the desk, and the oldest one's age in seconds.
+    public static func backlog(spool: String, now: Int64) -> (count: Int, oldestAge: Int64?) {
+        var count = 0
+        var oldest: Int64?
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            var info = stat()
+            guard stat(spool + "/" + name, &info) == 0 else { continue }
+            count += 1
+            oldest = min(oldest ?? Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_sec))
+        }
+        return (count, oldest.map { max(now - $0, 0) })
+    }
+
+    /// What `status --json` prints (its shape is documented in carteiro(8)).
+    public struct Inputs: Sendable {
+        public var stateDirectory: String
+        public var spool: String
+        public var mailboxes: [(name: String, contract: String?, description: String, enabled: Bool)]
+        public var lanes: [(name: String, perMinute: Int?, perDay: Int?)]
+        public var webhook: String?
+        public var oauth: [OAuthAccount]
+        /// Set when the configuration could not be read: the report is from the last recorded state.
+        public var configurationProblem: String?
+        public init(stateDirectory: String, spool: String, mailboxes: [(name: String, contract: String?, description: String, enabled: Bool)],
+                    lanes: [(name: String, perMinute: Int?, perDay: Int?)], webhook: String?, oauth: [OAuthAccount], configurationProblem: String?) {
+            self.stateDirectory = stateDirectory
+            self.spool = spool
+            self.mailboxes = mailboxes
+            self.lanes = lanes
+            self.webhook = webhook
+            self.oauth = oauth
+            self.configurationProblem = configurationProblem
+        }
+    }
+
+    public static func json(_ inputs: Inputs, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
+        let state = inputs.stateDirectory
+        let recorded = FileManager.default.contents(atPath: state + "/status.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let lock = StateLock.isHeld(stateDirectory: state)
+        var document: [String: Any] = ["running": lock.held, "state_dir": state, "now": now]
+        if let pid = lock.pid { document["pid"] = Int(pid) }
+        if let written = recorded?["written_at"] { document["recorded_at"] = written }
+        document["configuration"] = inputs.configurationProblem.map { "broken: \($0)" } ?? "ok"
+        let statuses = Dictionary((recorded?["mailboxes"] as? [[String: Any]] ?? []).compactMap { entry in (entry["name"] as? String).map { ($0, entry) } },
+                                  uniquingKeysWith: { first, _ in first })
+        var mailboxes: [[String: Any]] = []
+        let names = inputs.mailboxes.isEmpty ? statuses.keys.sorted().map { ($0, nil as String?, "", true) } : inputs.mailboxes.map { ($0.name, $0.contract, $0.description, $0.enabled) }
+        for (name, contract, description, enabled) in names {
+            var entry: [String: Any] = ["name": name, "description": description]
+            entry["contract"] = contract ?? NSNull()
+            let recordedEntry = statuses[name] ?? [:]
+            let failures = (recordedEntry["consecutive_failures"] as? Int) ?? 0
+            entry["state"] = !enabled ? "disabled" : recordedEntry["last_poll"] == nil && failures == 0 ? "not polled" : failures > 0 ? "failing" : "ok"
+            for key in ["handed_on", "consecutive_failures", "last_poll", "last_success", "failing_since", "last_error", "next_poll"] {
+                if let value = recordedEntry[key] { entry[key] = value }
+            }
+            mailboxes.append(entry)
+        }
+        document["mailboxes"] = mailboxes
+        let backlog = Self.backlog(spool: inputs.spool, now: now)
+        document["spool"] = ["path": inputs.spool, "events": backlog.count, "oldest_age_seconds": backlog.oldestAge.map { $0 as Any } ?? NSNull()] as [String: Any]
+        if let url = inputs.webhook {
+            var webhook: [String: Any] = ["url": url, "backlog": backlog.count]
+            if let data = FileManager.default.contents(atPath: state + "/webhook.json"),
+               let health = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                for key in ["last_success", "failing_since", "last_error"] { if let value = health[key] { webhook[key] = value } }
+            }
+            document["webhook"] = webhook
+        } else {
+            document["webhook"] = NSNull()
+        }
+        let queue = OutboundQueue(stateDirectory: state)
+        var lanes: [[String: Any]] = []
+        let laneNames = inputs.lanes.isEmpty ? queue.lanes().map { ($0, nil as Int?, nil as Int?) } : inputs.lanes.map { ($0.name, $0.perMinute, $0.perDay) }
+        for (name, perMinute, perDay) in laneNames {
+            let items = queue.messages(in: name)
+            var lane: [String: Any] = ["name": name, "queued": items.count, "deferred": items.filter { $0.attempts > 0 }.count]
+            if let error = items.compactMap(\.lastError).first { lane["last_error"] = error }
+            if perMinute != nil || perDay != nil, !items.isEmpty,
+               let until = RateLedger(path: queue.root + "/" + name + "/.rate").wait(now: now, recipients: 1, perMinute: perMinute, perDay: perDay) {
+                lane["throttled_until"] = until
+            }
+            lanes.append(lane)
+        }
+        document["lanes"] = lanes
+        document["failed"] = queue.failedMessages().count
+        document["oauth"] = inputs.oauth.map { account -> [String: Any] in
+            let record = TokenStore(stateDirectory: state, client: account.client, user: account.user).load()
+            var entry: [String: Any] = ["client": account.client, "user": account.user, "mailboxes": account.mailboxes]
+            entry["needs_authorization"] = record?.needsAuthorization ?? (record == nil && account.grant.isInteractive ? "never authorized" : NSNull() as Any)
+            if let record {
+                entry["access_valid_for_seconds"] = record.accessToken != nil && record.accessExpiresAt > now ? record.accessExpiresAt - now : 0
+                if let last = record.lastRefreshAt { entry["last_refresh"] = last }
+                if let issued = record.refreshIssuedAt { entry["refresh_token_issued"] = issued }
+            }
+            return entry
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        return (String(decoding: data, as: UTF8.self) + "\n", lock.held)
     }
 
     /// An OAuth account as `status` lists it.

@@ -73,19 +73,56 @@ struct Run: ParsableCommand {
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show each inbound mailbox's health as the running daemon last recorded it.",
-        discussion: "Exit status 0 when the daemon runs, 3 when it does not."
+        abstract: "Show the daemon's state: each mailbox, the spool's backlog, the webhook, each outbound lane, each OAuth account.",
+        discussion: "From what the running daemon last recorded; with a broken configuration too (it says so). --json prints the same as one JSON object (its keys: running, pid, state_dir, configuration, mailboxes, spool, webhook, lanes, failed, oauth; see carteiro(8)). Exit status 0 when the daemon runs, 3 when it does not."
     )
 
     @OptionGroup var options: ConfigOptions
+    @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
-        let (configuration, _) = try options.load()
-        let descriptions = Dictionary(configuration.inboundMailboxes.map { ($0.name, $0.description) }, uniquingKeysWith: { first, _ in first })
-        let report = StatusReport.render(stateDirectory: configuration.daemon.stateDirectory, descriptions: descriptions,
-                                         oauth: StatusReport.oauthAccounts(configuration),
-                                         disabled: configuration.inboundMailboxes.filter { !$0.enabled }.map(\.name))
+        umask(0o027)
+        let outcome = ConfigurationFile.load(path: options.path, environment: options.environment)
+        let inputs: StatusReport.Inputs
+        if let configuration = outcome.configuration {
+            inputs = StatusReport.Inputs(
+                stateDirectory: configuration.daemon.stateDirectory, spool: configuration.events.spool,
+                mailboxes: configuration.inboundMailboxes.map { ($0.name, configuration.contract(owning: $0.name)?.id, $0.description, $0.enabled) },
+                lanes: configuration.outboundMailboxes.map { ($0.name, $0.maxMessagesPerMinute, $0.maxRecipientsPerDay) },
+                webhook: configuration.events.webhook, oauth: StatusReport.oauthAccounts(configuration), configurationProblem: nil)
+        } else {
+            // A broken configuration: the last recorded state, from where the file says it is
+            // (or the default), and the errors said first.
+            for diagnostic in outcome.errors { Output.error(diagnostic.description) }
+            let state = Self.stateDirectory(inBrokenFile: options.path)
+                ?? ConfigurationBuilder.defaultStateDirectory(options.environment, configurationFile: options.path)
+            Output.error("carteiro status: \(options.path) has \(outcome.errors.count) error\(outcome.errors.count == 1 ? "" : "s"); showing the last recorded state of \(state)")
+            inputs = StatusReport.Inputs(stateDirectory: state, spool: state + "/events", mailboxes: [], lanes: [], webhook: nil, oauth: [],
+                                         configurationProblem: "\(outcome.errors.count) errors")
+        }
+        let report: (text: String, running: Bool)
+        if json {
+            report = StatusReport.json(inputs)
+        } else {
+            var text = StatusReport.render(stateDirectory: inputs.stateDirectory,
+                                           descriptions: Dictionary(inputs.mailboxes.map { ($0.name, $0.description) }, uniquingKeysWith: { first, _ in first }),
+                                           oauth: inputs.oauth, disabled: inputs.mailboxes.filter { !$0.enabled }.map(\.name),
+                                           spool: inputs.spool, webhook: inputs.webhook)
+            if inputs.configurationProblem != nil { text.text = "(the configuration is broken: this is the last recorded state)\n" + text.text }
+            report = text
+        }
         FileHandle.standardOutput.write(Data(report.text.utf8))
         if !report.running { throw ExitCode(3) }
+    }
+
+    /// `state_dir = "…"` as written in a file that does not load.
+    static func stateDirectory(inBrokenFile path: String) -> String? {
+        guard case .success(let bytes) = RegularFile.read(path, limit: 1 << 20) else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasPrefix("state_dir"), let first = trimmed.firstIndex(of: "\""), let last = trimmed.lastIndex(of: "\""), first < last else { continue }
+            return String(trimmed[trimmed.index(after: first)..<last])
+        }
+        return nil
     }
 }

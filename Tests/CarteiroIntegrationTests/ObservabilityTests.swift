@@ -72,6 +72,43 @@ struct ObservabilityTests {
         #expect(warned.stderr.contains("mailboxes \"a\" and \"b\" read the same account and folder"), "\(warned.stderr)")
     }
 
+    @Test func statusAsJSONAndWithABrokenConfiguration() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("stat")
+        try lab.addUser(user)
+        try lab.deliver(MailLab.message(id: "stat-\(user)@lab.test", subject: "Status"), to: user)
+        var text = daemonConfiguration(state: directory.path + "/state",
+                                       mailboxes: inboundMailbox("st", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "description = \"Status inbox\""),
+                                       contractMailboxes: ["st"])
+        text = text.replacingOccurrences(of: "[mailbox.out]", with: "[events]\nwebhook = \"http://127.0.0.1:9/never\"\n\n[mailbox.out]")
+        let config = try directory.write("carteiro.conf", text)
+        _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "st"]))?.status ?? 1) == 0 }
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        let status = try runCarteiro(["status", "--json", "--config", config])
+        #expect(status.status == 3)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any], "\(status.stdout)")
+        #expect(document["running"] as? Bool == false)
+        #expect(document["configuration"] as? String == "ok")
+        let mailbox = try #require((document["mailboxes"] as? [[String: Any]])?.first)
+        #expect(mailbox["name"] as? String == "st" && mailbox["contract"] as? String == "lab" && mailbox["description"] as? String == "Status inbox")
+        #expect(mailbox["state"] as? String == "ok" && mailbox["handed_on"] as? Int == 1)
+        let spool = try #require(document["spool"] as? [String: Any])
+        #expect(spool["events"] as? Int == 1)
+        #expect((document["webhook"] as? [String: Any])?["backlog"] as? Int == 1)
+        #expect((document["lanes"] as? [[String: Any]])?.first?["name"] as? String == "out")
+        // A broken configuration still shows the last recorded state, and says so.
+        try (text + "\nthis is = not [valid\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let broken = try runCarteiro(["status", "--config", config])
+        #expect(broken.status == 3)
+        #expect(broken.stdout.contains("the configuration is broken") && broken.stdout.contains("mailbox st: ok"), "\(broken.stdout) \(broken.stderr)")
+        let brokenJSON = try runCarteiro(["status", "--json", "--config", config])
+        let brokenDocument = try #require(try JSONSerialization.jsonObject(with: Data(brokenJSON.stdout.utf8)) as? [String: Any])
+        #expect((brokenDocument["configuration"] as? String)?.hasPrefix("broken") == true)
+        #expect((brokenDocument["mailboxes"] as? [[String: Any]])?.first?["handed_on"] as? Int == 1)
+    }
+
     @Test func anInvalidLogLevelIsAnError() throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: "", contractMailboxes: []))
