@@ -130,7 +130,10 @@ public final class Daemon: @unchecked Sendable {
         service.pollOnce { [log] failures in
             log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
             outbound.runOnce {
-                exit(failures == 0 ? 0 : 1)
+                // A mailbox that failed, or a delivery that did not happen (refused, deferred).
+                let undelivered = outbound.deliveryProblems
+                if undelivered > 0 { log.log(.error, "sent once", ["undelivered": String(undelivered)]) }
+                exit(failures == 0 && undelivered == 0 ? 0 : 1)
             }
         }
         dispatchMain()

@@ -169,6 +169,11 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// Takes the outbox once and tries every due message once: `carteiro run --once`.
+    /// Recipients refused, and messages that could not go (deferred, failed) in all lanes.
+    public var deliveryProblems: Int {
+        lanes.reduce(0) { $0 + $1.refused }
+    }
+
     public func runOnce(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
             while scanOutbox() >= Self.batchSize {}

@@ -42,6 +42,9 @@ final class SMTPLane: @unchecked Sendable {
     lazy var ledger = RateLedger(path: queue.root + "/" + mailbox.name + "/.rate")
     /// Held back by a sending limit until then (0: not held).
     var throttledUntil: Int64 = 0
+    /// Recipients the server refused (4xx or 5xx) since the lane started: `run --once` exits 1.
+    var refused: Int { countsLock.withLock { attemptsRefused } }
+    private var attemptsRefused = 0
     /// Messages waiting for a sending limit, for status.
     var throttled: Int { countsLock.withLock { latestThrottled } }
     private var latestThrottled = 0
@@ -273,6 +276,10 @@ final class SMTPLane: @unchecked Sendable {
         item.recipients[index].code = code
         // Kept in the queue and in delivery.failed events: never with the login in it.
         item.recipients[index].reply = password.map { $0.redact(reply, user: mailbox.user) } ?? reply
+        // One line per delivery attempt: "was it sent to X, and what did the server say?"
+        countsLock.withLock { if code / 100 != 2 { attemptsRefused += 1 } }
+        log.log(.info, "delivery attempt", ["mailbox": mailbox.name, "queue_id": item.id, "recipient": item.recipients[index].address,
+                                            "code": String(code), "reply": item.recipients[index].reply ?? ""])
         switch code / 100 {
         case 2: item.recipients[index].state = .sent
         case 5: item.recipients[index].state = .failed
@@ -318,6 +325,7 @@ final class SMTPLane: @unchecked Sendable {
 
     /// A temporary failure for the whole message (network, TLS, a broken connection).
     func defer_(_ item: inout QueuedMessage, error: String) {
+        countsLock.withLock { attemptsRefused += 1 }
         let now = Int64(Date().timeIntervalSince1970)
         item.attempts += 1
         item.lastError = error

@@ -57,4 +57,22 @@ struct AttachmentDeliveryTests {
         #expect(list.stdout.components(separatedBy: "audit-out  0 attempts").count - 1 == 3, "\(list.stdout)")
         #expect(!list.stdout.contains("failed"))
     }
+
+    @Test func eachDeliveryAttemptIsLoggedAndRunOnceSaysWhenOneFailed() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let token = uniqueName("attempt")
+        let config = try directory.write("carteiro.conf", outboundConfiguration(lab: lab, state: state, token: token))
+        let sent = try runCarteiro(["send", "--config", config, "--mailbox", "audit-out", "--to", "ok.\(token)@lab.test", "--to", "550-no.\(token)@lab.test",
+                                    "--subject", "Attempt \(token)", "--text", "t"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 1, "a refused recipient makes run --once fail: \(run.stderr)")
+        let attempts = run.stderr.split(separator: "\n").filter { $0.contains("delivery attempt") }
+        #expect(attempts.contains { $0.contains("recipient=ok.\(token)@lab.test") && $0.contains("code=250") }, "\(run.stderr)")
+        #expect(attempts.contains { $0.contains("recipient=550-no.\(token)@lab.test") && $0.contains("code=550") }, "\(run.stderr)")
+        // Nothing left to send: the next run is clean.
+        #expect(try runCarteiro(["run", "--once", "--config", config]).status == 0)
+    }
 }
