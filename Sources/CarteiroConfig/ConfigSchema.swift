@@ -96,6 +96,8 @@ public enum ConfigSchema {
         KeySpec("name", .string, "the table's NAME", "The contract's name for people."),
         KeySpec("outbound_mailbox", .name, "unset: the system outbound mailbox", "The outbound mailbox that steps with mailbox = \"contract\" send through."),
         KeySpec("inbound_mailboxes", .names, "[]", "The inbound mailboxes whose messages become this contract's requests. A mailbox belongs to one contract at most."),
+        KeySpec("signature", .template, "unset", "Appended, after a blank line, to the text of every notification of this contract (a template, like the steps'): the customer's own signature or legal footer."),
+        KeySpec("signature_html", .template, "unset", "Appended to the HTML of every notification of this contract that has HTML."),
     ])
 
     public static let user = TableSpec(pattern: ["user", "*"], title: "[user.NAME]", doc: "A person that workflow steps can send to.", keys: [

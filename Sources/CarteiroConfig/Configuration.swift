@@ -191,6 +191,9 @@ public struct Contract: Sendable {
     public var outboundMailbox: String?
     public var inboundMailboxes: [String]
     public var location: SourceLocation
+    /// Appended to the text (and HTML) of every notification of this contract (templates).
+    public var signature: String? = nil
+    public var signatureHTML: String? = nil
 }
 
 public struct DirectoryUser: Sendable {

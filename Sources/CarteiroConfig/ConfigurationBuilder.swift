@@ -72,7 +72,8 @@ public struct ConfigurationBuilder {
                 let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
                 contracts.append(Contract(id: reader.name, name: reader.string("name") ?? reader.name,
                                           outboundMailbox: reader.string("outbound_mailbox"),
-                                          inboundMailboxes: reader.names("inbound_mailboxes") ?? [], location: table.location))
+                                          inboundMailboxes: reader.names("inbound_mailboxes") ?? [], location: table.location,
+                                          signature: reader.string("signature"), signatureHTML: reader.string("signature_html")))
             case "user":
                 let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
                 users.append(DirectoryUser(id: reader.name, name: reader.string("name") ?? reader.name,

@@ -110,7 +110,12 @@ public struct SubmissionResolver: Sendable {
             ("subject", submission.subject == nil ? Self.unguardedVariables(subjectTemplate) : []),
             ("text", submission.text == nil ? textTemplate.map(Self.unguardedVariables) ?? [] : []),
             ("html", submission.html == nil ? htmlTemplate.map(Self.unguardedVariables) ?? [] : []),
+            ("contract signature", contract?.signature.map(Self.unguardedVariables) ?? []),
+            ("contract signature_html", contract?.signatureHTML.map(Self.unguardedVariables) ?? []),
         ]
+        // The contract's signature: its own template, after the body.
+        let signature = try contract?.signature.map { try compile($0, field: "signature", html: false, isTemplate: true) }
+        let signatureHTML = try contract?.signatureHTML.map { try compile($0, field: "signature_html", html: true, isTemplate: true) }
 
         let oneMessage = submission.oneMessage ?? false
         let groups: [[Recipient]] = oneMessage || recipients.isEmpty ? [recipients] : recipients.map { [$0] }
@@ -123,7 +128,8 @@ public struct SubmissionResolver: Sendable {
                     let hint = name.hasPrefix("recipient.") && recipient == nil
                         ? " (recipient.* is there only when each recipient gets a message of their own: one_message is true here)"
                         : "; give it in `vars` (\"vars\": {\"\(name.split(separator: ".").joined(separator: "\": {\""))\": \"…\"}}), or give the template a default with a section"
-                    throw SubmissionRejection("the step's \(field) template uses {{\(name)}}, which the submission does not provide\(hint)")
+                    let what = field.hasPrefix("contract ") ? "the contract's \(field.dropFirst(9)) template" : "the step's \(field) template"
+                    throw SubmissionRejection("\(what) uses {{\(name)}}, which the submission does not provide\(hint)")
                 }
             }
             var subject = compiled.subject.render(context).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -159,6 +165,12 @@ public struct SubmissionResolver: Sendable {
             builder.attachments = files
             builder.text = compiled.text?.render(context)
             builder.html = compiled.html?.render(context)
+            if let signature, let text = builder.text {
+                builder.text = text + (text.hasSuffix("\n") ? "\n" : "\n\n") + signature.render(context)
+            }
+            if let signatureHTML, let html = builder.html {
+                builder.html = html + signatureHTML.render(context)
+            }
             var envelope = group.map(\.address)
             if oneMessage || index == 0 { envelope += cc.map(\.address) }
             if oneMessage || index == 0 { envelope += bcc.map(\.address) }

@@ -136,6 +136,30 @@ struct SubmissionResolverTests {
         #expect((try? resolve(Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "{{unknown}}", text: "{{also}}"))) != nil)
     }
 
+    @Test func aContractsSignatureFollowsItsNotifications() throws {
+        let text = """
+        [daemon]
+        system_outbound = "out"
+        [mailbox.out]
+        type = "outbound"
+        server = "h"
+        sender = "d@desk.example"
+        [contract.acme]
+        name = "ACME Corp"
+        signature = "--\\n{{contract.name}} desk"
+        signature_html = "<p>{{contract.name}}</p>"
+        [contract.beta]
+        """
+        let configuration = try #require(ConfigurationFile.load(text: text, file: "s.conf", environment: [:]).configuration)
+        let resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: Array("k".utf8)), hostname: "desk.example")
+        let acme = try resolver.resolve(Submission(contract: "acme", to: ["x@y.example"], subject: "s", text: "Hello.", html: "<p>Hello.</p>"), queueID: "q").get()
+        let parsed = MailMessage.parse(try #require(acme.first).bytes)
+        #expect(parsed.text == "Hello.\n\n--\nACME Corp desk")
+        #expect(parsed.html == "<p>Hello.</p><p>ACME Corp</p>")
+        let beta = try resolver.resolve(Submission(contract: "beta", to: ["x@y.example"], subject: "s", text: "Hello."), queueID: "q").get()
+        #expect(MailMessage.parse(try #require(beta.first).bytes).text == "Hello.")
+    }
+
     @Test func replyToIsAHeader() throws {
         let messages = try resolve(Submission(mailbox: "desk-out", to: ["x@y.example"], subject: "s", text: "t", replyTo: ["Suporte <suporte@acme.example>"]))
         let text = String(decoding: try #require(messages.first).bytes, as: UTF8.self)
