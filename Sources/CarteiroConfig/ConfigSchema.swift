@@ -14,6 +14,9 @@ public enum ConfigSchema {
         KeySpec("max_parallel_polls", .integer(1...1024), "8", "How many mailboxes are polled at the same time, at most."),
         KeySpec("alert_after", .duration(minimumSeconds: 0), "15m", "A mailbox failing for longer than this raises a mailbox.failing event (and mailbox.recovered when it works again)."),
         KeySpec("queue_lifetime", .duration(minimumSeconds: 60), "5d", "How long an outbound message is retried after temporary failures before it is given up."),
+        KeySpec("keep_raw", .duration(minimumSeconds: 3600), "90d", "Raw messages older than this are removed, unless an event still waiting in the spool points at them."),
+        KeySpec("keep_attachments", .duration(minimumSeconds: 3600), "90d", "Attachments older than this are removed, unless an event still waiting in the spool points at them (a reused one is as new as its latest message)."),
+        KeySpec("keep_failed", .duration(minimumSeconds: 3600), "30d", "Given-up outbound messages in queue/failed/ older than this are removed."),
         KeySpec("hostname", .string, "the machine's host name", "The name Carteiro gives itself in EHLO and in the Message-IDs it makes."),
     ])
 

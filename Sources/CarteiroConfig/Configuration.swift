@@ -51,6 +51,10 @@ public struct DaemonSettings: Sendable {
     public var alertAfter: Duration
     public var queueLifetime: Duration
     public var hostname: String?
+    /// Retention: how long raw messages, attachments and given-up messages are kept.
+    public var keepRaw: Duration = .seconds(90 * 86_400)
+    public var keepAttachments: Duration = .seconds(90 * 86_400)
+    public var keepFailed: Duration = .seconds(30 * 86_400)
 }
 
 public struct EventSettings: Sendable, Equatable {

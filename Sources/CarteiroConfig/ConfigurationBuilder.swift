@@ -103,7 +103,10 @@ public struct ConfigurationBuilder {
             maxParallelPolls: daemonReader?.integer("max_parallel_polls") ?? 8,
             alertAfter: daemonReader?.duration("alert_after") ?? .seconds(15 * 60),
             queueLifetime: daemonReader?.duration("queue_lifetime") ?? .seconds(5 * 86_400),
-            hostname: daemonReader?.string("hostname"))
+            hostname: daemonReader?.string("hostname"),
+            keepRaw: daemonReader?.duration("keep_raw") ?? .seconds(90 * 86_400),
+            keepAttachments: daemonReader?.duration("keep_attachments") ?? .seconds(90 * 86_400),
+            keepFailed: daemonReader?.duration("keep_failed") ?? .seconds(30 * 86_400))
         var events = EventSettings(spool: eventsReader?.string("spool") ?? stateDirectory + "/events",
                                    webhook: eventsReader?.string("webhook"))
         if let reader = eventsReader {

@@ -95,6 +95,19 @@ public final class Daemon: @unchecked Sendable {
         })
     }
 
+    /// Removes old raw messages, attachments and given-up messages (retention), on a worker.
+    func cleanUp() {
+        let directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        let settings = configuration.daemon
+        DispatchQueue.global(qos: .utility).async { [log] in
+            let outcome = Retention.clean(directory, keepRaw: settings.keepRaw, keepAttachments: settings.keepAttachments, keepFailed: settings.keepFailed)
+            if outcome.raw + outcome.attachments + outcome.failed > 0 {
+                log.log(.info, "retention", ["raw": String(outcome.raw), "attachments": String(outcome.attachments),
+                                             "failed": String(outcome.failed), "bytes": String(outcome.bytes)])
+            }
+        }
+    }
+
     /// Every OAuth account whose refresh token reaches the end of its known life within its
     /// client's `expiry_warning`: a journal entry and a `mailbox.expiring` event per mailbox.
     func warnOfExpiringAuthorizations() {
@@ -192,6 +205,17 @@ public final class Daemon: @unchecked Sendable {
         }
         notifier.ready(status: statusLine())
         // STATUS= follows the mailboxes' health.
+        // Retention: an hour after the start, then every hour, off the daemon's queue.
+        let retentionTimer = DispatchSource.makeTimerSource(queue: queue)
+        // CARTEIRO_RETENTION_EVERY=SECONDS runs it more often (tests, or a disk filling up fast).
+        let every = environment["CARTEIRO_RETENTION_EVERY"].flatMap(Int.init).map { min(max($0, 1), 86_400) } ?? 3600
+        retentionTimer.schedule(deadline: .now() + .seconds(every), repeating: .seconds(every))
+        retentionTimer.setEventHandler { [self] in
+            guard lifecycle == .running else { return }
+            cleanUp()
+        }
+        retentionTimer.resume()
+        keepAlive.append(retentionTimer)
         // OAuth authorizations that run out soon: said ahead of time, once per refresh token.
         let expiryTimer = DispatchSource.makeTimerSource(queue: queue)
         expiryTimer.schedule(deadline: .now() + .seconds(3), repeating: .seconds(600))

@@ -186,7 +186,12 @@ public final class MailboxStore {
         renames.append((rawTemp, rawFinal))
         for attachment in attachments {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
-            if DurableFiles.exists(final) || renames.contains(where: { $0.1 == final }) { continue }
+            if renames.contains(where: { $0.1 == final }) { continue }
+            // Reused: made fresh, so that the clean-up (which ages files by their time) leaves it.
+            Retention.attachmentLock.lock()
+            let reused = utimensat(AT_FDCWD, final, nil, 0) == 0
+            Retention.attachmentLock.unlock()
+            if reused { continue }
             let temp = staging + "/\(token)-\(attachment.sha256)"
             try DurableFiles.writeUnsynced(attachment.data, to: temp)
             renames.append((temp, final))
