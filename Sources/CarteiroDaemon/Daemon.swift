@@ -246,6 +246,8 @@ public final class Daemon: @unchecked Sendable {
     func startServices() {
         dispatchPrecondition(condition: .onQueue(queue))
         service.start()
+        // `carteiro poll` reaches the inbound side through the outbound watcher's control requests.
+        outbound.pollHandler = { [self] mailbox, answer in queue.async { [self] in service.pollNow(mailbox, answer: answer) } }
         outbound.start()
         if let interval = notifier.watchdogInterval {
             service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }

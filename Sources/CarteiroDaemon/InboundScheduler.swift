@@ -35,6 +35,10 @@ public final class InboundScheduler: @unchecked Sendable {
     var onceCompletion: (@Sendable (Int) -> Void)?
     var oncePolled: Set<String> = []
     var onceFailures = 0
+    /// `carteiro poll`: who waits for a mailbox's next poll, and mailboxes asked for while a
+    /// poll ran (that poll may have started before the new mail: one more follows at once).
+    var pollWaiters: [String: [@Sendable (Result<PollOutcome, PollFailure>) -> Void]] = [:]
+    var pollAgain: Set<String> = []
     let alert: Alert
 
     /// The contract owning each mailbox, for the `contract` field of log entries.
@@ -107,6 +111,20 @@ public final class InboundScheduler: @unchecked Sendable {
 
     /// Polls every mailbox once, all at once (within max_parallel_polls), then calls
     /// `completion` with the number of failed polls: `carteiro run --once`.
+    /// Polls `names` now (outside their schedule, within max_parallel_polls, never twice at
+    /// once), and answers with each poll's outcome. Unknown or disabled names are left out.
+    public func pollNow(_ names: [String], completion: @escaping @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void) {
+        control.async { [self] in
+            let known = names.filter { status[$0] != nil }
+            guard !known.isEmpty, !stopping else { completion([]); return }
+            let collected = PollResults(expected: known.count, completion: completion)
+            for name in known {
+                pollWaiters[name, default: []].append { result in collected.add(name, result) }
+                if running.contains(name) { pollAgain.insert(name) } else { fire(name) }
+            }
+        }
+    }
+
     public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
         control.async { [self] in
             onceCompletion = completion
@@ -233,6 +251,13 @@ public final class InboundScheduler: @unchecked Sendable {
         }
         status[name] = current
         writeStatus()
+        if pollAgain.remove(name) != nil, !stopping {
+            // Asked for while this poll ran: poll once more now, and answer with that one.
+            schedule(name, after: .zero)
+            while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            return
+        }
+        for waiter in pollWaiters.removeValue(forKey: name) ?? [] { waiter(result) }
         if let done = onceCompletion {
             oncePolled.insert(name)
             if case .failure = result { onceFailures += 1 }
@@ -273,4 +298,25 @@ public final class InboundScheduler: @unchecked Sendable {
 
 extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+/// The answers of a `pollNow`, handed over once every mailbox has answered.
+final class PollResults: @unchecked Sendable {
+    private var results: [(String, Result<PollOutcome, PollFailure>)] = []
+    private let expected: Int
+    private let completion: @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void
+    private let lock = NSLock()
+
+    init(expected: Int, completion: @escaping @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void) {
+        self.expected = expected
+        self.completion = completion
+    }
+
+    func add(_ name: String, _ result: Result<PollOutcome, PollFailure>) {
+        lock.lock()
+        results.append((name, result))
+        let done = results.count == expected ? results : nil
+        lock.unlock()
+        if let done { completion(done.sorted { $0.0 < $1.0 }) }
+    }
 }

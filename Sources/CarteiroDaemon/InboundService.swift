@@ -128,6 +128,28 @@ public final class InboundService: @unchecked Sendable {
         return (configuration.inboundMailboxes.filter(\.enabled), pollers, table)
     }
 
+    /// `carteiro poll`: polls `mailbox` (or every one for `*`) now; the answer says what each
+    /// handed on, or why it failed.
+    public func pollNow(_ mailbox: String, answer: @escaping @Sendable (QueueCommand.Answer) -> Void) {
+        scheduler.control.async { [scheduler] in
+            let names = mailbox == "*" ? scheduler.mailboxes.map(\.name) : [mailbox]
+            guard mailbox == "*" || scheduler.status[mailbox] != nil else {
+                answer(QueueCommand.Answer(done: false, message: "no enabled inbound mailbox \"\(mailbox)\""))
+                return
+            }
+            scheduler.pollNow(names) { results in
+                let lines = results.map { name, result -> String in
+                    switch result {
+                    case .success(let outcome): "\(name): \(outcome.handedOn) handed on" + (outcome.skippedDuplicates > 0 ? ", \(outcome.skippedDuplicates) seen before" : "")
+                    case .failure(let failure): "\(name): FAILED: \(failure.description)"
+                    }
+                }
+                let failed = results.contains { if case .failure = $0.1 { true } else { false } }
+                answer(QueueCommand.Answer(done: !failed, message: lines.isEmpty ? "no mailbox to poll" : lines.joined(separator: "\n")))
+            }
+        }
+    }
+
     static func result(_ body: () throws(PollFailure) -> PollOutcome) -> Result<PollOutcome, PollFailure> {
         do { return .success(try body()) } catch { return .failure(error) }
     }

@@ -9,6 +9,19 @@ extension OutboundService {
         dispatchPrecondition(condition: .onQueue(watcher))
         for request in control.pending() where !requestsInFlight.contains(request.name) {
             let control = self.control
+            if request.command == .poll {
+                guard let pollHandler, request.id == "*" || QueueCommand.isValidID(request.id) else {
+                    control.respond(to: request.name, QueueCommand.Answer(done: false, message: "\"\(request.id)\" is not a mailbox"))
+                    continue
+                }
+                log.log(.notice, "poll requested", ["mailbox": request.id])
+                requestsInFlight.insert(request.name)
+                pollHandler(request.id) { [self] answer in
+                    control.respond(to: request.name, answer)
+                    watcher.async { [self] in _ = requestsInFlight.remove(request.name) }
+                }
+                continue
+            }
             guard QueueCommand.isValidID(request.id) else {
                 control.respond(to: request.name, QueueCommand.Answer(done: false, message: "\"\(request.id)\" is not a queue id"))
                 continue

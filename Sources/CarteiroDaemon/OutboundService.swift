@@ -24,6 +24,8 @@ public final class OutboundService: @unchecked Sendable {
     let watcher = DispatchQueue(label: "carteiro.outbox")
     var timer: DispatchSourceTimer?
     let control: QueueControl
+    /// Answers `carteiro poll` (set by the daemon: the inbound side polls).
+    public var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
     /// Control requests handed to a lane and not answered yet (on `watcher`).
     var requestsInFlight: Set<String> = []
 

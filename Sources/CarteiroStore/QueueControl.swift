@@ -12,6 +12,8 @@ import Foundation
 /// directory's lock and applies itself (`QueueCommand.apply`).
 public enum QueueCommand: String, Sendable {
     case retry, delete
+    /// `carteiro poll [MAILBOX]`: the daemon polls now (`id`: a mailbox, or `*` for all).
+    case poll
 
     /// A queue id is a file name Carteiro made: letters, digits, `-`, `_`, `.`, not first.
     /// Anything else (`../../x`, `a/b`) names nothing in the queue and is refused unread.
@@ -45,6 +47,8 @@ public enum QueueCommand: String, Sendable {
             }
         case .delete:
             return queue.delete(id: id) ? Answer(done: true, message: "\(id) deleted") : Answer(done: false, message: "no queued or failed message \(id)")
+        case .poll:
+            return Answer(done: false, message: "only a running daemon polls on request")
         }
     }
 }

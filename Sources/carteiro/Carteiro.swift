@@ -10,7 +10,7 @@ struct Carteiro: ParsableCommand {
         commandName: "carteiro",
         abstract: "The e-mail channel of a service desk: inbound mailboxes become request events, notifications leave through the right mailbox.",
         version: CarteiroVersion.string,
-        subcommands: [CheckConfig.self, TestMailbox.self, Authorize.self, Run.self, Send.self, Queue.self, Status.self, Parse.self]
+        subcommands: [CheckConfig.self, TestMailbox.self, Authorize.self, Run.self, Send.self, Queue.self, Status.self, Parse.self, Poll.self]
     )
 
     /// `carteiro` alone is a mistaken invocation: the usage on stderr, exit 64 (EX_USAGE).

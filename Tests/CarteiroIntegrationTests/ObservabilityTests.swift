@@ -109,6 +109,32 @@ struct ObservabilityTests {
         #expect((brokenDocument["mailboxes"] as? [[String: Any]])?.first?["handed_on"] as? Int == 1)
     }
 
+    @Test func pollMakesTheRunningDaemonPollNow() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("pollnow")
+        try lab.addUser(user)
+        let text = daemonConfiguration(state: directory.path + "/state", pollInterval: "1h",
+                                       mailboxes: inboundMailbox("pn", provider: "imaps", port: lab.imapsPort, user: user, lab: lab)
+                                           + inboundMailbox("pn2", provider: "pops", port: lab.pop3sPort, user: user, lab: lab),
+                                       contractMailboxes: ["pn", "pn2"])
+        let config = try directory.write("carteiro.conf", text)
+        let idle = try runCarteiro(["poll", "--config", config])
+        #expect(idle.status == 75 && idle.stderr.contains("the daemon is not running"), "\(idle.stderr)")
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        Thread.sleep(forTimeInterval: 6) // the first polls (spread over 5 s) are done; the next is an hour away
+        try lab.deliver(MailLab.message(id: "pollnow-\(user)@lab.test", subject: "Now"), to: user)
+        let polled = try runCarteiro(["poll", "--config", config, "pn"])
+        #expect(polled.status == 0, "\(polled.stderr) \(daemon.log.suffix(1500))")
+        #expect(polled.stdout.contains("pn: 1 handed on"), "\(polled.stdout)")
+        #expect(daemon.events().contains { $0.messageID == "<pollnow-\(user)@lab.test>" })
+        let all = try runCarteiro(["poll", "--config", config])
+        #expect(all.stdout.contains("pn: 0 handed on") && all.stdout.contains("pn2: "), "\(all.stdout)")
+        let unknown = try runCarteiro(["poll", "--config", config, "pm"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("did you mean \"pn\"?"), "\(unknown.stderr)")
+    }
+
     @Test func anInvalidLogLevelIsAnError() throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", mailboxes: "", contractMailboxes: []))
