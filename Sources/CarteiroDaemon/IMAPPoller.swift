@@ -58,6 +58,12 @@ struct IMAPPoller {
         }
         let validityChanged = !firstPoll && (state.uidValidity != uidValidity || uidsWentBack)
 
+        // The dedupe ledger stays bounded: once it holds well more keys than the folder has
+        // messages, the keys of messages no longer there go (the folder's headers are read).
+        if !firstPoll && !validityChanged && store.dedupeKeys.count > exists + (Self.ledgerSlack ?? max(1000, exists)) {
+            try compactLedger(client, exists: exists)
+        }
+
         // Which UIDs to consider, with their sizes.
         var candidates: [(uid: UInt32, size: Int)] = []
         if exists > 0 {
@@ -156,6 +162,35 @@ struct IMAPPoller {
         outcome.handedOn += handedOn
         outcome.skippedDuplicates += duplicates
         return outcome
+    }
+
+    /// How many more keys than messages the ledger may hold before it is compacted: the
+    /// folder's size or 1000, whichever is more (`CARTEIRO_LEDGER_SLACK` sets it, for tests).
+    static let ledgerSlack = ProcessInfo.processInfo.environment["CARTEIRO_LEDGER_SLACK"].flatMap(Int.init).map { max($0, 0) }
+
+    /// Reads every message's header (500 at a time, no flag touched) and keeps only the keys
+    /// of messages still in the folder. Nothing is removed unless every message was read.
+    func compactLedger(_ client: IMAPClient, exists: Int) throws {
+        let uids = try sizes(client, set: "1:*", exists: exists).map(\.uid)
+        var present: Set<String> = []
+        var read = 0
+        var start = 0
+        while start < uids.count {
+            let chunk = Array(uids[start..<min(start + 500, uids.count)])
+            start += chunk.count
+            let (responses, status) = try client.fetch("UID FETCH \(IMAPSequenceSet.render(chunk)) (UID BODY.PEEK[HEADER])", bytes: chunk.count * 65_536 + 65_536)
+            guard status.isOK else { return }
+            for response in responses where response.uid != nil {
+                guard let header = response.items["BODY[HEADER]"]?.bytes else { continue }
+                read += 1
+                if let key = InboundIngest.dedupeKey(header: header) { present.insert(key) }
+            }
+        }
+        guard read == uids.count else { return }
+        let removed = try store.compactKeys(keeping: present)
+        if removed > 0 {
+            ingest.log.log(.info, "dedupe ledger compacted", ["mailbox": mailbox.name, "removed": String(removed), "kept": String(store.dedupeKeys.count)])
+        }
     }
 
     /// UID and RFC822.SIZE for a set, without touching any flag.

@@ -142,7 +142,18 @@ struct InboundIngest {
             let (_, bodyStart) = HeaderBlock.parse(bytes[...])
             return "sha256:" + Digest.hex(Digest.sha256(Array(bytes[..<bodyStart])))
         }
-        let header = message.header
+        return identityKey(id: id, header: message.header)
+    }
+
+    /// The key of a message that has a Message-ID, from its header alone (the ledger's
+    /// compaction reads only headers from the server).
+    static func dedupeKey(header bytes: [UInt8]) -> String? {
+        let message = MailMessage.parse(bytes)
+        guard let id = message.messageID, !id.isEmpty else { return nil }
+        return identityKey(id: id, header: message.header)
+    }
+
+    static func identityKey(id: String, header: HeaderBlock) -> String {
         var identity: [UInt8] = []
         for field in ["from", "to", "cc", "date", "subject"] {
             identity += header.raw(field) ?? []

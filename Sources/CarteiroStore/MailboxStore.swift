@@ -126,6 +126,24 @@ public final class MailboxStore {
         load()
     }
 
+    /// Keeps, of the keys, those of messages the server still holds (`present`), keys made
+    /// without a Message-ID (a hash of the header, not recomputed here) and the keys older
+    /// versions wrote (the Message-ID alone) whose message is still there; the rest, of
+    /// messages gone from the server, go. Returns how many were removed. Only between polls.
+    public func compactKeys(keeping present: Set<String>) throws(DurableFiles.Failure) -> Int {
+        let presentIDs = Set(present.compactMap { key -> String? in key.lastIndex(of: " ").map { String(key[..<$0]) } })
+        let kept = dedupeKeys.filter { key in
+            if !key.hasPrefix("id:") { return true }
+            if present.contains(key) { return true }
+            return !key.contains(" ") && presentIDs.contains(key)
+        }
+        let removed = dedupeKeys.count - kept.count
+        guard removed > 0 else { return 0 }
+        try DurableFiles.replace(keysPath, with: Array(kept.sorted().map { $0 + "\n" }.joined().utf8))
+        dedupeKeys = kept
+        return removed
+    }
+
     /// The state and the keys as the disk has them.
     private func load() {
         if let data = DurableFiles.read(statePath), let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {

@@ -72,4 +72,48 @@ struct RetentionTests {
         }
         #expect(waitUntil(timeout: .seconds(10)) { !FileManager.default.fileExists(atPath: sharedPath) }, "\(daemon.log.suffix(1500))")
     }
+
+    @Test func theDedupeLedgerIsCompactedAndStillRecognisesWhatTheServerHolds() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("ledger")
+        try lab.addUser(user)
+        for n in 1...6 { try lab.deliver(MailLab.message(id: "ledger-\(user)-\(n)@lab.test", subject: "Ledger \(n)"), to: user) }
+        let text = daemonConfiguration(state: directory.path + "/state",
+                                       mailboxes: inboundMailbox("lg", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "import_existing = \"all\""),
+                                       contractMailboxes: ["lg"])
+        let config = try directory.write("carteiro.conf", text)
+        _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "lg"]))?.status ?? 1) == 0 }
+        let environment = ProcessInfo.processInfo.environment.merging(["CARTEIRO_LEDGER_SLACK": "0"]) { $1 }
+        #expect(try runCarteiro(["run", "--once", "--config", config], environment: environment).status == 0)
+        let keys = directory.path + "/state/mailboxes/lg/message-keys"
+        func lines() -> [String] { ((try? String(contentsOfFile: keys, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        #expect(lines().count == 6)
+        // Three messages leave the server (a person deleted them): their keys can go.
+        let maildir = lab.directory + "/mail/\(user)/Maildir"
+        var removed = 0
+        for folder in ["cur", "new"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: maildir + "/" + folder) where removed < 3 {
+                let content = try String(contentsOfFile: maildir + "/" + folder + "/" + name, encoding: .utf8)
+                if content.contains("ledger-\(user)-1@") || content.contains("ledger-\(user)-2@") || content.contains("ledger-\(user)-3@") {
+                    try FileManager.default.removeItem(atPath: maildir + "/" + folder + "/" + name)
+                    removed += 1
+                }
+            }
+        }
+        #expect(removed == 3)
+        let compacting = try runCarteiro(["run", "--once", "--config", config], environment: environment)
+        #expect(compacting.status == 0, "\(compacting.stderr)")
+        #expect(compacting.stderr.contains("dedupe ledger compacted"), "\(compacting.stderr)")
+        #expect(lines().count == 3)
+        #expect(lines().allSatisfy { $0.contains("ledger-\(user)-4@") || $0.contains("ledger-\(user)-5@") || $0.contains("ledger-\(user)-6@") }, "\(lines())")
+        // What the server still holds is still recognised: a new UIDVALIDITY makes every message
+        // look new, and none becomes an event twice.
+        let eventsBefore = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/state/events").filter { $0.hasSuffix(".json") }.count
+        try lab.resetUIDValidity(of: user)
+        let again = try runCarteiro(["run", "--once", "--config", config], environment: environment)
+        #expect(again.status == 0, "\(again.stderr)")
+        let eventsAfter = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/state/events").filter { $0.hasSuffix(".json") }.count
+        #expect(eventsAfter == eventsBefore, "\(again.stderr)")
+    }
 }
