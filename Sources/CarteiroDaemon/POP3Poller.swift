@@ -44,6 +44,25 @@ struct POP3Poller {
         return result
     }
 
+    /// Reads every message's header (TOP n 0, 100 at a time) and keeps only the keys of
+    /// messages still on the server; nothing is removed unless every header was read.
+    func compactLedger(_ client: POP3Client, numbers: [Int]) throws {
+        let pipelining = (try? client.capabilities().contains("PIPELINING")) ?? false
+        var present: Set<String> = []
+        var start = 0
+        while start < numbers.count {
+            let chunk = Array(numbers[start..<min(start + 100, numbers.count)])
+            start += chunk.count
+            let headers = try client.retrieve(chunk.map { (command: "TOP \($0) 0", bytes: MessageLimits.maximumHeaderBytes + (64 << 10)) }, pipelined: pipelining)
+            guard headers.count == chunk.count else { return }
+            for header in headers { if let key = InboundIngest.dedupeKey(header: header) { present.insert(key) } }
+        }
+        let removed = try store.compactKeys(keeping: present)
+        if removed > 0 {
+            ingest.log.log(.info, "dedupe ledger compacted", ["mailbox": mailbox.name, "removed": String(removed), "kept": String(store.dedupeKeys.count)])
+        }
+    }
+
     func poll(_ client: POP3Client, password: Secret) throws -> PollOutcome {
         var outcome = PollOutcome()
         let endpoint = client.session.endpoint.description
@@ -72,6 +91,11 @@ struct POP3Poller {
             if parts.count >= 2, let number = Int(parts[0]), number > 0 { sizes.append((number, InboundIngest.announcedSize(UInt64(parts[1])))) }
         }
         sizes.sort { $0.number < $1.number }
+        // The dedupe ledger stays bounded, as for IMAP: the keys of messages gone from the
+        // server go once there are well more keys than messages (the headers are read by TOP).
+        if store.dedupeKeys.count > sizes.count + (IMAPPoller.ledgerSlack ?? max(1000, sizes.count)) {
+            try compactLedger(client, numbers: sizes.map(\.number))
+        }
 
         var state = store.state
         let handed = Set(state.uidls)

@@ -116,4 +116,35 @@ struct RetentionTests {
         let eventsAfter = try FileManager.default.contentsOfDirectory(atPath: directory.path + "/state/events").filter { $0.hasSuffix(".json") }.count
         #expect(eventsAfter == eventsBefore, "\(again.stderr)")
     }
+
+    @Test func aPOP3LedgerIsCompactedToo() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("popledger")
+        try lab.addUser(user)
+        for n in 1...4 { try lab.deliver(MailLab.message(id: "popledger-\(user)-\(n)@lab.test", subject: "Ledger \(n)"), to: user) }
+        let text = daemonConfiguration(state: directory.path + "/state",
+                                       mailboxes: inboundMailbox("pl", provider: "pops", port: lab.pop3sPort, user: user, lab: lab, extra: "import_existing = \"all\""),
+                                       contractMailboxes: ["pl"])
+        let config = try directory.write("carteiro.conf", text)
+        _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "pl"]))?.status ?? 1) == 0 }
+        let environment = ProcessInfo.processInfo.environment.merging(["CARTEIRO_LEDGER_SLACK": "0"]) { $1 }
+        #expect(try runCarteiro(["run", "--once", "--config", config], environment: environment).status == 0)
+        let keys = directory.path + "/state/mailboxes/pl/message-keys"
+        func lines() -> [String] { ((try? String(contentsOfFile: keys, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        #expect(lines().count == 4)
+        let maildir = lab.directory + "/mail/\(user)/Maildir"
+        for folder in ["cur", "new"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: maildir + "/" + folder) {
+                let content = try String(contentsOfFile: maildir + "/" + folder + "/" + name, encoding: .utf8)
+                if content.contains("popledger-\(user)-1@") || content.contains("popledger-\(user)-2@") {
+                    try FileManager.default.removeItem(atPath: maildir + "/" + folder + "/" + name)
+                }
+            }
+        }
+        let compacting = try runCarteiro(["run", "--once", "--config", config], environment: environment)
+        #expect(compacting.status == 0, "\(compacting.stderr)")
+        #expect(compacting.stderr.contains("dedupe ledger compacted"), "\(compacting.stderr)")
+        #expect(lines().count == 2 && lines().allSatisfy { $0.contains("popledger-\(user)-3@") || $0.contains("popledger-\(user)-4@") }, "\(lines())")
+    }
 }
