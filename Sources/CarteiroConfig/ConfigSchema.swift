@@ -55,6 +55,8 @@ public enum ConfigSchema {
         // Inbound only.
         KeySpec("provider", .choice(["imaps", "imap", "pops", "pop"]), nil, "imaps, pops: implicit TLS; imap, pop: STARTTLS (demanded unless starttls = false).", scope: .inbound, required: true),
         KeySpec("folder", .string, "INBOX", "The IMAP folder to read. POP3 has only the inbox.", scope: .inbound),
+        KeySpec("idle", .boolean, "true", "IMAP: keep a connection in IDLE (RFC 2177) when the server offers it, so new mail becomes an event within seconds; poll_interval still runs as a safety net. false: poll only.", scope: .inbound),
+        KeySpec("idle_refresh", .duration(minimumSeconds: 30), "10m", "IMAP IDLE is ended and begun again this often (at most 29 minutes, RFC 2177): a dead or silent connection is noticed within this plus timeout.", scope: .inbound),
         KeySpec("enabled", .boolean, "true", "false keeps the mailbox configured but idle: it is not polled (status says so), its state stays.", scope: .inbound),
         KeySpec("after_fetch", .afterFetch, "keep", "What happens on the server once a message's event is safely on disk: keep, seen (IMAP), delete, or move:FOLDER (IMAP).", scope: .inbound),
         KeySpec("import_existing", .choice(["unseen", "all", "none"]), "unseen", "What the first poll takes: the unseen messages, all of them, or none (start from now).", scope: .inbound),

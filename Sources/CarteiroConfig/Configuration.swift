@@ -139,6 +139,9 @@ public struct InboundMailbox: Sendable, Equatable {
     public var oauth: OAuthLogin? = nil
     /// false: configured but not polled.
     public var enabled: Bool = true
+    /// IMAP IDLE between polls (when the server offers it), and how often it is begun again.
+    public var idle: Bool = true
+    public var idleRefresh: Duration = .seconds(600)
     public var folder: String
     public var afterFetch: AfterFetch
     public var importExisting: ImportExisting

@@ -23,6 +23,8 @@ extension ConfigurationBuilder {
             password: password ?? .inline(Secret("")),
             oauth: oauth,
             enabled: reader.boolean("enabled") ?? true,
+            idle: (reader.boolean("idle") ?? true) && provider.isIMAP,
+            idleRefresh: min(reader.duration("idle_refresh") ?? .seconds(600), .seconds(29 * 60)),
             folder: reader.string("folder") ?? "INBOX",
             afterFetch: reader.afterFetch("after_fetch") ?? .keep,
             importExisting: reader.string("import_existing").flatMap(ImportExisting.init(rawValue:)) ?? .unseen,

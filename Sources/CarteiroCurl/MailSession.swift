@@ -304,6 +304,27 @@ public final class MailSession {
         }
     }
 
+    /// Whether the server has sent something within `limit` (IDLE waits for the server's word
+    /// this way, with no deadline broken when it stays quiet). `false` on silence.
+    public func waitForData(upTo limit: Duration) throws(MailConnectionError) -> Bool {
+        if bufferStart < buffer.count { return true }
+        guard case .curl(_, let socket) = transport else { return false }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, Self.milliseconds(limit))
+        if ready < 0 && errno != EINTR {
+            isBroken = true
+            throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "waiting for \(endpoint) failed: \(String(cString: strerror(errno)))")
+        }
+        return ready > 0
+    }
+
+    /// Ends the connection from another thread: a reader blocked on it wakes with an error.
+    public func interrupt() {
+        guard case .curl(_, let socket) = transport else { return }
+        isBroken = true
+        shutdown(socket, Int32(SHUT_RDWR))
+    }
+
     private func wait(for events: Int16) throws(MailConnectionError) {
         guard case .curl(_, let socket) = transport else { return }
         var descriptor = pollfd(fd: socket, events: events, revents: 0)

@@ -27,6 +27,13 @@ public final class InboundService: @unchecked Sendable {
     var mailboxCount: Int
     /// OAuth tokens, shared with the outbound lanes (one refresh at a time per account).
     let broker: TokenBroker
+    /// How each enabled mailbox logs in (for its IDLE connection), as last prepared.
+    var logins: [String: MailboxLogin] = [:]
+    /// The IDLE connections, one per IMAP mailbox with `idle` (touched on the daemon's queue).
+    var watchers: [String: IdleWatcher] = [:]
+    var started = false
+    /// What the last `prepare` made of the logins (handed to `logins` by start or apply).
+    var preparedLogins: [String: MailboxLogin] = [:]
 
     /// Resolves every password, prepares the state directory and recovers interrupted batches.
     public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
@@ -50,6 +57,7 @@ public final class InboundService: @unchecked Sendable {
         scheduler = InboundScheduler(mailboxes: [], maxParallel: configuration.daemon.maxParallelPolls,
                                      statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert)
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
+        logins = preparedLogins
         scheduler.mailboxes = mailboxes
         scheduler.pollers = pollers
         scheduler.contracts = table
@@ -62,13 +70,14 @@ public final class InboundService: @unchecked Sendable {
         let pollers: [String: InboundScheduler.Poller]
         let contracts: [String: String]
         let maxParallel: Int
+        let logins: [String: MailboxLogin]
     }
 
     /// The first half of a reload: everything that can fail (passwords, the state directory).
     /// Throws, and changes nothing that runs, when a password cannot be read.
     public func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
-        return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls)
+        return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls, logins: preparedLogins)
     }
 
     /// The second half, which cannot fail: new and changed mailboxes get new pollers, removed
@@ -76,12 +85,34 @@ public final class InboundService: @unchecked Sendable {
     public func apply(_ reload: Reload) {
         mailboxCount = reload.mailboxes.count
         scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
+        logins = reload.logins
+        if started { updateWatchers(reload.mailboxes) }
+    }
+
+    /// An IDLE connection for each IMAP mailbox with `idle`: changed and removed ones end,
+    /// new ones begin; unchanged ones go on.
+    func updateWatchers(_ mailboxes: [InboundMailbox]) {
+        let wanted = Dictionary(mailboxes.filter { $0.idle && $0.enabled && $0.provider.isIMAP }.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for (name, watcher) in watchers where wanted[name] != watcher.mailbox || watcher.isStopped {
+            watcher.stop()
+            watchers[name] = nil
+        }
+        let scheduler = self.scheduler
+        for (name, mailbox) in wanted where watchers[name] == nil {
+            guard let login = logins[name] else { continue }
+            let watcher = IdleWatcher(mailbox: mailbox, login: login, log: log) {
+                scheduler.pollNow([name]) { _ in }
+            }
+            watchers[name] = watcher
+            watcher.start()
+        }
     }
 
     func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)
         -> ([InboundMailbox], [String: InboundScheduler.Poller], [String: String]) {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var logins: [String: MailboxLogin] = [:]
+        defer { preparedLogins = logins }
         var problems: [String] = []
         for mailbox in configuration.inboundMailboxes where mailbox.enabled {
             if let oauth = mailbox.oauth {
@@ -158,6 +189,8 @@ public final class InboundService: @unchecked Sendable {
         log.log(.notice, "polling started", ["mailboxes": String(mailboxCount),
                                              "state_dir": directory.root, "spool": directory.spool])
         scheduler.start()
+        started = true
+        updateWatchers(scheduler.mailboxes)
     }
 
     public func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
@@ -174,6 +207,9 @@ public final class InboundService: @unchecked Sendable {
     }
 
     public func stop(completion: @escaping @Sendable () -> Void) {
+        started = false
+        for watcher in watchers.values { watcher.stop() }
+        watchers = [:]
         scheduler.stop(completion: completion)
     }
 }
