@@ -48,9 +48,10 @@ final class IdleWatcher: @unchecked Sendable {
 
     private func run() {
         var failures = 0
+        defer { if isStopped { log.log(.info, "idle ended", ["mailbox": mailbox.name]) } }
         while !isStopped {
             do {
-                try watch()
+                try watch(reconnecting: failures > 0)
                 return // the server offers no IDLE: polling only
             } catch {
                 guard !isStopped else { return }
@@ -67,7 +68,7 @@ final class IdleWatcher: @unchecked Sendable {
 
     /// One connection's life: returns only when the server offers no IDLE; throws when the
     /// connection fails (the caller reconnects).
-    private func watch() throws(MailConnectionError) {
+    private func watch(reconnecting: Bool) throws(MailConnectionError) {
         let credentials: MailSession.Credentials
         switch login.credentials(mailbox: mailbox.name) {
         case .success(let value): credentials = value
@@ -103,6 +104,8 @@ final class IdleWatcher: @unchecked Sendable {
             throw MailConnectionError(.folderMissing, endpoint: opened.endpoint.description, message: "the folder \"\(mailbox.folder)\" cannot be opened for IDLE")
         }
         log.log(.info, "idle", ["mailbox": mailbox.name])
+        // Mail that came while the connection was down was announced to nobody: a poll now.
+        if reconnecting { arrived() }
         while !isStopped {
             let arrivedDuring = try idleOnce(client, session: opened)
             if arrivedDuring { arrived() }
@@ -134,7 +137,8 @@ final class IdleWatcher: @unchecked Sendable {
             session.expectReply(to: "IDLE", bytes: 1 << 20)
             let line = try session.readLine()
             if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
-            if Self.announcesMail(line) { mail = true }
+            // A new message, or the folder changed under the session (UIDVALIDITY): poll.
+            if Self.announcesMail(line) || line.uppercased().contains("[UIDVALIDITY") { mail = true }
         }
         guard !isStopped else { return false }
         session.expectReply(to: "DONE", bytes: 1 << 20)

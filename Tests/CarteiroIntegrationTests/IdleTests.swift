@@ -78,4 +78,50 @@ struct IdleTests {
         #expect(!daemon.waitForEvents(timeout: .seconds(4)) { !$0.isEmpty })
         #expect(!daemon.log.contains("idle mailbox=idle"))
     }
+
+    @Test func aNewUIDValidityWhileIdlingDoublesNothing() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("idleval")
+        try lab.addUser(user)
+        let config = try configuration(directory, user: user, lab: lab)
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        #expect(waitForIdle(daemon), "\(daemon.log.suffix(2000))")
+        try lab.deliver(MailLab.message(id: "idleval-\(user)-1@lab.test", subject: "Before"), to: user)
+        #expect(daemon.waitForEvents(timeout: .seconds(10)) { $0.count == 1 }, "\(daemon.log.suffix(2000))")
+        try lab.resetUIDValidity(of: user)
+        try lab.deliver(MailLab.message(id: "idleval-\(user)-2@lab.test", subject: "After"), to: user)
+        #expect(daemon.waitForEvents(timeout: .seconds(40)) { $0.count >= 2 }, "\(daemon.log.suffix(2500))")
+        Thread.sleep(forTimeInterval: 3)
+        #expect(daemon.events().compactMap(\.messageID).sorted() == ["<idleval-\(user)-1@lab.test>", "<idleval-\(user)-2@lab.test>"])
+    }
+
+    @Test func reloadsAddChangeAndRemoveIdleMailboxes() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let first = uniqueName("idlea"), second = uniqueName("idleb")
+        try lab.addUser(first)
+        try lab.addUser(second)
+        func write(_ mailboxes: String, _ names: [String]) throws -> String {
+            try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", pollInterval: "1h", mailboxes: mailboxes, contractMailboxes: names))
+        }
+        let a = inboundMailbox("a", provider: "imaps", port: lab.imapsPort, user: first, lab: lab)
+        let b = inboundMailbox("b", provider: "imaps", port: lab.imapsPort, user: second, lab: lab)
+        let config = try write(a, ["a"])
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        #expect(waitUntil(timeout: .seconds(15)) { daemon.log.contains("idle mailbox=a") }, "\(daemon.log.suffix(2000))")
+        // Added: b idles too, and its mail arrives at once.
+        _ = try write(a + b, ["a", "b"])
+        kill(daemon.process.processIdentifier, SIGHUP)
+        #expect(waitUntil(timeout: .seconds(15)) { daemon.log.contains("idle mailbox=b") }, "\(daemon.log.suffix(2000))")
+        Thread.sleep(forTimeInterval: 6)
+        try lab.deliver(MailLab.message(id: "reload-\(second)@lab.test", subject: "B"), to: second)
+        #expect(daemon.waitForEvents(timeout: .seconds(10)) { $0.contains { $0.messageID == "<reload-\(second)@lab.test>" } }, "\(daemon.log.suffix(2000))")
+        // Changed to idle = false, and removed: their IDLE connections end.
+        _ = try write(inboundMailbox("a", provider: "imaps", port: lab.imapsPort, user: first, lab: lab, extra: "idle = false"), ["a"])
+        kill(daemon.process.processIdentifier, SIGHUP)
+        #expect(waitUntil(timeout: .seconds(15)) { daemon.log.contains("idle ended mailbox=a") && daemon.log.contains("idle ended mailbox=b") }, "\(daemon.log.suffix(2000))")
+    }
 }
