@@ -19,6 +19,8 @@ final class IdleWatcher: @unchecked Sendable {
     private var stopped = false
     private var session: MailSession?
     private var thread: Thread?
+    /// The current connection got as far as IDLE (touched by the watcher's thread only).
+    private var reachedIdle = false
 
     init(mailbox: InboundMailbox, login: MailboxLogin, log: DaemonLog, arrived: @escaping @Sendable () -> Void) {
         self.mailbox = mailbox
@@ -55,6 +57,9 @@ final class IdleWatcher: @unchecked Sendable {
                 return // the server offers no IDLE: polling only
             } catch {
                 guard !isStopped else { return }
+                // A connection that reached IDLE worked: the backoff starts over.
+                if reachedIdle { failures = 0 }
+                reachedIdle = false
                 failures += 1
                 // 5 s, 10 s … at most the poll interval (which keeps running meanwhile).
                 let wait = min(Double(5 << min(failures - 1, 8)), max(Double(mailbox.pollInterval.components.seconds), 5))
@@ -104,6 +109,7 @@ final class IdleWatcher: @unchecked Sendable {
             throw MailConnectionError(.folderMissing, endpoint: opened.endpoint.description, message: "the folder \"\(mailbox.folder)\" cannot be opened for IDLE")
         }
         log.log(.info, "idle", ["mailbox": mailbox.name])
+        reachedIdle = true
         // Mail that came while the connection was down was announced to nobody: a poll now.
         if reconnecting { arrived() }
         while !isStopped {
