@@ -13,6 +13,12 @@ extension ConfigurationBuilder {
         if !reader.has("user") {
             diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs `user`: the login name for \(provider.isIMAP ? "IMAP" : "POP3")")
         }
+        if !provider.isIMAP, let key = ["idle", "idle_refresh"].first(where: reader.has) {
+            diagnostics.warning(reader.keyLocation(key), "`\(key)` applies to IMAP only: POP3 has no IDLE, this mailbox is polled")
+        }
+        if let refresh = reader.duration("idle_refresh"), refresh > .seconds(29 * 60) {
+            diagnostics.warning(reader.keyLocation("idle_refresh"), "idle_refresh is at most 29m (RFC 2177: servers may drop an IDLE after 30 minutes); 29m is used")
+        }
         return InboundMailbox(
             name: reader.name,
             description: reader.string("description") ?? "",
