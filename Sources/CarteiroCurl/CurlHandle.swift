@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CCurl
+import CarteiroConfig
 import CCurlShim
 
 /// One libcurl easy handle. Not thread-safe: one owner at a time, as libcurl requires.
@@ -61,6 +62,19 @@ final class CurlHandle {
     }
 
     /// libcurl's detailed message for the last failure, or its generic text for `code`.
+    /// The certificate checks of `tls`: a CA file trusted as well as the system's (CAINFO names
+    /// it; CAPATH keeps the system's hashed directory), or no verification when asked.
+    func apply(_ tls: TLSSettings) {
+        if let caFile = tls.caFile {
+            set(CURLOPT_CAINFO, caFile)
+            set(CURLOPT_CAPATH, "/etc/ssl/certs")
+        }
+        if !tls.verify {
+            set(CURLOPT_SSL_VERIFYPEER, 0)
+            set(CURLOPT_SSL_VERIFYHOST, 0)
+        }
+    }
+
     func errorText(_ code: CURLcode) -> String {
         let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         if !detail.isEmpty { return detail }

@@ -45,14 +45,7 @@ public enum HTTPForm {
         handle.set(CURLOPT_TIMEOUT_MS, milliseconds)
         handle.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds)
         handle.set(CURLOPT_FOLLOWLOCATION, 0)
-        if let caFile = tls.caFile {
-            handle.set(CURLOPT_CAINFO, caFile)
-            handle.set(CURLOPT_CAPATH, "/etc/ssl/certs")
-        }
-        if !tls.verify {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.apply(tls)
         var collected = carteiro_body(data: nil, length: 0, limit: limit, overflow: 0)
         defer { carteiro_body_free(&collected) }
         _ = carteiro_curl_collect_body(handle.raw, &collected)

@@ -32,14 +32,7 @@ public enum HTTPPost {
         handle.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds)
         // Redirects would turn a POST into a GET: an event must reach the configured URL itself.
         handle.set(CURLOPT_FOLLOWLOCATION, 0)
-        if let caFile = tls.caFile {
-            handle.set(CURLOPT_CAINFO, caFile)
-            handle.set(CURLOPT_CAPATH, "/etc/ssl/certs")
-        }
-        if !tls.verify {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.apply(tls)
         let code = handle.perform()
         guard code == CURLE_OK else { return .failed(handle.errorText(code)) }
         return .status(handle.info(CURLINFO_RESPONSE_CODE))

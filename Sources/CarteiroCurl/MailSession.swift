@@ -124,15 +124,7 @@ public final class MailSession {
         case .starttlsRequired: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
         case .starttlsOptional: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
         }
-        if let caFile = endpoint.tls.caFile {
-            // CAINFO names our file; CAPATH keeps the system's hashed directory, so both are trusted.
-            handle.set(CURLOPT_CAINFO, caFile)
-            handle.set(CURLOPT_CAPATH, "/etc/ssl/certs")
-        }
-        if !endpoint.tls.verify {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.apply(endpoint.tls)
     }
 
     private init(endpoint: MailEndpoint, handle: CurlHandle, socket: Int32) {
