@@ -14,19 +14,9 @@ struct DeskAccessTests {
 
     /// Runs carteiro as `nobody`, in `groups` as supplementary groups.
     func runAsNobody(_ arguments: [String], groups: [UInt32]) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         let groupOption = groups.isEmpty ? ["--clear-groups"] : ["--groups=" + groups.map(String.init).joined(separator: ",")]
-        process.arguments = ["--reuid=\(Self.nobody)", "--regid=\(Self.nobody)"] + groupOption + ["--", carteiroExecutable()] + arguments
-        process.environment = ["PATH": "/usr/bin:/bin"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        return try runProgram("/usr/bin/setpriv", ["--reuid=\(Self.nobody)", "--regid=\(Self.nobody)"] + groupOption + ["--", carteiroExecutable()] + arguments,
+                              environment: ["PATH": "/usr/bin:/bin"])
     }
 
     /// A configuration every user can read, and a state directory prepared by its owner (root

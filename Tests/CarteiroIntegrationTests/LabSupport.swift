@@ -60,13 +60,19 @@ struct ProcessResult {
 }
 
 func runCarteiro(_ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
+    try runProgram(carteiroExecutable(), arguments, environment: environment)
+}
+
+/// Runs a program to its end with no input; its exit status and both outputs.
+func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: carteiroExecutable())
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let environment { process.environment = environment }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
+    process.standardInput = FileHandle.nullDevice
     try process.run()
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
