@@ -219,21 +219,44 @@ public final class MailSession {
     public func readLineBytes() throws(MailConnectionError) -> [UInt8] {
         var searchFrom = bufferStart
         while true {
-            if let lf = buffer[searchFrom...].firstIndex(of: 10) {
-                var end = lf
-                if end > bufferStart && buffer[end - 1] == 13 { end -= 1 }
-                try consume(lf + 1 - bufferStart)
-                let line = Array(buffer[bufferStart..<end])
-                bufferStart = lf + 1
-                compact()
-                return line
-            }
+            if let line = try takeLine(searchingFrom: searchFrom) { return line }
             searchFrom = buffer.count
-            if buffer.count - bufferStart > Self.maximumLineLength {
-                throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) sent a line longer than \(Self.maximumLineLength) bytes: this is not a \(endpoint.serviceProtocol.displayName) server")
-            }
             try fill()
         }
+    }
+
+    /// A whole line if the server has sent one, without waiting: nil when none is complete yet
+    /// (an event loop reads this way when the socket is readable; a TLS record may be partial).
+    public func readLineIfReady() throws(MailConnectionError) -> String? {
+        var searchFrom = bufferStart
+        while true {
+            if let line = try takeLine(searchingFrom: searchFrom) { return String(decoding: line, as: UTF8.self) }
+            searchFrom = buffer.count
+            do {
+                guard try receive(waiting: false) else { return nil }
+            } catch {
+                isBroken = true
+                throw error
+            }
+        }
+    }
+
+    /// The first line in the buffer (its CRLF removed), when one is complete.
+    private func takeLine(searchingFrom searchFrom: Int) throws(MailConnectionError) -> [UInt8]? {
+        if let lf = buffer[searchFrom...].firstIndex(of: 10) {
+            var end = lf
+            if end > bufferStart && buffer[end - 1] == 13 { end -= 1 }
+            try consume(lf + 1 - bufferStart)
+            let line = Array(buffer[bufferStart..<end])
+            bufferStart = lf + 1
+            compact()
+            return line
+        }
+        if buffer.count - bufferStart > Self.maximumLineLength {
+            isBroken = true
+            throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) sent a line longer than \(Self.maximumLineLength) bytes: this is not a \(endpoint.serviceProtocol.displayName) server")
+        }
+        return nil
     }
 
     /// Exactly `count` bytes (an IMAP literal).
@@ -260,21 +283,22 @@ public final class MailSession {
 
     private func fill() throws(MailConnectionError) {
         do {
-            try receive()
+            _ = try receive(waiting: true)
         } catch {
             isBroken = true
             throw error
         }
     }
 
-    private func receive() throws(MailConnectionError) {
+    /// Appends what the server sent to the buffer; without `waiting`, false when nothing is there yet.
+    private func receive(waiting: Bool) throws(MailConnectionError) -> Bool {
         guard case .curl(let handle, _) = transport else {
             if case .replay(let server) = transport {
                 let next = server.next()
                 if next.isEmpty { throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "\(endpoint) closed the connection") }
                 buffer.append(contentsOf: next)
             }
-            return
+            return true
         }
         while true {
             var received = 0
@@ -282,6 +306,7 @@ public final class MailSession {
                 curl_easy_recv(handle.raw, raw.baseAddress!, raw.count, &received)
             }
             if code == CURLE_AGAIN {
+                guard waiting else { return false }
                 try wait(for: Int16(POLLIN))
                 continue
             }
@@ -292,8 +317,14 @@ public final class MailSession {
                 throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "\(endpoint) closed the connection")
             }
             buffer.append(contentsOf: chunk[0..<received])
-            return
+            return true
         }
+    }
+
+    /// The connection's socket, for an event loop to wait on (nil for a recorded server).
+    public var socket: Int32? {
+        if case .curl(_, let socket) = transport { return socket }
+        return nil
     }
 
     /// Whether the server has sent something within `limit` (IDLE waits for the server's word

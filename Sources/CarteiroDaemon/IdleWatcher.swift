@@ -3,159 +3,301 @@ import CarteiroCurl
 import CarteiroMail
 import Foundation
 
+/// The one loop every IDLE connection waits on. A connection in IDLE costs a read source and a
+/// timer on `queue` (libdispatch waits on all of them with one epoll), no thread; the steps that
+/// block (connecting, logging in, ending and beginning IDLE) run on `work`, at most
+/// `maximumWorkers` at once, so a thousand mailboxes starting together do not make a thousand
+/// threads.
+final class IdleLoop: @unchecked Sendable {
+    static let shared = IdleLoop()
+    /// Owns every watcher's state.
+    let queue = DispatchQueue(label: "carteiro.idle")
+    private let work = DispatchQueue(label: "carteiro.idle.work", attributes: .concurrent)
+    static let maximumWorkers = 16
+    /// Touched on `queue` only.
+    private var running = 0
+    private var waiting: [@Sendable () -> Void] = []
+
+    /// Runs `job` on a worker when one is free (called on `queue`).
+    func perform(_ job: @escaping @Sendable () -> Void) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard running < Self.maximumWorkers else {
+            waiting.append(job)
+            return
+        }
+        running += 1
+        work.async { [self] in
+            job()
+            queue.async { [self] in
+                running -= 1
+                if !waiting.isEmpty { perform(waiting.removeFirst()) }
+            }
+        }
+    }
+}
+
 /// IMAP IDLE (RFC 2177) for one mailbox: a connection of its own waits in IDLE, and when the
 /// server says a message arrived (`* N EXISTS`) the mailbox is polled at once, through the
 /// scheduler like any poll (so exactly-once, `after_fetch` and `UIDVALIDITY` behave as for
 /// polls, and never two polls of one mailbox run together). IDLE is ended and begun again every
 /// `idle_refresh`, with a NOOP in between: a dead or silent connection is noticed within that plus
 /// the mailbox's `timeout`, and reconnected with backoff. A server without IDLE is only polled.
+///
+/// The watcher is a state machine on `IdleLoop.queue`; its connection belongs to the loop while
+/// it idles and to the one job that runs a blocking step otherwise, never to both.
 final class IdleWatcher: @unchecked Sendable {
     let mailbox: InboundMailbox
     let login: MailboxLogin
     let log: DaemonLog
     /// Asks for a poll of the mailbox now.
     let arrived: @Sendable () -> Void
+    private let loop: IdleLoop
     private let lock = NSLock()
+    /// Set once by `stop` (read from any thread).
     private var stopped = false
-    private var session: MailSession?
-    private var thread: Thread?
-    /// The current connection got as far as IDLE (touched by the watcher's thread only).
-    private var reachedIdle = false
 
-    init(mailbox: InboundMailbox, login: MailboxLogin, log: DaemonLog, arrived: @escaping @Sendable () -> Void) {
+    // Touched on the loop's queue only.
+    /// The connection while it idles (during a blocking step, the step holds it).
+    private var connection: Connection?
+    private var readSource: DispatchSourceRead?
+    private var refreshTimer: DispatchSourceTimer?
+    private var failures = 0
+
+    /// An authenticated connection in IDLE: the session, its client and the IDLE command's tag.
+    struct Connection: @unchecked Sendable {
+        let session: MailSession
+        let client: IMAPClient
+        var tag: String
+    }
+
+    init(mailbox: InboundMailbox, login: MailboxLogin, log: DaemonLog, loop: IdleLoop = .shared, arrived: @escaping @Sendable () -> Void) {
         self.mailbox = mailbox
         self.login = login
         self.log = log
+        self.loop = loop
         self.arrived = arrived
     }
 
     var isStopped: Bool { lock.withLock { stopped } }
 
     func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "carteiro.idle.\(mailbox.name)"
-        thread.stackSize = 256 << 10
-        lock.withLock { self.thread = thread }
-        thread.start()
+        loop.queue.async { [self] in connect(reconnecting: false) }
     }
 
-    /// Ends the IDLE connection; the thread ends on its own.
+    /// Ends the IDLE connection (at once if it idles, else when its blocking step returns).
     func stop() {
-        let open = lock.withLock { () -> MailSession? in
-            stopped = true
-            return session
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
         }
-        open?.interrupt()
+        guard first else { return }
+        loop.queue.async { [self] in
+            log.log(.info, "idle ended", ["mailbox": mailbox.name])
+            close()
+        }
     }
 
-    private func run() {
-        var failures = 0
-        defer { if isStopped { log.log(.info, "idle ended", ["mailbox": mailbox.name]) } }
-        while !isStopped {
-            do {
-                try watch(reconnecting: failures > 0)
-                return // the server offers no IDLE: polling only
-            } catch {
-                guard !isStopped else { return }
-                // A connection that reached IDLE worked: the backoff starts over.
-                if reachedIdle { failures = 0 }
-                reachedIdle = false
-                failures += 1
-                // 5 s, 10 s … at most the poll interval (which keeps running meanwhile).
-                let wait = min(Double(5 << min(failures - 1, 8)), max(Double(mailbox.pollInterval.components.seconds), 5))
-                log.log(failures == 1 ? .notice : .info, "idle connection lost; reconnecting", ["mailbox": mailbox.name, "reason": error.description,
-                                                                                                "retry_in": "\(Int(wait))s"])
-                let until = Date().addingTimeInterval(wait)
-                while !isStopped && Date() < until { Thread.sleep(forTimeInterval: 0.2) }
+    // MARK: - States (on the loop's queue)
+
+    private func connect(reconnecting: Bool) {
+        guard !isStopped else { return }
+        loop.perform { [self] in
+            let result: Result<Connection?, MailConnectionError>
+            do throws(MailConnectionError) { result = .success(try establish()) } catch { result = .failure(error) }
+            loop.queue.async { [self] in
+                switch result {
+                case .success(let connection?):
+                    guard !isStopped else { return Self.discard(connection) }
+                    failures = 0
+                    log.log(.info, "idle", ["mailbox": mailbox.name])
+                    // Mail that came while the connection was down was announced to nobody: a poll now.
+                    if reconnecting { arrived() }
+                    wait(on: connection)
+                case .success(nil):
+                    return // the server offers no IDLE: polling only
+                case .failure(let error):
+                    lost(error)
+                }
             }
         }
     }
 
-    /// One connection's life: returns only when the server offers no IDLE; throws when the
-    /// connection fails (the caller reconnects).
-    private func watch(reconnecting: Bool) throws(MailConnectionError) {
+    /// Idles: the socket's read source and the refresh timer are armed; nothing blocks.
+    private func wait(on connection: Connection) {
+        guard let socket = connection.session.socket else { return lost(MailConnectionError(.connectionLost, endpoint: connection.session.endpoint.description, message: "the IDLE connection has no socket")) }
+        self.connection = connection
+        let source = DispatchSource.makeReadSource(fileDescriptor: socket, queue: loop.queue)
+        source.setEventHandler { [weak self] in self?.readable() }
+        source.resume()
+        readSource = source
+        let timer = DispatchSource.makeTimerSource(queue: loop.queue)
+        timer.schedule(deadline: .now() + Self.interval(mailbox.idleRefresh))
+        timer.setEventHandler { [weak self] in self?.refresh() }
+        timer.resume()
+        refreshTimer = timer
+        // What arrived with the continuation is already buffered: the socket will not say so.
+        readable()
+    }
+
+    /// The server said something while idling: every whole line is read without waiting.
+    private func readable() {
+        guard let connection else { return }
+        let session = connection.session
+        var mail = false
+        do throws(MailConnectionError) {
+            // Each wake-up may bring at most this much: a server that floods the idle
+            // connection is dropped (and reconnected with backoff), never buffered without end.
+            session.expectReply(to: "IDLE", bytes: 1 << 20)
+            while let line = try session.readLineIfReady() {
+                if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
+                // A new message, or the folder changed under the session (UIDVALIDITY): poll.
+                if Self.announcesMail(line) || line.uppercased().contains("[UIDVALIDITY") { mail = true }
+            }
+        } catch {
+            if mail { arrived() }
+            return lost(error)
+        }
+        if mail { arrived() }
+    }
+
+    /// Every `idle_refresh`: DONE, a NOOP (a dead connection fails here within `timeout`), IDLE again.
+    private func refresh() {
+        guard let connection = disarm() else { return }
+        loop.perform { [self] in
+            let result: Result<(Connection, Bool), MailConnectionError>
+            do throws(MailConnectionError) { result = .success(try renew(connection)) } catch { result = .failure(error) }
+            loop.queue.async { [self] in
+                switch result {
+                case .success(let (renewed, mail)):
+                    if mail { arrived() }
+                    guard !isStopped else { return Self.discard(renewed) }
+                    wait(on: renewed)
+                case .failure(let error):
+                    connection.session.interrupt()
+                    lost(error)
+                }
+            }
+        }
+    }
+
+    /// The connection failed: it is closed, and made again after a backoff of 5 s, 10 s … at
+    /// most the poll interval (which keeps running meanwhile).
+    private func lost(_ error: MailConnectionError) {
+        close()
+        guard !isStopped else { return }
+        failures += 1
+        let wait = min(Double(5 << min(failures - 1, 8)), max(Double(mailbox.pollInterval.components.seconds), 5))
+        log.log(failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
+                ["mailbox": mailbox.name, "reason": error.description, "retry_in": "\(Int(wait))s"])
+        loop.queue.asyncAfter(deadline: .now() + wait) { [self] in connect(reconnecting: true) }
+    }
+
+    /// Stops waiting on the connection and hands it to the caller.
+    private func disarm() -> Connection? {
+        refreshTimer?.cancel()
+        refreshTimer = nil
+        guard let connection else { return nil }
+        self.connection = nil
+        if let readSource {
+            // The socket stays open: the source only stops watching it.
+            readSource.setCancelHandler { withExtendedLifetime(connection) {} }
+            readSource.cancel()
+            self.readSource = nil
+        }
+        return connection
+    }
+
+    /// Closes the connection: after the read source is cancelled, as libdispatch asks.
+    private func close() {
+        guard let connection = disarm() else { return }
+        connection.session.interrupt()
+        // The session (and with it libcurl's socket) is released when the closure goes, after
+        // the cancelled source has let go of the descriptor.
+        loop.queue.async { withExtendedLifetime(connection) {} }
+    }
+
+    private static func discard(_ connection: Connection) {
+        connection.session.interrupt()
+    }
+
+    private static func interval(_ duration: Duration) -> DispatchTimeInterval {
+        let (seconds, attoseconds) = duration.components
+        // idle_refresh is between 30 s and 29 min: no overflow.
+        return .milliseconds(Int(clamping: seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+
+    // MARK: - Blocking steps (on a worker)
+
+    /// Connects, logs in and begins IDLE; nil when the server offers no IDLE.
+    private func establish() throws(MailConnectionError) -> Connection? {
         let credentials: MailSession.Credentials
         switch login.credentials(mailbox: mailbox.name) {
         case .success(let value): credentials = value
         case .failure(let failure):
             throw MailConnectionError(.loginRejected, endpoint: MailEndpoint(mailbox).description, message: MailboxLogin.explain(failure, mailbox: mailbox.name))
         }
-        let opened: MailSession
+        let session: MailSession
         do {
-            opened = try MailSession.open(MailEndpoint(mailbox), credentials: credentials)
+            session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials)
         } catch {
             if error.kind == .loginRejected { login.rejected(credentials) }
             throw error.redacting(credentials.password, user: mailbox.user)
         }
-        let stop = lock.withLock { () -> Bool in
-            if !stopped { session = opened }
-            return stopped
-        }
-        let client = IMAPClient(session: opened)
-        defer {
-            lock.withLock { session = nil }
+        let client = IMAPClient(session: session)
+        do throws(MailConnectionError) {
+            guard !isStopped else { throw MailConnectionError(.other, endpoint: session.endpoint.description, message: "stopped") }
+            let capabilities = try client.run("CAPABILITY")
+            let offersIdle = capabilities.untagged.contains { $0.uppercased().split(separator: " ").contains("IDLE") }
+            guard offersIdle else {
+                log.log(.notice, "the server offers no IDLE; the mailbox is polled only", ["mailbox": mailbox.name])
+                client.logout()
+                return nil
+            }
+            guard let folder = IMAPString.quoted(IMAPMailboxName.encode(mailbox.folder)) else { return nil }
+            let examine = try client.run("EXAMINE " + folder)
+            guard examine.isOK else {
+                throw MailConnectionError(.folderMissing, endpoint: session.endpoint.description, message: "the folder \"\(mailbox.folder)\" cannot be opened for IDLE")
+            }
+            return Connection(session: session, client: client, tag: try Self.beginIdle(session))
+        } catch {
             client.logout()
-        }
-        guard !stop else { return }
-        let capabilities = try client.run("CAPABILITY")
-        let offersIdle = capabilities.untagged.contains { $0.uppercased().split(separator: " ").contains("IDLE") }
-        guard offersIdle else {
-            log.log(.notice, "the server offers no IDLE; the mailbox is polled only", ["mailbox": mailbox.name])
-            return
-        }
-        guard let folder = IMAPString.quoted(IMAPMailboxName.encode(mailbox.folder)) else { return }
-        let examine = try client.run("EXAMINE " + folder)
-        guard examine.isOK else {
-            throw MailConnectionError(.folderMissing, endpoint: opened.endpoint.description, message: "the folder \"\(mailbox.folder)\" cannot be opened for IDLE")
-        }
-        log.log(.info, "idle", ["mailbox": mailbox.name])
-        reachedIdle = true
-        // Mail that came while the connection was down was announced to nobody: a poll now.
-        if reconnecting { arrived() }
-        while !isStopped {
-            let arrivedDuring = try idleOnce(client, session: opened)
-            if arrivedDuring { arrived() }
-            // Between two IDLEs, a NOOP: a dead connection fails here within `timeout`.
-            let noop = try client.run("NOOP")
-            if noop.untagged.contains(where: Self.announcesMail) { arrived() }
+            throw error
         }
     }
 
-    /// One IDLE: until the server announces mail, or `idle_refresh` passes. Whether mail came.
-    private func idleOnce(_ client: IMAPClient, session: MailSession) throws(MailConnectionError) -> Bool {
+    /// Sends IDLE and reads up to its continuation ("+ idling"); the command's tag.
+    private static func beginIdle(_ session: MailSession) throws(MailConnectionError) -> String {
         let tag = "I\(UInt32.random(in: 1...UInt32.max))"
         session.expectReply(to: "IDLE", bytes: 1 << 20)
         try session.sendLine("\(tag) IDLE")
-        // The continuation ("+ idling"); untagged lines may come first.
+        // Untagged lines may come before the continuation.
         while true {
             let line = try session.readLine()
-            if line.hasPrefix("+") { break }
+            if line.hasPrefix("+") { return tag }
             if line.hasPrefix(tag + " ") {
                 throw MailConnectionError(.commandRefused, endpoint: session.endpoint.description, message: "\(session.endpoint) refused IDLE: \(line)", serverReply: line)
             }
-            if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
+            if line.uppercased().hasPrefix("* BYE") { throw bye(line, session) }
         }
+    }
+
+    /// Ends IDLE, sends a NOOP and begins IDLE again; whether mail was announced meanwhile.
+    private func renew(_ connection: Connection) throws(MailConnectionError) -> (Connection, Bool) {
+        let session = connection.session
         var mail = false
-        let end = ContinuousClock.now + mailbox.idleRefresh
-        while !mail && !isStopped && ContinuousClock.now < end {
-            let left = end - ContinuousClock.now
-            guard try session.waitForData(upTo: min(left, .seconds(1))) else { continue }
-            session.expectReply(to: "IDLE", bytes: 1 << 20)
-            let line = try session.readLine()
-            if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
-            // A new message, or the folder changed under the session (UIDVALIDITY): poll.
-            if Self.announcesMail(line) || line.uppercased().contains("[UIDVALIDITY") { mail = true }
-        }
-        guard !isStopped else { return false }
         session.expectReply(to: "DONE", bytes: 1 << 20)
         try session.sendLine("DONE")
         while true {
             let line = try session.readLine()
-            if line.hasPrefix(tag + " ") { break }
+            if line.hasPrefix(connection.tag + " ") { break }
             if Self.announcesMail(line) { mail = true }
             if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
         }
-        return mail
+        let noop = try connection.client.run("NOOP")
+        if noop.untagged.contains(where: Self.announcesMail) { mail = true }
+        var renewed = connection
+        renewed.tag = try Self.beginIdle(session)
+        return (renewed, mail)
     }
 
     /// `* N EXISTS` (a message arrived) or `* N RECENT`.

@@ -127,4 +127,36 @@ struct IdleTests {
         kill(daemon.process.processIdentifier, SIGHUP)
         #expect(waitUntil(timeout: .seconds(15)) { daemon.log.contains("idle ended mailbox=a") && daemon.log.contains("idle ended mailbox=b") }, "\(daemon.log.suffix(2000))")
     }
+
+    /// A server that accepts IDLE and then stops answering (DONE gets no reply): the watcher
+    /// notices at the next refresh, within `timeout`, and connects again.
+    @Test func aServerThatStopsAnsweringIsNoticedAndReconnected() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let server = try ScriptedServer(greeting: "* OK [CAPABILITY IMAP4rev1 IDLE] silent soon\r\n") { line in
+            let words = line.split(separator: " ", maxSplits: 2).map(String.init)
+            guard words.count >= 2 else { return nil } // DONE: never answered
+            let tag = words[0]
+            switch words[1].uppercased() {
+            case "CAPABILITY": return "* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n\(tag) OK done\r\n"
+            case "IDLE": return "+ idling\r\n"
+            case "SELECT", "EXAMINE": return "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n\(tag) OK [READ-WRITE] done\r\n"
+            case "UID": return "* SEARCH\r\n\(tag) OK done\r\n"
+            default: return "\(tag) OK done\r\n"
+            }
+        }
+        defer { server.stop() }
+        let user = uniqueName("silent")
+        try lab.addUser(user) // for its password file only
+        let mailbox = inboundMailbox("silent", provider: "imap", port: server.port, user: user, lab: lab, extra: "starttls = false\nidle_refresh = \"30s\"")
+            .replacingOccurrences(of: "timeout = \"10s\"", with: "timeout = \"2s\"")
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", pollInterval: "1h", mailboxes: mailbox, contractMailboxes: ["silent"]))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        #expect(waitUntil(timeout: .seconds(15)) { daemon.log.contains("idle mailbox=silent") }, "\(daemon.log.suffix(2000))")
+        // The refresh after 30 s meets silence: lost within the 2 s timeout, then made again after 5 s.
+        #expect(waitUntil(timeout: .seconds(60)) { daemon.log.contains("idle connection lost; reconnecting mailbox=silent") }, "\(daemon.log.suffix(2000))")
+        #expect(daemon.log.contains("did not answer within 2s"), "\(daemon.log.suffix(2000))")
+        #expect(waitUntil(timeout: .seconds(20)) { daemon.log.components(separatedBy: "idle mailbox=silent").count - 1 >= 2 }, "\(daemon.log.suffix(2000))")
+    }
 }
