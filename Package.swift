@@ -41,7 +41,8 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
-        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // libssl: idle connections' TLS buffers are released through OpenSSL (SSL_MODE_RELEASE_BUFFERS).
+        .target(name: "CCurlShim", dependencies: ["CCurl"], linkerSettings: [.linkedLibrary("ssl")]),
         .target(name: "CarteiroConfig"),
         .target(name: "CarteiroMail"),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),

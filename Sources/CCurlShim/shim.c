@@ -75,3 +75,57 @@ void carteiro_body_free(carteiro_body *body) {
 CURLcode carteiro_curl_discard_body(CURL *handle) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, carteiro_discard);
 }
+
+/* TLS sessions shared between connections (CURL_LOCK_DATA_SSL_SESSION): a reconnect, a POP3
+ * poll or a new IDLE connection resumes the server's session instead of a full handshake.
+ * One share per server (libcurl keeps 8 sessions in a share); each has its own locks. */
+#include <pthread.h>
+#include <openssl/ssl.h>
+
+typedef struct carteiro_share_locks {
+    pthread_mutex_t mutex[CURL_LOCK_DATA_LAST];
+} carteiro_share_locks;
+
+static void carteiro_share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr) {
+    (void)handle; (void)access;
+    carteiro_share_locks *locks = userptr;
+    if (data >= 0 && data < CURL_LOCK_DATA_LAST) pthread_mutex_lock(&locks->mutex[data]);
+}
+static void carteiro_share_unlock(CURL *handle, curl_lock_data data, void *userptr) {
+    (void)handle;
+    carteiro_share_locks *locks = userptr;
+    if (data >= 0 && data < CURL_LOCK_DATA_LAST) pthread_mutex_unlock(&locks->mutex[data]);
+}
+
+CURLSH *carteiro_curl_tls_share_new(void) {
+    carteiro_share_locks *locks = calloc(1, sizeof *locks);
+    if (!locks) return NULL;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&locks->mutex[i], NULL);
+    CURLSH *share = curl_share_init();
+    if (!share) { free(locks); return NULL; }
+    if (curl_share_setopt(share, CURLSHOPT_USERDATA, (void *)locks) != CURLSHE_OK
+        || curl_share_setopt(share, CURLSHOPT_LOCKFUNC, carteiro_share_lock) != CURLSHE_OK
+        || curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, carteiro_share_unlock) != CURLSHE_OK
+        || curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        curl_share_cleanup(share);
+        free(locks);
+        return NULL;
+    }
+    return share;
+}
+
+CURLcode carteiro_curl_setopt_share(CURL *handle, CURLSH *share) {
+    return curl_easy_setopt(handle, CURLOPT_SHARE, share);
+}
+
+/* OpenSSL keeps a connection's read and write buffers (about 34 KB) only while it uses them:
+ * a thousand connections waiting in IDLE need none. */
+static CURLcode carteiro_ssl_ctx(CURL *handle, void *ssl_ctx, void *userptr) {
+    (void)handle; (void)userptr;
+    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
+}
+
+CURLcode carteiro_curl_release_tls_buffers(CURL *handle) {
+    return curl_easy_setopt(handle, CURLOPT_SSL_CTX_FUNCTION, carteiro_ssl_ctx);
+}

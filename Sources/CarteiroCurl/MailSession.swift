@@ -125,6 +125,10 @@ public final class MailSession {
         case .starttlsOptional: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
         }
         handle.apply(endpoint.tls)
+        if endpoint.security != .plain {
+            if let share = TLSSessionCache.share(for: endpoint) { _ = carteiro_curl_setopt_share(handle.raw, share) }
+            _ = carteiro_curl_release_tls_buffers(handle.raw)
+        }
     }
 
     private init(endpoint: MailEndpoint, handle: CurlHandle, socket: Int32) {
@@ -143,6 +147,13 @@ public final class MailSession {
     public var loginTranscript: [String] {
         if case .curl(let handle, _) = transport { return handle.transcript.lines }
         return []
+    }
+
+    /// Whether the TLS handshake resumed a session of an earlier connection to the server
+    /// (libcurl's notes: it offered one, and the server sent no certificate).
+    public var tlsResumed: Bool {
+        if case .curl(let handle, _) = transport { return handle.transcript.tlsResumed }
+        return false
     }
 
     /// The negotiated TLS version and cipher, when the session is encrypted.

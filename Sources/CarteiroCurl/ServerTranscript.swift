@@ -33,10 +33,19 @@ final class ServerTranscript {
     /// "TLSv1.3 / TLS_AES_256_GCM_SHA384", from libcurl's note after the handshake.
     private(set) var tlsDescription: String?
 
-    /// libcurl's informational notes: only the two facts above are kept.
+    /// libcurl offered the server a TLS session of an earlier connection ("SSL re-using session ID").
+    private(set) var tlsSessionOffered = false
+    /// The server sent its certificate: a full handshake (a resumed one sends none).
+    private(set) var tlsCertificateReceived = false
+    /// The handshake resumed an earlier session: offered, and the server skipped its certificate.
+    var tlsResumed: Bool { tlsDescription != nil && tlsSessionOffered && !tlsCertificateReceived }
+
+    /// libcurl's informational notes: only the facts above are kept.
     func note(_ bytes: UnsafeBufferPointer<UInt8>) {
         let text = String(decoding: bytes, as: UTF8.self)
         if text.hasPrefix("Connected to ") { tcpConnected = true }
+        if text.hasPrefix("SSL re-using session ID") || text.hasPrefix("SSL reusing session ID") { tlsSessionOffered = true }
+        if text.contains("(IN), TLS handshake, Certificate (11)") { tlsCertificateReceived = true }
         if text.hasPrefix("SSL connection using ") {
             tlsDescription = String(text.dropFirst("SSL connection using ".count)).trimmingCharacters(in: ["\n", "\r"])
         }

@@ -37,4 +37,10 @@ CURLcode carteiro_curl_getinfo_certinfo(CURL *handle, struct curl_certinfo **val
 /* curl_global_init(CURL_GLOBAL_ALL): the flags are a macro expression Swift cannot import. */
 CURLcode carteiro_curl_global_init(void);
 
+/* A share of TLS sessions (thread-safe), for the connections to one server. */
+CURLSH *carteiro_curl_tls_share_new(void);
+CURLcode carteiro_curl_setopt_share(CURL *handle, CURLSH *share);
+/* OpenSSL frees a connection's buffers while it is idle (SSL_MODE_RELEASE_BUFFERS). */
+CURLcode carteiro_curl_release_tls_buffers(CURL *handle);
+
 #endif

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import CarteiroConfig
+import CarteiroCurl
+import CarteiroTesting
+
+/// A second connection to a server resumes the TLS session of the first (libcurl's share of TLS
+/// sessions): one round trip and no certificate exchange instead of a full handshake, for every
+/// POP3 poll, IDLE reconnection and new SMTP connection. libcurl's notes say whether it did.
+/// (Not over STARTTLS: libcurl 7.88 files the session under the upgraded scheme, `imaps`, and
+/// looks it up under `imap`, so it never finds it; a full handshake, as before.)
+@Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
+struct TLSResumptionTests {
+    @Test(arguments: ["imaps", "pop3s", "smtps"])
+    func aSecondConnectionResumesTheSession(_ kind: String) throws {
+        let lab = try requireLab()
+        let user = "ana"
+        let (service, port, security): (MailEndpoint.ServiceProtocol, Int, MailEndpoint.Security) = switch kind {
+        case "imaps": (.imap, lab.imapsPort, .implicitTLS)
+        case "pop3s": (.pop3, lab.pop3sPort, .implicitTLS)
+        default: (.smtp, lab.smtpTLSPort, .implicitTLS)
+        }
+        let endpoint = MailEndpoint(serviceProtocol: service, host: "127.0.0.1", port: port, security: security,
+                                    tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(10))
+        let credentials = service == .smtp ? nil : MailSession.Credentials(user: user, password: Secret(MailLab.password(of: user)))
+        // The first connection stores the server's session (TLS 1.3 sends its tickets after the
+        // handshake; the login's replies bring them in).
+        let first = try MailSession.open(endpoint, credentials: credentials)
+        #expect(first.tlsDescription != nil)
+        first.interrupt()
+        let second = try MailSession.open(endpoint, credentials: credentials)
+        #expect(second.tlsResumed, "the second \(kind) connection did a full TLS handshake")
+        second.interrupt()
+    }
+
+    @Test func aPlainConnectionHasNothingToResume() throws {
+        let lab = try requireLab()
+        let endpoint = MailEndpoint(serviceProtocol: .smtp, host: "127.0.0.1", port: lab.smtpPlainPort, security: .plain,
+                                    tls: TLSSettings(caFile: nil, verify: true), timeout: .seconds(10))
+        let session = try MailSession.open(endpoint, credentials: nil)
+        #expect(!session.tlsResumed)
+        #expect(session.tlsDescription == nil)
+        session.interrupt()
+    }
+}
