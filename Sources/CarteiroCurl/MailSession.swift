@@ -49,7 +49,8 @@ public final class MailSession {
     private var buffer: [UInt8] = []
     private var bufferStart = 0
     /// Where libcurl's reads land before they join `buffer`; made once, reused by every read.
-    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Small while the server says little (a connection in IDLE); 64 KB once a read fills it.
+    private var chunk = [UInt8](repeating: 0, count: 4 * 1024)
 
     /// The bounds of the reply being read (`expectReply`): `timeout` bounds each wait for data,
     /// these bound the whole reply, so that a server that floods or trickles cannot hold memory
@@ -60,6 +61,8 @@ public final class MailSession {
     /// The connection failed (lost, too slow, too much): nothing more is sent or read on it,
     /// a polite LOGOUT or QUIT included (it would only read more of the same).
     public private(set) var isBroken = false
+    /// Everything read from the server on this session, in bytes.
+    public private(set) var bytesReceived = 0
 
     struct ReplyBounds {
         var what: String
@@ -328,6 +331,8 @@ public final class MailSession {
                 throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "\(endpoint) closed the connection")
             }
             buffer.append(contentsOf: chunk[0..<received])
+            bytesReceived += received
+            if received == chunk.count && chunk.count < 64 * 1024 { chunk = [UInt8](repeating: 0, count: 64 * 1024) }
             return true
         }
     }

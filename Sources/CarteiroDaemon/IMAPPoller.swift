@@ -11,6 +11,8 @@ import Foundation
 struct IMAPPoller {
     let ingest: InboundIngest
     let login: MailboxLogin
+    /// Where the session waits between polls (nil: a new connection for each poll).
+    var sessions: KeptSessions?
 
     var mailbox: InboundMailbox { ingest.mailbox }
     var store: MailboxStore { ingest.store }
@@ -19,10 +21,36 @@ struct IMAPPoller {
         try ingest.finishInterruptedCommit()
         let credentials = try PollFailure.credentials(mailbox, login: login)
         let password = credentials.password
+        if let sessions, let client = sessions.take(mailbox, credentials: credentials) {
+            client.session.sessionDeadline = ContinuousClock.now + mailbox.maxPollTime
+            let before = client.session.bytesReceived
+            do throws(PollFailure) {
+                let outcome = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
+                sessions.keep(client, mailbox: mailbox, credentials: credentials)
+                return outcome
+            } catch {
+                // The kept connection died while it waited, silently (no FIN, no BYE: a server
+                // restarted behind a firewall, a NAT that forgot it), and the server said nothing
+                // in this poll: a new connection, now. Any other failure is the poll's.
+                guard case .connection(let failure) = error, [.connectionLost, .noAnswer].contains(failure.kind),
+                      client.session.bytesReceived == before else {
+                    client.logout()
+                    throw error
+                }
+                client.session.interrupt()
+                ingest.log.log(.info, "kept connection lost; connecting again", ["mailbox": mailbox.name, "reason": failure.description])
+            }
+        }
         let client = IMAPClient(session: try PollFailure.openSession(mailbox, credentials: credentials, login: login))
         client.maximumFetchLiteral = maximumLiteral
-        defer { client.logout() }
-        return try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
+        do throws(PollFailure) {
+            let outcome = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
+            if let sessions { sessions.keep(client, mailbox: mailbox, credentials: credentials) } else { client.logout() }
+            return outcome
+        } catch {
+            client.logout()
+            throw error
+        }
     }
 
     func poll(_ client: IMAPClient, password: Secret) throws -> PollOutcome {

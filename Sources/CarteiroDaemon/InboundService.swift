@@ -31,6 +31,8 @@ public final class InboundService: @unchecked Sendable {
     var logins: [String: MailboxLogin] = [:]
     /// The IDLE connections, one per IMAP mailbox with `idle` (touched on the daemon's queue).
     var watchers: [String: IdleWatcher] = [:]
+    /// IMAP sessions kept between polls.
+    let keptSessions = KeptSessions()
     var started = false
     /// What the last `prepare` made of the logins (handed to `logins` by start or apply).
     var preparedLogins: [String: MailboxLogin] = [:]
@@ -86,6 +88,7 @@ public final class InboundService: @unchecked Sendable {
         mailboxCount = reload.mailboxes.count
         scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
         logins = reload.logins
+        keptSessions.prune(keeping: reload.mailboxes)
         if started { updateWatchers(reload.mailboxes) }
     }
 
@@ -139,6 +142,7 @@ public final class InboundService: @unchecked Sendable {
             throw .storage(error.description)
         }
         var pollers: [String: InboundScheduler.Poller] = [:]
+        let kept = keptSessions
         var table: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes {
             guard let store = stores[mailbox.name], let login = logins[mailbox.name] else { continue }
@@ -146,7 +150,7 @@ public final class InboundService: @unchecked Sendable {
             table[mailbox.name] = contract
             let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: store, log: log)
             if mailbox.provider.isIMAP {
-                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, login: login).poll() } }
+                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, login: login, sessions: kept).poll() } }
             } else {
                 pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try POP3Poller(ingest: ingest, login: login).poll() } }
             }
@@ -210,7 +214,11 @@ public final class InboundService: @unchecked Sendable {
         started = false
         for watcher in watchers.values { watcher.stop() }
         watchers = [:]
-        scheduler.stop(completion: completion)
+        let kept = keptSessions
+        scheduler.stop {
+            kept.closeAll()
+            completion()
+        }
     }
 }
 

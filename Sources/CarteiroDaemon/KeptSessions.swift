@@ -1,0 +1,86 @@
+import CarteiroConfig
+import CarteiroCurl
+import Foundation
+
+/// Authenticated IMAP sessions kept between polls, at most one per mailbox: the next poll of
+/// the mailbox opens its folder again on the kept session (EXAMINE or SELECT report UIDVALIDITY,
+/// UIDNEXT and EXISTS afresh) instead of paying for TCP, TLS and a login. A poll takes the
+/// mailbox's session (the scheduler never runs two polls of one mailbox at once) and gives it
+/// back when the poll succeeded; a session that failed, that the server ended (`BYE`, a closed
+/// connection, noticed before it is used), whose mailbox a reload changed or removed, or whose
+/// credentials changed (a new password, a refreshed OAuth token) is closed instead.
+final class KeptSessions: @unchecked Sendable {
+    private struct Kept: @unchecked Sendable {
+        let client: IMAPClient
+        let mailbox: InboundMailbox
+        let credentials: MailSession.Credentials
+    }
+
+    private let lock = NSLock()
+    private var kept: [String: Kept] = [:]
+
+    /// Servers end sessions idle for 30 minutes (RFC 3501 §5.4); one polled less often than
+    /// this would be dead whenever it is needed.
+    static let longestInterval: Duration = .seconds(25 * 60)
+
+    /// The mailbox's kept session, if it is still good for `mailbox` as configured now and
+    /// `credentials`: whatever the server said since the last poll is read first, without
+    /// waiting, and a `BYE` or a closed connection discards the session.
+    func take(_ mailbox: InboundMailbox, credentials: MailSession.Credentials) -> IMAPClient? {
+        guard let entry = lock.withLock({ kept.removeValue(forKey: mailbox.name) }) else { return nil }
+        guard entry.mailbox == mailbox, entry.credentials.user == credentials.user, entry.credentials.password == credentials.password,
+              entry.credentials.bearer == credentials.bearer, Self.drain(entry.client.session) else {
+            entry.client.session.interrupt()
+            return nil
+        }
+        return entry.client
+    }
+
+    /// Keeps `client` for the mailbox's next poll (or closes it, for a mailbox polled too rarely).
+    func keep(_ client: IMAPClient, mailbox: InboundMailbox, credentials: MailSession.Credentials) {
+        guard !client.session.isBroken, mailbox.pollInterval <= Self.longestInterval else {
+            client.logout()
+            return
+        }
+        client.session.sessionDeadline = nil
+        let old = lock.withLock { kept.updateValue(Kept(client: client, mailbox: mailbox, credentials: credentials), forKey: mailbox.name) }
+        old?.client.session.interrupt()
+    }
+
+    /// After a reload: sessions of mailboxes that are gone or changed are closed.
+    func prune(keeping mailboxes: [InboundMailbox]) {
+        let current = Dictionary(mailboxes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let closing = lock.withLock { () -> [Kept] in
+            let stale = kept.filter { current[$0.key] != $0.value.mailbox }
+            for name in stale.keys { kept[name] = nil }
+            return Array(stale.values)
+        }
+        for entry in closing { entry.client.session.interrupt() }
+    }
+
+    /// At shutdown: every kept session is logged out, all at once (each LOGOUT is bounded to
+    /// 10 s, as at the end of any poll).
+    func closeAll() {
+        let closing = lock.withLock { () -> [Kept] in
+            defer { kept = [:] }
+            return Array(kept.values)
+        }
+        DispatchQueue.concurrentPerform(iterations: closing.count) { closing[$0].client.logout() }
+    }
+
+    var count: Int { lock.withLock { kept.count } }
+
+    /// Reads what the server sent unasked since the last poll (`* N EXISTS` and the like, which
+    /// the poll's EXAMINE reports again); false when the session is no longer usable.
+    private static func drain(_ session: MailSession) -> Bool {
+        session.expectReply(to: "nothing (between polls)", bytes: 1 << 20)
+        do {
+            while let line = try session.readLineIfReady() {
+                if line.uppercased().hasPrefix("* BYE") { return false }
+            }
+            return !session.isBroken
+        } catch {
+            return false
+        }
+    }
+}
