@@ -71,7 +71,9 @@ extension IMAPClient {
                     _ = try session.readBytes(size)
                     current = try session.readLineBytes()
                 }
-                other.append(String(decoding: line, as: UTF8.self))
+                let text = String(decoding: line, as: UTF8.self)
+                noteUntagged(text)
+                other.append(text)
             }
         }
     }

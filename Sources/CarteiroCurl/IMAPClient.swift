@@ -29,6 +29,20 @@ public final class IMAPClient {
     public var maximumFetchLiteral = 64 << 20
     /// Tagged replies read while waiting for another pipelined command.
     var earlyCompletions: [String: Response] = [:]
+    /// How many `* N EXISTS` the server has sent on this session: one that comes after a
+    /// poll's SELECT announces a message the poll did not see.
+    public private(set) var existsAnnouncements = 0
+
+    private var announcementsWhenOpened = 0
+
+    /// Called once the folder is (re)opened: `announcedMailSinceOpened` counts from here.
+    public func markFolderOpened() { announcementsWhenOpened = existsAnnouncements }
+    /// The server announced a message (`* N EXISTS`) after the folder was opened.
+    public var announcedMailSinceOpened: Bool { existsAnnouncements > announcementsWhenOpened }
+
+    func noteUntagged(_ line: String) {
+        if IMAPResponseText.count(line, keyword: "EXISTS") != nil { existsAnnouncements += 1 }
+    }
 
     public init(session: MailSession) {
         self.session = session
@@ -62,6 +76,7 @@ public final class IMAPClient {
             if line.hasPrefix("* BYE") {
                 throw MailConnectionError(.connectionLost, endpoint: session.endpoint.description, message: "\(session.endpoint) ended the session", serverReply: line)
             }
+            noteUntagged(line)
             untagged.append(line)
         }
     }

@@ -21,23 +21,26 @@ struct IMAPPoller {
         try ingest.finishInterruptedCommit()
         let credentials = try PollFailure.credentials(mailbox, login: login)
         let password = credentials.password
-        if let sessions, let client = sessions.take(mailbox, credentials: credentials) {
+        if let sessions, let taken = sessions.session(for: mailbox, credentials: credentials) {
+            let client = taken.client
+            var lender: IdleWatcher?
+            if case .lent(_, let watcher) = taken { lender = watcher }
             client.session.sessionDeadline = ContinuousClock.now + mailbox.maxPollTime
+            client.maximumFetchLiteral = maximumLiteral
             let before = client.session.bytesReceived
             do throws(PollFailure) {
                 let outcome = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
-                sessions.keep(client, mailbox: mailbox, credentials: credentials)
+                sessions.done(with: client, lentFrom: lender, failure: nil, mailbox: mailbox, credentials: credentials)
                 return outcome
             } catch {
+                sessions.done(with: client, lentFrom: lender, failure: error, mailbox: mailbox, credentials: credentials)
                 // The kept connection died while it waited, silently (no FIN, no BYE: a server
                 // restarted behind a firewall, a NAT that forgot it), and the server said nothing
                 // in this poll: a new connection, now. Any other failure is the poll's.
-                guard case .connection(let failure) = error, [.connectionLost, .noAnswer].contains(failure.kind),
+                guard lender == nil, case .connection(let failure) = error, [.connectionLost, .noAnswer].contains(failure.kind),
                       client.session.bytesReceived == before else {
-                    client.logout()
                     throw error
                 }
-                client.session.interrupt()
                 ingest.log.log(.info, "kept connection lost; connecting again", ["mailbox": mailbox.name, "reason": failure.description])
             }
         }
@@ -45,7 +48,7 @@ struct IMAPPoller {
         client.maximumFetchLiteral = maximumLiteral
         do throws(PollFailure) {
             let outcome = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
-            if let sessions { sessions.keep(client, mailbox: mailbox, credentials: credentials) } else { client.logout() }
+            if let sessions { sessions.done(with: client, lentFrom: nil, failure: nil, mailbox: mailbox, credentials: credentials) } else { client.logout() }
             return outcome
         } catch {
             client.logout()
@@ -65,6 +68,7 @@ struct IMAPPoller {
             throw MailConnectionError(.folderMissing, endpoint: endpoint, message: "the folder \"\(mailbox.folder)\" cannot be opened on \(endpoint)",
                                       serverReply: "\(select.tag) \(select.status) \(select.text)")
         }
+        client.markFolderOpened()
         var uidValidity: UInt32 = 0, uidNext: UInt32 = 0, exists = 0
         for line in select.untagged {
             if let n = IMAPResponseText.count(line, keyword: "EXISTS") { exists = n }

@@ -62,6 +62,10 @@ final class IdleWatcher: @unchecked Sendable {
     private var readSource: DispatchSourceRead?
     private var refreshTimer: DispatchSourceTimer?
     private var failures = 0
+    /// The connection is lent to a poll.
+    private var lentOut = false
+    /// A blocking step (connecting, refreshing) holds the connection.
+    private var working = false
 
     /// An authenticated connection in IDLE: the session, its client and the IDLE command's tag.
     struct Connection: @unchecked Sendable {
@@ -101,10 +105,12 @@ final class IdleWatcher: @unchecked Sendable {
 
     private func connect(reconnecting: Bool) {
         guard !isStopped else { return }
+        working = true
         loop.perform { [self] in
             let result: Result<Connection?, MailConnectionError>
             do throws(MailConnectionError) { result = .success(try establish()) } catch { result = .failure(error) }
             loop.queue.async { [self] in
+                working = false
                 switch result {
                 case .success(let connection?):
                     guard !isStopped else { return Self.discard(connection) }
@@ -163,10 +169,12 @@ final class IdleWatcher: @unchecked Sendable {
     /// Every `idle_refresh`: DONE, a NOOP (a dead connection fails here within `timeout`), IDLE again.
     private func refresh() {
         guard let connection = disarm() else { return }
+        working = true
         loop.perform { [self] in
             let result: Result<(Connection, Bool), MailConnectionError>
             do throws(MailConnectionError) { result = .success(try renew(connection)) } catch { result = .failure(error) }
             loop.queue.async { [self] in
+                working = false
                 switch result {
                 case .success(let (renewed, mail)):
                     if mail { arrived() }
@@ -226,7 +234,81 @@ final class IdleWatcher: @unchecked Sendable {
         return .milliseconds(Int(clamping: seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
     }
 
+    // MARK: - Lending the connection to a poll
+
+    /// The IDLE connection, out of IDLE, for a poll of the mailbox (called on the poll's
+    /// thread): one connection and no login for the polls of a mailbox in IDLE. nil when the
+    /// watcher is not idling just now (connecting, refreshing, lent) or DONE fails (the watcher
+    /// then reconnects); the poll opens a connection of its own.
+    func lend() -> IMAPClient? {
+        let taken = loop.queue.sync { () -> Connection? in
+            guard !isStopped, let connection = disarm() else { return nil }
+            lentOut = true
+            return connection
+        }
+        guard let connection = taken else { return nil }
+        do {
+            try Self.endIdle(connection)
+            return connection.client
+        } catch {
+            loop.queue.async { [self] in
+                lentOut = false
+                connection.session.interrupt()
+                lost(error)
+            }
+            return nil
+        }
+    }
+
+    /// The poll is done with the lent connection: IDLE again. Mail the server announced during
+    /// the poll, after its SELECT, is polled for at once (the server will not announce it again).
+    func giveBack(_ client: IMAPClient, failure: MailConnectionError?) {
+        client.session.sessionDeadline = nil
+        client.session.shrinkBuffers()
+        let result: Result<String, MailConnectionError>
+        if let failure {
+            result = .failure(failure)
+        } else {
+            do throws(MailConnectionError) { result = .success(try Self.beginIdle(client.session)) } catch { result = .failure(error) }
+        }
+        let mailDuringPoll = client.announcedMailSinceOpened
+        // Handed over whole: from here only the loop touches the client.
+        let handed = Connection(session: client.session, client: client, tag: "")
+        loop.queue.async { [self] in
+            lentOut = false
+            switch result {
+            case .success(let tag):
+                var connection = handed
+                connection.tag = tag
+                guard !isStopped else { return Self.discard(connection) }
+                wait(on: connection)
+                if mailDuringPoll { arrived() }
+            case .failure(let error):
+                handed.session.interrupt()
+                lost(error)
+            }
+        }
+    }
+
+    /// Whether the watcher holds a connection (idling, refreshing or lent): a poll's own
+    /// connection is then not kept, so a mailbox in IDLE has one connection, not two.
+    var hasConnection: Bool {
+        loop.queue.sync { connection != nil || lentOut || working }
+    }
+
     // MARK: - Blocking steps (on a worker)
+
+    /// DONE, and the IDLE command's completion.
+    private static func endIdle(_ connection: Connection) throws(MailConnectionError) {
+        let session = connection.session
+        session.expectReply(to: "DONE", bytes: 1 << 20)
+        try session.sendLine("DONE")
+        while true {
+            let line = try session.readLine()
+            if line.hasPrefix(connection.tag + " ") { return }
+            if line.uppercased().hasPrefix("* BYE") { throw bye(line, session) }
+        }
+    }
 
     /// Connects, logs in and begins IDLE; nil when the server offers no IDLE.
     private func establish() throws(MailConnectionError) -> Connection? {

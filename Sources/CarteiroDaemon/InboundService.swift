@@ -99,6 +99,7 @@ public final class InboundService: @unchecked Sendable {
         for (name, watcher) in watchers where wanted[name] != watcher.mailbox || watcher.isStopped {
             watcher.stop()
             watchers[name] = nil
+            keptSessions.register(nil, for: name)
         }
         let scheduler = self.scheduler
         for (name, mailbox) in wanted where watchers[name] == nil {
@@ -107,6 +108,7 @@ public final class InboundService: @unchecked Sendable {
                 scheduler.pollNow([name]) { _ in }
             }
             watchers[name] = watcher
+            keptSessions.register(watcher, for: name)
             watcher.start()
         }
     }
@@ -212,7 +214,10 @@ public final class InboundService: @unchecked Sendable {
 
     public func stop(completion: @escaping @Sendable () -> Void) {
         started = false
-        for watcher in watchers.values { watcher.stop() }
+        for (name, watcher) in watchers {
+            watcher.stop()
+            keptSessions.register(nil, for: name)
+        }
         watchers = [:]
         let kept = keptSessions
         scheduler.stop {

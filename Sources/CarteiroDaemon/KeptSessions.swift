@@ -18,6 +18,53 @@ final class KeptSessions: @unchecked Sendable {
 
     private let lock = NSLock()
     private var kept: [String: Kept] = [:]
+    /// The IDLE watcher of each mailbox in IDLE: its connection is lent to the mailbox's polls.
+    private var watchers: [String: IdleWatcher] = [:]
+
+    /// A session for a poll: the mailbox's kept one, or its IDLE connection, lent.
+    enum Taken {
+        case kept(IMAPClient)
+        case lent(IMAPClient, from: IdleWatcher)
+        var client: IMAPClient {
+            switch self {
+            case .kept(let client), .lent(let client, _): client
+            }
+        }
+    }
+
+    /// The mailbox's IDLE watcher (nil: none any more).
+    func register(_ watcher: IdleWatcher?, for name: String) {
+        lock.withLock { watchers[name] = watcher }
+    }
+
+    /// For a poll: the IDLE connection when the mailbox idles on one just now, else the kept
+    /// session (see `take(_:credentials:)`).
+    func session(for mailbox: InboundMailbox, credentials: MailSession.Credentials) -> Taken? {
+        if let watcher = lock.withLock({ watchers[mailbox.name] }), let client = watcher.lend() {
+            // A session kept while the IDLE connection was down is one too many now.
+            lock.withLock { kept.removeValue(forKey: mailbox.name) }?.client.session.interrupt()
+            return .lent(client, from: watcher)
+        }
+        return take(mailbox, credentials: credentials).map { .kept($0) }
+    }
+
+    /// After a poll: a lent connection goes back to IDLE (or, after a failure, its watcher
+    /// connects again); a poll's own connection is kept, unless the mailbox's IDLE connection
+    /// is up (one connection per mailbox).
+    func done(with client: IMAPClient, lentFrom watcher: IdleWatcher?, failure: Error?, mailbox: InboundMailbox, credentials: MailSession.Credentials) {
+        if let watcher {
+            let reason = failure.map { error -> MailConnectionError in
+                (error as? MailConnectionError) ?? MailConnectionError(.other, endpoint: client.session.endpoint.description, message: "the poll on the IDLE connection failed: \(error)")
+            }
+            watcher.giveBack(client, failure: reason)
+            return
+        }
+        guard failure == nil, lock.withLock({ watchers[mailbox.name] })?.hasConnection != true else {
+            client.logout()
+            return
+        }
+        keep(client, mailbox: mailbox, credentials: credentials)
+    }
 
     /// Servers end sessions idle for 30 minutes (RFC 3501 §5.4); one polled less often than
     /// this would be dead whenever it is needed.
@@ -43,6 +90,7 @@ final class KeptSessions: @unchecked Sendable {
             return
         }
         client.session.sessionDeadline = nil
+        client.session.shrinkBuffers()
         let old = lock.withLock { kept.updateValue(Kept(client: client, mailbox: mailbox, credentials: credentials), forKey: mailbox.name) }
         old?.client.session.interrupt()
     }

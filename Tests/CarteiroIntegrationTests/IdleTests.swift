@@ -159,4 +159,29 @@ struct IdleTests {
         #expect(daemon.log.contains("did not answer within 2s"), "\(daemon.log.suffix(2000))")
         #expect(waitUntil(timeout: .seconds(20)) { daemon.log.components(separatedBy: "idle mailbox=silent").count - 1 >= 2 }, "\(daemon.log.suffix(2000))")
     }
+
+    /// The polls of a mailbox in IDLE (each new message, and the safety net every poll_interval)
+    /// run on its IDLE connection, out of IDLE and back: one login in all.
+    @Test func pollsOfAnIdleMailboxUseItsIdleConnection() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("idleone")
+        try lab.addUser(user)
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", pollInterval: "2s",
+            mailboxes: inboundMailbox("idle", provider: "imaps", port: lab.imapsPort, user: user, lab: lab, extra: "after_fetch = \"seen\""),
+            contractMailboxes: ["idle"]))
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        #expect(waitForIdle(daemon), "\(daemon.log.suffix(2000))")
+        for n in 1...3 {
+            try lab.deliver(MailLab.message(id: "one-\(user)-\(n)@lab.test", subject: "One \(n)"), to: user)
+            #expect(daemon.waitForEvents(timeout: .seconds(10)) { $0.count == n }, "\(daemon.log.suffix(2000))")
+        }
+        Thread.sleep(forTimeInterval: 5) // safety-net polls, every 2 s
+        let log = (try? String(contentsOfFile: lab.directory + "/dovecot/dovecot.log", encoding: .utf8)) ?? ""
+        #expect(log.components(separatedBy: "imap-login: Info: Login: user=<\(user)>").count - 1 == 1)
+        #expect(!daemon.log.contains("poll failed"), "\(daemon.log.suffix(2000))")
+        #expect(!daemon.log.contains("idle connection lost"), "\(daemon.log.suffix(2000))")
+        #expect(daemon.events().count == 3)
+    }
 }
