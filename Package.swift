@@ -103,7 +103,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroOutboundTests",
-            dependencies: ["CarteiroOutbound", "CarteiroConfig", "CarteiroMail", "CarteiroEvents"]
+            dependencies: ["CarteiroOutbound", "CarteiroConfig", "CarteiroMail", "CarteiroEvents", "CarteiroTesting"]
         ),
         .testTarget(
             name: "CarteiroIntegrationTests",

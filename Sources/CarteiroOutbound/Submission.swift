@@ -66,6 +66,12 @@ public struct Submission: Sendable, Codable, Equatable {
 
     /// Reads a submission file; the error says what is wrong with it.
     public static func decode(_ data: Data) -> Result<Submission, SubmissionRejection> {
+        if let submission = SubmissionFastPath.decode([UInt8](data)) { return .success(submission) }
+        return decodeWithFoundation(data)
+    }
+
+    /// The reference decoder, and the one that explains: everything the fast path leaves.
+    static func decodeWithFoundation(_ data: Data) -> Result<Submission, SubmissionRejection> {
         // Strict: a key Carteiro does not know is a mistake (a misspelt `one_mesage`, a feature
         // that is not there), never silently dropped. `vars` may nest; it is flattened to dotted
         // keys (`{"request": {"subject": …}}` is `request.subject`).
