@@ -5,9 +5,12 @@ extension OutboundService {
     /// `carteiro queue retry|delete` while the daemon runs (see `QueueControl`): each request
     /// goes to the lane that owns the entry; entries no running lane owns (`failed/`, the lane
     /// of a mailbox removed from the configuration) are this watcher's.
-    func answerControlRequests() {
+    /// How many requests are pending (in flight ones included): 0 when the folder is quiet.
+    @discardableResult
+    func answerControlRequests() -> Int {
         dispatchPrecondition(condition: .onQueue(watcher))
-        for request in control.pending() where !requestsInFlight.contains(request.name) {
+        let pending = control.pending()
+        for request in pending where !requestsInFlight.contains(request.name) {
             let control = self.control
             if request.command == .poll {
                 guard let pollHandler, request.id == "*" || QueueCommand.isValidID(request.id) else {
@@ -37,5 +40,6 @@ extension OutboundService {
                 control.respond(to: request.name, request.command.apply(id: request.id, queue: queue))
             }
         }
+        return pending.count
     }
 }

@@ -24,6 +24,9 @@ public final class OutboundService: @unchecked Sendable {
     let watcher = DispatchQueue(label: "carteiro.outbox")
     var timer: DispatchSourceTimer?
     let control: QueueControl
+    /// The outbox and the control folder are listed only when they changed (on `watcher`).
+    var outboxWatch = FolderWatch()
+    var controlWatch = FolderWatch()
     /// Answers `carteiro poll` (set by the daemon: the inbound side polls).
     public var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
     /// Control requests handed to a lane and not answered yet (on `watcher`).
@@ -142,10 +145,7 @@ public final class OutboundService: @unchecked Sendable {
             for lane in lanes { lane.start() }
             let timer = DispatchSource.makeTimerSource(queue: watcher)
             timer.schedule(deadline: .now(), repeating: Self.outboxTick, leeway: .milliseconds(50))
-            timer.setEventHandler { [weak self] in
-                self?.answerControlRequests()
-                self?.scanOutboxWhileFull()
-            }
+            timer.setEventHandler { [weak self] in self?.tick() }
             self.timer = timer
             timer.resume()
         }
@@ -212,6 +212,21 @@ public final class OutboundService: @unchecked Sendable {
 
     /// A backlog (a full batch taken) is taken on at once rather than at the next tick, while
     /// the lanes send what is queued; other work on the watcher's queue goes in between.
+    /// Five times a second: control requests, then the outbox; each folder is listed only when
+    /// its `stat` says it changed (and every 5 s whatever it says), so that an idle daemon does
+    /// not list two folders 300 times a minute.
+    func tick() {
+        let controlStamp = DirectoryStamp(control.directory)
+        if controlWatch.shouldList(controlStamp) {
+            controlWatch.listed(controlStamp, quiet: answerControlRequests() == 0)
+        }
+        let outboxStamp = DirectoryStamp(outbox)
+        guard outboxWatch.shouldList(outboxStamp) else { return }
+        let handled = scanOutbox()
+        outboxWatch.listed(outboxStamp, quiet: handled < Self.batchSize)
+        if handled >= Self.batchSize { watcher.async { [weak self] in self?.scanOutboxWhileFull() } }
+    }
+
     func scanOutboxWhileFull() {
         guard scanOutbox() >= Self.batchSize, timer != nil else { return }
         watcher.async { [weak self] in self?.scanOutboxWhileFull() }

@@ -111,9 +111,15 @@ final class SMTPLane: @unchecked Sendable {
         }
         let limited = mailbox.maxMessagesPerMinute != nil || mailbox.maxRecipientsPerDay != nil
         if limited && now < throttledUntil { return }
+        // With PIPELINING, the next message's MAIL, RCPT and DATA go out right behind a
+        // message's final dot (RFC 2920 §3.1), so that one wait serves both: its queue id, and
+        // its content read already.
+        var announced: (id: String, bytes: [UInt8])?
         for (position, var item) in due.enumerated() {
-            guard !stopping.isRaised else { return }
-            if now - item.created > lifetime.components.seconds {
+            let wasAnnounced = announced?.id == item.id
+            // A message whose commands went out is finished whatever else happens: the server waits for it.
+            guard wasAnnounced || !stopping.isRaised else { return }
+            if !wasAnnounced && now - item.created > lifetime.components.seconds {
                 expire(&item, reason: "not delivered within the queue lifetime (\(ConfigDuration.format(lifetime)))")
                 continue
             }
@@ -131,7 +137,9 @@ final class SMTPLane: @unchecked Sendable {
                 }
                 countsLock.withLock { latestThrottled = 0 }
             }
-            guard let bytes = queue.messageBytes(item) else { continue }
+            let preloaded = wasAnnounced ? announced?.bytes : nil
+            announced = nil
+            guard let bytes = preloaded ?? queue.messageBytes(item) else { continue }
             if session == nil {
                 do throws(MailConnectionError) {
                     let credentials = try credentials()
@@ -154,8 +162,20 @@ final class SMTPLane: @unchecked Sendable {
             }
             guard let open = session else { return }
             let client = SMTPClient(session: open)
+            // The next due message, if its commands can go out now: never under a sending
+            // limit (each message waits for the ledger), nor one that needs a path of its own.
+            // They go out in the same write as the dot: sent apart, the server may answer in two
+            // writes, and the second waits on TCP's delayed acknowledgement (measured: slower).
+            let lookahead = { [self] () -> [UInt8] in
+                guard pipelining, !limited, position + 1 < due.count, !stopping.isRaised else { return [] }
+                let next = due[position + 1]
+                guard now - next.created <= lifetime.components.seconds, let commands = commands(for: next, client: client),
+                      let nextBytes = queue.messageBytes(next) else { return [] }
+                announced = (next.id, nextBytes)
+                return Array((commands.all.map { $0 + "\r\n" }.joined()).utf8)
+            }
             do {
-                try send(&item, bytes: bytes, client: client, pipelining: pipelining)
+                try send(&item, bytes: bytes, client: client, pipelining: pipelining, alreadySent: wasAnnounced, afterDot: lookahead)
             } catch {
                 let error = error.redacting(password, user: mailbox.user)
                 // The connection broke mid-transaction: what was not confirmed is retried.
@@ -209,27 +229,41 @@ final class SMTPLane: @unchecked Sendable {
 
     /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
     /// offers PIPELINING they go out together, two round trips a message instead of three or more.
-    func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient, pipelining: Bool) throws(MailConnectionError) {
+    /// A transaction's commands: MAIL FROM and a RCPT TO per pending recipient (the pending
+    /// ones' indices with them); nil when the message needs no transaction or cannot have one.
+    func commands(for item: QueuedMessage, client: SMTPClient) -> (mail: String, rcpts: [String], pending: [Int], all: [String])? {
+        let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
+        guard !pending.isEmpty else { return nil }
+        let needsUTF8 = !([item.envelopeFrom] + item.recipients.map(\.address)).allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
+        if needsUTF8 && !client.offers("SMTPUTF8") { return nil }
+        let mail = "MAIL FROM:<\(item.envelopeFrom)>" + (needsUTF8 ? " SMTPUTF8" : "")
+        let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
+        return (mail, rcpts, pending, [mail] + rcpts + ["DATA"])
+    }
+
+    func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient, pipelining: Bool, alreadySent: Bool = false,
+              afterDot: () -> [UInt8] = { [] }) throws(MailConnectionError) {
         let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
         // Nothing left to send (every recipient answered before a crash): `finish` settles it.
         guard !pending.isEmpty else { return }
         item.attempts += 1
         // A non-ASCII address (RFC 6531) can only go to a server that offers SMTPUTF8; to any
         // other, raw 8-bit addresses would be mangled or refused at random: given up, in words.
-        let needsUTF8 = !([item.envelopeFrom] + item.recipients.map(\.address)).allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
-        if needsUTF8 && !client.offers("SMTPUTF8") {
+        guard let commands = commands(for: item, client: client) else {
             for index in pending {
                 record(&item, index, code: 553, reply: "not sent: the message has a non-ASCII address, and \(mailbox.server) does not offer SMTPUTF8 (RFC 6531)")
             }
             return
         }
-        let mail = "MAIL FROM:<\(item.envelopeFrom)>" + (needsUTF8 ? " SMTPUTF8" : "")
-        let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
+        let (mail, rcpts) = (commands.mail, commands.rcpts)
         let from: SMTPClient.Reply
         var rcptReplies: [SMTPClient.Reply] = []
         var data: SMTPClient.Reply?
         if pipelining {
-            let replies = try client.runPipelined([mail] + rcpts + ["DATA"])
+            // Sent behind the previous message's dot already, or now in one write.
+            if !alreadySent { try client.session.send(Array((commands.all.map { $0 + "\r\n" }.joined()).utf8)) }
+            var replies: [SMTPClient.Reply] = []
+            for command in commands.all { replies.append(try client.readReply(to: command)) }
             from = replies[0]
             rcptReplies = Array(replies[1..<(1 + rcpts.count)])
             data = replies[rcpts.count + 1]
@@ -267,7 +301,9 @@ final class SMTPLane: @unchecked Sendable {
             _ = try? client.run("RSET")
             return
         }
-        try client.session.send(Self.dotStuffed(bytes))
+        var content = Self.dotStuffed(bytes)
+        content.append(contentsOf: afterDot())
+        try client.session.send(content)
         let final = try client.readReply(to: ".")
         for index in accepted { record(&item, index, code: final.code, reply: final.text) }
     }
@@ -307,6 +343,9 @@ final class SMTPLane: @unchecked Sendable {
         if item.isFinished {
             let failed = item.recipients.filter { $0.state == .failed }
             if failed.isEmpty {
+                // At once, on the lane: every message delivered and not yet removed is one a
+                // crash would send twice (tried beside the lane: a few more duplicates per
+                // SIGKILL for no measurable speed).
                 queue.remove(item)
                 log.log(.info, "message delivered", ["mailbox": mailbox.name, "contract": item.contract ?? "", "queue_id": item.id, "recipients": String(item.recipients.count)])
             } else {

@@ -115,3 +115,48 @@ public struct QueueControl: Sendable {
         unlink(directory + "/" + name + ".request")
     }
 }
+
+/// What a folder's `stat` says of its entries: any entry added, removed or renamed changes its
+/// modification time. A timer that looks into a folder five times a second asks this first,
+/// and lists the folder only when it changed (see `FolderWatch`).
+public struct DirectoryStamp: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+    let seconds: Int
+    let nanoseconds: Int
+    let changeSeconds: Int
+    let changeNanoseconds: Int
+
+    public init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        seconds = info.st_mtim.tv_sec
+        nanoseconds = info.st_mtim.tv_nsec
+        changeSeconds = info.st_ctim.tv_sec
+        changeNanoseconds = info.st_ctim.tv_nsec
+    }
+}
+
+/// Whether a folder needs listing at a tick: yes when it changed since a listing that left
+/// nothing in it to come back for, and at least every `forcedEvery` ticks whatever its stamp.
+public struct FolderWatch: Sendable {
+    private var quietStamp: DirectoryStamp?
+    private var ticksSinceListing = 0
+    public static let forcedEvery = 25
+
+    public init() {}
+
+    public mutating func shouldList(_ stamp: DirectoryStamp?) -> Bool {
+        ticksSinceListing += 1
+        if let stamp, stamp == quietStamp, ticksSinceListing < Self.forcedEvery { return false }
+        ticksSinceListing = 0
+        return true
+    }
+
+    /// After a listing that began at `stamp`: `quiet` when it took everything it found.
+    public mutating func listed(_ stamp: DirectoryStamp?, quiet: Bool) {
+        quietStamp = quiet ? stamp : nil
+    }
+}

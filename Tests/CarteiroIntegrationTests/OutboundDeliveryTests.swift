@@ -192,7 +192,7 @@ struct OutboundCrashTests {
         let token = uniqueName("crash")
         let state = directory.path + "/state"
         let config = try directory.write("carteiro.conf", outboundConfiguration(lab: lab, state: state, token: token), mode: 0o600)
-        let total = 400
+        let total = 1200
         for n in 1...total {
             try submit("{\"mailbox\": \"audit-out\", \"subject\": \"n\(n)\", \"text\": \"t\", \"to\": [\"c\(n).\(token)@lab.test\"]}", name: "c\(n)", state: state)
         }
