@@ -41,6 +41,8 @@ public final class IMAPClient {
     public var announcedMailSinceOpened: Bool { existsAnnouncements > announcementsWhenOpened }
 
     func noteUntagged(_ line: String) {
+        // Most untagged lines are not EXISTS: their last byte says so before any split.
+        guard let last = line.utf8.last, last == UInt8(ascii: "S") || last == UInt8(ascii: "s") else { return }
         if IMAPResponseText.count(line, keyword: "EXISTS") != nil { existsAnnouncements += 1 }
     }
 

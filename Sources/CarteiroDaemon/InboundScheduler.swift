@@ -162,7 +162,9 @@ public final class InboundScheduler: @unchecked Sendable {
         guard !stopping else { return }
         timers[name]?.cancel()
         let timer = DispatchSource.makeTimerSource(queue: control)
-        timer.schedule(deadline: .now() + .milliseconds(Int(delay.milliseconds)), leeway: .milliseconds(100))
+        // Up to 1 s late (2 % of the delay, at least 0.1 s): libdispatch then wakes once for
+        // the polls due together, not once for each of 500 mailboxes a minute.
+        timer.schedule(deadline: .now() + .milliseconds(Int(delay.milliseconds)), leeway: .milliseconds(Int(min(1000, max(100, delay.milliseconds / 50)))))
         timer.setEventHandler { [weak self] in self?.fire(name) }
         timers[name] = timer
         status[name]?.nextPoll = Int64(Date().timeIntervalSince1970) + delay.components.seconds
