@@ -113,6 +113,9 @@ public final class MailSession {
         return MailSession(endpoint: endpoint, handle: handle, socket: socket)
     }
 
+    /// Seconds of silence before the first TCP keepalive.
+    public static let keepaliveIdleSeconds = 60
+
     static func configure(_ handle: CurlHandle, for endpoint: MailEndpoint, ehloName: String) {
         // For SMTP the URL's path is the name EHLO announces.
         let path = endpoint.serviceProtocol == .smtp ? "/" + ehloName : "/"
@@ -121,6 +124,13 @@ public final class MailSession {
         // libcurl's own buffer serves only the greeting and the login (Carteiro reads the rest
         // into its own): 4 KB, not 16, for each of a thousand waiting connections.
         handle.set(CURLOPT_BUFFERSIZE, 4096)
+        // Connections that wait (IDLE, kept between polls) send TCP keepalives after a minute of
+        // silence: a NAT or firewall that forgets quiet connections after a few minutes keeps
+        // them, and a peer that vanished is noticed in about 3 minutes rather than at the next
+        // IDLE refresh.
+        handle.set(CURLOPT_TCP_KEEPALIVE, 1)
+        handle.set(CURLOPT_TCP_KEEPIDLE, Self.keepaliveIdleSeconds)
+        handle.set(CURLOPT_TCP_KEEPINTVL, 15)
         let milliseconds = Int(milliseconds(endpoint.timeout))
         handle.set(CURLOPT_CONNECTTIMEOUT_MS, milliseconds)
         handle.set(CURLOPT_TIMEOUT_MS, milliseconds)

@@ -42,4 +42,21 @@ struct TLSResumptionTests {
         #expect(session.tlsDescription == nil)
         session.interrupt()
     }
+
+    /// Connections that wait send TCP keepalives after a minute of silence (NATs keep them; a
+    /// vanished peer is noticed in minutes).
+    @Test func connectionsSendKeepalives() throws {
+        let lab = try requireLab()
+        let endpoint = MailEndpoint(serviceProtocol: .imap, host: "127.0.0.1", port: lab.imapsPort, security: .implicitTLS,
+                                    tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(10))
+        let session = try MailSession.open(endpoint, credentials: MailSession.Credentials(user: "ana", password: Secret(MailLab.password(of: "ana"))))
+        defer { session.interrupt() }
+        let socket = try #require(session.socket)
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        #expect(getsockopt(socket, SOL_SOCKET, SO_KEEPALIVE, &value, &length) == 0)
+        #expect(value == 1)
+        #expect(getsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &value, &length) == 0)
+        #expect(Int(value) == MailSession.keepaliveIdleSeconds)
+    }
 }
