@@ -146,4 +146,21 @@ extension MailLab {
             try FileManager.default.removeItem(atPath: maildir + "/" + name)
         }
     }
+
+    /// Ends every session of the user (`doveadm kick`), as a server restart does to its clients.
+    public func kick(_ user: String) throws {
+        let kick = Process()
+        kick.executableURL = URL(fileURLWithPath: "/usr/bin/doveadm")
+        kick.arguments = ["-c", directory + "/dovecot/dovecot.conf", "kick", user]
+        kick.standardOutput = FileHandle.nullDevice
+        kick.standardError = FileHandle.nullDevice
+        try kick.run()
+        kick.waitUntilExit()
+    }
+
+    /// How many IMAP logins of the user succeeded, from Dovecot's log.
+    public func imapLogins(of user: String) -> Int {
+        let log = (try? String(contentsOfFile: directory + "/dovecot/dovecot.log", encoding: .utf8)) ?? ""
+        return log.components(separatedBy: "imap-login: Info: Login: user=<\(user)>").count - 1
+    }
 }

@@ -7,11 +7,6 @@ import CarteiroTesting
 /// server restart does to its clients), the next poll connects again without failing.
 @Suite(.enabled(if: labIsAvailable, "needs the mail lab (scripts/mail-lab start)"))
 struct KeptConnectionTests {
-    func logins(_ lab: MailLab, user: String) -> Int {
-        let log = (try? String(contentsOfFile: lab.directory + "/dovecot/dovecot.log", encoding: .utf8)) ?? ""
-        return log.components(separatedBy: "imap-login: Info: Login: user=<\(user)>").count - 1
-    }
-
     @Test func aPolledMailboxLogsInOnceAndSurvivesTheServerEndingTheSession() throws {
         let lab = try requireLab()
         let directory = try TemporaryDirectory()
@@ -27,19 +22,13 @@ struct KeptConnectionTests {
         // Several polls later, still the one login (a first one may have failed while Dovecot
         // learnt of the new user: counted are the successful ones).
         Thread.sleep(forTimeInterval: 4)
-        #expect(logins(lab, user: user) == 1)
+        #expect(lab.imapLogins(of: user) == 1)
         // The server ends the session between polls: the next poll logs in again, and fails not.
-        let kick = Process()
-        kick.executableURL = URL(fileURLWithPath: "/usr/bin/doveadm")
-        kick.arguments = ["-c", lab.directory + "/dovecot/dovecot.conf", "kick", user]
-        kick.standardOutput = FileHandle.nullDevice
-        kick.standardError = FileHandle.nullDevice
-        try kick.run()
-        kick.waitUntilExit()
+        try lab.kick(user)
         try lab.deliver(MailLab.message(id: "kept-\(user)-2@lab.test", subject: "Two"), to: user)
         #expect(daemon.waitForEvents(timeout: .seconds(15)) { $0.count == 2 }, "\(daemon.log.suffix(2000))")
         Thread.sleep(forTimeInterval: 3)
-        #expect(logins(lab, user: user) == 2)
+        #expect(lab.imapLogins(of: user) == 2)
         #expect(!daemon.log.contains("poll failed"), "\(daemon.log.suffix(2000))")
         #expect(daemon.events().compactMap(\.messageID).sorted() == ["<kept-\(user)-1@lab.test>", "<kept-\(user)-2@lab.test>"])
     }
