@@ -151,7 +151,17 @@ public final class SMTPClient {
 
     /// RFC 2920: the commands go out in one write and their replies are read in order.
     public func runPipelined(_ commands: [String]) throws(MailConnectionError) -> [Reply] {
-        try session.send(Array(commands.map { $0 + "\r\n" }.joined().utf8))
+        try session.send(Self.pipelined(commands))
+        return try readReplies(to: commands)
+    }
+
+    /// Commands as they go out together, each with its CRLF.
+    public static func pipelined(_ commands: [String]) -> [UInt8] {
+        Array(commands.map { $0 + "\r\n" }.joined().utf8)
+    }
+
+    /// The replies to commands sent together, in order.
+    public func readReplies(to commands: [String]) throws(MailConnectionError) -> [Reply] {
         var replies: [Reply] = []
         for command in commands { replies.append(try readReply(to: command)) }
         return replies

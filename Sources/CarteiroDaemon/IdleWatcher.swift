@@ -298,14 +298,17 @@ final class IdleWatcher: @unchecked Sendable {
 
     // MARK: - Blocking steps (on a worker)
 
-    /// DONE, and the IDLE command's completion.
-    private static func endIdle(_ connection: Connection) throws(MailConnectionError) {
+    /// DONE, and the IDLE command's completion; whether mail was announced meanwhile.
+    @discardableResult
+    private static func endIdle(_ connection: Connection) throws(MailConnectionError) -> Bool {
         let session = connection.session
+        var mail = false
         session.expectReply(to: "DONE", bytes: 1 << 20)
         try session.sendLine("DONE")
         while true {
             let line = try session.readLine()
-            if line.hasPrefix(connection.tag + " ") { return }
+            if line.hasPrefix(connection.tag + " ") { return mail }
+            if announcesMail(line) { mail = true }
             if line.uppercased().hasPrefix("* BYE") { throw bye(line, session) }
         }
     }
@@ -365,20 +368,11 @@ final class IdleWatcher: @unchecked Sendable {
 
     /// Ends IDLE, sends a NOOP and begins IDLE again; whether mail was announced meanwhile.
     private func renew(_ connection: Connection) throws(MailConnectionError) -> (Connection, Bool) {
-        let session = connection.session
-        var mail = false
-        session.expectReply(to: "DONE", bytes: 1 << 20)
-        try session.sendLine("DONE")
-        while true {
-            let line = try session.readLine()
-            if line.hasPrefix(connection.tag + " ") { break }
-            if Self.announcesMail(line) { mail = true }
-            if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
-        }
+        var mail = try Self.endIdle(connection)
         let noop = try connection.client.run("NOOP")
         if noop.untagged.contains(where: Self.announcesMail) { mail = true }
         var renewed = connection
-        renewed.tag = try Self.beginIdle(session)
+        renewed.tag = try Self.beginIdle(connection.session)
         return (renewed, mail)
     }
 

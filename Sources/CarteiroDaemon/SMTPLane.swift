@@ -172,7 +172,7 @@ final class SMTPLane: @unchecked Sendable {
                 guard now - next.created <= lifetime.components.seconds, let commands = commands(for: next, client: client),
                       let nextBytes = queue.messageBytes(next) else { return [] }
                 announced = (next.id, nextBytes)
-                return Array((commands.all.map { $0 + "\r\n" }.joined()).utf8)
+                return SMTPClient.pipelined(commands.all)
             }
             do {
                 try send(&item, bytes: bytes, client: client, pipelining: pipelining, alreadySent: wasAnnounced, afterDot: lookahead)
@@ -227,20 +227,22 @@ final class SMTPLane: @unchecked Sendable {
         }
     }
 
-    /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
-    /// offers PIPELINING they go out together, two round trips a message instead of three or more.
-    /// A transaction's commands: MAIL FROM and a RCPT TO per pending recipient (the pending
-    /// ones' indices with them); nil when the message needs no transaction or cannot have one.
-    func commands(for item: QueuedMessage, client: SMTPClient) -> (mail: String, rcpts: [String], pending: [Int], all: [String])? {
+    /// A transaction's commands: MAIL FROM, a RCPT TO per pending recipient, and all of them
+    /// with DATA; nil when the message needs no transaction or cannot have one.
+    func commands(for item: QueuedMessage, client: SMTPClient) -> (mail: String, rcpts: [String], all: [String])? {
         let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
         guard !pending.isEmpty else { return nil }
         let needsUTF8 = !([item.envelopeFrom] + item.recipients.map(\.address)).allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
         if needsUTF8 && !client.offers("SMTPUTF8") { return nil }
         let mail = "MAIL FROM:<\(item.envelopeFrom)>" + (needsUTF8 ? " SMTPUTF8" : "")
         let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
-        return (mail, rcpts, pending, [mail] + rcpts + ["DATA"])
+        return (mail, rcpts, [mail] + rcpts + ["DATA"])
     }
 
+    /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
+    /// offers PIPELINING they go out together (or went out already, `alreadySent`, behind the
+    /// previous message's dot), and `afterDot` may add the next message's to the content's write:
+    /// one round trip a message instead of three or more.
     func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient, pipelining: Bool, alreadySent: Bool = false,
               afterDot: () -> [UInt8] = { [] }) throws(MailConnectionError) {
         let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
@@ -261,9 +263,8 @@ final class SMTPLane: @unchecked Sendable {
         var data: SMTPClient.Reply?
         if pipelining {
             // Sent behind the previous message's dot already, or now in one write.
-            if !alreadySent { try client.session.send(Array((commands.all.map { $0 + "\r\n" }.joined()).utf8)) }
-            var replies: [SMTPClient.Reply] = []
-            for command in commands.all { replies.append(try client.readReply(to: command)) }
+            if !alreadySent { try client.session.send(SMTPClient.pipelined(commands.all)) }
+            let replies = try client.readReplies(to: commands.all)
             from = replies[0]
             rcptReplies = Array(replies[1..<(1 + rcpts.count)])
             data = replies[rcpts.count + 1]
