@@ -69,9 +69,9 @@ final class IdleWatcher: @unchecked Sendable {
 
     /// An authenticated connection in IDLE: the session, its client and the IDLE command's tag.
     struct Connection: @unchecked Sendable {
-        let session: MailSession
         let client: IMAPClient
         var tag: String
+        var session: MailSession { client.session }
     }
 
     init(mailbox: InboundMailbox, login: MailboxLogin, log: DaemonLog, loop: IdleLoop = .shared, arrived: @escaping @Sendable () -> Void) {
@@ -273,7 +273,7 @@ final class IdleWatcher: @unchecked Sendable {
         }
         let mailDuringPoll = client.announcedMailSinceOpened
         // Handed over whole: from here only the loop touches the client.
-        let handed = Connection(session: client.session, client: client, tag: "")
+        let handed = Connection(client: client, tag: "")
         loop.queue.async { [self] in
             lentOut = false
             switch result {
@@ -343,7 +343,7 @@ final class IdleWatcher: @unchecked Sendable {
             guard examine.isOK else {
                 throw MailConnectionError(.folderMissing, endpoint: session.endpoint.description, message: "the folder \"\(mailbox.folder)\" cannot be opened for IDLE")
             }
-            return Connection(session: session, client: client, tag: try Self.beginIdle(session))
+            return Connection(client: client, tag: try Self.beginIdle(session))
         } catch {
             client.logout()
             throw error

@@ -13,18 +13,25 @@ struct IdleTests {
             contractMailboxes: ["idle"]))
     }
 
+    /// A lab user of its own (named from `prefix`) and the daemon watching its inbox in IDLE; the
+    /// directory goes with them (released, it is removed).
+    func idleDaemon(_ prefix: String, extra: String = "") throws -> (lab: MailLab, user: String, daemon: DaemonProcess, directory: TemporaryDirectory) {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName(prefix)
+        try lab.addUser(user)
+        let config = try configuration(directory, user: user, lab: lab, extra: extra)
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        return (lab, user, daemon, directory)
+    }
+
     func waitForIdle(_ daemon: DaemonProcess) -> Bool {
         waitUntil(timeout: .seconds(15)) { daemon.log.contains("idle mailbox=idle") }
     }
 
     @Test func mailArrivingWhileIdlingBecomesAnEventAtOnce() throws {
-        let lab = try requireLab()
-        let directory = try TemporaryDirectory()
-        let user = uniqueName("idle")
-        try lab.addUser(user)
-        let config = try configuration(directory, user: user, lab: lab)
-        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
-        defer { _ = daemon.terminate() }
+        let (lab, user, daemon, directory) = try idleDaemon("idle")
+        defer { withExtendedLifetime(directory) { _ = daemon.terminate() } }
         #expect(waitForIdle(daemon), "\(daemon.log.suffix(2000))")
         for n in 1...3 {
             try lab.deliver(MailLab.message(id: "idle-\(user)-\(n)@lab.test", subject: "Idle \(n)"), to: user)
@@ -63,13 +70,8 @@ struct IdleTests {
     }
 
     @Test func idleFalseOnlyPolls() throws {
-        let lab = try requireLab()
-        let directory = try TemporaryDirectory()
-        let user = uniqueName("noidle")
-        try lab.addUser(user)
-        let config = try configuration(directory, user: user, lab: lab, extra: "idle = false")
-        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
-        defer { _ = daemon.terminate() }
+        let (lab, user, daemon, directory) = try idleDaemon("noidle", extra: "idle = false")
+        defer { withExtendedLifetime(directory) { _ = daemon.terminate() } }
         Thread.sleep(forTimeInterval: 6) // the first poll is done; the next one is an hour away
         try lab.deliver(MailLab.message(id: "noidle-\(user)@lab.test", subject: "Waits"), to: user)
         #expect(!daemon.waitForEvents(timeout: .seconds(4)) { !$0.isEmpty })
@@ -77,13 +79,8 @@ struct IdleTests {
     }
 
     @Test func aNewUIDValidityWhileIdlingDoublesNothing() throws {
-        let lab = try requireLab()
-        let directory = try TemporaryDirectory()
-        let user = uniqueName("idleval")
-        try lab.addUser(user)
-        let config = try configuration(directory, user: user, lab: lab)
-        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
-        defer { _ = daemon.terminate() }
+        let (lab, user, daemon, directory) = try idleDaemon("idleval")
+        defer { withExtendedLifetime(directory) { _ = daemon.terminate() } }
         #expect(waitForIdle(daemon), "\(daemon.log.suffix(2000))")
         try lab.deliver(MailLab.message(id: "idleval-\(user)-1@lab.test", subject: "Before"), to: user)
         #expect(daemon.waitForEvents(timeout: .seconds(10)) { $0.count == 1 }, "\(daemon.log.suffix(2000))")
