@@ -152,7 +152,9 @@ struct IdleTests {
     }
 
     /// The polls of a mailbox in IDLE (each new message, and the safety net every poll_interval)
-    /// run on its IDLE connection, out of IDLE and back: one login in all.
+    /// run on its IDLE connection, out of IDLE and back: no login once the first message arrived.
+    /// (Counted from there: a first login may fail while Dovecot learns of the new user, and the
+    /// first poll may then have logged in on a connection of its own.)
     @Test func pollsOfAnIdleMailboxUseItsIdleConnection() throws {
         let lab = try requireLab()
         let directory = try TemporaryDirectory()
@@ -164,14 +166,19 @@ struct IdleTests {
         let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
         defer { _ = daemon.terminate() }
         #expect(waitForIdle(daemon), "\(daemon.log.suffix(2000))")
+        var logins = 0, lost = 0
         for n in 1...3 {
             try lab.deliver(MailLab.message(id: "one-\(user)-\(n)@lab.test", subject: "One \(n)"), to: user)
             #expect(daemon.waitForEvents(timeout: .seconds(10)) { $0.count == n }, "\(daemon.log.suffix(2000))")
+            if n == 1 {
+                logins = lab.imapLogins(of: user)
+                lost = daemon.log.components(separatedBy: "idle connection lost").count
+            }
         }
         Thread.sleep(forTimeInterval: 5) // safety-net polls, every 2 s
-        #expect(lab.imapLogins(of: user) == 1)
+        #expect(lab.imapLogins(of: user) == logins)
         #expect(!daemon.log.contains("poll failed"), "\(daemon.log.suffix(2000))")
-        #expect(!daemon.log.contains("idle connection lost"), "\(daemon.log.suffix(2000))")
+        #expect(daemon.log.components(separatedBy: "idle connection lost").count == lost, "\(daemon.log.suffix(2000))")
         #expect(daemon.events().count == 3)
     }
 }
