@@ -58,13 +58,13 @@ struct IMAPPoller {
 
     func poll(_ client: IMAPClient, password: Secret) throws -> PollOutcome {
         var outcome = PollOutcome()
-        let endpoint = client.session.endpoint.description
         guard let folder = IMAPString.quoted(IMAPMailboxName.encode(mailbox.folder)) else {
             throw PollFailure.configuration("the folder name \"\(mailbox.folder)\" cannot be sent to the server")
         }
         // SELECT only when after_fetch changes the folder; EXAMINE cannot change anything.
         let select = try client.run((mailbox.afterFetch == .keep ? "EXAMINE " : "SELECT ") + folder)
         guard select.isOK else {
+            let endpoint = client.session.endpoint.description
             throw MailConnectionError(.folderMissing, endpoint: endpoint, message: "the folder \"\(mailbox.folder)\" cannot be opened on \(endpoint)",
                                       serverReply: "\(select.tag) \(select.status) \(select.text)")
         }
@@ -154,9 +154,11 @@ struct IMAPPoller {
         let suspects = Set(state.suspects)
         let strikes = state.strikes
         let batches = InboundIngest.batches(candidates, size: \.size) { suspects.contains(key($0.uid)) || strikes[key($0.uid)] != nil }
+        // Most polls find nothing new: they end here, without setting up the pipeline.
+        if batches.isEmpty { return outcome }
         let pipeline = IngestPipeline<[UInt32]>(ingest)
         defer { pipeline.drainAfterFailure() }
-        var pending = batches.isEmpty ? nil : try request(client, batch: batches[0], strikes: strikes, key: key)
+        var pending: PendingFetch? = try request(client, batch: batches[0], strikes: strikes, key: key)
         for (number, batch) in batches.enumerated() {
             guard let current = pending else { break }
             let fetched: [InboundIngest.Fetched]

@@ -4,8 +4,9 @@ import CarteiroStore
 import Dispatch
 import Foundation
 
-/// Polls every inbound mailbox on its own interval (SPEC §3): a timer per mailbox with jitter,
-/// at most `max_parallel_polls` at a time, exponential backoff after failures. A mailbox that
+/// Polls every inbound mailbox on its own interval (SPEC §3): one alarm over a calendar of every
+/// mailbox's next poll, with jitter, at most `max_parallel_polls` at a time, exponential backoff
+/// after failures. A mailbox that
 /// is down, slow or refusing delays nobody else: it only holds one of the parallel slots for as
 /// long as its own timeout.
 public final class InboundScheduler: @unchecked Sendable {
@@ -24,12 +25,16 @@ public final class InboundScheduler: @unchecked Sendable {
     let log: DaemonLog
     let statusPath: String
     // Touched only on `control`.
-    var timers: [String: DispatchSourceTimer] = [:]
+    var calendar = PollCalendar()
+    /// Goes off for the calendar's earliest entry; armed for `alarmFrom` (nil: disarmed).
+    var alarm: DispatchSourceTimer?
+    var alarmFrom: UInt64?
     var running: Set<String> = []
     var waiting: [String] = []
     var status: [String: MailboxStatus] = [:]
     var stopping = false
-    var statusWriteScheduled = false
+    /// When the status file is next written (nil: nothing waits to be written).
+    var statusWriteAt: DispatchTime?
     var heartbeatTimer: DispatchSourceTimer?
     var onIdleAfterStop: (() -> Void)?
     var onceCompletion: (@Sendable (Int) -> Void)?
@@ -55,7 +60,7 @@ public final class InboundScheduler: @unchecked Sendable {
         for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
     }
 
-    /// A reload: mailboxes added, changed or removed. Unchanged ones keep their timers, their
+    /// A reload: mailboxes added, changed or removed. Unchanged ones keep their next poll, their
     /// status and any poll in flight (which finishes with the poller it started with).
     public func update(mailboxes next: [InboundMailbox], pollers nextPollers: [String: Poller],
                        contracts nextContracts: [String: String], maxParallel nextMax: Int) {
@@ -63,8 +68,7 @@ public final class InboundScheduler: @unchecked Sendable {
             let before = Dictionary(uniqueKeysWithValues: mailboxes.map { ($0.name, $0) })
             let names = Set(next.map(\.name))
             for name in before.keys where !names.contains(name) {
-                timers[name]?.cancel()
-                timers[name] = nil
+                calendar.remove(name)
                 waiting.removeAll { $0 == name }
                 status[name] = nil
             }
@@ -75,7 +79,7 @@ public final class InboundScheduler: @unchecked Sendable {
             for mailbox in next {
                 if let old = before[mailbox.name] {
                     // A new interval takes effect now; otherwise the timer runs on.
-                    if old.pollInterval != mailbox.pollInterval, timers[mailbox.name] != nil {
+                    if old.pollInterval != mailbox.pollInterval, calendar.contains(mailbox.name) {
                         schedule(mailbox.name, after: mailbox.pollInterval)
                     }
                 } else {
@@ -84,6 +88,7 @@ public final class InboundScheduler: @unchecked Sendable {
                 }
             }
             while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            armAlarm()
             writeStatus()
         }
     }
@@ -150,8 +155,9 @@ public final class InboundScheduler: @unchecked Sendable {
             stopping = true
             heartbeatTimer?.cancel()
             heartbeatTimer = nil
-            for timer in timers.values { timer.cancel() }
-            timers.removeAll()
+            calendar.removeAll()
+            alarm?.cancel()
+            alarm = nil
             waiting.removeAll()
             writeStatusNow()
             if running.isEmpty { completion() } else { onIdleAfterStop = completion }
@@ -160,20 +166,45 @@ public final class InboundScheduler: @unchecked Sendable {
 
     func schedule(_ name: String, after delay: Duration) {
         guard !stopping else { return }
-        timers[name]?.cancel()
-        let timer = DispatchSource.makeTimerSource(queue: control)
-        // Up to 1 s late (2 % of the delay, at least 0.1 s): libdispatch then wakes once for
+        // Up to 1 s early (2 % of the delay, at least 0.1 s): the alarm then goes off once for
         // the polls due together, not once for each of 500 mailboxes a minute.
-        timer.schedule(deadline: .now() + .milliseconds(Int(delay.milliseconds)), leeway: .milliseconds(Int(min(1000, max(100, delay.milliseconds / 50)))))
-        timer.setEventHandler { [weak self] in self?.fire(name) }
-        timers[name] = timer
+        let slack = UInt64(min(1000, max(100, delay.milliseconds / 50))) * 1_000_000
+        let now = DispatchTime.now().uptimeNanoseconds
+        let nanoseconds = UInt64(clamping: delay.milliseconds) * 1_000_000
+        calendar.set(name, at: now.addingReportingOverflow(nanoseconds).overflow ? .max : now + nanoseconds, slack: slack)
         status[name]?.nextPoll = Int64(Date().timeIntervalSince1970) + delay.components.seconds
-        timer.resume()
+        armAlarm()
+    }
+
+    /// Points the alarm at the calendar's earliest entry, if it is not already.
+    func armAlarm() {
+        guard !stopping else { return }
+        let earliest = calendar.earliest()
+        guard earliest?.from != alarmFrom else { return }
+        alarmFrom = earliest?.from
+        if alarm == nil {
+            let timer = DispatchSource.makeTimerSource(queue: control)
+            timer.setEventHandler { [weak self] in self?.ring() }
+            timer.schedule(deadline: .distantFuture)
+            timer.resume()
+            alarm = timer
+        }
+        if let earliest {
+            alarm?.schedule(deadline: DispatchTime(uptimeNanoseconds: max(1, earliest.from)), leeway: .nanoseconds(Int(clamping: earliest.slack)))
+        } else {
+            alarm?.schedule(deadline: .distantFuture)
+        }
+    }
+
+    /// The alarm went off: every poll due by now starts (or waits for a slot).
+    func ring() {
+        alarmFrom = nil
+        for name in calendar.takeDue(now: DispatchTime.now().uptimeNanoseconds) { fire(name) }
+        armAlarm()
     }
 
     func fire(_ name: String) {
-        timers[name]?.cancel()
-        timers[name] = nil
+        calendar.remove(name)
         guard !stopping, !running.contains(name) else { return }
         if running.count >= maxParallel {
             if !waiting.contains(name) { waiting.append(name) }
@@ -251,8 +282,12 @@ public final class InboundScheduler: @unchecked Sendable {
                                                                               "retry_in": ConfigDuration.format(delay), "reason": failure.description])
             }
         }
+        // What an operator acts on (a failure, a recovery, mail handed on, a first poll) is in
+        // the file within a second; a poll like the one before only moves its times.
+        let routine = status[name].map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } == true
+            && current.consecutiveFailures == 0 && current.handedOn == status[name]?.handedOn
         status[name] = current
-        writeStatus()
+        writeStatus(within: routine ? .seconds(10) : .seconds(1))
         if pollAgain.remove(name) != nil, !stopping {
             // Asked for while this poll ran: poll once more now, and answer with that one.
             schedule(name, after: .zero)
@@ -277,13 +312,17 @@ public final class InboundScheduler: @unchecked Sendable {
         }
     }
 
-    /// Marks the status as changed; it is written at most once a second (500 mailboxes
-    /// finishing polls must not mean 500 file writes).
-    func writeStatus() {
-        guard !statusWriteScheduled else { return }
-        statusWriteScheduled = true
-        control.asyncAfter(deadline: .now() + .seconds(1)) { [self] in
-            statusWriteScheduled = false
+    /// Marks the status as changed; it is written within `delay`, once for every change made
+    /// meanwhile (500 mailboxes finishing polls must not mean 500 file writes a minute, nor
+    /// one every second when all they changed is the time of their last poll).
+    func writeStatus(within delay: DispatchTimeInterval = .seconds(1)) {
+        let at = DispatchTime.now() + delay
+        if let pending = statusWriteAt, pending <= at { return }
+        statusWriteAt = at
+        control.asyncAfter(deadline: at, qos: .unspecified, flags: []) { [self] in
+            // A sooner write was asked for after this one: that one wrote.
+            guard statusWriteAt == at else { return }
+            statusWriteAt = nil
             writeStatusNow()
         }
     }

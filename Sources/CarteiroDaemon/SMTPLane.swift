@@ -32,6 +32,9 @@ final class SMTPLane: @unchecked Sendable {
     let stopping = StopFlag()
     /// The lane's entries as last read, by id, with the modification time they were read at.
     var known: [String: (stamp: Int64, item: QueuedMessage)] = [:]
+    /// The lane's folder is listed again only when it changed (or now and then): at every
+    /// tick of a quiet lane, one `stat` instead of a listing.
+    var laneWatch = FolderWatch()
     /// Queued and deferred (tried at least once) messages as of the last look at the queue,
     /// for STATUS= without reading the queue again; nil before the first look.
     var counts: (queued: Int, deferred: Int)? {
@@ -79,6 +82,7 @@ final class SMTPLane: @unchecked Sendable {
         dispatch.async { [self] in
             let result = command.apply(id: id, queue: queue)
             known[id] = nil
+            laneWatch = FolderWatch()
             answer(result)
             if command == .retry && result.done { drain() }
         }
@@ -193,6 +197,17 @@ final class SMTPLane: @unchecked Sendable {
 
     /// The due messages, oldest first; only new or changed entries are read from disk.
     func dueMessages(now: Int64) -> [QueuedMessage] {
+        let folderStamp = DirectoryStamp(queue.lane(mailbox.name))
+        if laneWatch.shouldList(folderStamp) {
+            readChangedEntries()
+            laneWatch.listed(folderStamp, quiet: true)
+        }
+        let deferred = known.values.reduce(0) { $0 + ($1.item.attempts > 0 ? 1 : 0) }
+        countsLock.withLock { latestCounts = (known.count, deferred) }
+        return known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
+    }
+
+    private func readChangedEntries() {
         let stamps = queue.stamps(in: mailbox.name)
         known = known.filter { stamps[$0.key] != nil }
         for (id, stamp) in stamps where known[id]?.stamp != stamp {
@@ -208,9 +223,6 @@ final class SMTPLane: @unchecked Sendable {
                 }
             }
         }
-        let deferred = known.values.reduce(0) { $0 + ($1.item.attempts > 0 ? 1 : 0) }
-        countsLock.withLock { latestCounts = (known.count, deferred) }
-        return known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
 
     func credentials() throws(MailConnectionError) -> MailSession.Credentials? {

@@ -105,6 +105,9 @@ public final class MailboxStore {
     private var knownDirectories: Set<String> = []
     /// The time given to the last event committed (`stampInCommitOrder`).
     private var lastStamp = timespec()
+    /// Whether an intent file may be on disk: at the start, and after a commit that did not
+    /// get as far as removing its own. Otherwise a poll need not look for one.
+    private var intentMayRemain = true
 
     var statePath: String { folder + "/state.json" }
     var intentPath: String { folder + "/intent.json" }
@@ -159,7 +162,11 @@ public final class MailboxStore {
     /// fetched, in the running daemon as at a start, so the batch is never fetched and handed on
     /// again. Throws while the disk still refuses; the poll then fails without fetching.
     public func finishInterruptedCommit() throws(DurableFiles.Failure) {
-        guard DurableFiles.exists(intentPath) else { return }
+        guard intentMayRemain else { return }
+        guard DurableFiles.exists(intentPath) else {
+            intentMayRemain = false
+            return
+        }
         try recover()
         load()
     }
@@ -251,6 +258,7 @@ public final class MailboxStore {
         }
         // The commit point: once this file is durable, the batch is handed on.
         try faults?("intent")
+        intentMayRemain = true
         try DurableFiles.replace(intentPath, with: JSONText.render(intent))
         for (index, pair) in renames.enumerated() {
             try faults?("rename \(index)")
@@ -263,7 +271,7 @@ public final class MailboxStore {
         try faults?("state")
         try DurableFiles.replace(statePath, with: JSONText.render(advanced.json()))
         try faults?("intent removed")
-        try? FileManager.default.removeItem(atPath: intentPath)
+        intentMayRemain = unlink(intentPath) != 0 && errno != ENOENT
         state = advanced
         dedupeKeys.formUnion(keys)
     }

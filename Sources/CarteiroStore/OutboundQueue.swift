@@ -109,7 +109,7 @@ public struct OutboundQueue: Sendable {
     }
 
     public var failedDirectory: String { root + "/failed" }
-    func lane(_ mailbox: String) -> String { root + "/" + mailbox }
+    public func lane(_ mailbox: String) -> String { root + "/" + mailbox }
 
     /// Queues every message, durably, before returning.
     public func enqueue(_ items: [(QueuedMessage, [UInt8])]) throws(DurableFiles.Failure) {

@@ -117,8 +117,8 @@ public struct QueueControl: Sendable {
 }
 
 /// What a folder's `stat` says of its entries: any entry added, removed or renamed changes its
-/// modification time. A timer that looks into a folder five times a second asks this first,
-/// and lists the folder only when it changed (see `FolderWatch`).
+/// modification time. A timer that looks into a folder often asks this first, and lists the
+/// folder only when it changed (see `FolderWatch`).
 public struct DirectoryStamp: Equatable, Sendable {
     let device: UInt64
     let inode: UInt64
@@ -136,6 +136,16 @@ public struct DirectoryStamp: Equatable, Sendable {
         nanoseconds = info.st_mtim.tv_nsec
         changeSeconds = info.st_ctim.tv_sec
         changeNanoseconds = info.st_ctim.tv_nsec
+    }
+
+    /// Whether the folder's entries last changed more than a second ago. File systems stamp
+    /// times from a coarse clock (a few milliseconds): a file added in the same tick as the
+    /// change before it leaves the stamp as it was, so a stamp that recent cannot vouch for
+    /// what came after it.
+    public var settled: Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return seconds < now.tv_sec - 1
     }
 }
 
@@ -155,8 +165,10 @@ public struct FolderWatch: Sendable {
         return true
     }
 
-    /// After a listing that began at `stamp`: `quiet` when it took everything it found.
+    /// After a listing that began at `stamp`: `quiet` when it took everything it found. A
+    /// stamp of a change less than a second old is not trusted (see `DirectoryStamp.settled`):
+    /// the folder is listed again until its stamp has settled.
     public mutating func listed(_ stamp: DirectoryStamp?, quiet: Bool) {
-        quietStamp = quiet ? stamp : nil
+        quietStamp = quiet && stamp?.settled == true ? stamp : nil
     }
 }

@@ -4,10 +4,18 @@ import CarteiroStore
 import CarteiroTesting
 
 /// A folder is listed again when something was added, renamed in or removed, and at least every
-/// `forcedEvery` ticks; a quiet folder whose last listing took everything is not.
+/// `forcedEvery` ticks; a quiet folder whose last listing took everything is not. A change less
+/// than a second old is not trusted: the file system's coarse clock may stamp the next one the same.
 struct FolderWatchTests {
+    /// Dates the folder's last change `seconds` back, as if it had been quiet since.
+    func age(_ path: String, seconds: Int = 10) {
+        var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+    }
+
     @Test func listsOnlyWhenTheFolderChanged() throws {
         let directory = try TemporaryDirectory()
+        age(directory.path)
         var watch = FolderWatch()
         var stamp = DirectoryStamp(directory.path)
         #expect(stamp != nil)
@@ -26,14 +34,36 @@ struct FolderWatchTests {
         watch.listed(stamp, quiet: false)
         let leftBehind = watch.shouldList(DirectoryStamp(directory.path))
         #expect(leftBehind)
+        age(directory.path)
         watch.listed(DirectoryStamp(directory.path), quiet: true)
         #expect(unlink(directory.path + "/s.json") == 0)
         let went = watch.shouldList(DirectoryStamp(directory.path))
         #expect(went, "a file went")
     }
 
+    @Test func aChangeTooRecentToTrustIsListedAgain() throws {
+        let directory = try TemporaryDirectory()
+        _ = try directory.write("s.json", "{}")
+        var watch = FolderWatch()
+        let fresh = DirectoryStamp(directory.path)
+        #expect(fresh?.settled == false)
+        _ = watch.shouldList(fresh)
+        watch.listed(fresh, quiet: true)
+        // The same stamp, but a file written now could carry it too: listed again.
+        let again = watch.shouldList(DirectoryStamp(directory.path))
+        #expect(again)
+        age(directory.path)
+        let settled = DirectoryStamp(directory.path)
+        #expect(settled?.settled == true)
+        _ = watch.shouldList(settled)
+        watch.listed(settled, quiet: true)
+        let quiet = watch.shouldList(DirectoryStamp(directory.path))
+        #expect(!quiet)
+    }
+
     @Test func aQuietFolderIsStillListedNowAndThen() throws {
         let directory = try TemporaryDirectory()
+        age(directory.path)
         var watch = FolderWatch()
         let stamp = DirectoryStamp(directory.path)
         _ = watch.shouldList(stamp)
