@@ -198,6 +198,11 @@ final class SMTPLane: @unchecked Sendable {
     /// The due messages, oldest first; only new or changed entries are read from disk.
     func dueMessages(now: Int64) -> [QueuedMessage] {
         let folderStamp = DirectoryStamp(queue.lane(mailbox.name))
+        // No folder: nothing was ever queued here (or it all went), nothing to list.
+        if folderStamp == nil && known.isEmpty {
+            countsLock.withLock { latestCounts = (0, 0) }
+            return []
+        }
         if laneWatch.shouldList(folderStamp) {
             readChangedEntries()
             laneWatch.listed(folderStamp, quiet: true)

@@ -77,10 +77,23 @@ public enum DurableFiles {
         try write(bytes, to: path, mode: mode, sync: false)
     }
 
-    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool) throws(Failure) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    /// Writes a file that must not exist yet (unsynced): false, with nothing written, when a
+    /// file already has the name. A failed write leaves no file behind.
+    public static func writeNew(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        if fd < 0 && errno == EEXIST { return false }
         guard fd >= 0 else { throw failure("cannot create", path) }
         defer { close(fd) }
+        do throws(Failure) {
+            try writeAll(bytes, to: fd, path: path)
+        } catch {
+            unlink(path)
+            throw error
+        }
+        return true
+    }
+
+    static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(Failure) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -90,6 +103,13 @@ public enum DurableFiles {
             }
             offset += written
         }
+    }
+
+    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool) throws(Failure) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw failure("cannot create", path) }
+        defer { close(fd) }
+        try writeAll(bytes, to: fd, path: path)
         guard !sync || fsync(fd) == 0 else { throw failure("cannot fsync", path) }
     }
 

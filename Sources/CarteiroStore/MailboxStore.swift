@@ -84,6 +84,9 @@ public struct StagedMessage: Sendable {
     /// The key that recognises the same message again (Message-ID, or a hash of the header).
     public var dedupeKey: String
     var renames: [(from: String, to: String)]
+    /// Files written where they stay (the raw message, when no file had its name): made
+    /// durable with the batch, removed if the message is not committed.
+    var written: [String] = []
     /// What the log says of it once handed on (type, Message-ID, sender …).
     public var summary: [(String, String)] = []
 }
@@ -103,6 +106,7 @@ public final class MailboxStore {
     /// Keys of messages handed on: a new UIDVALIDITY does not re-create old requests.
     public private(set) var dedupeKeys: Set<String> = []
     private var knownDirectories: Set<String> = []
+    private let directoriesLock = NSLock()
     /// The time given to the last event committed (`stampInCommitOrder`).
     private var lastStamp = timespec()
     /// Whether an intent file may be on disk: at the start, and after a commit that did not
@@ -205,10 +209,19 @@ public final class MailboxStore {
     /// discarded) names the temporary files.
     public func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])]) throws(DurableFiles.Failure) -> StagedMessage {
         var renames: [(String, String)] = []
+        var written: [String] = []
         let rawFinal = directory.raw + "/" + id + ".eml"
-        let rawTemp = staging + "/\(token).eml"
-        try DurableFiles.writeUnsynced(raw, to: rawTemp)
-        renames.append((rawTemp, rawFinal))
+        // The raw message goes straight to its place: nothing points at it before the commit,
+        // and a later fetch of the same message (after a crash before the commit) finds the
+        // name taken and writes beside, to be renamed over it.
+        try makeDirectories(for: [rawFinal])
+        if try DurableFiles.writeNew(raw, to: rawFinal) {
+            written.append(rawFinal)
+        } else {
+            let rawTemp = staging + "/\(token).eml"
+            try DurableFiles.writeUnsynced(raw, to: rawTemp)
+            renames.append((rawTemp, rawFinal))
+        }
         for attachment in attachments {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
             if renames.contains(where: { $0.1 == final }) { continue }
@@ -226,12 +239,13 @@ public final class MailboxStore {
         try DurableFiles.writeUnsynced(event, to: eventTemp)
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
-        return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames)
+        return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written)
     }
 
     /// Removes the temporary files of a staged message that will not be committed (a duplicate).
     public func discard(_ message: StagedMessage) {
         for pair in message.renames { unlink(pair.from) }
+        for path in message.written { unlink(path) }
     }
 
     /// Hands the staged messages on and records `newState`, durably and in that order.
@@ -239,6 +253,7 @@ public final class MailboxStore {
         var advanced = newState
         advanced.handedOn = state.handedOn + messages.count
         let renames = messages.flatMap(\.renames)
+        let written = messages.flatMap(\.written)
         let keys = messages.map(\.dedupeKey)
         let intent = JSONText.Value.object([
             ("keys", .array(keys.map { .string($0) })),
@@ -252,9 +267,10 @@ public final class MailboxStore {
         try makeDirectories(for: renames.map(\.to))
         try faults?("stamps")
         try stampInCommitOrder(messages)
-        if !renames.isEmpty {
+        if !renames.isEmpty || !written.isEmpty {
             try faults?("sync")
-            try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents], files: renames.map(\.from))
+            try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents] + (written.isEmpty ? [] : [directory.raw]),
+                                             files: renames.map(\.from) + written)
         }
         // The commit point: once this file is durable, the batch is handed on.
         try faults?("intent")
@@ -265,7 +281,7 @@ public final class MailboxStore {
             try DurableFiles.rename(pair.from, pair.to)
         }
         try faults?("directory sync")
-        try syncDirectories(of: renames.map(\.to))
+        try syncDirectories(of: renames.map(\.to) + written)
         try faults?("keys")
         try appendKeys(keys)
         try faults?("state")
@@ -318,15 +334,20 @@ public final class MailboxStore {
         }
     }
 
+    /// The folders the renames went to, made durable: one by one for a few, by one syncfs(2)
+    /// per file system for many (a backlog's attachments alone fill a hundred folders).
     private func syncDirectories(of paths: [String]) throws(DurableFiles.Failure) {
-        for directory in Set(paths.map(DurableFiles.parent)) {
-            try DurableFiles.syncDirectory(directory)
-        }
+        let directories = Array(Set(paths.map(DurableFiles.parent)))
+        let attachments = self.directory.attachments
+        let bases = [self.directory.raw, self.directory.spool] + (directories.contains { $0.hasPrefix(attachments + "/") } ? [attachments] : [])
+        try DurableFiles.syncFileSystems(holding: bases, files: directories)
     }
 
     /// The directories the renames go to (attachments/xx/ appear as they are first needed),
     /// each created once: the store remembers those it made or found.
     private func makeDirectories(for paths: [String]) throws(DurableFiles.Failure) {
+        directoriesLock.lock()
+        defer { directoriesLock.unlock() }
         for directory in Set(paths.map(DurableFiles.parent)) where !knownDirectories.contains(directory) {
             try DurableFiles.makeDirectory(directory)
             knownDirectories.insert(directory)

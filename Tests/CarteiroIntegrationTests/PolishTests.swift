@@ -48,7 +48,7 @@ struct PolishTests {
     @Test func aPasswordFileOfNULsOrADirectoryIsRefusedWithItsReason() throws {
         let directory = try TemporaryDirectory()
         let binary = directory.path + "/binary"
-        FileManager.default.createFile(atPath: binary, contents: Data([0x73, 0x00, 0x00, 0x0A]))
+        #expect(FileManager.default.createFile(atPath: binary, contents: Data([0x73, 0x00, 0x00, 0x0A])))
         let resolver = SecretResolver(environment: [:])
         func failure(_ path: String) -> String {
             if case .failure(let failure) = resolver.resolve(.file(path)) { return failure.description }

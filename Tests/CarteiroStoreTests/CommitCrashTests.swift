@@ -94,12 +94,13 @@ struct CommitCrashTests {
     static var totalSteps: Int { stepNames.count }
 
     @Test func theProtocolHasTheStepsThisTestStopsAt() {
-        // 3 batches; each: directories, stamps, sync, intent, its renames (raw, attachment,
-        // event for each message), directory sync, keys, state, intent removed.
-        #expect(Self.totalSteps == 3 * 8 + (2 + 2 + 1) * 3, "\(Self.stepNames)")
+        // 3 batches; each: directories, stamps, sync, intent, its renames (attachment and
+        // event for each message: the raw message is written in its place), directory sync,
+        // keys, state, intent removed.
+        #expect(Self.totalSteps == 3 * 8 + (2 + 2 + 1) * 2, "\(Self.stepNames)")
     }
 
-    @Test(arguments: 1...(3 * 8 + 5 * 3))
+    @Test(arguments: 1...(3 * 8 + 5 * 2))
     func killedAtStepNThenRestarted(step: Int) throws {
         let temporary = try TemporaryDirectory()
         let injector = Injector(at: step)
@@ -115,7 +116,7 @@ struct CommitCrashTests {
         Self.check(temporary.path, restarted, desk: desk, context: "killed at step \(step)")
     }
 
-    @Test(arguments: 1...(3 * 8 + 5 * 3))
+    @Test(arguments: 1...(3 * 8 + 5 * 2))
     func failingAtStepNInARunningDaemon(step: Int) throws {
         let temporary = try TemporaryDirectory()
         let injector = Injector(at: step)
@@ -183,5 +184,42 @@ struct ReplaceCrashTests {
         let restarted = try MailboxStore(directory: layout, mailbox: "m")
         #expect(restarted.state.uidValidity == 7)
         #expect(restarted.state.lastUID == 10 || restarted.state.lastUID == 20)
+    }
+}
+
+/// The raw message is written straight to its place when no file has its name: a message not
+/// committed (a duplicate) takes its raw file away with it, and one whose name is taken (UIDs
+/// reused by a server that renumbered its folder) is written beside and never touches the
+/// file already there unless it is committed.
+struct RawInPlaceTests {
+    @Test func aDiscardedMessageLeavesNoRawAndNeverTheRawOfAnother() throws {
+        let temporary = try TemporaryDirectory()
+        let directory = CommitCrashTests.directory(temporary.path)
+        let store = try MailboxStore(directory: directory, mailbox: "m")
+        let first = Array("Message-ID: <a@x>\r\n\r\nfirst\r\n".utf8)
+        let committed = try store.stage(id: "m/9/1", token: "a", dedupeKey: "id:<a@x>", event: Array("{}".utf8), raw: first, attachments: [])
+        var next = store.state
+        next.uidValidity = 9
+        next.lastUID = 1
+        try store.commit([committed], newState: next)
+        let rawPath = temporary.path + "/raw/m/9/1.eml"
+        #expect(FileManager.default.contents(atPath: rawPath) == Data(first))
+
+        // The same name again, for another message that is then discarded: the first stays.
+        let other = try store.stage(id: "m/9/1", token: "b", dedupeKey: "id:<b@x>", event: Array("{}".utf8),
+                                    raw: Array("Message-ID: <b@x>\r\n\r\nother\r\n".utf8), attachments: [])
+        #expect(FileManager.default.contents(atPath: rawPath) == Data(first), "not overwritten before a commit")
+        store.discard(other)
+        #expect(FileManager.default.contents(atPath: rawPath) == Data(first))
+
+        // A fresh name, discarded: nothing left in raw/ nor in staging.
+        let fresh = try store.stage(id: "m/9/2", token: "c", dedupeKey: "id:<c@x>", event: Array("{}".utf8),
+                                    raw: Array("Message-ID: <c@x>\r\n\r\nfresh\r\n".utf8), attachments: [])
+        #expect(FileManager.default.fileExists(atPath: temporary.path + "/raw/m/9/2.eml"))
+        store.discard(fresh)
+        #expect(!FileManager.default.fileExists(atPath: temporary.path + "/raw/m/9/2.eml"))
+        let staging = (try? FileManager.default.contentsOfDirectory(atPath: temporary.path + "/mailboxes/m/staging")) ?? []
+        #expect(staging.isEmpty, "\(staging)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: temporary.path + "/raw/m/9")) ?? []) == ["1.eml"])
     }
 }
