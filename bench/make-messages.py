@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes N realistic messages of about 20 KB into a Maildir's new/ folder, deterministically:
-Portuguese text in quoted-printable, an HTML alternative, and a small base64 attachment."""
+Portuguese text in quoted-printable, an HTML alternative, and a small base64 attachment. Files
+are named as Dovecot's delivery names them (with S= and W= sizes)."""
 import base64
 import os
 import random
@@ -53,7 +54,11 @@ Content-Transfer-Encoding: base64
 --mixed-{n}--
 """
         data = message.replace("\n", "\r\n").encode("utf-8")
-        with open(os.path.join(directory, "new", f"{1764079200 + n}.{n:05d}.bench"), "wb") as handle:
+        # Named as Dovecot's own delivery names a file: with its size (S=) and its size with
+        # CRLF line ends (W=, the same here), so that RFC822.SIZE is answered from the name
+        # as for delivered mail, instead of by reading every message once more.
+        name = f"{1764079200 + n}.{n:05d}.bench,S={len(data)},W={len(data)}"
+        with open(os.path.join(directory, "new", name), "wb") as handle:
             handle.write(data)
 
 if __name__ == "__main__":

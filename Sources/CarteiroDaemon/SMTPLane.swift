@@ -13,7 +13,9 @@ import Foundation
 /// up, 4xx retried alone with exponential backoff until the queue lifetime ends.
 final class SMTPLane: @unchecked Sendable {
     /// Due retries are noticed within a tick; new messages wake the lane at once (`kick`).
-    static let tick: DispatchTimeInterval = .seconds(1)
+    /// The soonest the lane looks again after a look; and the latest, when nothing waits.
+    static let tick: Int64 = 1
+    static let idleLook: Int64 = 30
     static let maximumBackoff: Int64 = 3600
 
     let mailbox: OutboundMailbox
@@ -69,7 +71,7 @@ final class SMTPLane: @unchecked Sendable {
     func start() {
         dispatch.async { [self] in
             let timer = DispatchSource.makeTimerSource(queue: dispatch)
-            timer.schedule(deadline: .now(), repeating: Self.tick, leeway: .milliseconds(50))
+            timer.schedule(deadline: .now(), leeway: .milliseconds(50))
             timer.setEventHandler { [weak self] in self?.drain() }
             self.timer = timer
             timer.resume()
@@ -103,7 +105,20 @@ final class SMTPLane: @unchecked Sendable {
         }
     }
 
+    /// Sends what is due, then sets the timer for the next time something will be: the
+    /// earliest retry, the end of a sending limit, or `idleLook` from now at the latest (new
+    /// messages do not wait for it: the outbox kicks the lane).
     func drain() {
+        send()
+        guard !stopping.isRaised, let timer else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        var next = now + Self.idleLook
+        if let retry = known.values.lazy.map(\.item.nextAttempt).min() { next = min(next, retry) }
+        if throttledUntil > now { next = min(next, throttledUntil) }
+        timer.schedule(deadline: .now() + .seconds(Int(max(next - now, Self.tick))), leeway: .milliseconds(100))
+    }
+
+    func send() {
         guard !stopping.isRaised else { return }
         let now = Int64(Date().timeIntervalSince1970)
         let due = dueMessages(now: now)

@@ -54,53 +54,48 @@ public enum TransferEncoding {
 
     /// Decodes quoted-printable; `=` not followed by two hex digits is kept as it is.
     /// `header` selects RFC 2047's Q variant, where `_` is a space.
-    public static func quotedPrintable<Bytes: Collection>(_ input: Bytes, header: Bool = false) -> [UInt8] where Bytes.Element == UInt8, Bytes.Index == Int {
-        var output: [UInt8] = []
-        output.reserveCapacity(input.count)
-        var i = input.startIndex
-        let end = input.endIndex
-        while i < end {
-            if !header {
-                // Copy the run up to the next "=" at once: most of a body is plain text.
-                let copied: Int? = input.withContiguousStorageIfAvailable { buffer -> Int in
-                    let offset = i - input.startIndex
-                    guard let base = buffer.baseAddress else { return 0 }
-                    let stop = memchr(base + offset, Int32(UInt8(ascii: "=")), buffer.count - offset)
-                        .map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) - base } ?? buffer.count
-                    output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[offset..<stop]))
-                    return stop - offset
+    public static func quotedPrintable<Bytes: Collection>(_ input: Bytes, header: Bool = false) -> [UInt8] where Bytes.Element == UInt8 {
+        if let decoded = input.withContiguousStorageIfAvailable({ quotedPrintable(buffer: $0, header: header) }) { return decoded }
+        return Array(input).withUnsafeBufferPointer { quotedPrintable(buffer: $0, header: header) }
+    }
+
+    /// The decoder proper, on a buffer into a buffer (never longer than the input). Text in
+    /// languages with accents has an "=XX" every few bytes: one pass, byte by byte, with no
+    /// copies of the runs between them.
+    static func quotedPrintable(buffer input: UnsafeBufferPointer<UInt8>, header: Bool) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: input.count) { output, produced in
+            let end = input.count
+            var count = 0
+            var i = 0
+            while i < end {
+                let byte = input[i]
+                if byte == UInt8(ascii: "=") {
+                    // Soft line break: "=" then optional blanks then CRLF or LF.
+                    var j = i + 1
+                    while j < end, input[j] == 32 || input[j] == 9 { j += 1 }
+                    if j < end, input[j] == 13 || input[j] == 10 {
+                        if input[j] == 13, j + 1 < end, input[j + 1] == 10 { j += 1 }
+                        i = j + 1
+                        continue
+                    }
+                    // A body's "=" with only blanks after it ends the text.
+                    if j >= end && !header { break }
+                    if i + 2 < end, let high = hexValue(input[i + 1]), let low = hexValue(input[i + 2]) {
+                        output[count] = high << 4 | low
+                        count += 1
+                        i += 3
+                        continue
+                    }
+                    output[count] = byte
+                } else if header && byte == UInt8(ascii: "_") {
+                    output[count] = 32
+                } else {
+                    output[count] = byte
                 }
-                if let copied {
-                    i += copied
-                    if i >= end { break }
-                }
-            }
-            let byte = input[i]
-            if byte == UInt8(ascii: "=") {
-                // Soft line break: "=" then optional blanks then CRLF or LF.
-                var j = i + 1
-                while j < end, input[j] == 32 || input[j] == 9 { j += 1 }
-                if j < end, input[j] == 13 || input[j] == 10 {
-                    if input[j] == 13, j + 1 < end, input[j + 1] == 10 { j += 1 }
-                    i = j + 1
-                    continue
-                }
-                if j >= end && !header { i = end; continue }
-                if i + 2 < end, let high = hexValue(input[i + 1]), let low = hexValue(input[i + 2]) {
-                    output.append(high << 4 | low)
-                    i += 3
-                    continue
-                }
-                output.append(byte)
-                i += 1
-            } else if header && byte == UInt8(ascii: "_") {
-                output.append(32)
-                i += 1
-            } else {
-                output.append(byte)
+                count += 1
                 i += 1
             }
+            produced = count
         }
-        return output
     }
 }

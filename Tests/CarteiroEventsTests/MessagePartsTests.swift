@@ -36,6 +36,53 @@ struct MessagePartsTests {
         #expect(TransferEncoding.base64(Array("w 6 k".utf8)) == Array("é".utf8))
     }
 
+    /// The quoted-printable decoder (one pass over a buffer) against a plain reading of the
+    /// rules, bodies and headers (RFC 2047's Q, where "_" is a space): soft breaks, blanks
+    /// before them, broken escapes, an "=" at the very end.
+    @Test func quotedPrintableAgreesWithAPlainReadingOfTheRules() {
+        func reference(_ input: [UInt8], header: Bool) -> [UInt8] {
+            func hex(_ byte: UInt8) -> UInt8? { UInt8(String(UnicodeScalar(byte)), radix: 16) }
+            var output: [UInt8] = []
+            var i = 0
+            while i < input.count {
+                if input[i] == UInt8(ascii: "=") {
+                    var j = i + 1
+                    while j < input.count, input[j] == 32 || input[j] == 9 { j += 1 }
+                    if j < input.count, input[j] == 13 || input[j] == 10 {
+                        i = (input[j] == 13 && j + 1 < input.count && input[j + 1] == 10) ? j + 2 : j + 1
+                    } else if j >= input.count && !header {
+                        i = input.count
+                    } else if i + 2 < input.count, let high = hex(input[i + 1]), let low = hex(input[i + 2]) {
+                        output.append(high << 4 | low)
+                        i += 3
+                    } else {
+                        output.append(input[i])
+                        i += 1
+                    }
+                } else {
+                    output.append(header && input[i] == UInt8(ascii: "_") ? 32 : input[i])
+                    i += 1
+                }
+            }
+            return output
+        }
+        let alphabet = Array("==== \t\r\n\r\nAF09af3Dgz_.".utf8) + [0xC3, 0xA9, 0x00, 0xFF]
+        var state: UInt64 = 20261130
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        for round in 0..<20_000 {
+            let input = (0..<next(40)).map { _ in alphabet[next(alphabet.count)] }
+            let header = round % 2 == 1
+            let decoded = TransferEncoding.quotedPrintable(input, header: header)
+            #expect(decoded == reference(input, header: header), "\(input) header: \(header)")
+            // A collection that is not one buffer takes the same way.
+            #expect(TransferEncoding.quotedPrintable(input.lazy.map { $0 }, header: header) == decoded)
+            if decoded != reference(input, header: header) { break }
+        }
+    }
+
     @Test func rfc2231Parameters() {
         let value = MIMEHeaderValue.parse(Array("attachment; filename*0*=UTF-8''rel%C3%A1; filename*1=torio.pdf".utf8))
         #expect(value.value == "attachment")
