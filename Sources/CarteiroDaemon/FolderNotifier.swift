@@ -16,18 +16,29 @@ final class FolderNotifier: @unchecked Sendable {
 
     static let mask = UInt32(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO)
 
-    /// Nil when inotify is not available (the caller then ticks as often as before).
+    /// Nil when inotify is not available, or a folder cannot be watched at the start (the limit
+    /// on watches reached, say): the caller then ticks as often as it would without inotify.
     init?(paths: [String], queue: DispatchQueue, changed: @escaping @Sendable () -> Void) {
         let descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard descriptor >= 0 else { return nil }
+        var watched: [String: (watch: Int32, device: UInt64, inode: UInt64)] = [:]
+        for path in paths {
+            guard let watch = Self.watch(path, with: descriptor) else {
+                close(descriptor)
+                return nil
+            }
+            watched[path] = watch
+        }
         self.descriptor = descriptor
         self.paths = paths
+        self.watched = watched
         source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
         source.setEventHandler { [descriptor] in
-            // Drained whole: one look serves every event that arrived together.
+            // Drained (up to 1 MB a wake-up; more wakes the source again): one look serves every
+            // event that arrived together, and a folder filling without pause still gets looked at.
             var buffer = [UInt8](repeating: 0, count: 16 * 1024)
             var any = false
-            while true {
+            for _ in 0..<64 {
                 let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                 if count <= 0 { break }
                 any = true
@@ -35,7 +46,6 @@ final class FolderNotifier: @unchecked Sendable {
             if any { changed() }
         }
         source.setCancelHandler { [descriptor] in close(descriptor) }
-        for path in paths { watch(path) }
         source.resume()
     }
 
@@ -54,10 +64,14 @@ final class FolderNotifier: @unchecked Sendable {
     }
 
     private func watch(_ path: String) {
+        if let watch = Self.watch(path, with: descriptor) { watched[path] = watch }
+    }
+
+    private static func watch(_ path: String, with descriptor: Int32) -> (watch: Int32, device: UInt64, inode: UInt64)? {
         var info = stat()
-        guard stat(path, &info) == 0 else { return }
-        let watch = inotify_add_watch(descriptor, path, Self.mask)
-        guard watch >= 0 else { return }
-        watched[path] = (watch, UInt64(info.st_dev), UInt64(info.st_ino))
+        guard stat(path, &info) == 0 else { return nil }
+        let watch = inotify_add_watch(descriptor, path, mask)
+        guard watch >= 0 else { return nil }
+        return (watch, UInt64(info.st_dev), UInt64(info.st_ino))
     }
 }

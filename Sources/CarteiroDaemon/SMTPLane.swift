@@ -113,9 +113,11 @@ final class SMTPLane: @unchecked Sendable {
         guard !stopping.isRaised, let timer else { return }
         let now = Int64(Date().timeIntervalSince1970)
         var next = now + Self.idleLook
+        // A retry time read from a queue file can be anything: only compared, never subtracted.
         if let retry = known.values.lazy.map(\.item.nextAttempt).min() { next = min(next, retry) }
         if throttledUntil > now { next = min(next, throttledUntil) }
-        timer.schedule(deadline: .now() + .seconds(Int(max(next - now, Self.tick))), leeway: .milliseconds(100))
+        let wait = next > now ? max(next - now, Self.tick) : Self.tick
+        timer.schedule(deadline: .now() + .seconds(Int(wait)), leeway: .milliseconds(100))
     }
 
     func send() {

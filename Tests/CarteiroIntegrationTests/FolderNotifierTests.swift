@@ -35,4 +35,11 @@ struct FolderNotifierTests {
         _ = try directory.write("outbox/u.json", "{}")
         #expect(calls.wait(), "a file in the replacing folder is noticed")
     }
+
+    @Test func aFolderThatCannotBeWatchedMeansNoNotifier() throws {
+        let directory = try TemporaryDirectory()
+        // The caller then ticks as it would without inotify.
+        let notifier = FolderNotifier(paths: [directory.path, directory.path + "/missing"], queue: DispatchQueue(label: "test.notifier")) {}
+        #expect(notifier == nil)
+    }
 }
