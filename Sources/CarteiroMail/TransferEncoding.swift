@@ -43,6 +43,14 @@ public enum TransferEncoding {
         }
     }
 
+    /// A word with 0x80 in the lowest byte of `word` equal to `byte` (the first, read little-endian),
+    /// and possibly in later ones: the classic "has a zero byte" test on `word` XOR `byte`s.
+    @inline(__always)
+    static func bytesEqual(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+        let x = word ^ (0x0101_0101_0101_0101 &* UInt64(byte))
+        return (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+    }
+
     static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
@@ -60,14 +68,31 @@ public enum TransferEncoding {
     }
 
     /// The decoder proper, on a buffer into a buffer (never longer than the input). Text in
-    /// languages with accents has an "=XX" every few bytes: one pass, byte by byte, with no
-    /// copies of the runs between them.
+    /// languages with accents has an "=XX" every few bytes: one pass, eight bytes at a time up
+    /// to the next byte that needs a look ("=", and "_" in a header), then byte by byte.
     static func quotedPrintable(buffer input: UnsafeBufferPointer<UInt8>, header: Bool) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: input.count) { output, produced in
             let end = input.count
             var count = 0
             var i = 0
             while i < end {
+                // Eight bytes at once while none of them is special. The output never runs ahead
+                // of the input (count <= i), so eight bytes stored at `count` stay in the buffer.
+                if let source = input.baseAddress, let target = output.baseAddress {
+                    while i &+ 8 <= end {
+                        let raw = UnsafeRawPointer(source + i).loadUnaligned(as: UInt64.self)
+                        let word = UInt64(littleEndian: raw)
+                        let special = Self.bytesEqual(word, UInt8(ascii: "=")) | (header ? Self.bytesEqual(word, UInt8(ascii: "_")) : 0)
+                        UnsafeMutableRawPointer(target + count).storeBytes(of: raw, as: UInt64.self)
+                        if special == 0 { i &+= 8; count &+= 8; continue }
+                        // The lowest flagged byte is exact (the first match); those after it may not be.
+                        let plain = special.trailingZeroBitCount >> 3
+                        i &+= plain
+                        count &+= plain
+                        break
+                    }
+                    if i >= end { break }
+                }
                 let byte = input[i]
                 if byte == UInt8(ascii: "=") {
                     // Soft line break: "=" then optional blanks then CRLF or LF.
