@@ -93,6 +93,26 @@ public enum DurableFiles {
         return true
     }
 
+    /// Whether the file open at `fd` holds exactly `bytes` (read from its start).
+    public static func holds(_ bytes: [UInt8], fd: Int32) -> Bool {
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size == off_t(bytes.count) else { return false }
+        var buffer = [UInt8](repeating: 0, count: min(max(bytes.count, 1), 1 << 16))
+        var offset = 0
+        while offset < bytes.count {
+            let want = min(buffer.count, bytes.count - offset)
+            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, want, off_t(offset)) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { return false }
+            let same = buffer.withUnsafeBytes { read in
+                bytes.withUnsafeBytes { memcmp(read.baseAddress!, $0.baseAddress! + offset, got) == 0 }
+            }
+            guard same else { return false }
+            offset += got
+        }
+        return true
+    }
+
     static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(Failure) {
         var offset = 0
         while offset < bytes.count {

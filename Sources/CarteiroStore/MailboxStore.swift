@@ -87,6 +87,10 @@ public struct StagedMessage: Sendable {
     /// Files written where they stay (the raw message, when no file had its name): made
     /// durable with the batch, removed if the message is not committed.
     var written: [String] = []
+    /// Attachment files written where they stay: made durable with the batch, but left if the
+    /// message is not committed, since another message may already share the file (see
+    /// `placeAttachment`).
+    var shared: [String] = []
     /// What the log says of it once handed on (type, Message-ID, sender …).
     public var summary: [(String, String)] = []
 }
@@ -222,30 +226,56 @@ public final class MailboxStore {
             try DurableFiles.writeUnsynced(raw, to: rawTemp)
             renames.append((rawTemp, rawFinal))
         }
+        var shared: [String] = []
         for attachment in attachments {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
-            if renames.contains(where: { $0.1 == final }) { continue }
-            // Reused: made fresh, so that the clean-up (which ages files by their time) leaves it.
-            Retention.attachmentLock.lock()
-            let reused = utimensat(AT_FDCWD, final, nil, 0) == 0
-            Retention.attachmentLock.unlock()
-            if reused { continue }
-            let temp = staging + "/\(token)-\(attachment.sha256)"
-            try DurableFiles.writeUnsynced(attachment.data, to: temp)
-            renames.append((temp, final))
+            if renames.contains(where: { $0.1 == final }) || shared.contains(final) { continue }
+            try makeDirectories(for: [final])
+            switch try Self.placeAttachment(attachment.data, at: final) {
+            // Reused too: a file left by a batch that never committed was never made durable.
+            case .written, .reused: shared.append(final)
+            case .differs:
+                let temp = staging + "/\(token)-\(attachment.sha256)"
+                try DurableFiles.writeUnsynced(attachment.data, to: temp)
+                renames.append((temp, final))
+            }
         }
         let fileName = StateDirectory.eventFileName(id)
         let eventTemp = directory.pendingEvents + "/" + fileName
         try DurableFiles.writeUnsynced(event, to: eventTemp)
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
-        return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written)
+        return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written, shared: shared)
+    }
+
+    enum AttachmentPlace { case written, reused, differs }
+
+    /// Puts an attachment at its name (its SHA-256) when no file has it yet. A file already
+    /// there is reused only if it holds these very bytes: one written here by a batch that
+    /// never committed (a crash, a duplicate) may be cut short, and is then replaced by a
+    /// rename at the commit. A reused file is made fresh, so that the clean-up (which ages
+    /// files by their time) leaves it; the clean-up holds `attachmentLock` while it removes.
+    static func placeAttachment(_ data: [UInt8], at path: String) throws(DurableFiles.Failure) -> AttachmentPlace {
+        // Twice at most: a file the clean-up removed between the two steps is made anew.
+        for _ in 0..<2 {
+            if try DurableFiles.writeNew(data, to: path) { return .written }
+            Retention.attachmentLock.lock()
+            defer { Retention.attachmentLock.unlock() }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 && errno == ENOENT { continue }
+            guard fd >= 0 else { return .differs }
+            defer { close(fd) }
+            guard DurableFiles.holds(data, fd: fd) else { return .differs }
+            return futimens(fd, nil) == 0 ? .reused : .differs
+        }
+        return .differs
     }
 
     /// Removes the temporary files of a staged message that will not be committed (a duplicate).
     public func discard(_ message: StagedMessage) {
         for pair in message.renames { unlink(pair.from) }
         for path in message.written { unlink(path) }
+        // `shared` stays: another message may point at it; unreferenced, the clean-up ages it out.
     }
 
     /// Hands the staged messages on and records `newState`, durably and in that order.
@@ -254,6 +284,7 @@ public final class MailboxStore {
         advanced.handedOn = state.handedOn + messages.count
         let renames = messages.flatMap(\.renames)
         let written = messages.flatMap(\.written)
+        let shared = messages.flatMap(\.shared)
         let keys = messages.map(\.dedupeKey)
         let intent = JSONText.Value.object([
             ("keys", .array(keys.map { .string($0) })),
@@ -267,10 +298,11 @@ public final class MailboxStore {
         try makeDirectories(for: renames.map(\.to))
         try faults?("stamps")
         try stampInCommitOrder(messages)
-        if !renames.isEmpty || !written.isEmpty {
+        if !renames.isEmpty || !written.isEmpty || !shared.isEmpty {
             try faults?("sync")
-            try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents] + (written.isEmpty ? [] : [directory.raw]),
-                                             files: renames.map(\.from) + written)
+            try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents] + (written.isEmpty ? [] : [directory.raw])
+                                                + (shared.isEmpty ? [] : [directory.attachments]),
+                                             files: renames.map(\.from) + written + shared)
         }
         // The commit point: once this file is durable, the batch is handed on.
         try faults?("intent")
@@ -281,7 +313,7 @@ public final class MailboxStore {
             try DurableFiles.rename(pair.from, pair.to)
         }
         try faults?("directory sync")
-        try syncDirectories(of: renames.map(\.to) + written)
+        try syncDirectories(of: renames.map(\.to) + written + shared)
         try faults?("keys")
         try appendKeys(keys)
         try faults?("state")
