@@ -172,10 +172,13 @@ struct InboundIngest {
 
     /// Parses each message, renders its event and writes its files under temporary names:
     /// pure work and independent files, so spread over the cores. `token` makes the temporary
-    /// names of this batch unique.
+    /// names of this batch unique. Batches of a mailbox are built one at a time, in order (their
+    /// events' times, taken here, are the spool's order).
     func build(_ messages: [Fetched], token: String) -> BuildResults {
         let now = Int64(Date().timeIntervalSince1970)
         let built = BuildResults(count: messages.count)
+        // Batches are built one after the other: their events' times follow the poll's order.
+        let stamps = store.reserveStamps(messages.count)
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
@@ -185,7 +188,8 @@ struct InboundIngest {
                 // An unreadable message has no content to recognise it by: its own id is its key.
                 let key = message.unreadable == nil ? Self.dedupeKey(event, bytes: message.bytes) : "unreadable:" + event.id
                 var staged = try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
-                                             event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments)
+                                             event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments,
+                                             stamp: MailboxStore.stamp(stamps, plus: index))
                 staged.summary = [("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
                                   ("from", event.message?.from?.address ?? ""), ("request", event.request ?? "")]
                 built.set(index, .success(staged))

@@ -73,8 +73,9 @@ public enum DurableFiles {
 
     /// Writes `bytes` to `path` without waiting for the disk: for files that a group commit
     /// makes durable together (`syncFileSystems`) before anything points at them.
-    public static func writeUnsynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) {
-        try write(bytes, to: path, mode: mode, sync: false)
+    /// `stamp`: the file's modification (and access) time.
+    public static func writeUnsynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640, stamp: timespec? = nil) throws(Failure) {
+        try write(bytes, to: path, mode: mode, sync: false, stamp: stamp)
     }
 
     /// Writes a file that must not exist yet (unsynced): false, with nothing written, when a
@@ -125,11 +126,15 @@ public enum DurableFiles {
         }
     }
 
-    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool) throws(Failure) {
+    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool, stamp: timespec? = nil) throws(Failure) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw failure("cannot create", path) }
         defer { close(fd) }
         try writeAll(bytes, to: fd, path: path)
+        if let stamp {
+            var times = [stamp, stamp]
+            guard futimens(fd, &times) == 0 else { throw failure("cannot set the time of", path) }
+        }
         guard !sync || fsync(fd) == 0 else { throw failure("cannot fsync", path) }
     }
 

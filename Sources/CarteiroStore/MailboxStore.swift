@@ -111,8 +111,9 @@ public final class MailboxStore {
     public private(set) var dedupeKeys: Set<String> = []
     private var knownDirectories: Set<String> = []
     private let directoriesLock = NSLock()
-    /// The time given to the last event committed (`stampInCommitOrder`).
+    /// The time given to the last event staged (`reserveStamps`), under `stampsLock`.
     private var lastStamp = timespec()
+    private let stampsLock = NSLock()
     /// Whether an intent file may be on disk: at the start, and after a commit that did not
     /// get as far as removing its own. Otherwise a poll need not look for one.
     private var intentMayRemain = true
@@ -211,7 +212,10 @@ public final class MailboxStore {
     /// Safe to call from several threads at once for different messages: it touches no state
     /// of the store, and `token` (unique among the messages staged and not yet committed or
     /// discarded) names the temporary files.
-    public func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])]) throws(DurableFiles.Failure) -> StagedMessage {
+    ///
+    /// `stamp` is the event file's time (see `reserveStamps`); without one, the next is taken.
+    public func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])],
+                      stamp: timespec? = nil) throws(DurableFiles.Failure) -> StagedMessage {
         var renames: [(String, String)] = []
         var written: [String] = []
         let rawFinal = directory.raw + "/" + id + ".eml"
@@ -242,7 +246,7 @@ public final class MailboxStore {
         }
         let fileName = StateDirectory.eventFileName(id)
         let eventTemp = directory.pendingEvents + "/" + fileName
-        try DurableFiles.writeUnsynced(event, to: eventTemp)
+        try DurableFiles.writeUnsynced(event, to: eventTemp, stamp: stamp ?? reserveStamps(1))
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
         return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written, shared: shared)
@@ -296,8 +300,6 @@ public final class MailboxStore {
         // commit), since the intent may only name durable files.
         try faults?("directories")
         try makeDirectories(for: renames.map(\.to))
-        try faults?("stamps")
-        try stampInCommitOrder(messages)
         if !renames.isEmpty || !written.isEmpty || !shared.isEmpty {
             try faults?("sync")
             try DurableFiles.syncFileSystems(holding: [staging, directory.pendingEvents] + (written.isEmpty ? [] : [directory.raw])
@@ -325,22 +327,24 @@ public final class MailboxStore {
     }
 
     /// The spool is read oldest first by modification time (the webhook keeps each mailbox's
-    /// order by it). Events are written by parallel workers, so their own times are in no
-    /// particular order: each batch's events get increasing times here, in the batch's order.
-    private func stampInCommitOrder(_ messages: [StagedMessage]) throws(DurableFiles.Failure) {
+    /// order by it). Events are written by parallel workers, in no particular order: a batch
+    /// takes its times before it is built, `count` increasing ones from the returned one a
+    /// microsecond apart, later than any taken before (even if the clock stepped back). Its
+    /// n-th message's event gets the n-th, so the spool's order is the batch's.
+    public func reserveStamps(_ count: Int) -> timespec {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        // Never before the last batch's last event, even if the clock stepped back.
-        if (now.tv_sec, now.tv_nsec) <= (lastStamp.tv_sec, lastStamp.tv_nsec) { now = lastStamp; now.tv_nsec += 1_000 }
-        if now.tv_nsec >= 1_000_000_000 { now.tv_sec += 1; now.tv_nsec -= 1_000_000_000 }
-        for message in messages {
-            guard let event = message.renames.last?.from else { continue }
-            var times = [now, now]
-            guard utimensat(AT_FDCWD, event, &times, 0) == 0 else { throw DurableFiles.failure("cannot set the time of", event) }
-            lastStamp = now
-            now.tv_nsec += 1_000
-            if now.tv_nsec >= 1_000_000_000 { now.tv_sec += 1; now.tv_nsec -= 1_000_000_000 }
+        return stampsLock.withLock {
+            if (now.tv_sec, now.tv_nsec) <= (lastStamp.tv_sec, lastStamp.tv_nsec) { now = Self.stamp(lastStamp, plus: 1) }
+            lastStamp = Self.stamp(now, plus: max(count, 1) - 1)
+            return now
         }
+    }
+
+    /// `time` plus `microseconds`.
+    public static func stamp(_ time: timespec, plus microseconds: Int) -> timespec {
+        let nanoseconds = Int64(time.tv_nsec) + Int64(microseconds % 1_000_000) * 1_000
+        return timespec(tv_sec: time.tv_sec + microseconds / 1_000_000 + Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     }
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
