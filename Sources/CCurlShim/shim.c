@@ -118,14 +118,48 @@ CURLcode carteiro_curl_setopt_share(CURL *handle, CURLSH *share) {
     return curl_easy_setopt(handle, CURLOPT_SHARE, share);
 }
 
+/* Where a connection's TLS context leads to the handle's slot (its SSL, once the handshake
+ * is done): an index of OpenSSL's "extra data", taken once. */
+static int carteiro_slot_index = -1;
+static pthread_once_t carteiro_slot_once = PTHREAD_ONCE_INIT;
+static void carteiro_slot_init(void) {
+    carteiro_slot_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static void carteiro_tls_info(const SSL *ssl, int where, int ret) {
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_DONE)) return;
+    carteiro_tls_slot *slot = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), carteiro_slot_index);
+    if (slot) slot->ssl = (void *)ssl;
+}
+
 /* OpenSSL keeps a connection's read and write buffers (about 34 KB) only while it uses them:
- * a thousand connections waiting in IDLE need none. */
+ * a thousand connections waiting in IDLE need none. libcurl makes a TLS context for each
+ * connection; the slot learns the connection's SSL when the handshake is done. */
 static CURLcode carteiro_ssl_ctx(CURL *handle, void *ssl_ctx, void *userptr) {
-    (void)handle; (void)userptr;
+    (void)handle;
     SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    pthread_once(&carteiro_slot_once, carteiro_slot_init);
+    if (userptr && carteiro_slot_index >= 0 && SSL_CTX_set_ex_data((SSL_CTX *)ssl_ctx, carteiro_slot_index, userptr) == 1)
+        SSL_CTX_set_info_callback((SSL_CTX *)ssl_ctx, carteiro_tls_info);
     return CURLE_OK;
 }
 
-CURLcode carteiro_curl_release_tls_buffers(CURL *handle) {
+CURLcode carteiro_curl_release_tls_buffers(CURL *handle, carteiro_tls_slot *slot) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_SSL_CTX_DATA, (void *)slot);
+    if (code != CURLE_OK) return code;
     return curl_easy_setopt(handle, CURLOPT_SSL_CTX_FUNCTION, carteiro_ssl_ctx);
+}
+
+/* Once libcurl has finished the login, Carteiro alone reads the connection: OpenSSL may then
+ * read ahead (as many bytes as the socket holds, up to its buffer) instead of each record's
+ * 5-byte header and then its body, two system calls a record. Not before: libcurl's own
+ * reader asks SSL_pending(), which does not count records read ahead, and would wait on the
+ * socket for one already read. Carteiro reads until OpenSSL wants the socket before it waits. */
+int carteiro_tls_read_ahead(carteiro_tls_slot *slot, size_t buffer) {
+    if (!slot || !slot->ssl) return 0;
+    SSL *ssl = (SSL *)slot->ssl;
+    if (buffer > 0) SSL_set_default_read_buffer_len(ssl, buffer);
+    SSL_set_read_ahead(ssl, 1);
+    return 1;
 }

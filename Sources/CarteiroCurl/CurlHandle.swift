@@ -11,6 +11,13 @@ final class CurlHandle {
     let transcript = ServerTranscript()
     private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     private var retainedStrings: [UnsafeMutablePointer<CChar>] = []
+    /// The connection's TLS as OpenSSL's callbacks saw it; freed after the handle (and with
+    /// it the connection and its TLS context, which point here).
+    let tlsSlot: UnsafeMutablePointer<carteiro_tls_slot> = {
+        let slot = UnsafeMutablePointer<carteiro_tls_slot>.allocate(capacity: 1)
+        slot.initialize(to: carteiro_tls_slot(ssl: nil))
+        return slot
+    }()
 
     /// nil only when libcurl cannot allocate a handle (out of memory).
     init?() {
@@ -43,6 +50,7 @@ final class CurlHandle {
     deinit {
         curl_easy_cleanup(raw)
         for pointer in retainedStrings { free(pointer) }
+        tlsSlot.deallocate()
     }
 
     func set(_ option: CURLoption, _ value: Int) {

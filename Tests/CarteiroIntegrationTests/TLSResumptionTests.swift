@@ -40,7 +40,36 @@ struct TLSResumptionTests {
         let session = try MailSession.open(endpoint, credentials: nil)
         #expect(!session.tlsResumed)
         #expect(session.tlsDescription == nil)
+        #expect(!session.readsAhead)
         session.interrupt()
+    }
+
+    /// After the login OpenSSL reads ahead (a message in one or two system calls instead of
+    /// ten). Whatever it read ahead must still reach the reader before anyone waits on the
+    /// socket: a hundred replies sent together are all read by an event loop that reads every
+    /// whole line it can and then waits for the socket, as the IDLE watcher does.
+    @Test func tlsReadsAheadAndLosesNoReplyToAnEventLoop() throws {
+        let lab = try requireLab()
+        let endpoint = MailEndpoint(serviceProtocol: .imap, host: "127.0.0.1", port: lab.imapsPort, security: .implicitTLS,
+                                    tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(10))
+        let session = try MailSession.open(endpoint, credentials: MailSession.Credentials(user: "ana", password: Secret(MailLab.password(of: "ana"))))
+        defer { session.interrupt() }
+        #expect(session.readsAhead)
+        let socket = try #require(session.socket)
+        session.expectReply(to: "NOOP", bytes: 1 << 20)
+        try session.send(Array((1...100).map { "n\($0) NOOP\r\n" }.joined().utf8))
+        var answered = 0
+        while answered < 100 {
+            while let line = try session.readLineIfReady() {
+                if line.hasPrefix("n") { answered += 1 }
+            }
+            guard answered < 100 else { break }
+            // Nothing whole is left with the reader: the rest must still be on its way, so the
+            // socket becomes readable (a reply held back by OpenSSL never would).
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 5_000) > 0 else { break }
+        }
+        #expect(answered == 100, "an event loop saw \(answered) of 100 replies")
     }
 
     /// Connections that wait send TCP keepalives after a minute of silence (NATs keep them; a

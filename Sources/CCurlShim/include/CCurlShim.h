@@ -40,7 +40,15 @@ CURLcode carteiro_curl_global_init(void);
 /* A share of TLS sessions (thread-safe), for the connections to one server. */
 CURLSH *carteiro_curl_tls_share_new(void);
 CURLcode carteiro_curl_setopt_share(CURL *handle, CURLSH *share);
-/* OpenSSL frees a connection's buffers while it is idle (SSL_MODE_RELEASE_BUFFERS). */
-CURLcode carteiro_curl_release_tls_buffers(CURL *handle);
+/* A handle's view of its connection's TLS: the OpenSSL SSL, once the handshake is done. */
+typedef struct carteiro_tls_slot {
+    void *ssl;
+} carteiro_tls_slot;
+/* OpenSSL frees a connection's buffers while it is idle (SSL_MODE_RELEASE_BUFFERS); `slot`
+ * (kept alive as long as the handle) learns the connection's SSL. */
+CURLcode carteiro_curl_release_tls_buffers(CURL *handle, carteiro_tls_slot *slot);
+/* After the login: OpenSSL reads ahead, into a buffer of `buffer` bytes (0: its default).
+ * 0 when the slot knows no SSL (not OpenSSL, or no handshake). */
+int carteiro_tls_read_ahead(carteiro_tls_slot *slot, size_t buffer);
 
 #endif
