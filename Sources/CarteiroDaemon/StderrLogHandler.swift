@@ -35,22 +35,49 @@ public struct StderrLogHandler: LogHandler {
         case .error: 3
         case .critical: 2
         }
-        var line = terminal ? "\(event.level) \(event.message)" : "<\(priority)>\(event.message)"
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        line += (terminal ? "\(event.level) \(event.message)" : "<\(priority)>\(event.message)").utf8
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         for (key, value) in merged.sorted(by: { Self.order($0.key, $1.key) }) {
-            line += " \(key)=" + Self.quoted("\(value)")
+            line.append(32)
+            line += key.utf8
+            line.append(UInt8(ascii: "="))
+            line += Self.quoted("\(value)").utf8
         }
-        line += "\n"
+        line.append(10)
         Self.lock.lock()
-        FileHandle.standardError.write(Data(line.utf8))
+        Self.writeAll(line)
         Self.lock.unlock()
+    }
+
+    /// One write(2) for a line, as long as stderr takes it (a pipe may take it in parts).
+    static func writeAll(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(2, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
+    }
+
+    /// A value as one token of one line (see `escapedQuoted`); most values (names, numbers,
+    /// addresses, ids) need nothing, which one pass over their bytes tells.
+    static func quoted(_ text: String) -> String {
+        if !text.isEmpty && text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F && $0 != 0xC2 && $0 != 0xE2 }) { return text }
+        return escapedQuoted(text)
     }
 
     /// A value as one token of one line: a value comes from servers, messages and file names,
     /// so a line break or another control character in it is escaped, never written (it would
-    /// forge a log line of its own), and a value with spaces or quotes is quoted.
-    static func quoted(_ text: String) -> String {
+    /// forge a log line of its own), and a value with spaces or quotes is quoted. (`quoted`
+    /// passes a value that has none of the bytes this looks at, "\u{C2}" and "\u{E2}" being
+    /// the first bytes of C1 controls and of U+2028 and U+2029.)
+    static func escapedQuoted(_ text: String) -> String {
         var escaped = ""
         var needsQuotes = text.isEmpty
         for scalar in text.unicodeScalars {

@@ -1,0 +1,27 @@
+import Testing
+@testable import CarteiroDaemon
+
+/// Log values on stderr: a value that needs nothing is written as it is (the common case,
+/// told by one pass over its bytes); anything else takes the escaping way. Both agree.
+struct StderrLogTests {
+    @Test func plainValuesPassAndTheRestAreEscapedAsBefore() {
+        #expect(StderrLogHandler.quoted("acme-in") == "acme-in")
+        #expect(StderrLogHandler.quoted("<abc@acme.example>") == "<abc@acme.example>")
+        #expect(StderrLogHandler.quoted("João") == "João")
+        #expect(StderrLogHandler.quoted("") == "\"\"")
+        #expect(StderrLogHandler.quoted("two words") == "\"two words\"")
+        #expect(StderrLogHandler.quoted("forged\n<3>line") == "\"forged\\n<3>line\"")
+        #expect(StderrLogHandler.quoted("c1\u{85}x") == "\"c1\\u{85}x\"")
+        #expect(StderrLogHandler.quoted("sep\u{2028}x") == "\"sep\\u{2028}x\"")
+        #expect(StderrLogHandler.quoted("back\\slash") == "back\\\\slash")
+        // Every value, plain or not, reads the same by both ways.
+        let pieces = ["a", "Ç", "\u{85}", "\u{A0}", "\u{2028}", "€", "\"", "\\", " ", "\t", "\u{7F}", "\u{1}", "z9", "日本"]
+        var state: UInt64 = 7
+        for _ in 0..<5_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            var text = ""
+            for k in 0..<Int(state >> 60) { text += pieces[Int((state >> UInt64(k * 4)) & 0xF) % pieces.count] }
+            #expect(StderrLogHandler.quoted(text) == StderrLogHandler.escapedQuoted(text), "\(Array(text.unicodeScalars))")
+        }
+    }
+}
