@@ -161,5 +161,8 @@ int carteiro_tls_read_ahead(carteiro_tls_slot *slot, size_t buffer) {
     SSL *ssl = (SSL *)slot->ssl;
     if (buffer > 0) SSL_set_default_read_buffer_len(ssl, buffer);
     SSL_set_read_ahead(ssl, 1);
+    /* libcurl's trace of each record (for its verbose output, which Carteiro reads only
+     * during the login): thousands of formatted lines for a large fetch. */
+    SSL_set_msg_callback(ssl, NULL);
     return 1;
 }

@@ -113,6 +113,9 @@ public final class MailSession {
         // From here on Carteiro alone reads: OpenSSL may read ahead (see the shim), and every
         // wait on the socket comes after a read that OpenSSL answered "not yet".
         let readsAhead = endpoint.security != .plain && carteiro_tls_read_ahead(handle.tlsSlot, Self.tlsReadBuffer) == 1
+        // The transcript is the login's (greeting, capabilities, TLS notes): libcurl's verbose
+        // notes stop here, which would otherwise come for every TLS record of a fetch.
+        handle.set(CURLOPT_VERBOSE, 0)
         return MailSession(endpoint: endpoint, handle: handle, socket: socket, readsAhead: readsAhead)
     }
 

@@ -8,7 +8,8 @@ public enum MailDate {
 
     /// "Wed, 25 Nov 2026 08:59:58 -0300" → seconds since 1970 (UTC); nil when unreadable.
     public static func parse(_ text: String) -> Int64? {
-        var words = text.lowercased().replacingOccurrences(",", " ").split(separator: " ").map(String.init)
+        // Words between spaces and commas, split on the bytes (every separator is ASCII).
+        var words = text.lowercased().utf8.split(whereSeparator: { $0 == 32 || $0 == 44 }).map { String(Substring($0)) }
         // Drop a comment such as "(BRT)" and the day of the week.
         words.removeAll { $0.hasPrefix("(") }
         if let first = words.first, first.count >= 3, !first.first!.isNumber { words.removeFirst() }
@@ -20,7 +21,7 @@ public enum MailDate {
         guard let dayValue = day, let monthValue = month else { return nil }
         var rest = Array(words.dropFirst(2))
         // asctime: "Nov 25 08:59:58 2026"
-        if rest.count >= 2, rest[0].contains(":"), let y = Int(rest[1]) { rest.swapAt(0, 1); year = y } else { year = Int(rest.first ?? "") }
+        if rest.count >= 2, rest[0].utf8.contains(UInt8(ascii: ":")), let y = Int(rest[1]) { rest.swapAt(0, 1); year = y } else { year = Int(rest.first ?? "") }
         guard var yearValue = year, rest.count >= 2 else { return nil }
         if yearValue < 50 { yearValue += 2000 } else if yearValue < 1000 { yearValue += 1900 }
         // A year comes from whoever wrote the message: anything outside four digits is not a
@@ -83,10 +84,4 @@ public enum MailDate {
 
 extension Character {
     var isASCIIDigit: Bool { isASCII && isNumber }
-}
-
-extension String {
-    func replacingOccurrences(_ target: Character, _ replacement: Character) -> String {
-        String(map { $0 == target ? replacement : $0 })
-    }
 }
