@@ -44,7 +44,8 @@ let package = Package(
         // libssl: idle connections' TLS buffers are released through OpenSSL (SSL_MODE_RELEASE_BUFFERS).
         .target(name: "CCurlShim", dependencies: ["CCurl"], linkerSettings: [.linkedLibrary("ssl")]),
         .target(name: "CarteiroConfig"),
-        .target(name: "CarteiroMail"),
+        .target(name: "CByteSearch"),
+        .target(name: "CarteiroMail", dependencies: ["CByteSearch"]),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
         .target(name: "CFileSync"),
         .target(name: "CarteiroStore", dependencies: ["CFileSync", "CarteiroConfig"]),

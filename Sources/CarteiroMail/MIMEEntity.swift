@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CByteSearch
 
 /// One MIME entity: a message or a part, with its children when it is a multipart, or the
 /// message it carries when it is `message/rfc822`. Bodies stay undecoded slices of the input.
@@ -87,41 +88,53 @@ public struct MIMEParser {
 
     /// The parts between `--boundary` lines; `closed` when `--boundary--` was seen.
     static func split(_ body: ArraySlice<UInt8>, boundary: [UInt8]) -> (parts: [ArraySlice<UInt8>], closed: Bool) {
-        var parts: [ArraySlice<UInt8>] = []
-        var partStart: Int?
-        var lineStart = body.startIndex
-        let end = body.endIndex
-        while lineStart < end {
-            // memchr finds the line end: a linear scan with bounds checks showed in profiles.
-            let lineEnd = body.withUnsafeBufferPointer { buffer -> Int in
-                let offset = lineStart - body.startIndex
-                guard let base = buffer.baseAddress, let found = memchr(base + offset, 10, buffer.count - offset) else { return end }
-                return body.startIndex + (UnsafeRawPointer(found).assumingMemoryBound(to: UInt8.self) - base)
-            }
-            let next = lineEnd < end ? lineEnd + 1 : end
-            if lineEnd - lineStart >= boundary.count, body[lineStart] == UInt8(ascii: "-"),
-               body[lineStart..<(lineStart + boundary.count)].elementsEqual(boundary) {
+        guard !boundary.isEmpty else { return ([], false) }
+        // A boundary line starts the body or follows a line feed: memmem finds "\n--boundary"
+        // and jumps over the text between (a line by line scan showed in profiles).
+        let needle = [10] + boundary
+        return body.withUnsafeBufferPointer { buffer -> (parts: [ArraySlice<UInt8>], closed: Bool) in
+            guard let base = buffer.baseAddress else { return ([], false) }
+            let count = buffer.count, origin = body.startIndex
+            var parts: [ArraySlice<UInt8>] = []
+            var partStart: Int?
+            // Whether the line at `lineStart` (known to begin with the boundary) is a boundary
+            // line; `nil` if not, else whether it closes.
+            func boundaryLine(at lineStart: Int) -> (lineEnd: Int, closes: Bool)? {
+                let lineEnd = memchr(base + lineStart, 10, count - lineStart).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? count
                 let after = lineStart + boundary.count
-                let isClose = after + 1 < end && body[after] == UInt8(ascii: "-") && body[after + 1] == UInt8(ascii: "-")
+                let closes = after + 1 < count && base[after] == UInt8(ascii: "-") && base[after + 1] == UInt8(ascii: "-")
                 // The boundary line may carry trailing blanks; anything else means it is not one.
-                var k = isClose ? after + 2 : after
-                while k < lineEnd, body[k] == 32 || body[k] == 9 || body[k] == 13 { k += 1 }
-                if k == lineEnd {
-                    if let start = partStart {
-                        // The CRLF before the boundary belongs to the boundary.
-                        var partEnd = lineStart
-                        if partEnd > start, body[partEnd - 1] == 10 { partEnd -= 1 }
-                        if partEnd > start, body[partEnd - 1] == 13 { partEnd -= 1 }
-                        parts.append(body[start..<partEnd])
-                    }
-                    if isClose { return (parts, true) }
-                    partStart = next
-                }
+                var k = closes ? after + 2 : after
+                while k < lineEnd, base[k] == 32 || base[k] == 9 || base[k] == 13 { k += 1 }
+                return k == lineEnd ? (lineEnd, closes) : nil
             }
-            lineStart = next
+            var candidate: Int? = count >= boundary.count && memcmp(base, boundary, boundary.count) == 0 ? 0 : nil
+            var searchFrom = 0
+            while true {
+                if candidate == nil {
+                    guard count - searchFrom >= needle.count,
+                          let found = carteiro_memmem(base + searchFrom, count - searchFrom, needle, needle.count) else { break }
+                    candidate = UnsafeRawPointer(found) - UnsafeRawPointer(base) + 1
+                }
+                guard let lineStart = candidate else { break }
+                candidate = nil
+                // The next search starts at this line's own line feed at the earliest.
+                searchFrom = lineStart
+                guard let (lineEnd, closes) = boundaryLine(at: lineStart) else { continue }
+                if let start = partStart {
+                    // The CRLF before the boundary belongs to the boundary.
+                    var partEnd = lineStart
+                    if partEnd > start, base[partEnd - 1] == 10 { partEnd -= 1 }
+                    if partEnd > start, base[partEnd - 1] == 13 { partEnd -= 1 }
+                    parts.append(body[(origin + start)..<(origin + partEnd)])
+                }
+                if closes { return (parts, true) }
+                partStart = lineEnd < count ? lineEnd + 1 : count
+                searchFrom = lineEnd
+            }
+            if let start = partStart, start < count { parts.append(body[(origin + start)..<(origin + count)]) }
+            return (parts, false)
         }
-        if let start = partStart, start < end { parts.append(body[start..<end]) }
-        return (parts, false)
     }
 }
 
