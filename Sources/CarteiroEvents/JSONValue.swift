@@ -20,10 +20,22 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// The same, as UTF-8 bytes: what is written to disk, without a detour through String.
     public func renderedBytes() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(4096)
+        // Room for it all at once: an event carries the message's text and HTML (tens of KB),
+        // which would otherwise be copied at every doubling.
+        out.reserveCapacity(estimatedSize(indent: 0) + 64)
         write(to: &out, indent: 0)
         out.append(10)
         return out
+    }
+
+    /// About the rendered size: exact but for escapes (a few bytes each).
+    func estimatedSize(indent: Int) -> Int {
+        switch self {
+        case .null, .bool, .number: 20
+        case .string(let s): s.utf8.count + 2
+        case .array(let items): items.reduce(2 + indent) { $0 + $1.estimatedSize(indent: indent + 2) + indent + 4 }
+        case .object(let members): members.reduce(2 + indent) { $0 + $1.0.utf8.count + $1.1.estimatedSize(indent: indent + 2) + indent + 8 }
+        }
     }
 
     static func indent(_ out: inout [UInt8], _ count: Int) {
