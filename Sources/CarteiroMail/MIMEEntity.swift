@@ -25,7 +25,7 @@ public struct MIMEEntity: Sendable {
         let encoding = header.raw("content-transfer-encoding").map { String(decoding: $0, as: UTF8.self).lowercased().trimmingCharacters(" ") } ?? "7bit"
         switch encoding {
         case "base64": return TransferEncoding.base64(rawBody)
-        case "quoted-printable": return TransferEncoding.quotedPrintable(Array(rawBody))
+        case "quoted-printable": return TransferEncoding.quotedPrintable(rawBody)
         default: return Array(rawBody)
         }
     }
