@@ -100,7 +100,7 @@ struct Queue: ParsableCommand {
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every queued and failed message with its recipients' state.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every queued and failed message with its recipients' state.")
         @OptionGroup var options: ConfigOptions
 
         func run() throws {
@@ -133,6 +133,7 @@ struct Queue: ParsableCommand {
 
     struct Retry: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "retry",
             abstract: "Make a queued message due now, or put a failed one back in its lane.",
             discussion: "While the daemon runs, the lane that owns the message applies this; otherwise the command does, under the state directory's lock.")
         @Argument(help: "The queue id.") var id: String
@@ -147,6 +148,7 @@ struct Queue: ParsableCommand {
 
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "delete",
             abstract: "Remove a queued or failed message without sending it.",
             discussion: "While the daemon runs, the lane that owns the message applies this; otherwise the command does, under the state directory's lock.")
         @Argument(help: "The queue id.") var id: String
