@@ -113,7 +113,8 @@ extension IMAPClient {
         var items: [String: IMAPValue] = [:]
         var k = 0
         while k + 1 < values.count {
-            if case .atom(let name) = values[k] { items[name.uppercased()] = values[k + 1] }
+            // Item names come in capitals from every server seen; others are made so.
+            if case .atom(let name) = values[k] { items[name.utf8.contains(where: { $0 >= 97 && $0 <= 122 }) ? name.uppercased() : name] = values[k + 1] }
             k += 2
         }
         return IMAPFetchResponse(sequence: sequence, items: items)
@@ -183,8 +184,10 @@ extension IMAPClient {
                 else if brackets == 0 && (b == 32 || b == UInt8(ascii: ")") || b == UInt8(ascii: "(")) { break }
                 position += 1
             }
-            let atom = String(decoding: line[start..<position], as: UTF8.self)
-            return atom.uppercased() == "NIL" ? .nil_ : .atom(atom)
+            let bytes = line[start..<position]
+            // NIL in any case, told from the bytes (no uppercased copy of every atom).
+            if bytes.count == 3, bytes.elementsEqual("NIL".utf8, by: { $0 & 0xDF == $1 }) { return .nil_ }
+            return .atom(String(decoding: bytes, as: UTF8.self))
         }
     }
 }
