@@ -44,15 +44,20 @@ struct TLSResumptionTests {
         session.interrupt()
     }
 
+    /// A logged-in IMAPS session of the lab's user ana.
+    static func anaOverIMAPS() throws -> MailSession {
+        let lab = try requireLab()
+        let endpoint = MailEndpoint(serviceProtocol: .imap, host: "127.0.0.1", port: lab.imapsPort, security: .implicitTLS,
+                                    tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(10))
+        return try MailSession.open(endpoint, credentials: MailSession.Credentials(user: "ana", password: Secret(MailLab.password(of: "ana"))))
+    }
+
     /// After the login OpenSSL reads ahead (a message in one or two system calls instead of
     /// ten). Whatever it read ahead must still reach the reader before anyone waits on the
     /// socket: a hundred replies sent together are all read by an event loop that reads every
     /// whole line it can and then waits for the socket, as the IDLE watcher does.
     @Test func tlsReadsAheadAndLosesNoReplyToAnEventLoop() throws {
-        let lab = try requireLab()
-        let endpoint = MailEndpoint(serviceProtocol: .imap, host: "127.0.0.1", port: lab.imapsPort, security: .implicitTLS,
-                                    tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(10))
-        let session = try MailSession.open(endpoint, credentials: MailSession.Credentials(user: "ana", password: Secret(MailLab.password(of: "ana"))))
+        let session = try Self.anaOverIMAPS()
         defer { session.interrupt() }
         #expect(session.readsAhead)
         let socket = try #require(session.socket)
@@ -75,10 +80,7 @@ struct TLSResumptionTests {
     /// Connections that wait send TCP keepalives after a minute of silence (NATs keep them; a
     /// vanished peer is noticed in minutes).
     @Test func connectionsSendKeepalives() throws {
-        let lab = try requireLab()
-        let endpoint = MailEndpoint(serviceProtocol: .imap, host: "127.0.0.1", port: lab.imapsPort, security: .implicitTLS,
-                                    tls: TLSSettings(caFile: lab.caFile, verify: true), timeout: .seconds(10))
-        let session = try MailSession.open(endpoint, credentials: MailSession.Credentials(user: "ana", password: Secret(MailLab.password(of: "ana"))))
+        let session = try Self.anaOverIMAPS()
         defer { session.interrupt() }
         let socket = try #require(session.socket)
         var value: Int32 = 0
