@@ -14,6 +14,18 @@ struct PolishTests {
         #expect(result.stdout.isEmpty)
     }
 
+    /// `carteiro run` goes straight to its command (a faster start); what it cannot take alone
+    /// (help, a mistake) is said as the whole command line's parser says it.
+    @Test func runSpeaksAsTheWholeCommandLine() throws {
+        let help = try runCarteiro(["run", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE: carteiro run [--config <path>] [--once]"), "\(help.stdout)")
+        let mistake = try runCarteiro(["run", "--bogus"])
+        #expect(mistake.status == 64, "\(mistake.stderr)")
+        #expect(mistake.stderr.contains("Unknown option '--bogus'") && mistake.stderr.contains("Usage: carteiro run [--config <path>] [--once]"), "\(mistake.stderr)")
+        let missing = try runCarteiro(["run", "--once", "--config", "/nonexistent/carteiro.conf"])
+        #expect(missing.status == 78 && missing.stderr.contains("/nonexistent/carteiro.conf does not exist"), "\(missing.stderr)")
+    }
+
     @Test(arguments: ["failed", "corrupt"])
     func aMailboxCannotBeNamedAfterAQueueFolder(_ name: String) {
         let outcome = ConfigurationFile.load(text: """
