@@ -95,7 +95,7 @@ public enum DurableFiles {
     }
 
     /// Whether the file open at `fd` holds exactly `bytes` (read from its start).
-    public static func holds(_ bytes: [UInt8], fd: Int32) -> Bool {
+    static func holds(_ bytes: [UInt8], fd: Int32) -> Bool {
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_size == off_t(bytes.count) else { return false }
         var buffer = [UInt8](repeating: 0, count: min(max(bytes.count, 1), 1 << 16))
