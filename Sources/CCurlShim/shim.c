@@ -145,7 +145,7 @@ static CURLcode carteiro_ssl_ctx(CURL *handle, void *ssl_ctx, void *userptr) {
     return CURLE_OK;
 }
 
-CURLcode carteiro_curl_release_tls_buffers(CURL *handle, carteiro_tls_slot *slot) {
+CURLcode carteiro_curl_tls_context(CURL *handle, carteiro_tls_slot *slot) {
     CURLcode code = curl_easy_setopt(handle, CURLOPT_SSL_CTX_DATA, (void *)slot);
     if (code != CURLE_OK) return code;
     return curl_easy_setopt(handle, CURLOPT_SSL_CTX_FUNCTION, carteiro_ssl_ctx);

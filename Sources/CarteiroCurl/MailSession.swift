@@ -153,7 +153,7 @@ public final class MailSession {
         handle.apply(endpoint.tls)
         if endpoint.security != .plain {
             if let share = TLSSessionCache.share(for: endpoint) { _ = carteiro_curl_setopt_share(handle.raw, share) }
-            _ = carteiro_curl_release_tls_buffers(handle.raw, handle.tlsSlot)
+            _ = carteiro_curl_tls_context(handle.raw, handle.tlsSlot)
         }
     }
 
@@ -164,13 +164,14 @@ public final class MailSession {
     }
 
     /// Whether OpenSSL reads ahead on this connection (TLS with OpenSSL, after the login).
-    public private(set) var readsAhead = false
+    public let readsAhead: Bool
 
     /// A session whose server is `server`, already past the login: the protocol readers run
     /// on it exactly as on a network connection (tests, and the fuzz targets).
     public init(replaying server: ReplayedServer, endpoint: MailEndpoint) {
         self.endpoint = endpoint
         self.transport = .replay(server)
+        self.readsAhead = false
     }
 
     /// What the server said while libcurl drove the session (greeting, capabilities, login).

@@ -44,9 +44,10 @@ CURLcode carteiro_curl_setopt_share(CURL *handle, CURLSH *share);
 typedef struct carteiro_tls_slot {
     void *ssl;
 } carteiro_tls_slot;
-/* OpenSSL frees a connection's buffers while it is idle (SSL_MODE_RELEASE_BUFFERS); `slot`
- * (kept alive as long as the handle) learns the connection's SSL. */
-CURLcode carteiro_curl_release_tls_buffers(CURL *handle, carteiro_tls_slot *slot);
+/* How each TLS context libcurl makes for the handle is set up: OpenSSL frees a connection's
+ * buffers while it is idle (SSL_MODE_RELEASE_BUFFERS), and `slot` (kept alive as long as the
+ * handle) learns the connection's SSL when the handshake is done. */
+CURLcode carteiro_curl_tls_context(CURL *handle, carteiro_tls_slot *slot);
 /* After the login: OpenSSL reads ahead, into a buffer of `buffer` bytes (0: its default).
  * 0 when the slot knows no SSL (not OpenSSL, or no handshake). */
 int carteiro_tls_read_ahead(carteiro_tls_slot *slot, size_t buffer);
