@@ -5,7 +5,19 @@ import Logging
 /// start), constant messages, data in fields. Passwords have no way in: no field takes a
 /// `Secret`, and a `Secret` interpolated anywhere prints `<redacted>`.
 public struct DaemonLog: Sendable {
-    public enum Level: Int, Sendable { case error = 3, warning = 4, notice = 5, info = 6, debug = 7 }
+    public enum Level: Int, Sendable {
+        case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+
+        var swiftLevel: Logger.Level {
+            switch self {
+            case .error: .error
+            case .warning: .warning
+            case .notice: .notice
+            case .info: .info
+            case .debug: .debug
+            }
+        }
+    }
 
     let logger: Logger
 
@@ -18,17 +30,22 @@ public struct DaemonLog: Sendable {
     }
 
     public func log(_ level: Level, _ message: String, pairs fields: [(String, String)]) {
-        let swiftLevel: Logger.Level = switch level {
-        case .error: .error
-        case .warning: .warning
-        case .notice: .notice
-        case .info: .info
-        case .debug: .debug
-        }
+        let swiftLevel = level.swiftLevel
         var metadata: Logger.Metadata = [:]
         // A mailbox outside any contract has no contract: the field is left out, not empty
         // (`journalctl CARTEIRO_CONTRACT=` should match nothing of it).
         for (key, value) in fields where !(key == "contract" && value.isEmpty) { metadata[key] = .string(value) }
         logger.log(level: swiftLevel, "\(message)", metadata: metadata)
+    }
+
+    /// The same message for many things at once (one line each: "message handed on" for a
+    /// batch). On stderr, the lines go out in one write; elsewhere one by one.
+    public func log(_ level: Level, _ message: String, lines: [[(String, String)]]) {
+        if let stderr = logger.handler as? StderrLogHandler {
+            let kept = lines.map { fields in fields.filter { !($0.0 == "contract" && $0.1.isEmpty) } }
+            stderr.log(level.swiftLevel, message, lines: kept)
+            return
+        }
+        for fields in lines { log(level, message, pairs: fields) }
     }
 }

@@ -302,9 +302,9 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
                     }
                     // One line per message handed on: "did the mail from X arrive?" is a journal query.
                     let mailbox = self.ingest.mailbox.name, contract = self.ingest.contract ?? ""
-                    for message in staged {
-                        self.ingest.log.log(.info, "message handed on", pairs: [("mailbox", mailbox), ("contract", contract)] + message.summary.filter { !$0.1.isEmpty })
-                    }
+                    self.ingest.log.log(.info, "message handed on", lines: staged.map {
+                        [("mailbox", mailbox), ("contract", contract)] + $0.summary.filter { !$0.1.isEmpty }
+                    })
                 } catch {
                     self.lock.withLock { if self.failure == nil { self.failure = error } }
                 }

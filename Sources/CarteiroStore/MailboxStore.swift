@@ -384,7 +384,10 @@ public final class MailboxStore {
     private func makeDirectories(for paths: [String]) throws(DurableFiles.Failure) {
         directoriesLock.lock()
         defer { directoriesLock.unlock() }
-        for directory in Set(paths.map(DurableFiles.parent)) where !knownDirectories.contains(directory) {
+        // Most paths share a directory already made: one parent and one lookup each.
+        for path in paths {
+            let directory = DurableFiles.parent(path)
+            guard !knownDirectories.contains(directory) else { continue }
             try DurableFiles.makeDirectory(directory)
             knownDirectories.insert(directory)
         }

@@ -19,7 +19,7 @@ struct Carteiro: ParsableCommand {
     /// parser, which says what the root command would.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.first == "run", var command = try? Run.parse(Array(arguments.dropFirst())) {
+        if arguments.first == "run", let command = try? Run.parse(Array(arguments.dropFirst())) {
             do {
                 try command.run()
             } catch {

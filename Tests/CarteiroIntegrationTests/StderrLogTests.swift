@@ -1,3 +1,4 @@
+import Logging
 import Testing
 @testable import CarteiroDaemon
 
@@ -23,5 +24,23 @@ struct StderrLogTests {
             for k in 0..<Int(state >> 60) { text += pieces[Int((state >> UInt64(k * 4)) & 0xF) % pieces.count] }
             #expect(StderrLogHandler.quoted(text) == StderrLogHandler.escapedQuoted(text), "\(Array(text.unicodeScalars))")
         }
+    }
+
+    /// A batch's lines (one write for a commit's "message handed on") read as lines logged
+    /// one by one do: leading fields first, then by name; the handler's own metadata unless
+    /// the line names the field; values quoted as needed.
+    @Test func aBatchOfLinesReadsAsLinesLoggedOneByOne() {
+        var handler = StderrLogHandler(label: "test")
+        handler.terminal = false
+        handler.metadata = ["host": "desk-1"]
+        let text = handler.rendered(.info, "message handed on", lines: [
+            [("type", "request.new"), ("mailbox", "acme-in"), ("from", "João <joao@acme.example>"), ("event", "acme-in/1/2")],
+            [("mailbox", "b"), ("host", "override")],
+        ])
+        #expect(String(decoding: text, as: UTF8.self) == """
+            <6>message handed on mailbox=acme-in event=acme-in/1/2 from="João <joao@acme.example>" host=desk-1 type=request.new
+            <6>message handed on mailbox=b host=override
+
+            """)
     }
 }
