@@ -19,11 +19,11 @@ public struct HeaderBlock: Sendable {
         var block = HeaderBlock()
         var i = bytes.startIndex
         let end = bytes.endIndex
-        var current: (name: String, value: [UInt8])?
+        var current: (name: String, lowercasedName: String, value: [UInt8])?
         func flush() {
             if let field = current {
                 if block.fields.count < MessageLimits.maximumHeaderFields {
-                    block.fields.append(Field(name: field.name, lowercasedName: field.name.lowercased(), value: trim(field.value)))
+                    block.fields.append(Field(name: field.name, lowercasedName: field.lowercasedName, value: trim(field.value)))
                 } else {
                     block.isDamaged = true
                 }
@@ -57,7 +57,8 @@ public struct HeaderBlock: Sendable {
             } else if let colon = bytes[i..<contentEnd].firstIndex(of: UInt8(ascii: ":")),
                       colon > i, bytes[i..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
                 flush()
-                current = (String(decoding: bytes[i..<colon], as: UTF8.self), Array(bytes[(colon + 1)..<contentEnd]))
+                let name = bytes[i..<colon]
+                current = (String(decoding: name, as: UTF8.self), Self.lowercasedASCII(name), Array(bytes[(colon + 1)..<contentEnd]))
             } else if block.fields.isEmpty && current == nil && (bytes[i..<contentEnd].starts(with: "From ".utf8)) {
                 // An mbox "From " line before the header: not part of the message.
             } else {
@@ -80,14 +81,32 @@ public struct HeaderBlock: Sendable {
         return Array(value[start..<end])
     }
 
+    /// A field name (printable ASCII, checked by `parse`) in lower case, byte by byte: the
+    /// Unicode-aware `lowercased()` showed in profiles, once per field.
+    static func lowercasedASCII(_ name: ArraySlice<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: name.count) { out in
+            var count = 0
+            for byte in name {
+                out[count] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// A name to look up, in lower case; the names Carteiro asks for are already.
+    static func lookupName(_ name: String) -> String {
+        name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 } ? name.lowercased() : name
+    }
+
     /// The first field of that name (case-insensitive), raw.
     public func raw(_ name: String) -> [UInt8]? {
-        let lowered = name.lowercased()
+        let lowered = Self.lookupName(name)
         return fields.first { $0.lowercasedName == lowered }?.value
     }
 
     public func all(_ name: String) -> [[UInt8]] {
-        let lowered = name.lowercased()
+        let lowered = Self.lookupName(name)
         return fields.filter { $0.lowercasedName == lowered }.map(\.value)
     }
 

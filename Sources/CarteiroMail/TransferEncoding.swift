@@ -26,7 +26,25 @@ public enum TransferEncoding {
                 var accumulator: UInt32 = 0
                 var bits: UInt32 = 0
                 var count = 0
-                for byte in input {
+                var i = 0
+                let end = input.count
+                while i < end {
+                    // Between quanta, four alphabet characters make three bytes at once (a
+                    // line of 76 is 19 of them); anything else takes the byte-by-byte way.
+                    if bits == 0 && i + 4 <= end {
+                        let a = table[Int(input[i])], b = table[Int(input[i + 1])], c = table[Int(input[i + 2])], d = table[Int(input[i + 3])]
+                        if (a | b | c | d) >= 0 {
+                            let quantum = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                            output[count] = UInt8(truncatingIfNeeded: quantum >> 16)
+                            output[count + 1] = UInt8(truncatingIfNeeded: quantum >> 8)
+                            output[count + 2] = UInt8(truncatingIfNeeded: quantum)
+                            count += 3
+                            i += 4
+                            continue
+                        }
+                    }
+                    let byte = input[i]
+                    i += 1
                     if byte == UInt8(ascii: "=") { break }
                     let value = table[Int(byte)]
                     if value < 0 { continue }

@@ -24,6 +24,49 @@ struct FastPathTests {
         }
     }
 
+    /// Four characters at a time between quanta, byte by byte around anything else: the same
+    /// bytes as a plain decoder for every split of lines, junk, padding and truncation.
+    @Test func base64QuantaAndTheBytesAround() {
+        func reference(_ input: [UInt8]) -> [UInt8] {
+            let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+            var out: [UInt8] = [], accumulator: UInt32 = 0, bits: UInt32 = 0
+            for byte in input {
+                if byte == UInt8(ascii: "=") { break }
+                guard let value = alphabet.firstIndex(of: byte) else { continue }
+                accumulator = accumulator << 6 | UInt32(value)
+                bits += 6
+                if bits >= 8 { bits -= 8; out.append(UInt8(truncatingIfNeeded: accumulator >> bits)) }
+            }
+            return out
+        }
+        var state: UInt64 = 12345
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        let data = (0..<300).map { _ in UInt8(truncatingIfNeeded: next()) }
+        let encoded = Array(Data(data).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed]).utf8)
+        #expect(TransferEncoding.base64(encoded) == data)
+        let pieces: [[UInt8]] = [Array("QUJD".utf8), Array("\r\n".utf8), Array(" ".utf8), Array("*".utf8), Array("Zm9v".utf8), Array("YQ".utf8), Array("=".utf8), Array("\u{00E9}".utf8)]
+        for _ in 0..<2_000 {
+            var input: [UInt8] = []
+            for _ in 0..<Int(next() % 12) { input += pieces[Int(next() % UInt64(pieces.count))] }
+            #expect(TransferEncoding.base64(input) == reference(input), "\(String(decoding: input, as: UTF8.self))")
+            #expect(TransferEncoding.base64(input[...].dropFirst()) == reference(Array(input.dropFirst())))
+        }
+    }
+
+    /// Field names are lower-cased byte by byte (they are printable ASCII): lookups stay
+    /// case-insensitive whichever way the message or the caller spells the name.
+    @Test func headerNamesMatchWhateverTheirCase() {
+        let (block, bodyStart) = HeaderBlock.parse(Array("CONTENT-TYPE: text/plain\r\nX-Mixed-Case_1~: a\r\nsubject: one\r\nSUBJECT: two\r\n\r\nbody".utf8)[...])
+        #expect(bodyStart == 76)
+        #expect(block.fields.map(\.name) == ["CONTENT-TYPE", "X-Mixed-Case_1~", "subject", "SUBJECT"])
+        #expect(block.fields.map(\.lowercasedName) == ["content-type", "x-mixed-case_1~", "subject", "subject"])
+        #expect(block.raw("content-type") == Array("text/plain".utf8))
+        #expect(block.raw("Content-Type") == Array("text/plain".utf8))
+        #expect(block.raw("x-MIXED-case_1~") == Array("a".utf8))
+        #expect(block.all("Subject") == [Array("one".utf8), Array("two".utf8)])
+        #expect(block.raw("subjeçt") == nil)
+    }
+
     @Test func quotedPrintableRunsAndEscapes() {
         let plain = String(repeating: "texto simples ", count: 40)
         #expect(TransferEncoding.quotedPrintable(Array((plain + "=C3=A7=\r\n" + plain).utf8)) == Array((plain + "ç" + plain).utf8))
