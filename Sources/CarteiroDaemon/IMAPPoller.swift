@@ -310,7 +310,8 @@ struct IMAPPoller {
         return PendingFetch(
             batch: batch,
             unreadable: unreadable,
-            wholeTag: whole.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID RFC822.SIZE BODY.PEEK[])"),
+            // The sizes are the listing's: asked again, they would cost the server and the parse.
+            wholeTag: whole.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(whole)) (UID BODY.PEEK[])"),
             headerTag: oversize.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(oversize)) (UID BODY.PEEK[HEADER])"),
             wholeBytes: fetchAllowance(batch.filter { $0.size <= mailbox.maxMessageSize }.map(\.size), headersOnly: false),
             headerBytes: fetchAllowance(batch.filter { $0.size > mailbox.maxMessageSize }.map(\.size), headersOnly: true))

@@ -5,12 +5,15 @@ public indirect enum JSONValue: Sendable, Equatable {
     case bool(Bool)
     case number(Int64)
     case string(String)
+    /// A string given as its UTF-8 bytes, which must be well-formed (a message's text).
+    case utf8([UInt8])
     case array([JSONValue])
     case object([(String, JSONValue)])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered() == rhs.rendered() }
 
     public static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
+    public static func optional(utf8 text: [UInt8]?) -> JSONValue { text.map(JSONValue.utf8) ?? .null }
 
     /// Pretty-printed with two-space indentation and a final newline.
     public func rendered() -> String {
@@ -33,6 +36,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         switch self {
         case .null, .bool, .number: 20
         case .string(let s): s.utf8.count + 2
+        case .utf8(let bytes): bytes.count + 2
         case .array(let items): items.reduce(2 + indent) { $0 + $1.estimatedSize(indent: indent + 2) + indent + 4 }
         case .object(let members): members.reduce(2 + indent) { $0 + $1.0.utf8.count + $1.1.estimatedSize(indent: indent + 2) + indent + 8 }
         }
@@ -48,9 +52,10 @@ public indirect enum JSONValue: Sendable, Equatable {
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let n): out.append(contentsOf: String(n).utf8)
         case .string(let s): Self.escape(s, into: &out)
+        case .utf8(let bytes): bytes.withUnsafeBufferPointer { Self.escape($0, into: &out) }
         case .array(let items):
             if items.isEmpty { out.append(contentsOf: "[]".utf8); return }
-            if items.allSatisfy({ if case .string = $0 { true } else { false } }) && items.count <= 4 {
+            if items.allSatisfy({ switch $0 { case .string, .utf8: true; default: false } }) && items.count <= 4 {
                 out.append(UInt8(ascii: "["))
                 for (i, item) in items.enumerated() {
                     if i > 0 { out.append(contentsOf: ", ".utf8) }
@@ -100,10 +105,15 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// RFC 8259 escaping on the UTF-8 bytes; runs of plain bytes are copied at once.
     /// U+2028 and U+2029 are escaped too, for JavaScript consumers.
     static func escape(_ text: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
         var text = text
+        text.withUTF8 { escape($0, into: &out) }
+    }
+
+    /// The same on well-formed UTF-8 bytes.
+    static func escape(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
         let escapes = Self.escapes // one lazy-global check per string, not per byte
-        text.withUTF8 { bytes in
+        do {
             var runStart = 0
             var i = 0
             let count = bytes.count

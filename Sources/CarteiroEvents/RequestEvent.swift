@@ -140,8 +140,8 @@ public struct RequestEvent: Sendable {
             ("cc", .array((m?.cc ?? []).map(Self.address))),
             ("reply_to", .array((m?.replyTo ?? []).map(Self.address))),
             ("subject", .optional(m?.subject)),
-            ("text", .optional(m?.text)),
-            ("html", .optional(m?.html)),
+            ("text", .optional(utf8: m?.textUTF8)),
+            ("html", .optional(utf8: m?.htmlUTF8)),
             ("attachments", .array(attachments.map { a in
                 .object([("filename", .optional(a.filename)), ("safe_name", .string(StoredAttachment.safeName(a.filename, contentType: a.contentType))),
                          ("content_type", .string(a.contentType)), ("size", .number(Int64(a.size))),

@@ -21,6 +21,16 @@ public enum Charset {
         }
     }
 
+    /// Whether text in this charset (nil: none declared) is read as UTF-8 (ASCII is, leniently:
+    /// 8-bit bytes under a US-ASCII label are read as UTF-8 first).
+    public static func readsAsUTF8(_ charset: String?) -> Bool {
+        guard let charset else { return true }
+        switch normalized(charset) {
+        case "utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "": return true
+        default: return false
+        }
+    }
+
     /// Decodes as the message claims, and when that fails (a "lying charset"), as UTF-8, then
     /// as Windows-1252, which accepts any byte: text is never dropped.
     public static func decodeLeniently<Bytes: Collection>(_ bytes: Bytes, charset: String?) -> (text: String, exact: Bool) where Bytes.Element == UInt8 {

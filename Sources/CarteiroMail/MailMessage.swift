@@ -26,8 +26,18 @@ public struct MailMessage: Sendable {
     public var cc: [ParsedAddress]
     public var replyTo: [ParsedAddress]
     public var subject: String?
-    public var text: String?
-    public var html: String?
+    /// The text body and the HTML body, as well-formed UTF-8: what the event carries, kept
+    /// as bytes so that no String is made of them on the way (see `UTF8Validation`).
+    public var textUTF8: [UInt8]?
+    public var htmlUTF8: [UInt8]?
+    public var text: String? {
+        get { textUTF8.map { String(decoding: $0, as: UTF8.self) } }
+        set { textUTF8 = newValue.map { Array($0.utf8) } }
+    }
+    public var html: String? {
+        get { htmlUTF8.map { String(decoding: $0, as: UTF8.self) } }
+        set { htmlUTF8 = newValue.map { Array($0.utf8) } }
+    }
     public var attachments: [MessageAttachment]
     /// Structural problems (damaged header, missing boundary, undecodable charset …).
     public var problems: [String]
@@ -54,11 +64,11 @@ public struct MailMessage: Sendable {
             cc: header.all("cc").flatMap(AddressList.parse),
             replyTo: header.raw("reply-to").map(AddressList.parse) ?? [],
             subject: header.text("subject"),
-            text: nil, html: nil, attachments: [], problems: [],
+            textUTF8: nil, htmlUTF8: nil, attachments: [], problems: [],
             contentType: root.contentType, root: root)
         if header.fields.isEmpty { message.problems.append("no header") }
         message.collect(root, inAlternative: false)
-        if message.text == nil, let html = message.html { message.text = HTMLText.render(html) }
+        if message.textUTF8 == nil, let html = message.html { message.text = HTMLText.render(html) }
         return message
     }
 
@@ -94,21 +104,28 @@ public struct MailMessage: Sendable {
         let isBodyCandidate = !entity.isAttachment && entity.filename == nil
         if isBodyCandidate && (type == "text/plain" || type == "text/html") {
             let charset = entity.contentType.parameters["charset"]
-            var decoded: (text: String, exact: Bool)
+            var decoded: (utf8: [UInt8], exact: Bool)
             if Charset.keepsASCIILineEnds(charset) {
                 // Line ends are the same bytes before and after decoding: normalise them first,
-                // so that the text is decoded, validated and copied once.
-                decoded = Charset.decodeLeniently(Self.normalizedLineEnds(entity.decodedBody), charset: charset)
+                // so that the text is decoded, validated and copied once. UTF-8 as declared
+                // (most mail) is taken as it is.
+                let normalized = Self.normalizedLineEnds(entity.decodedBody)
+                if Charset.readsAsUTF8(charset) && UTF8Validation.isValid(normalized) {
+                    decoded = (normalized, true)
+                } else {
+                    let (text, exact) = Charset.decodeLeniently(normalized, charset: charset)
+                    decoded = (Array(text.utf8), exact)
+                }
             } else {
-                decoded = Charset.decodeLeniently(entity.decodedBody, charset: charset)
-                decoded.text = Self.normalizedLineEnds(decoded.text)
+                let (text, exact) = Charset.decodeLeniently(entity.decodedBody, charset: charset)
+                decoded = (Array(Self.normalizedLineEnds(text).utf8), exact)
             }
             if !decoded.exact { problems.append("text not in its declared charset \(entity.contentType.parameters["charset"] ?? "")") }
             if type == "text/plain" {
-                if text == nil { text = decoded.text; return }
-                if !inAlternative { text! += "\n" + decoded.text; return }
-            } else if html == nil {
-                html = decoded.text
+                if textUTF8 == nil { textUTF8 = decoded.utf8; return }
+                if !inAlternative { textUTF8! += [10] + decoded.utf8; return }
+            } else if htmlUTF8 == nil {
+                htmlUTF8 = decoded.utf8
                 return
             }
         }

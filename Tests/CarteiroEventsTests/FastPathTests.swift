@@ -67,6 +67,38 @@ struct FastPathTests {
         #expect(block.raw("subjeçt") == nil)
     }
 
+    /// The UTF-8 check agrees with Swift's own on every edge of RFC 3629 (overlong forms,
+    /// surrogates, past U+10FFFF, cut short) at every offset from an 8-byte boundary, and on
+    /// random bytes and random text.
+    @Test func utf8CheckAgreesWithSwift() {
+        func swift(_ bytes: [UInt8]) -> Bool { String(validating: bytes, as: UTF8.self) != nil }
+        let edges: [[UInt8]] = [
+            [0x7F], [0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xE0, 0x9F, 0xBF], [0xE0, 0xA0, 0x80], [0xED, 0x9F, 0xBF], [0xED, 0xA0, 0x80],
+            [0xEF, 0xBF, 0xBF], [0xF0, 0x8F, 0xBF, 0xBF], [0xF0, 0x90, 0x80, 0x80], [0xF4, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80],
+            [0xFF], [0xC3], [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0xC3, 0x41], [0xE2, 0x41, 0x82], Array("ação".utf8), Array("😀".utf8),
+        ]
+        for edge in edges {
+            for offset in 0..<17 {
+                for tail in [0, 1, 9] {
+                    let bytes = Array(repeating: UInt8(ascii: "a"), count: offset) + edge + Array(repeating: UInt8(ascii: "b"), count: tail)
+                    #expect(UTF8Validation.isValid(bytes) == swift(bytes), "\(edge) at \(offset), \(tail) after")
+                }
+            }
+        }
+        var state: UInt64 = 99
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        let pieces: [[UInt8]] = edges + [Array("texto simples ".utf8), [10], [0]]
+        for _ in 0..<3_000 {
+            var bytes: [UInt8] = []
+            if next() % 2 == 0 {
+                for _ in 0..<Int(next() % 40) { bytes.append(UInt8(truncatingIfNeeded: next() % 4 == 0 ? next() : next() % 128)) }
+            } else {
+                for _ in 0..<Int(next() % 12) { bytes += pieces[Int(next() % UInt64(pieces.count))] }
+            }
+            #expect(UTF8Validation.isValid(bytes) == swift(bytes), "\(bytes)")
+        }
+    }
+
     @Test func quotedPrintableRunsAndEscapes() {
         let plain = String(repeating: "texto simples ", count: 40)
         #expect(TransferEncoding.quotedPrintable(Array((plain + "=C3=A7=\r\n" + plain).utf8)) == Array((plain + "ç" + plain).utf8))
