@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "CarteiroConfig"),
         .target(name: "CByteSearch"),
         .target(name: "CarteiroMail", dependencies: ["CByteSearch"]),
-        .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto"]),
+        .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto", "CByteSearch"]),
         .target(name: "CFileSync"),
         .target(name: "CarteiroStore", dependencies: ["CFileSync", "CarteiroConfig"]),
         .target(

@@ -1,3 +1,4 @@
+import CByteSearch
 import Testing
 @testable import CarteiroMail
 
@@ -57,6 +58,37 @@ struct BoundarySplitTests {
             #expect(got.closed == want.closed && got.parts.map(Array.init) == want.parts.map(Array.init)
                     && got.parts.map(\.startIndex) == want.parts.map(\.startIndex), "\(String(decoding: body, as: UTF8.self).debugDescription)")
             if got.closed != want.closed || got.parts.map(Array.init) != want.parts.map(Array.init) { break }
+        }
+    }
+
+    /// The search itself (sixteen positions at a time on x86-64) finds the first occurrence, as
+    /// a plain one does: needles of every length from 1, at every offset, near the end, cut
+    /// short by the end, and among look-alikes that share their first two bytes.
+    @Test func searchFindsTheFirstOccurrenceAsAPlainOneDoes() {
+        func plain(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
+            guard needle.count <= hay.count else { return nil }
+            return (0...(hay.count - needle.count)).first { hay[$0..<($0 + needle.count)].elementsEqual(needle) }
+        }
+        func found(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
+            hay.withUnsafeBytes { h in
+                needle.withUnsafeBytes { n in
+                    carteiro_memmem(h.baseAddress, h.count, n.baseAddress, n.count).map { UnsafeRawPointer($0) - h.baseAddress! }
+                }
+            }
+        }
+        var state: UInt64 = 4242
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        let alphabet: [UInt8] = Array("\n-ab".utf8)
+        for _ in 0..<20_000 {
+            let hay = (0..<Int(next() % 70)).map { _ in alphabet[Int(next() % UInt64(alphabet.count))] }
+            let needle = Array("\n--ab".utf8).prefix(Int(next() % 6) + 1) + (next() % 3 == 0 ? [UInt8(ascii: "a")] : [])
+            #expect(found(hay, Array(needle)) == plain(hay, Array(needle)), "\(hay) \(Array(needle))")
+        }
+        let long = Array(repeating: UInt8(ascii: "x"), count: 100)
+        for at in 0..<100 {
+            var hay = long
+            hay.replaceSubrange(at..<min(at + 4, 100), with: Array("\n--b".utf8).prefix(min(4, 100 - at)))
+            #expect(found(hay, Array("\n--b".utf8)) == plain(hay, Array("\n--b".utf8)), "at \(at)")
         }
     }
 }
