@@ -96,7 +96,8 @@ public struct HeaderBlock: Sendable {
 
     /// A name to look up, in lower case; the names Carteiro asks for are already.
     static func lookupName(_ name: String) -> String {
-        name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 } ? name.lowercased() : name
+        for byte in name.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") || byte >= 0x80 { return name.lowercased() }
+        return name
     }
 
     /// The first field of that name (case-insensitive), raw.

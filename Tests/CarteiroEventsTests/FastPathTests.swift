@@ -82,6 +82,7 @@ struct FastPathTests {
                 for tail in [0, 1, 9] {
                     let bytes = Array(repeating: UInt8(ascii: "a"), count: offset) + edge + Array(repeating: UInt8(ascii: "b"), count: tail)
                     #expect(UTF8Validation.isValid(bytes) == swift(bytes), "\(edge) at \(offset), \(tail) after")
+                    #expect(UTF8Validation.isValidPlain(bytes) == swift(bytes), "\(edge) at \(offset), \(tail) after")
                 }
             }
         }
@@ -96,6 +97,32 @@ struct FastPathTests {
                 for _ in 0..<Int(next() % 12) { bytes += pieces[Int(next() % UInt64(pieces.count))] }
             }
             #expect(UTF8Validation.isValid(bytes) == swift(bytes), "\(bytes)")
+            #expect(UTF8Validation.isValidPlain(bytes) == swift(bytes), "\(bytes)")
+        }
+        // Every sequence of up to three bytes from a set that covers each class of byte (ASCII,
+        // each kind of continuation and lead, the limits), placed across a 16-byte block's edge.
+        let classes: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF,
+                                0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8, 0xFF]
+        for a in classes {
+            for b in classes {
+                for c in classes {
+                    for (prefix, suffix) in [(13, 0), (14, 3), (15, 1), (12, 20)] {
+                        let bytes = Array(repeating: UInt8(ascii: "a"), count: prefix) + [a, b, c] + Array(repeating: UInt8(ascii: "z"), count: suffix)
+                        #expect(UTF8Validation.isValid(bytes) == swift(bytes), "\([a, b, c]) after \(prefix)")
+                    }
+                }
+            }
+        }
+        // Four-byte characters, whole and broken, across the edge.
+        for second in [0x80, 0x8F, 0x90, 0xBF, 0xC0] as [UInt8] {
+            for lead in [0xF0, 0xF4, 0xF5] as [UInt8] {
+                for prefix in 10...16 {
+                    for cut in 2...4 {
+                        let bytes = Array(repeating: UInt8(ascii: "a"), count: prefix) + Array([lead, second, 0x80, 0x80].prefix(cut)) + [UInt8(ascii: "b")]
+                        #expect(UTF8Validation.isValid(bytes) == swift(bytes), "\([lead, second]) cut at \(cut) after \(prefix)")
+                    }
+                }
+            }
         }
     }
 
