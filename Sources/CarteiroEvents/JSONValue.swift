@@ -89,20 +89,28 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// For each byte below 0x80: nil when it is copied as it is, else its escape.
-    static let escapes: [[UInt8]?] = (0..<128).map { byte -> [UInt8]? in
+    /// The escape of a byte below 0x20, '"', '\\' or DEL, written without an array of its own
+    /// (a table of arrays cost a retain and a release at every line end of a body).
+    @inline(__always)
+    static func appendEscape(of byte: UInt8, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
         switch byte {
-        case 0x22: Array("\\\"".utf8)
-        case 0x5C: Array("\\\\".utf8)
-        case 0x0A: Array("\\n".utf8)
-        case 0x0D: Array("\\r".utf8)
-        case 0x09: Array("\\t".utf8)
-        case 0..<0x20, 0x7F: Array("\\u00".utf8) + [hexDigits[byte >> 4], hexDigits[byte & 0xF]]
-        default: nil
+        case 0x22: out.append(0x22)
+        case 0x5C: out.append(0x5C)
+        case 0x0A: out.append(UInt8(ascii: "n"))
+        case 0x0D: out.append(UInt8(ascii: "r"))
+        case 0x09: out.append(UInt8(ascii: "t"))
+        default:
+            out.append(UInt8(ascii: "u"))
+            out.append(UInt8(ascii: "0"))
+            out.append(UInt8(ascii: "0"))
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte & 0xF))
         }
     }
+
+    @inline(__always)
+    static func hexDigit(_ value: UInt8) -> UInt8 { value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10 }
 
     /// RFC 8259 escaping on the UTF-8 bytes; runs of plain bytes are copied at once.
     /// U+2028 and U+2029 are escaped too, for JavaScript consumers.
@@ -114,7 +122,6 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// The same on well-formed UTF-8 bytes.
     static func escape(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        let escapes = Self.escapes // one lazy-global check per string, not per byte
         do {
             var runStart = 0
             var i = 0
@@ -127,13 +134,11 @@ public indirect enum JSONValue: Sendable, Equatable {
                 guard i < count else { break }
                 let byte = bytes[i]
                 if byte < 0x80 {
-                    // Most bytes need nothing: test that first, without touching the table.
+                    // Most bytes need nothing: test that first.
                     if byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte != 0x7F { i += 1; continue }
-                    if let replacement = escapes[Int(byte)] {
-                        if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
-                        out.append(contentsOf: replacement)
-                        runStart = i + 1
-                    }
+                    if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+                    appendEscape(of: byte, to: &out)
+                    runStart = i + 1
                     i += 1
                 } else if byte == 0xE2, i + 2 < count, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9 {
                     if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }

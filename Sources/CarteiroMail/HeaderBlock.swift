@@ -19,11 +19,14 @@ public struct HeaderBlock: Sendable {
         var block = HeaderBlock()
         var i = bytes.startIndex
         let end = bytes.endIndex
-        var current: (name: String, lowercasedName: String, value: [UInt8])?
+        // The field being read: its value is the range on its first line, unless folded lines
+        // followed (then those lines joined, made only for such a field).
+        var current: (name: String, lowercasedName: String, value: Range<Int>, folded: [UInt8]?)?
         func flush() {
             if let field = current {
                 if block.fields.count < MessageLimits.maximumHeaderFields {
-                    block.fields.append(Field(name: field.name, lowercasedName: field.lowercasedName, value: trim(field.value)))
+                    let value = field.folded.map(trim) ?? trim(bytes[field.value])
+                    block.fields.append(Field(name: field.name, lowercasedName: field.lowercasedName, value: value))
                 } else {
                     block.isDamaged = true
                 }
@@ -49,8 +52,10 @@ public struct HeaderBlock: Sendable {
             }
             let first = bytes[i]
             if first == 32 || first == 9 {
-                if current != nil {
-                    current!.value.append(contentsOf: bytes[i..<contentEnd])
+                if let field = current {
+                    var folded = field.folded ?? Array(bytes[field.value])
+                    folded.append(contentsOf: bytes[i..<contentEnd])
+                    current!.folded = folded
                 } else {
                     block.isDamaged = true
                 }
@@ -58,7 +63,7 @@ public struct HeaderBlock: Sendable {
                       colon > i, bytes[i..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
                 flush()
                 let name = bytes[i..<colon]
-                current = (String(decoding: name, as: UTF8.self), Self.lowercasedASCII(name), Array(bytes[(colon + 1)..<contentEnd]))
+                current = (String(decoding: name, as: UTF8.self), Self.lowercasedASCII(name), (colon + 1)..<contentEnd, nil)
             } else if block.fields.isEmpty && current == nil && (bytes[i..<contentEnd].starts(with: "From ".utf8)) {
                 // An mbox "From " line before the header: not part of the message.
             } else {
@@ -74,8 +79,10 @@ public struct HeaderBlock: Sendable {
         return (block, end)
     }
 
-    static func trim(_ value: [UInt8]) -> [UInt8] {
-        var start = 0, end = value.count
+    static func trim(_ value: [UInt8]) -> [UInt8] { trim(value[...]) }
+
+    static func trim(_ value: ArraySlice<UInt8>) -> [UInt8] {
+        var start = value.startIndex, end = value.endIndex
         while start < end, value[start] == 32 || value[start] == 9 { start += 1 }
         while end > start, value[end - 1] == 32 || value[end - 1] == 9 || value[end - 1] == 13 { end -= 1 }
         return Array(value[start..<end])

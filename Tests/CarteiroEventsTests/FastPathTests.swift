@@ -65,6 +65,11 @@ struct FastPathTests {
         #expect(block.raw("x-MIXED-case_1~") == Array("a".utf8))
         #expect(block.all("Subject") == [Array("one".utf8), Array("two".utf8)])
         #expect(block.raw("subjeçt") == nil)
+        // Values are trimmed; folded lines join the first (their leading blank kept).
+        let (folded, _) = HeaderBlock.parse(Array("To:  a@b \r\nSubject: \tone\r\n two \r\n\tthree\r\nX: \r\n\r\n".utf8)[...])
+        #expect(folded.raw("to") == Array("a@b".utf8))
+        #expect(folded.raw("subject") == Array("one two \tthree".utf8))
+        #expect(folded.raw("x") == [])
     }
 
     /// The UTF-8 check agrees with Swift's own on every edge of RFC 3629 (overlong forms,
