@@ -19,6 +19,15 @@ struct Carteiro: ParsableCommand {
     /// parser, which says what the root command would.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // The forms systemd and scripts use (`--config PATH`, `--once`) need no parser at all.
+        if arguments.first == "run", let quick = Run.QuickArguments(Array(arguments.dropFirst())) {
+            do {
+                try Run.start(ConfigLocation(config: quick.config), once: quick.once)
+            } catch {
+                exit(withError: error)
+            }
+            return
+        }
         if arguments.first == "run", let command = try? Run.parse(Array(arguments.dropFirst())) {
             do {
                 try command.run()
@@ -40,6 +49,19 @@ struct Carteiro: ParsableCommand {
 /// Options every subcommand shares.
 struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The configuration file.", discussion: "Default: $CONFIGURATION_DIRECTORY/carteiro.conf, else /etc/carteiro/carteiro.conf.", valueName: "path"))
+    var config: String?
+
+    var location: ConfigLocation { ConfigLocation(config: config) }
+    var environment: [String: String] { location.environment }
+    var path: String { location.path }
+
+    /// Loads and validates the configuration; on errors prints each one and exits 78 (EX_CONFIG).
+    func load() throws -> (Configuration, [Diagnostic]) { try location.load() }
+}
+
+/// Where the configuration is (`--config`, else the default) and how it is loaded: what the
+/// options give every subcommand, and what `carteiro run` gets without the parser.
+struct ConfigLocation {
     var config: String?
 
     var environment: [String: String] { ProcessInfo.processInfo.environment }

@@ -19,6 +19,47 @@ struct Run: ParsableCommand {
     var once = false
 
     func run() throws {
+        try Self.start(options.location, once: once)
+    }
+
+    /// `carteiro run`'s arguments in the forms systemd and scripts use: `--config PATH`,
+    /// `--config=PATH` and `--once`, each once, in any order. Anything else (help, an unknown or
+    /// repeated option, a value that looks like an option) is nil, and goes to the parser,
+    /// which reads these forms the same way (a test holds it to that).
+    struct QuickArguments: Equatable {
+        var config: String?
+        var once = false
+
+        init?(_ arguments: [String]) {
+            var index = 0
+            var sawConfig = false
+            while index < arguments.count {
+                let argument = arguments[index]
+                if argument == "--once" && !once {
+                    once = true
+                    index += 1
+                } else if argument == "--config" && !sawConfig && index + 1 < arguments.count
+                            && !arguments[index + 1].isEmpty && !arguments[index + 1].hasPrefix("-") {
+                    config = arguments[index + 1]
+                    sawConfig = true
+                    index += 2
+                } else if argument.hasPrefix("--config=") && !sawConfig && argument.count > 9 {
+                    config = String(argument.dropFirst(9))
+                    sawConfig = true
+                    index += 1
+                } else {
+                    return nil
+                }
+            }
+        }
+
+        init(config: String?, once: Bool) {
+            self.config = config
+            self.once = once
+        }
+    }
+
+    static func start(_ options: ConfigLocation, once: Bool) throws {
         // Before anything else: the daemon's signals are caught from here on (`run --once`
         // keeps the default actions).
         // libdispatch's event thread asks for nice -4 when the first source is made; a user

@@ -4,6 +4,7 @@ import CarteiroConfig
 import CarteiroDaemon
 import CarteiroOutbound
 import CarteiroTesting
+@testable import carteiro
 
 /// The small things an operator and an integrator meet first.
 struct PolishTests {
@@ -24,6 +25,25 @@ struct PolishTests {
         #expect(mistake.stderr.contains("Unknown option '--bogus'") && mistake.stderr.contains("Usage: carteiro run [--config <path>] [--once]"), "\(mistake.stderr)")
         let missing = try runCarteiro(["run", "--once", "--config", "/nonexistent/carteiro.conf"])
         #expect(missing.status == 78 && missing.stderr.contains("/nonexistent/carteiro.conf does not exist"), "\(missing.stderr)")
+    }
+
+    /// `carteiro run`'s arguments without the parser: what it takes, the parser reads the same
+    /// way; what it leaves, the parser gets (help, mistakes, repeats, values like options).
+    @Test func runArgumentsWithoutTheParserReadAsTheParserReadsThem() throws {
+        let taken: [[String]] = [
+            [], ["--once"], ["--config", "/etc/c.conf"], ["--config=/etc/c.conf"], ["--once", "--config", "a b.conf"],
+            ["--config", "c.conf", "--once"], ["--config=-odd.conf"], ["--config=--once"],
+        ]
+        for arguments in taken {
+            let quick = try #require(Run.QuickArguments(arguments), "\(arguments)")
+            let parsed = try Run.parse(arguments)
+            #expect(quick == Run.QuickArguments(config: parsed.options.config, once: parsed.once), "\(arguments)")
+        }
+        let left: [[String]] = [
+            ["--help"], ["-h"], ["--bogus"], ["--once", "--once"], ["--config", "a", "--config", "b"], ["--config"], ["--config", "--once"],
+            ["--config", ""], ["--config="], ["extra"], ["--config", "-x"],
+        ]
+        for arguments in left { #expect(Run.QuickArguments(arguments) == nil, "\(arguments)") }
     }
 
     @Test(arguments: ["failed", "corrupt"])
