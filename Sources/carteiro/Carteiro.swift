@@ -62,9 +62,15 @@ struct ConfigOptions: ParsableArguments {
 /// Where the configuration is (`--config`, else the default) and how it is loaded: what the
 /// options give every subcommand, and what `carteiro run` gets without the parser.
 struct ConfigLocation {
-    var config: String?
+    let config: String?
+    /// Read once: each read of the process's environment builds a dictionary anew.
+    let environment: [String: String]
 
-    var environment: [String: String] { ProcessInfo.processInfo.environment }
+    init(config: String?) {
+        self.config = config
+        environment = ProcessInfo.processInfo.environment
+    }
+
     var path: String { ConfigPath.resolve(config, environment: environment) }
 
     /// Loads and validates the configuration; on errors prints each one and exits 78 (EX_CONFIG).
