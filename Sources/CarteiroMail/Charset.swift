@@ -53,7 +53,7 @@ public enum Charset {
     static let ebcdic: Set<String> = ["cp037", "ibm037", "cp500", "ibm500", "cp875", "cp1026", "cp1047", "ibm1047", "cp1140", "ibm1140"]
 
     static func normalized(_ charset: String) -> String {
-        var name = charset.lowercased()
+        var name = charset.lowercasedMailToken
         while let first = name.first, first == " " || first == "\"" { name.removeFirst() }
         while let last = name.last, last == " " || last == "\"" { name.removeLast() }
         return name

@@ -52,15 +52,15 @@ public struct MIMEHeaderValue: Sendable, Hashable {
         }
 
         skipSpaceAndComments()
-        let main = token().lowercased()
-        var plain: [String: [UInt8]] = [:]
+        let main = token().lowercasedMailToken
+        var parameters: [String: String] = [:]
         var extended: [String: [(index: Int, encoded: Bool, value: [UInt8])]] = [:]
         while i < raw.count {
             while i < raw.count, raw[i] != UInt8(ascii: ";") { i += 1 }
             guard i < raw.count else { break }
             i += 1
             skipSpaceAndComments()
-            let name = token().lowercased()
+            let name = token().lowercasedMailToken
             skipSpaceAndComments()
             guard i < raw.count, raw[i] == UInt8(ascii: "="), !name.isEmpty else { continue }
             i += 1
@@ -74,13 +74,10 @@ public struct MIMEHeaderValue: Sendable, Hashable {
                 let index = Int(rest.filter { $0 != "*" }) ?? 0
                 extended[base, default: []].append((index, encoded, value))
             } else {
-                plain[name] = value
+                parameters[name] = EncodedWords.decode(value)
             }
         }
-        var parameters: [String: String] = [:]
-        for (name, value) in plain {
-            parameters[name] = EncodedWords.decode(value)
-        }
+        // RFC 2231's forms win over a plain parameter of the same name, wherever it stands.
         for (name, pieces) in extended {
             let sorted = pieces.sorted { $0.index < $1.index }
             var charset: String?

@@ -103,8 +103,7 @@ public struct HeaderBlock: Sendable {
 
     /// A name to look up, in lower case; the names Carteiro asks for are already.
     static func lookupName(_ name: String) -> String {
-        for byte in name.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") || byte >= 0x80 { return name.lowercased() }
-        return name
+        name.lowercasedMailToken
     }
 
     /// The first field of that name (case-insensitive), raw.

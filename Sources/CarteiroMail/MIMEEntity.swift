@@ -22,7 +22,7 @@ public struct MIMEEntity: Sendable {
 
     /// The body with its transfer encoding removed.
     public var decodedBody: [UInt8] {
-        let encoding = header.raw("content-transfer-encoding").map { String(decoding: $0, as: UTF8.self).lowercased().trimmingCharacters(" ") } ?? "7bit"
+        let encoding = header.raw("content-transfer-encoding").map { String(decoding: HeaderBlock.trim($0), as: UTF8.self).lowercasedMailToken } ?? "7bit"
         switch encoding {
         case "base64": return TransferEncoding.base64(rawBody)
         case "quoted-printable": return TransferEncoding.quotedPrintable(rawBody)

@@ -131,6 +131,16 @@ struct FastPathTests {
         }
     }
 
+    /// Tokens of mail are lowered as `lowercased()` lowers them, ASCII or not.
+    @Test func mailTokensLowerAsLowercasedDoes() {
+        for token in ["text/plain", "Text/HTML", "QUOTED-PRINTABLE", "", "x-Ünïcode", "ÀB", "İ", "charset", "UTF-8", "a\u{0}B", "ß"] {
+            #expect(token.lowercasedMailToken == token.lowercased(), "\(token)")
+        }
+        let parsed = MIMEHeaderValue.parse(Array("Text/Plain; CharSet=\"ISO-8859-1\"; Name*=UTF-8''a%C3%A7.txt; name=plain.txt".utf8))
+        #expect(parsed.value == "text/plain")
+        #expect(parsed.parameters == ["charset": "ISO-8859-1", "name": "aç.txt"])
+    }
+
     @Test func quotedPrintableRunsAndEscapes() {
         let plain = String(repeating: "texto simples ", count: 40)
         #expect(TransferEncoding.quotedPrintable(Array((plain + "=C3=A7=\r\n" + plain).utf8)) == Array((plain + "ç" + plain).utf8))
