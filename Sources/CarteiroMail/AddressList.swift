@@ -111,6 +111,13 @@ public enum AddressList {
             i += 1
         }
         let decoded = EncodedWords.decode(unquoted)
+        // Most names have single spaces between words and none around: kept as they are.
+        var previous: UInt8 = 32, needsFolding = false
+        for byte in decoded.utf8 {
+            if byte == 32 && previous == 32 { needsFolding = true; break }
+            previous = byte
+        }
+        guard needsFolding || previous == 32 else { return decoded }
         let folded = decoded.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
         return folded.isEmpty ? nil : folded
     }

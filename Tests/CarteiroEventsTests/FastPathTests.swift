@@ -141,6 +141,15 @@ struct FastPathTests {
         #expect(parsed.parameters == ["charset": "ISO-8859-1", "name": "aç.txt"])
     }
 
+    /// Display names keep single spaces as they are; runs of blanks, and blanks around, fold.
+    @Test func displayNamesFoldTheirBlanks() {
+        let cases: [(String, String?)] = [
+            ("João Araújo", "João Araújo"), ("  João   Araújo ", "João Araújo"), ("\"Suporte\tACME\"", "Suporte ACME"), ("", nil), ("   ", nil),
+            ("=?UTF-8?Q?Cliente_N=C3=BAmero_1?=", "Cliente Número 1"), ("=?UTF-8?Q?_a__b_?=", "a b"), ("a \u{308}b", "a \u{308}b"),
+        ]
+        for (raw, want) in cases { #expect(AddressList.displayName(Array(raw.utf8)) == want, "\(raw)") }
+    }
+
     @Test func quotedPrintableRunsAndEscapes() {
         let plain = String(repeating: "texto simples ", count: 40)
         #expect(TransferEncoding.quotedPrintable(Array((plain + "=C3=A7=\r\n" + plain).utf8)) == Array((plain + "ç" + plain).utf8))
