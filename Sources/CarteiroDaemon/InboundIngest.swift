@@ -188,7 +188,7 @@ struct InboundIngest {
                 // An unreadable message has no content to recognise it by: its own id is its key.
                 let key = message.unreadable == nil ? Self.dedupeKey(event, bytes: message.bytes) : "unreadable:" + event.id
                 var staged = try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
-                                             event: event.json().renderedBytes(), raw: message.bytes, attachments: attachments,
+                                             event: event.renderedBytes(), raw: message.bytes, attachments: attachments,
                                              stamp: MailboxStore.stamp(stamps, plus: index))
                 staged.summary = [("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
                                   ("from", event.message?.from?.address ?? ""), ("request", event.request ?? "")]

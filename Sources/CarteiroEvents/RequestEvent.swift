@@ -124,6 +124,88 @@ public struct RequestEvent: Sendable {
         return .object(members)
     }
 
+    /// The event as `json().renderedBytes()` writes it, byte for byte, without the tree: what
+    /// the ingest writes for every message.
+    public func renderedBytes() -> [UInt8] {
+        let m = message
+        var w = JSONWriter(capacity: (m?.textUTF8?.count ?? 0) + (m?.htmlUTF8?.count ?? 0) + 2048 + 512 * attachments.count)
+        w.beginObject()
+        w.key("id"); w.string(id)
+        w.key("type"); w.string(type)
+        w.key("contract"); w.optional(contract)
+        w.key("mailbox"); w.string(mailbox)
+        w.key("received_at"); w.string(MailDate.iso8601(receivedAt))
+        w.key("request"); w.optional(request)
+        if let matchedBy { w.key("matched_by"); w.string(matchedBy) }
+        if let tagOfOtherContract { w.key("tag_of_other_contract"); w.string(tagOfOtherContract) }
+        w.key("flags"); w.strings(flags)
+        w.key("message")
+        w.beginObject()
+        w.key("message_id"); w.optional(m?.messageID)
+        w.key("in_reply_to"); w.optional(m?.inReplyTo)
+        w.key("references"); w.strings(m?.references ?? [])
+        w.key("date"); w.optional(m?.date.map(MailDate.iso8601))
+        w.key("from")
+        if let from = m?.from { Self.write(from, to: &w) } else { w.null() }
+        for (name, list) in [("to", m?.to ?? []), ("cc", m?.cc ?? []), ("reply_to", m?.replyTo ?? [])] {
+            w.key(name)
+            w.beginArray()
+            for address in list {
+                w.item()
+                Self.write(address, to: &w)
+            }
+            w.endArray()
+        }
+        w.key("subject"); w.optional(m?.subject)
+        w.key("text"); w.optional(utf8: m?.textUTF8)
+        w.key("html"); w.optional(utf8: m?.htmlUTF8)
+        w.key("attachments")
+        w.beginArray()
+        for a in attachments {
+            w.item()
+            w.beginObject()
+            w.key("filename"); w.optional(a.filename)
+            w.key("safe_name"); w.string(StoredAttachment.safeName(a.filename, contentType: a.contentType))
+            w.key("content_type"); w.string(a.contentType)
+            w.key("size"); w.number(Int64(a.size))
+            w.key("sha256"); w.string(a.sha256)
+            w.key("path"); w.string(a.path)
+            w.key("content_id"); w.optional(a.contentID)
+            w.endObject()
+        }
+        w.endArray()
+        w.key("size"); w.number(Int64(messageSize))
+        w.endObject()
+        if let delivery {
+            w.key("delivery")
+            w.beginObject()
+            w.key("original_message_id"); w.optional(delivery.originalMessageID)
+            w.key("failed_recipients")
+            w.beginArray()
+            for recipient in delivery.failedRecipients {
+                w.item()
+                w.beginObject()
+                w.key("address"); w.string(recipient.address)
+                w.key("status"); w.optional(recipient.status)
+                w.key("diagnostic"); w.optional(recipient.diagnostic)
+                w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+        }
+        if !problems.isEmpty { w.key("problems"); w.strings(problems) }
+        w.key("raw"); w.string(rawPath)
+        w.endObject()
+        return w.finish()
+    }
+
+    static func write(_ address: ParsedAddress, to w: inout JSONWriter) {
+        w.beginObject()
+        w.key("name"); w.optional(address.name)
+        w.key("address"); w.string(address.address)
+        w.endObject()
+    }
+
     static func address(_ address: ParsedAddress) -> JSONValue {
         .object([("name", .optional(address.name)), ("address", .string(address.address))])
     }

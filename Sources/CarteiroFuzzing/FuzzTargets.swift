@@ -30,7 +30,9 @@ public enum FuzzTargets {
     public static func message(_ bytes: [UInt8]) {
         let (event, _) = builder.build(.init(mailbox: "fuzz", contract: "c", origin: .imap(uidValidity: 1, uid: 1),
                                              receivedAt: 0, bytes: bytes, size: bytes.count, oversize: false))
-        _ = event.json().renderedBytes()
+        // The event as the ingest writes it must be the document `json()` describes, byte for byte.
+        let written = event.renderedBytes()
+        if written != event.json().renderedBytes() { fatalError("the event written differs from its JSON tree") }
         // The pieces alone too, on the first line, as headers quote them.
         let line = Array(bytes.prefix { $0 != 10 })
         _ = EncodedWords.decode(line)

@@ -42,6 +42,6 @@ struct Parse: ParsableCommand {
                                    contractOfRequest: { contracts.contract(of: $0) })
         let (event, _) = builder.build(.init(mailbox: name, contract: configuration.contract(owning: name)?.id, origin: .imap(uidValidity: 0, uid: 0),
                                              receivedAt: Int64(Date().timeIntervalSince1970), bytes: bytes, size: bytes.count, oversize: false, unreadable: nil))
-        FileHandle.standardOutput.write(Data(event.json().renderedBytes()))
+        FileHandle.standardOutput.write(Data(event.renderedBytes()))
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import CarteiroEvents
+@testable import CarteiroEvents
 import CarteiroMail
 
 /// The message corpus: each `Fixtures/NAME.eml` becomes exactly the event in `NAME.json`.
@@ -26,6 +26,8 @@ struct GoldenEventTests {
     func messageBecomesItsEvent(_ name: String) throws {
         let (event, _) = try Self.event(name)
         let json = event.json().rendered()
+        // What the ingest writes (without the tree) is the same document.
+        #expect(event.renderedBytes() == Array(json.utf8), "\(name): written differs from json()")
         let expectedPath = "\(Self.fixtures)/\(name).json"
         if Self.update {
             try json.write(toFile: expectedPath, atomically: true, encoding: .utf8)
@@ -35,6 +37,32 @@ struct GoldenEventTests {
         #expect(json == expected, "\(name).json differs")
         // Whatever the golden file says, the event must be valid JSON for the desk.
         #expect((try? JSONSerialization.jsonObject(with: Data(json.utf8))) != nil)
+    }
+
+    /// Every member an event can have, each shape of array (empty, four strings on a line,
+    /// five one a line, objects), and an event without a message: written as `json()` renders it.
+    @Test func eventsAreWrittenAsTheirJSONTreeRendersThem() throws {
+        var (event, _) = try Self.event("gmail-attachment")
+        #expect(event.renderedBytes() == event.json().renderedBytes())
+        event.matchedBy = "subject"
+        event.request = "R-42"
+        event.tagOfOtherContract = "7"
+        event.flags = ["auto-replied", "bulk"]
+        event.problems = ["a", "b\n\"c\"", "d", "e", "f\u{2028}"]
+        event.message?.references = ["<1@x>", "<2@x>", "<3@x>", "<4@x>", "<5@x>"]
+        event.message?.cc = [ParsedAddress(name: nil, address: "c@x"), ParsedAddress(name: "Ç \u{1}", address: "d@x")]
+        event.message?.textUTF8 = Array("tab\there\r\n\u{7F} end".utf8)
+        event.delivery = DeliveryReport(originalMessageID: "<o@x>", failedRecipients: [.init(address: "r@x", status: "5.1.1", diagnostic: nil)], originalSubject: nil)
+        #expect(event.renderedBytes() == event.json().renderedBytes())
+        event.message?.references = ["<1@x>", "<2@x>", "<3@x>", "<4@x>"]
+        event.problems = ["only"]
+        event.delivery = DeliveryReport(originalMessageID: nil, failedRecipients: [], originalSubject: nil)
+        event.attachments = []
+        #expect(event.renderedBytes() == event.json().renderedBytes())
+        event.message = nil
+        event.contract = nil
+        event.flags = []
+        #expect(event.renderedBytes() == event.json().renderedBytes())
     }
 
     @Test func attachmentsAreStoredByContent() throws {
