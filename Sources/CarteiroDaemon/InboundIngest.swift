@@ -179,6 +179,7 @@ struct InboundIngest {
         let built = BuildResults(count: messages.count)
         // Batches are built one after the other: their events' times follow the poll's order.
         let stamps = store.reserveStamps(messages.count)
+        store.revalidateDirectories()
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
@@ -335,10 +336,12 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// For the way out of a poll that failed: waits for every queued batch and logs what was
-    /// handed on all the same, which the failed poll's outcome cannot carry.
+    /// The way out of every poll (a `defer`), failed or not: waits for every queued batch, and
+    /// logs what was handed on all the same if the poll failed, which its outcome cannot carry.
     func drainAfterFailure() {
         drain()
+        // Nothing is staged or committed any more: the store's open directories are closed.
+        ingest.store.closeDirectories()
         let (count, unreported) = lock.withLock { (handedOn, !reported) }
         if unreported && count > 0 {
             ingest.log.log(.info, "messages handed on before the poll failed",

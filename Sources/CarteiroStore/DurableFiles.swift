@@ -81,17 +81,53 @@ public enum DurableFiles {
     /// Writes a file that must not exist yet (unsynced): false, with nothing written, when a
     /// file already has the name. A failed write leaves no file behind.
     public static func writeNew(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        try writeNew(bytes, at: Place(path), mode: mode)
+    }
+
+    /// A file's name in a directory open at `directory` (`openat(2)` and kin: the name is
+    /// looked up there, not walked from the root), or, with `AT_FDCWD`, a path as it is.
+    /// `path` names it in messages, and is where it is when the descriptor is not used.
+    public struct Place {
+        public var directory: Int32
+        public var name: String
+        public var path: String
+
+        public init(_ path: String) {
+            directory = AT_FDCWD
+            name = path
+            self.path = path
+        }
+
+        public init(directory: Int32, name: String, path: String) {
+            self.directory = directory
+            self.name = name
+            self.path = path
+        }
+    }
+
+    /// `writeNew` at a place.
+    public static func writeNew(_ bytes: [UInt8], at place: Place, mode: mode_t = 0o640) throws(Failure) -> Bool {
+        let fd = openat(place.directory, place.name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 && errno == EEXIST { return false }
-        guard fd >= 0 else { throw failure("cannot create", path) }
+        guard fd >= 0 else { throw failure("cannot create", place.path) }
         defer { close(fd) }
         do throws(Failure) {
-            try writeAll(bytes, to: fd, path: path)
+            try writeAll(bytes, to: fd, path: place.path)
         } catch {
-            unlink(path)
+            unlinkat(place.directory, place.name, 0)
             throw error
         }
         return true
+    }
+
+    /// `writeUnsynced` at a place.
+    public static func writeUnsynced(_ bytes: [UInt8], at place: Place, mode: mode_t = 0o640, stamp: timespec? = nil) throws(Failure) {
+        try write(bytes, at: place, mode: mode, sync: false, stamp: stamp)
+    }
+
+    /// `rename` between places.
+    public static func rename(_ from: Place, _ to: Place) throws(Failure) {
+        guard renameat(from.directory, from.name, to.directory, to.name) == 0 else { throw failure("cannot rename \(from.path) to", to.path) }
     }
 
     /// Whether the file open at `fd` holds exactly `bytes` (read from its start).
@@ -127,15 +163,19 @@ public enum DurableFiles {
     }
 
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool, stamp: timespec? = nil) throws(Failure) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw failure("cannot create", path) }
+        try write(bytes, at: Place(path), mode: mode, sync: sync, stamp: stamp)
+    }
+
+    static func write(_ bytes: [UInt8], at place: Place, mode: mode_t, sync: Bool, stamp: timespec? = nil) throws(Failure) {
+        let fd = openat(place.directory, place.name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw failure("cannot create", place.path) }
         defer { close(fd) }
-        try writeAll(bytes, to: fd, path: path)
+        try writeAll(bytes, to: fd, path: place.path)
         if let stamp {
             var times = [stamp, stamp]
-            guard futimens(fd, &times) == 0 else { throw failure("cannot set the time of", path) }
+            guard futimens(fd, &times) == 0 else { throw failure("cannot set the time of", place.path) }
         }
-        guard !sync || fsync(fd) == 0 else { throw failure("cannot fsync", path) }
+        guard !sync || fsync(fd) == 0 else { throw failure("cannot fsync", place.path) }
     }
 
     /// Below this many files a batch is fsynced file by file: precise, and it leaves other

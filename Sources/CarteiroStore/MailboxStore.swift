@@ -111,6 +111,8 @@ public final class MailboxStore {
     public private(set) var dedupeKeys: Set<String> = []
     private var knownDirectories: Set<String> = []
     private let directoriesLock = NSLock()
+    /// The directories a poll's batches write into, open while it runs (`closeDirectories`).
+    let handles = DirectoryHandles()
     /// The time given to the last event staged (`reserveStamps`), under `stampsLock`.
     private var lastStamp = timespec()
     private let stampsLock = NSLock()
@@ -223,7 +225,7 @@ public final class MailboxStore {
         // and a later fetch of the same message (after a crash before the commit) finds the
         // name taken and writes beside, to be renamed over it.
         try makeDirectories(for: [rawFinal])
-        if try DurableFiles.writeNew(raw, to: rawFinal) {
+        if try DurableFiles.writeNew(raw, at: handles.place(rawFinal)) {
             written.append(rawFinal)
         } else {
             let rawTemp = staging + "/\(token).eml"
@@ -235,7 +237,7 @@ public final class MailboxStore {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
             if renames.contains(where: { $0.1 == final }) || shared.contains(final) { continue }
             try makeDirectories(for: [final])
-            switch try Self.placeAttachment(attachment.data, at: final) {
+            switch try Self.placeAttachment(attachment.data, at: handles.place(final, in: directory.attachments)) {
             // Reused too: a file left by a batch that never committed was never made durable.
             case .written, .reused: shared.append(final)
             case .differs:
@@ -246,7 +248,7 @@ public final class MailboxStore {
         }
         let fileName = StateDirectory.eventFileName(id)
         let eventTemp = directory.pendingEvents + "/" + fileName
-        try DurableFiles.writeUnsynced(event, to: eventTemp, stamp: stamp ?? reserveStamps(1))
+        try DurableFiles.writeUnsynced(event, at: handles.place(eventTemp), stamp: stamp ?? reserveStamps(1))
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
         return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written, shared: shared)
@@ -259,13 +261,13 @@ public final class MailboxStore {
     /// never committed (a crash, a duplicate) may be cut short, and is then replaced by a
     /// rename at the commit. A reused file is made fresh, so that the clean-up (which ages
     /// files by their time) leaves it; the clean-up holds `attachmentLock` while it removes.
-    static func placeAttachment(_ data: [UInt8], at path: String) throws(DurableFiles.Failure) -> AttachmentPlace {
+    static func placeAttachment(_ data: [UInt8], at place: DurableFiles.Place) throws(DurableFiles.Failure) -> AttachmentPlace {
         // Twice at most: a file the clean-up removed between the two steps is made anew.
         for _ in 0..<2 {
-            if try DurableFiles.writeNew(data, to: path) { return .written }
+            if try DurableFiles.writeNew(data, at: place) { return .written }
             Retention.attachmentLock.lock()
             defer { Retention.attachmentLock.unlock() }
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            let fd = openat(place.directory, place.name, O_RDONLY | O_CLOEXEC)
             if fd < 0 && errno == ENOENT { continue }
             guard fd >= 0 else { return .differs }
             defer { close(fd) }
@@ -312,7 +314,7 @@ public final class MailboxStore {
         try DurableFiles.replace(intentPath, with: JSONText.render(intent))
         for (index, pair) in renames.enumerated() {
             try faults?("rename \(index)")
-            try DurableFiles.rename(pair.from, pair.to)
+            try DurableFiles.rename(place(pair.from), place(pair.to))
         }
         try faults?("directory sync")
         try syncDirectories(of: renames.map(\.to) + written + shared)
@@ -378,6 +380,18 @@ public final class MailboxStore {
         let bases = [self.directory.raw, self.directory.spool] + (directories.contains { $0.hasPrefix(attachments + "/") } ? [attachments] : [])
         try DurableFiles.syncFileSystems(holding: bases, files: directories)
     }
+
+    /// A file of a batch as a name in its open directory (attachments: under the one folder).
+    private func place(_ path: String) -> DurableFiles.Place {
+        path.hasPrefix(directory.attachments + "/") ? handles.place(path, in: directory.attachments) : handles.place(path)
+    }
+
+    /// Before a batch is built: the directories open for the poll still are the ones at their paths.
+    public func revalidateDirectories() { handles.revalidate() }
+
+    /// After the poll's last batch (nothing staged or committing any more): the directories'
+    /// descriptors are closed, so that a mailbox between polls holds none.
+    public func closeDirectories() { handles.closeAll() }
 
     /// The directories the renames go to (attachments/xx/ appear as they are first needed),
     /// each created once: the store remembers those it made or found.
