@@ -54,6 +54,8 @@ public enum Charset {
 
     static func normalized(_ charset: String) -> String {
         var name = charset.lowercasedMailToken
+        // Nearly always neither quoted nor padded: told from its first and last bytes.
+        guard let head = name.utf8.first, let tail = name.utf8.last, head == 32 || head == 34 || tail == 32 || tail == 34 else { return name }
         while let first = name.first, first == " " || first == "\"" { name.removeFirst() }
         while let last = name.last, last == " " || last == "\"" { name.removeLast() }
         return name

@@ -136,6 +136,9 @@ struct FastPathTests {
         for token in ["text/plain", "Text/HTML", "QUOTED-PRINTABLE", "", "x-Ünïcode", "ÀB", "İ", "charset", "UTF-8", "a\u{0}B", "ß"] {
             #expect(token.lowercasedMailToken == token.lowercased(), "\(token)")
         }
+        for (name, want) in [("UTF-8", "utf-8"), ("\"ISO-8859-1\"", "iso-8859-1"), (" utf-8 ", "utf-8"), ("", ""), ("\"", ""), (" \u{308}x", " \u{308}x")] {
+            #expect(Charset.normalized(name) == want, "\(name)")
+        }
         let parsed = MIMEHeaderValue.parse(Array("Text/Plain; CharSet=\"ISO-8859-1\"; Name*=UTF-8''a%C3%A7.txt; name=plain.txt".utf8))
         #expect(parsed.value == "text/plain")
         #expect(parsed.parameters == ["charset": "ISO-8859-1", "name": "aç.txt"])
