@@ -32,18 +32,21 @@ public struct DaemonLog: Sendable {
     public func log(_ level: Level, _ message: String, pairs fields: [(String, String)]) {
         let swiftLevel = level.swiftLevel
         var metadata: Logger.Metadata = [:]
-        // A mailbox outside any contract has no contract: the field is left out, not empty
-        // (`journalctl CARTEIRO_CONTRACT=` should match nothing of it).
-        for (key, value) in fields where !(key == "contract" && value.isEmpty) { metadata[key] = .string(value) }
+        for (key, value) in Self.kept(fields) { metadata[key] = .string(value) }
         logger.log(level: swiftLevel, "\(message)", metadata: metadata)
+    }
+
+    /// A mailbox outside any contract has no contract: the field is left out, not empty
+    /// (`journalctl CARTEIRO_CONTRACT=` should match nothing of it).
+    static func kept(_ fields: [(String, String)]) -> [(String, String)] {
+        fields.filter { !($0.0 == "contract" && $0.1.isEmpty) }
     }
 
     /// The same message for many things at once (one line each: "message handed on" for a
     /// batch). On stderr, the lines go out in one write; elsewhere one by one.
     public func log(_ level: Level, _ message: String, lines: [[(String, String)]]) {
         if let stderr = logger.handler as? StderrLogHandler {
-            let kept = lines.map { fields in fields.filter { !($0.0 == "contract" && $0.1.isEmpty) } }
-            stderr.log(level.swiftLevel, message, lines: kept)
+            stderr.log(level.swiftLevel, message, lines: lines.map(Self.kept))
             return
         }
         for fields in lines { log(level, message, pairs: fields) }

@@ -157,7 +157,7 @@ struct IMAPPoller {
         // Most polls find nothing new: they end here, without setting up the pipeline.
         if batches.isEmpty { return outcome }
         let pipeline = IngestPipeline<[UInt32]>(ingest)
-        defer { pipeline.drainAfterFailure() }
+        defer { pipeline.close() }
         var pending: PendingFetch? = try request(client, batch: batches[0], strikes: strikes, key: key)
         for (number, batch) in batches.enumerated() {
             guard let current = pending else { break }

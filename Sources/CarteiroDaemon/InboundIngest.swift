@@ -338,7 +338,7 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
 
     /// The way out of every poll (a `defer`), failed or not: waits for every queued batch, and
     /// logs what was handed on all the same if the poll failed, which its outcome cannot carry.
-    func drainAfterFailure() {
+    func close() {
         drain()
         // Nothing is staged or committed any more: the store's open directories are closed.
         ingest.store.closeDirectories()

@@ -123,7 +123,7 @@ struct POP3Poller {
         // with PIPELINING (RFC 2449) a batch's RETRs go out together: one round trip, not one a message.
         let pipelining = pending.isEmpty ? false : try client.capabilities().contains("PIPELINING")
         let pipeline = IngestPipeline<[Int]>(ingest)
-        defer { pipeline.drainAfterFailure() }
+        defer { pipeline.close() }
         // One bad message must not stop the mailbox (as for IMAP): a failed batch's messages
         // are fetched alone, and one that fails alone poll after poll is handed on as
         // unreadable. Without UIDL a message has no name across sessions, so this needs UIDL.

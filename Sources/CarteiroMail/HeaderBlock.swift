@@ -52,10 +52,11 @@ public struct HeaderBlock: Sendable {
             }
             let first = bytes[i]
             if first == 32 || first == 9 {
-                if let field = current {
-                    var folded = field.folded ?? Array(bytes[field.value])
-                    folded.append(contentsOf: bytes[i..<contentEnd])
-                    current!.folded = folded
+                if current != nil {
+                    // Appended in place: a copy per folded line would make a header of many
+                    // short folds quadratic.
+                    if current!.folded == nil { current!.folded = Array(bytes[current!.value]) }
+                    current!.folded!.append(contentsOf: bytes[i..<contentEnd])
                 } else {
                     block.isDamaged = true
                 }
@@ -101,19 +102,14 @@ public struct HeaderBlock: Sendable {
         }
     }
 
-    /// A name to look up, in lower case; the names Carteiro asks for are already.
-    static func lookupName(_ name: String) -> String {
-        name.lowercasedMailToken
-    }
-
     /// The first field of that name (case-insensitive), raw.
     public func raw(_ name: String) -> [UInt8]? {
-        let lowered = Self.lookupName(name)
+        let lowered = name.lowercasedMailToken
         return fields.first { $0.lowercasedName == lowered }?.value
     }
 
     public func all(_ name: String) -> [[UInt8]] {
-        let lowered = Self.lookupName(name)
+        let lowered = name.lowercasedMailToken
         return fields.filter { $0.lowercasedName == lowered }.map(\.value)
     }
 

@@ -70,6 +70,10 @@ struct FastPathTests {
         #expect(folded.raw("to") == Array("a@b".utf8))
         #expect(folded.raw("subject") == Array("one two \tthree".utf8))
         #expect(folded.raw("x") == [])
+        // Many short folds join in place (a copy per fold made such a header quadratic).
+        let many = Array(("Subject: start\r\n" + String(repeating: " y\r\n", count: 100_000) + "\r\n").utf8)
+        let (long, _) = HeaderBlock.parse(many[...])
+        #expect(long.raw("subject") == Array(("start" + String(repeating: " y", count: 100_000)).utf8))
     }
 
     /// The UTF-8 check agrees with Swift's own on every edge of RFC 3629 (overlong forms,
