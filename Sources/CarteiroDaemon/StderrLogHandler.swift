@@ -27,14 +27,9 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [(String, String)] = []
-        if let extra = event.metadata {
-            var merged = metadata
-            merged.merge(extra) { $1 }
-            fields = merged.map { ($0.key, "\($0.value)") }
-        } else {
-            fields = metadata.map { ($0.key, "\($0.value)") }
-        }
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        var fields = merged.map { ($0.key, "\($0.value)") }
         var line: [UInt8] = []
         line.reserveCapacity(256)
         render(event.level, "\(event.message)", fields: &fields, into: &line)
@@ -87,6 +82,8 @@ public struct StderrLogHandler: LogHandler {
         line.append(10)
     }
 
+    /// One write(2) for a line or a batch's lines, as long as stderr takes it (a pipe may take
+    /// it in parts); callers hold `lock`, so that lines of other threads never come between.
     static func writeAll(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0

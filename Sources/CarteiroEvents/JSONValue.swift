@@ -122,35 +122,33 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// The same on well-formed UTF-8 bytes.
     static func escape(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        do {
-            var runStart = 0
-            var i = 0
-            let count = bytes.count
-            while i < count {
-                // Sixteen bytes at a time (in C, SSE2) while none needs a look: none below 0x20,
-                // no '"', '\\' or DEL, and no 0xE2 (the lead byte of U+2028 and U+2029); other
-                // UTF-8 bytes pass. The byte path below sorts out what it stops at.
-                if let base = bytes.baseAddress { i += carteiro_json_plain_prefix(base + i, count - i) }
-                guard i < count else { break }
-                let byte = bytes[i]
-                if byte < 0x80 {
-                    // Most bytes need nothing: test that first.
-                    if byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte != 0x7F { i += 1; continue }
-                    if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
-                    appendEscape(of: byte, to: &out)
-                    runStart = i + 1
-                    i += 1
-                } else if byte == 0xE2, i + 2 < count, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9 {
-                    if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
-                    out.append(contentsOf: (bytes[i + 2] == 0xA8 ? "\\u2028" : "\\u2029").utf8)
-                    i += 3
-                    runStart = i
-                } else {
-                    i += 1
-                }
+        var runStart = 0
+        var i = 0
+        let count = bytes.count
+        while i < count {
+            // Sixteen bytes at a time (in C, SSE2) while none needs a look: none below 0x20,
+            // no '"', '\\' or DEL, and no 0xE2 (the lead byte of U+2028 and U+2029); other
+            // UTF-8 bytes pass. The byte path below sorts out what it stops at.
+            if let base = bytes.baseAddress { i += carteiro_json_plain_prefix(base + i, count - i) }
+            guard i < count else { break }
+            let byte = bytes[i]
+            if byte < 0x80 {
+                // The scan stops only at bytes to escape; checked again, so that this loop is right on its own.
+                if byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte != 0x7F { i += 1; continue }
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+                appendEscape(of: byte, to: &out)
+                runStart = i + 1
+                i += 1
+            } else if byte == 0xE2, i + 2 < count, bytes[i + 1] == 0x80, bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9 {
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i])) }
+                out.append(contentsOf: (bytes[i + 2] == 0xA8 ? "\\u2028" : "\\u2029").utf8)
+                i += 3
+                runStart = i
+            } else {
+                i += 1
             }
-            if runStart < count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<count])) }
         }
+        if runStart < count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<count])) }
         out.append(UInt8(ascii: "\""))
     }
 }
