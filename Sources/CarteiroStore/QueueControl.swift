@@ -97,7 +97,11 @@ public struct QueueControl: Sendable {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".request") }.sorted()
         return names.compactMap { file in
             let name = String(file.dropLast(".request".count))
-            guard case .success(let bytes) = RegularFile.read(directory + "/" + file, limit: 4096),
+            let read = RegularFile.read(directory + "/" + file, limit: 4096)
+            // Gone since the listing: answered meanwhile (a poll the daemon was running for it
+            // finished). Answering it as unreadable would overwrite that answer.
+            if case .failure(.missing) = read { return nil }
+            guard case .success(let bytes) = read,
                   let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
                   let command = (object["command"] as? String).flatMap(QueueCommand.init(rawValue:)), let id = object["id"] as? String else {
                 respond(to: name, QueueCommand.Answer(done: false, message: "the request could not be read"))

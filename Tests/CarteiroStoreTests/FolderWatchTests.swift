@@ -75,3 +75,22 @@ struct FolderWatchTests {
         #expect(missing)
     }
 }
+
+/// The control folder's requests: one that is gone by the time it is read (answered meanwhile
+/// by the daemon, which removes a request once its answer is written) is skipped, never answered
+/// as unreadable over the real answer; one that is there but not a request is answered as such.
+struct ControlRequestTests {
+    @Test func aRequestGoneSinceTheListingIsNotAnsweredAgain() throws {
+        let state = try TemporaryDirectory()
+        let control = QueueControl(stateDirectory: state.path)
+        try FileManager.default.createDirectory(atPath: control.directory, withIntermediateDirectories: true)
+        // Listed, then gone: a name whose file no longer resolves.
+        try FileManager.default.createSymbolicLink(atPath: control.directory + "/gone.request", withDestinationPath: control.directory + "/nowhere")
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: control.directory + "/broken.request"))
+        let name = try control.send(.retry, id: "abc")
+        let pending = control.pending()
+        #expect(pending.map(\.name) == [name])
+        #expect(!FileManager.default.fileExists(atPath: control.directory + "/gone.answer"))
+        #expect(control.answer(to: "broken", timeout: .seconds(1))?.message == "the request could not be read")
+    }
+}
