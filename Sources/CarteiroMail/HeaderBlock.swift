@@ -63,8 +63,8 @@ public struct HeaderBlock: Sendable {
             } else if let colon = bytes[i..<contentEnd].firstIndex(of: UInt8(ascii: ":")),
                       colon > i, bytes[i..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
                 flush()
-                let name = bytes[i..<colon]
-                current = (String(decoding: name, as: UTF8.self), Self.lowercasedASCII(name), (colon + 1)..<contentEnd, nil)
+                let name = String(decoding: bytes[i..<colon], as: UTF8.self)
+                current = (name, name.lowercasedMailToken, (colon + 1)..<contentEnd, nil)
             } else if block.fields.isEmpty && current == nil && (bytes[i..<contentEnd].starts(with: "From ".utf8)) {
                 // An mbox "From " line before the header: not part of the message.
             } else {
@@ -87,19 +87,6 @@ public struct HeaderBlock: Sendable {
         while start < end, value[start] == 32 || value[start] == 9 { start += 1 }
         while end > start, value[end - 1] == 32 || value[end - 1] == 9 || value[end - 1] == 13 { end -= 1 }
         return Array(value[start..<end])
-    }
-
-    /// A field name (printable ASCII, checked by `parse`) in lower case, byte by byte: the
-    /// Unicode-aware `lowercased()` showed in profiles, once per field.
-    static func lowercasedASCII(_ name: ArraySlice<UInt8>) -> String {
-        String(unsafeUninitializedCapacity: name.count) { out in
-            var count = 0
-            for byte in name {
-                out[count] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                count += 1
-            }
-            return count
-        }
     }
 
     /// The first field of that name (case-insensitive), raw.

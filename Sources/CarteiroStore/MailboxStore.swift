@@ -225,7 +225,7 @@ public final class MailboxStore {
         // and a later fetch of the same message (after a crash before the commit) finds the
         // name taken and writes beside, to be renamed over it.
         try makeDirectories(for: [rawFinal])
-        if try DurableFiles.writeNew(raw, at: handles.place(rawFinal)) {
+        if try DurableFiles.writeNew(raw, at: place(rawFinal)) {
             written.append(rawFinal)
         } else {
             let rawTemp = staging + "/\(token).eml"
@@ -237,7 +237,7 @@ public final class MailboxStore {
             let final = directory.root + "/attachments/\(attachment.sha256.prefix(2))/\(attachment.sha256)"
             if renames.contains(where: { $0.1 == final }) || shared.contains(final) { continue }
             try makeDirectories(for: [final])
-            switch try Self.placeAttachment(attachment.data, at: handles.place(final, in: directory.attachments)) {
+            switch try Self.placeAttachment(attachment.data, at: place(final)) {
             // Reused too: a file left by a batch that never committed was never made durable.
             case .written, .reused: shared.append(final)
             case .differs:
@@ -248,7 +248,7 @@ public final class MailboxStore {
         }
         let fileName = StateDirectory.eventFileName(id)
         let eventTemp = directory.pendingEvents + "/" + fileName
-        try DurableFiles.writeUnsynced(event, at: handles.place(eventTemp), stamp: stamp ?? reserveStamps(1))
+        try DurableFiles.writeUnsynced(event, at: place(eventTemp), stamp: stamp ?? reserveStamps(1))
         // The event last: when the desk sees it, its raw message and attachments are in place.
         renames.append((eventTemp, directory.spool + "/" + fileName))
         return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written, shared: shared)
