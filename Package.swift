@@ -4,7 +4,8 @@ import PackageDescription
 // Layout (see README "Code map"):
 //   CCurl, CSystemd      system libraries (pkg-config)
 //   CCurlShim            typed C wrappers for libcurl's variadic calls
-//   CarteiroConfig       the configuration language, schema, model, validation: no network, no C
+//   CarteiroConfig       the configuration language, schema, model, validation, plain-file reads: no network
+//   CFileSync            syncfs(2) and openat2(2), which Swift's Glibc module does not export
 //   CarteiroMail         protocol and message formats (IMAP syntax, MIME, RFC 2047 …): pure, no I/O
 //   CarteiroEvents       messages become request events: classification, threading, JSON
 //   CarteiroOutbound     submissions become messages: resolution, templates (Mustache), building
@@ -43,7 +44,7 @@ let package = Package(
         ),
         // libssl: idle connections' TLS buffers are released through OpenSSL (SSL_MODE_RELEASE_BUFFERS).
         .target(name: "CCurlShim", dependencies: ["CCurl"], linkerSettings: [.linkedLibrary("ssl")]),
-        .target(name: "CarteiroConfig"),
+        .target(name: "CarteiroConfig", dependencies: ["CFileSync"]),
         .target(name: "CByteSearch"),
         .target(name: "CarteiroMail", dependencies: ["CByteSearch"]),
         .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto", "CByteSearch"]),

@@ -92,8 +92,9 @@ public final class EventForwarder: @unchecked Sendable {
         var changed = false
         message["attachments"] = attachments.map { attachment -> [String: Any] in
             guard let path = attachment["path"] as? String, let size = attachment["size"] as? Int, size <= left,
-                  !path.contains(".."), path.hasPrefix("attachments/"),
-                  case .success(let bytes) = RegularFile.read(settings.stateDirectory + "/" + path, limit: size) else { return attachment }
+                  path.hasPrefix("attachments/"),
+                  case .success(let bytes) = RegularFile.read(beneath: settings.stateDirectory, path: path, limit: size,
+                                                              requirements: .init(singleLink: true, owner: geteuid())) else { return attachment }
             left -= size
             changed = true
             var inline = attachment
@@ -125,12 +126,22 @@ public final class EventForwarder: @unchecked Sendable {
         }
     }
 
-    /// The spool's events by mailbox (the file name up to the first `+`), oldest first.
-    func lanes() -> [String: [String]] {
+    /// The largest event read from the spool: far above any event Carteiro writes (bodies are
+    /// bounded by `max_message_size`), so only a planted file reaches it.
+    static let maximumEventSize = 256 << 20
+
+    /// The spool's events by mailbox (the file name up to the first `+`), oldest first. The
+    /// desk's group can write into the spool: an entry that is not a regular file of this
+    /// service's with one name (a symbolic link to a secret, a hard link, a FIFO, a member's
+    /// own file) is refused, reported once with its path, and removed; it is never read.
+    func lanes(_ folder: SharedFolder) -> [String: [String]] {
         var lanes: [String: [(name: String, modified: timespec)]] = [:]
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
-            var info = stat()
-            guard stat(spool + "/" + name, &info) == 0 else { continue }
+        for name in folder.names() where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            guard let info = folder.status(name) else { continue }
+            if let problem = SharedFolder.refusal(info, requirements: Self.eventRequirements) {
+                refuse(name, in: folder, problem)
+                continue
+            }
             let lane = String(name.prefix { $0 != "+" })
             lanes[lane, default: []].append((name, info.st_mtim))
         }
@@ -143,15 +154,31 @@ public final class EventForwarder: @unchecked Sendable {
         }
     }
 
+    /// Events are written by this service alone: its own, with one name.
+    static var eventRequirements: RegularFile.Requirements { .init(singleLink: true, owner: geteuid()) }
+
+    func refuse(_ name: String, in folder: SharedFolder, _ problem: RegularFile.Problem) {
+        folder.remove(name)
+        log.log(.warning, "shared folder entry refused", RefusedEntry(path: folder.path(name), reason: problem.description, action: "removed unread").fields)
+    }
+
     func deliverRound() {
         let now = ContinuousClock.now
-        for (lane, files) in lanes().sorted(by: { $0.key < $1.key }) {
+        guard let folder = try? SharedFolder(spool) else { return }
+        for (lane, files) in lanes(folder).sorted(by: { $0.key < $1.key }) {
             if let wait = backoff[lane], wait.until > now { continue }
             for name in files {
                 guard !stopping.isRaised else { return }
-                let path = spool + "/" + name
-                guard let body = FileManager.default.contents(atPath: path) else { continue }
-                let payload = payload([UInt8](body))
+                let body: [UInt8]
+                switch folder.read(name, limit: Self.maximumEventSize, requirements: Self.eventRequirements) {
+                case .success(let bytes): body = bytes
+                case .failure(.missing): continue // taken by the desk meanwhile
+                case .failure(let problem):
+                    // Swapped since the listing: checked again on what was opened.
+                    refuse(name, in: folder, problem)
+                    continue
+                }
+                let payload = payload(body)
                 var headers: [String] = []
                 if let secret = settings.secret {
                     headers.append("Carteiro-Signature: " + Self.signature(body: payload, secret: secret, time: Int64(Date().timeIntervalSince1970)))
@@ -159,7 +186,7 @@ public final class EventForwarder: @unchecked Sendable {
                 if let token = settings.token { headers.append("Authorization: Bearer \(token.value)") }
                 let outcome = HTTPPost.send(payload, to: url, timeout: settings.timeout, tls: settings.tls, headers: headers)
                 if case .status(let code) = outcome, (200..<300).contains(code) {
-                    unlink(path)
+                    folder.remove(name)
                     if backoff.removeValue(forKey: lane) != nil {
                         log.log(.notice, "webhook accepts events again", ["mailbox": lane])
                     }

@@ -9,7 +9,10 @@ extension OutboundService {
     @discardableResult
     func answerControlRequests() -> Int {
         dispatchPrecondition(condition: .onQueue(watcher))
-        let pending = control.pending()
+        let (pending, refused) = control.pending()
+        for entry in refused {
+            log.log(.warning, "shared folder entry refused", entry.fields)
+        }
         for request in pending where !requestsInFlight.contains(request.name) {
             let control = self.control
             if request.command == .poll {

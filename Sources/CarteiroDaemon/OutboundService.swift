@@ -35,6 +35,10 @@ public final class OutboundService: @unchecked Sendable {
     public var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
     /// Control requests handed to a lane and not answered yet (on `watcher`).
     var requestsInFlight: Set<String> = []
+    /// When control/ was last swept of stale answers (on `watcher`).
+    var lastSweep: Int64 = 0
+    /// `outbox/rejected/`, as opened by the last scan (on `watcher`).
+    var rejectedFolder: SharedFolder?
 
     /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`).
     public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil,
@@ -49,7 +53,7 @@ public final class OutboundService: @unchecked Sendable {
         let passwords = try Self.passwords(configuration, environment: environment)
         do {
             try directory.prepare(mailboxes: [])
-            try DurableFiles.makeDirectory(outbox + "/.taken")
+            _ = try SharedFolder(outbox).ownFolder(".taken") { log.log(.warning, "shared folder entry refused", $0.fields) }
             resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: try directory.threadingSecret()),
                                           hostname: OutboundService.hostname(configuration))
         } catch {
@@ -230,6 +234,13 @@ public final class OutboundService: @unchecked Sendable {
     /// each folder is listed only when its `stat` says it changed (and every 25 ticks whatever it
     /// says), so that an idle daemon does not list two folders 300 times a minute.
     func tick() {
+        // Answers nobody collected (a command killed while it waited), once a minute.
+        let now = Int64(time(nil))
+        if now - lastSweep >= 60 {
+            lastSweep = now
+            let swept = control.sweep(now: now)
+            if swept > 0 { log.log(.info, "uncollected control answers removed", ["count": String(swept)]) }
+        }
         let controlStamp = DirectoryStamp(control.directory)
         if controlWatch.shouldList(controlStamp) {
             controlWatch.listed(controlStamp, quiet: answerControlRequests() == 0)
@@ -249,15 +260,29 @@ public final class OutboundService: @unchecked Sendable {
     /// Takes up to `batchSize` submissions; returns how many it dealt with.
     @discardableResult
     func scanOutbox() -> Int {
+        // The group writes into the outbox: every entry is reached by its name in the folders'
+        // descriptors, and `.taken` and `rejected/` must be this service's own folders (see
+        // `SharedFolder`).
+        let report: (RefusedEntry) -> Void = { [log] in log.log(.warning, "shared folder entry refused", $0.fields) }
+        let folders: (outbox: SharedFolder, taken: SharedFolder, rejected: SharedFolder)
+        do {
+            let outboxFolder = try SharedFolder(outbox)
+            folders = (outboxFolder, try outboxFolder.ownFolder(".taken", report: report),
+                       try outboxFolder.ownFolder("rejected", mode: StateDirectory.Modes.shared, report: report))
+        } catch {
+            log.log(.error, "cannot take submissions", ["reason": error.description])
+            return 0
+        }
+        self.rejectedFolder = folders.rejected
         // Submissions taken before a crash come first: queued already (their ids are in a
         // lane), or not.
-        let taken = outbox + "/.taken"
-        var paths = ((try? FileManager.default.contentsOfDirectory(atPath: taken)) ?? []).sorted().map { (taken + "/" + $0, $0) }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
+        var paths = folders.taken.names().filter { !$0.hasPrefix(".") }.sorted().map { (folders.taken.path($0), $0) }
+        let names = folders.outbox.names().filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted()
         for name in names where paths.count < Self.batchSize {
-            // Taking a submission is one rename: it is then ours, and it is not read twice.
-            guard rename(outbox + "/" + name, taken + "/" + name) == 0 else { continue }
-            paths.append((taken + "/" + name, name))
+            // Taking a submission is one rename (of the entry itself: a link moves as a link):
+            // it is then ours, and it is not read twice.
+            guard folders.outbox.move(name, to: folders.taken, as: name) else { continue }
+            paths.append((folders.taken.path(name), name))
         }
         guard !paths.isEmpty else { return 0 }
         let existing = queue.allIDs()
@@ -269,21 +294,25 @@ public final class OutboundService: @unchecked Sendable {
         var handled = 0
         for (path, name) in paths {
             let data: Data
-            switch RegularFile.read(path, limit: Self.maximumSubmissionSize) {
+            switch folders.taken.read(name, limit: Self.maximumSubmissionSize) {
             case .success(let bytes):
                 data = Data(bytes)
             case .failure(let problem):
-                // A FIFO, a device, a directory, an unreadable or oversized file: never read
-                // (a FIFO would block every submission behind it), set aside with the reason.
+                // A link, a hard link, a FIFO, a device, a directory, an unreadable or oversized
+                // file: never read (a link could lead to the service's secrets, a FIFO would
+                // block every submission behind it), set aside with the reason.
                 let hint = problem == .notPermitted ? " (make it readable by the state directory's group: chmod 640; `carteiro send` does)" : ""
-                reject(path: path, name: name, reason: "the submission \(problem)\(hint)")
+                if QueueControl.isPlanted(problem) {
+                    report(RefusedEntry(path: path, reason: problem.description, action: "moved unread to \(folders.rejected.path(name))"))
+                }
+                reject(name: name, from: folders.taken, reason: "the submission \(problem)\(hint)")
                 handled += 1
                 continue
             }
             let id = Self.queueID(name: String(name.dropLast(5)), content: [UInt8](data))
             if existing.contains(id) {
                 // Queued before a crash that came between queuing and removing the submission.
-                unlink(path)
+                folders.taken.remove(name)
                 handled += 1
                 continue
             }
@@ -300,24 +329,24 @@ public final class OutboundService: @unchecked Sendable {
             let (data, id) = inputs[index]
             resolved.set(index, Submission.decode(data).flatMap { resolver.resolve($0, queueID: id, attachmentsDirectory: outbox) })
         }
-        for (index, (path, name, _, id)) in pending.enumerated() {
+        for (index, (_, name, _, id)) in pending.enumerated() {
             guard let result = resolved.get(index) else { continue }
             handled += 1
             switch result {
             case .success(let messages):
                 items.append((id, messages))
-                done.append(path)
+                done.append(name)
                 for message in messages where message.resolution.reason == .contractFallback {
                     log.log(.notice, "contract has no outbound mailbox; using the system's", ["contract": message.contract ?? "", "mailbox": message.mailbox])
                 }
             case .failure(let rejection):
-                reject(path: path, name: name, reason: rejection.description)
+                reject(name: name, from: folders.taken, reason: rejection.description)
             }
         }
         do {
             // Durable first; only then are the submissions removed.
             try Self.enqueue(items, queue: queue, except: existing)
-            for path in done { unlink(path) }
+            for name in done { folders.taken.remove(name) }
             let touched = Set(items.flatMap { $0.messages.map(\.mailbox) })
             for lane in lanes where touched.contains(lane.mailbox.name) { lane.kick() }
             for item in items {
@@ -334,13 +363,18 @@ public final class OutboundService: @unchecked Sendable {
     // Inline attachments (base64) up to max_attachment_size's 25 MB default fit.
     static let maximumSubmissionSize = 48 << 20
 
-    /// Moves a taken submission to `outbox/rejected/` with `NAME.reason` beside it.
-    func reject(path: String, name: String, reason: String) {
-        let rejected = outbox + "/rejected/" + name
-        try? DurableFiles.writeSynced(Array((reason + "\n").utf8), to: rejected + ".reason")
-        if rename(path, rejected) != 0 {
-            // A directory in the way, say: the entry must not stay taken (and retried) forever.
-            unlink(path)
+    /// Moves a taken submission to `outbox/rejected/` with `NAME.reason` beside it. The reason
+    /// is written under a fresh name and renamed over `NAME.reason`: a link planted there is
+    /// replaced, never written through.
+    func reject(name: String, from taken: SharedFolder, reason: String) {
+        if let rejected = rejectedFolder {
+            try? rejected.replace(name + ".reason", with: Array((reason + "\n").utf8), group: rejected.group)
+            if !taken.move(name, to: rejected, as: name) {
+                // A directory in the way, say: the entry must not stay taken (and retried) forever.
+                taken.remove(name)
+            }
+        } else {
+            taken.remove(name)
         }
         log.log(.error, "submission rejected", ["submission": name, "reason": reason])
     }
@@ -421,13 +455,11 @@ public final class OutboundService: @unchecked Sendable {
                     }
                     return .success((id, messages, .queued))
                 }
-                let temporary = directory.outbox + "/." + name + ".tmp"
-                try DurableFiles.writeSynced(content, to: temporary)
-                // The outbox's group (the daemon's), even where the directory is not setgid.
-                var info = stat()
-                if stat(directory.outbox, &info) == 0 { _ = chown(temporary, uid_t.max, info.st_gid) }
-                try DurableFiles.rename(temporary, directory.outbox + "/" + name + ".json")
-                try DurableFiles.syncDirectory(directory.outbox)
+                // Under a fresh temporary name (O_EXCL), in the outbox's group (the daemon's,
+                // even where the directory is not setgid), then renamed into place.
+                let outbox = try SharedFolder(directory.outbox)
+                try outbox.replace(name + ".json", with: content, group: outbox.group)
+                try outbox.sync()
             } catch {
                 return .failure(SubmissionRejection("cannot queue: \(error.description)"))
             }

@@ -45,6 +45,8 @@ final class SMTPLane: @unchecked Sendable {
     private var latestCounts: (queued: Int, deferred: Int)?
     /// Sent lately, for the mailbox's sending limits (read once, kept up to date).
     lazy var ledger = RateLedger(path: queue.root + "/" + mailbox.name + "/.rate")
+    /// Whether the ledger's entries from the future were reported (once per lane).
+    var futureReported = false
     /// Held back by a sending limit until then (0: not held).
     var throttledUntil: Int64 = 0
     /// Recipients the server refused (4xx or 5xx) since the lane started: `run --once` exits 1.
@@ -146,7 +148,15 @@ final class SMTPLane: @unchecked Sendable {
             }
             if limited {
                 let recipients = item.recipients.filter { $0.state == .pending }.count
-                if let until = ledger.wait(now: Int64(Date().timeIntervalSince1970), recipients: recipients,
+                let clock = Int64(Date().timeIntervalSince1970)
+                let ahead = ledger.future(now: clock)
+                if !ahead.isEmpty && !futureReported {
+                    futureReported = true
+                    log.log(.warning, "sending ledger has entries in the future; ignored", [
+                        "mailbox": mailbox.name, "entries": String(ahead.count), "latest": String(ahead.map(\.time).max() ?? 0),
+                        "now": String(clock), "path": ledger.path])
+                }
+                if let until = ledger.wait(now: clock, recipients: recipients,
                                            perMinute: mailbox.maxMessagesPerMinute, perDay: mailbox.maxRecipientsPerDay) {
                     // Over a sending limit: the rest wait their turn, without an attempt counted.
                     throttledUntil = until

@@ -265,10 +265,10 @@ public struct SubmissionResolver: Sendable {
                 guard encoded.utf8.count <= (limit / 3 + 1) * 4 + encoded.utf8.count / 38 + 16 else {
                     throw SubmissionRejection("the attachments are larger than max_attachment_size (\(limit / 1024) KB) of mailbox \"\(mailbox.name)\"")
                 }
-                guard let data = Data(base64Encoded: encoded, options: .ignoreUnknownCharacters) else {
-                    throw SubmissionRejection("\(field): content_base64 is not base64")
+                switch StrictBase64.decode(encoded) {
+                case .success(let data): bytes = data
+                case .failure(let reason): throw SubmissionRejection("\(field): content_base64 is not standard base64: it \(reason)")
                 }
-                bytes = [UInt8](data)
             case (let path?, nil):
                 guard let directory else {
                     throw SubmissionRejection("\(field): a path is read from the outbox only; give content_base64 (carteiro send --attach FILE does)")
@@ -286,24 +286,15 @@ public struct SubmissionResolver: Sendable {
         return files
     }
 
-    /// A file by a relative path inside `directory`: the real path (symbolic links resolved)
-    /// must stay inside it, so a link cannot hand the daemon's own files to a recipient.
+    /// A file by a relative path inside `directory`, opened beneath it with no symbolic link
+    /// anywhere on the way and checked on the opened descriptor (a plain file with one name):
+    /// the desk's group writes into the outbox, and a path checked first and opened later could
+    /// be swapped for a link to the service's own files in between.
     static func read(_ path: String, inside directory: String, field: String, limit: Int) throws -> [UInt8] {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard !path.hasPrefix("/"), !parts.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-            throw SubmissionRejection("\(field): the path must be relative to the outbox, without `..`")
-        }
-        guard let base = realpath(directory, nil) else { throw SubmissionRejection("\(field): the outbox cannot be resolved") }
-        let root = String(cString: base)
-        free(base)
-        guard let resolved = realpath(directory + "/" + path, nil) else {
-            throw SubmissionRejection("\(field): \(path) \(errno == EACCES ? "cannot be read (permission denied)" : "does not exist in the outbox")")
-        }
-        let real = String(cString: resolved)
-        free(resolved)
-        guard real.hasPrefix(root + "/") else { throw SubmissionRejection("\(field): \(path) leads outside the outbox") }
-        switch RegularFile.read(real, limit: max(limit, 0)) {
+        switch RegularFile.read(beneath: directory, path: path, limit: max(limit, 0)) {
         case .success(let bytes): return bytes
+        case .failure(.outside): throw SubmissionRejection("\(field): the path must be relative to the outbox, without `..`")
+        case .failure(.missing): throw SubmissionRejection("\(field): \(path) does not exist in the outbox")
         case .failure(.tooLarge): throw SubmissionRejection("the attachments hold more than max_attachment_size of the mailbox (\(path))")
         case .failure(let problem): throw SubmissionRejection("\(field): \(path) \(problem)")
         }

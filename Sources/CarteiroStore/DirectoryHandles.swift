@@ -36,12 +36,20 @@ final class DirectoryHandles: @unchecked Sendable {
         return .init(directory: fd, name: name, path: path)
     }
 
+    /// Each directory is opened without following a link at its own name (`.pending` sits in
+    /// the spool, which the desk's group can write) and must be this user's: one that is not
+    /// fails closed (`-1`, which every operation on it refuses) rather than be reached by path.
     private func descriptor(_ directory: String) -> Int32? {
         lock.lock()
         defer { lock.unlock() }
         if let fd = open[directory] { return fd }
-        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ELOOP || errno == ENOTDIR ? -1 : nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_uid == geteuid() else {
+            close(fd)
+            return -1
+        }
         open[directory] = fd
         return fd
     }
@@ -53,7 +61,7 @@ final class DirectoryHandles: @unchecked Sendable {
         defer { lock.unlock() }
         for (path, fd) in open {
             var byPath = stat(), byDescriptor = stat()
-            if stat(path, &byPath) == 0, fstat(fd, &byDescriptor) == 0,
+            if lstat(path, &byPath) == 0, fstat(fd, &byDescriptor) == 0,
                byPath.st_dev == byDescriptor.st_dev, byPath.st_ino == byDescriptor.st_ino { continue }
             open[path] = nil
             retired.append(fd)

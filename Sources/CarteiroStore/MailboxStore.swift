@@ -189,7 +189,7 @@ public final class MailboxStore {
             let renames = (intent["renames"] as? [[String]] ?? []).filter { $0.count == 2 }
             try makeDirectories(for: renames.map { $0[1] })
             for pair in renames where DurableFiles.exists(pair[0]) {
-                try DurableFiles.rename(pair[0], pair[1])
+                try DurableFiles.rename(place(pair[0]), place(pair[1]))
             }
             try syncDirectories(of: renames.map { $0[1] })
             if let keys = intent["keys"] as? [String] { try appendKeys(keys) }
@@ -202,9 +202,11 @@ public final class MailboxStore {
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [] {
             try? FileManager.default.removeItem(atPath: staging + "/" + entry)
         }
+        // `.pending` lies in the spool, which the desk's group can write: its entries are
+        // removed by name in the folder's own descriptor, never through a path.
         let prefix = name + "+"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory.pendingEvents)) ?? [] where entry.hasPrefix(prefix) {
-            try? FileManager.default.removeItem(atPath: directory.pendingEvents + "/" + entry)
+        if let pending = try? SharedFolder(directory.spool).ownFolder(".pending", report: { _ in }) {
+            for entry in pending.names() where entry.hasPrefix(prefix) { pending.remove(entry) }
         }
     }
 
@@ -279,7 +281,10 @@ public final class MailboxStore {
 
     /// Removes the temporary files of a staged message that will not be committed (a duplicate).
     public func discard(_ message: StagedMessage) {
-        for pair in message.renames { unlink(pair.from) }
+        for pair in message.renames {
+            let from = place(pair.from)
+            unlinkat(from.directory, from.name, 0)
+        }
         for path in message.written { unlink(path) }
         // `shared` stays: another message may point at it; unreferenced, the clean-up ages it out.
     }
@@ -387,7 +392,13 @@ public final class MailboxStore {
     }
 
     /// Before a batch is built: the directories open for the poll still are the ones at their paths.
-    public func revalidateDirectories() { handles.revalidate() }
+    /// `.pending` is made anew if something else took its place (returned, for the caller to report).
+    @discardableResult
+    public func revalidateDirectories() -> [RefusedEntry] {
+        let refused = directory.securePending()
+        handles.revalidate()
+        return refused
+    }
 
     /// After the poll's last batch (nothing staged or committing any more): the directories'
     /// descriptors are closed, so that a mailbox between polls holds none.

@@ -70,10 +70,10 @@ public struct QueueControl: Sendable {
     /// Writes a request (temporary name, then rename); returns its name.
     public func send(_ command: QueueCommand, id: String) throws(DurableFiles.Failure) -> String {
         try DurableFiles.makeDirectory(directory)
+        let folder = try SharedFolder(directory)
         let name = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let body = JSONText.render(.object([("command", .string(command.rawValue)), ("id", .string(id))]))
-        try DurableFiles.writeSynced(body, to: directory + "/." + name + ".tmp")
-        try DurableFiles.rename(directory + "/." + name + ".tmp", directory + "/" + name + ".request")
+        try folder.replace(name + ".request", with: body)
         return name
     }
 
@@ -81,10 +81,11 @@ public struct QueueControl: Sendable {
     /// and is applied when the daemon gets to it).
     public func answer(to name: String, timeout: Duration) -> QueueCommand.Answer? {
         let deadline = ContinuousClock.now + timeout
-        let path = directory + "/" + name + ".answer"
+        guard let folder = try? SharedFolder(directory) else { return nil }
         while ContinuousClock.now < deadline {
-            if let data = DurableFiles.read(path), let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
-                unlink(path)
+            if case .success(let data) = folder.read(name + ".answer", limit: Self.maximumSize),
+               let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
+                folder.remove(name + ".answer")
                 return QueueCommand.Answer(done: object["done"] as? Bool ?? false, message: object["message"] as? String ?? "")
             }
             usleep(50_000)
@@ -92,31 +93,76 @@ public struct QueueControl: Sendable {
         return nil
     }
 
-    /// The waiting requests, oldest name first; unreadable ones are answered as such.
-    public func pending() -> [Request] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".request") }.sorted()
-        return names.compactMap { file in
+    /// A request or an answer is a few hundred bytes.
+    static let maximumSize = 4096
+
+    /// The waiting requests, oldest name first; unreadable ones are answered as such. Entries
+    /// that are not plain files with one name (a link, a FIFO, a device) are removed unread
+    /// and returned in `refused`, for the caller to report.
+    public func pending() -> (requests: [Request], refused: [RefusedEntry]) {
+        guard let folder = try? SharedFolder(directory) else { return ([], []) }
+        var refused: [RefusedEntry] = []
+        let names = folder.names().filter { $0.hasSuffix(".request") && !$0.hasPrefix(".") }.sorted()
+        let requests: [Request] = names.compactMap { file in
             let name = String(file.dropLast(".request".count))
-            let read = RegularFile.read(directory + "/" + file, limit: 4096)
+            let read = folder.read(file, limit: Self.maximumSize)
+            switch read {
             // Gone since the listing: answered meanwhile (a poll the daemon was running for it
             // finished). Answering it as unreadable would overwrite that answer.
-            if case .failure(.missing) = read { return nil }
+            case .failure(.missing): return nil
+            case .failure(let problem) where Self.isPlanted(problem):
+                folder.remove(file)
+                refused.append(RefusedEntry(path: folder.path(file), reason: problem.description, action: "removed unread"))
+                return nil
+            default: break
+            }
             guard case .success(let bytes) = read,
                   let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
                   let command = (object["command"] as? String).flatMap(QueueCommand.init(rawValue:)), let id = object["id"] as? String else {
-                respond(to: name, QueueCommand.Answer(done: false, message: "the request could not be read"))
+                respond(to: name, QueueCommand.Answer(done: false, message: "the request could not be read"), in: folder)
                 return nil
             }
             return Request(name: name, command: command, id: id)
         }
+        return (requests, refused)
     }
 
-    /// Writes the answer and removes the request.
+    /// What no request of the desk's is: a link, a hard link, a FIFO, a device, a socket.
+    public static func isPlanted(_ problem: RegularFile.Problem) -> Bool {
+        switch problem {
+        case .symbolicLink, .hardLink, .notRegular: true
+        default: false
+        }
+    }
+
+    /// Writes the answer and removes the request. The answer is written under a fresh name
+    /// (`O_EXCL`) and renamed over `NAME.answer`: a link planted at either name is replaced,
+    /// never written through.
     public func respond(to name: String, _ answer: QueueCommand.Answer) {
+        guard let folder = try? SharedFolder(directory) else { return }
+        respond(to: name, answer, in: folder)
+    }
+
+    func respond(to name: String, _ answer: QueueCommand.Answer, in folder: SharedFolder) {
         let body = JSONText.render(.object([("done", .bool(answer.done)), ("message", .string(answer.message))]))
-        try? DurableFiles.writeSynced(body, to: directory + "/." + name + ".answer.tmp")
-        _ = try? DurableFiles.rename(directory + "/." + name + ".answer.tmp", directory + "/" + name + ".answer")
-        unlink(directory + "/" + name + ".request")
+        try? folder.replace(name + ".answer", with: body)
+        folder.remove(name + ".request")
+    }
+
+    /// How long an answer waits for its command to collect it (the command waits 30 s).
+    public static let answerLifetime: Int64 = 600
+
+    /// Removes answers nobody collected and temporary files nobody finished, older than
+    /// `answerLifetime`; returns how many.
+    @discardableResult
+    public func sweep(now: Int64 = Int64(time(nil))) -> Int {
+        guard let folder = try? SharedFolder(directory) else { return 0 }
+        var removed = 0
+        for name in folder.names() where name.hasSuffix(".answer") || (name.hasPrefix(".") && name.hasSuffix(".tmp")) {
+            guard let info = folder.status(name), Int64(info.st_mtim.tv_sec) < now - Self.answerLifetime else { continue }
+            if folder.remove(name) { removed += 1 }
+        }
+        return removed
     }
 }
 

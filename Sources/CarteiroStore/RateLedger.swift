@@ -17,9 +17,22 @@ public struct RateLedger: Sendable {
         }
     }
 
-    /// nil when a message to `recipients` may go now; else when it may.
+    /// How far ahead of the clock an entry may be and still count: clocks of one machine
+    /// disagree by less (an NTP step), while an entry from a clock that ran fast, then was set
+    /// right (or a line written by hand), would otherwise hold the lane until that time comes.
+    public static let allowedSkew: Int64 = 300
+
+    /// The entries dated more than `allowedSkew` after `now`: never counted (see `wait`), dropped
+    /// at the next `record`; for the lane to report once.
+    public func future(now: Int64) -> [(time: Int64, recipients: Int)] {
+        entries.filter { $0.time > now + Self.allowedSkew }
+    }
+
+    /// nil when a message to `recipients` may go now; else when it may. Entries from the
+    /// future beyond `allowedSkew` are not counted.
     public func wait(now: Int64, recipients: Int, perMinute: Int?, perDay: Int?) -> Int64? {
         var until: Int64?
+        let entries = self.entries.filter { $0.time <= now + Self.allowedSkew }
         if let perMinute {
             let recent = entries.filter { $0.time > now - 60 }
             if recent.count >= perMinute, let oldest = recent.dropLast(perMinute - 1).last {
@@ -43,7 +56,7 @@ public struct RateLedger: Sendable {
     }
 
     public mutating func record(now: Int64, recipients: Int) throws(DurableFiles.Failure) {
-        entries = entries.filter { $0.time > now - 86_400 }
+        entries = entries.filter { $0.time > now - 86_400 && $0.time <= now + Self.allowedSkew }
         entries.append((now, recipients))
         let text = entries.map { "\($0.time) \($0.recipients)\n" }.joined()
         try DurableFiles.replace(path, with: Array(text.utf8))

@@ -37,16 +37,33 @@ public struct StateDirectory: Sendable {
     public var outbox: String { root + "/outbox" }
     public var control: String { root + "/control" }
 
-    public func prepare(mailboxes: [String]) throws(DurableFiles.Failure) {
+    /// Makes the directories. The service's own folders inside shared ones (`.pending` in the
+    /// spool, `rejected` in the outbox) are taken only if they are its own folders: a link or
+    /// anything else a member put at their name is moved aside and returned, for the caller to
+    /// report.
+    @discardableResult
+    public func prepare(mailboxes: [String]) throws(DurableFiles.Failure) -> [RefusedEntry] {
+        var refused: [RefusedEntry] = []
         try DurableFiles.makeDirectory(root, mode: Modes.root)
         try DurableFiles.makeDirectory(spool, mode: Modes.shared)
-        try DurableFiles.makeDirectory(pendingEvents)
+        _ = try SharedFolder(spool).ownFolder(".pending") { refused.append($0) }
         try DurableFiles.makeDirectory(raw, mode: Modes.readable)
         try DurableFiles.makeDirectory(attachments, mode: Modes.readable)
         try DurableFiles.makeDirectory(outbox, mode: Modes.shared)
+        _ = try SharedFolder(outbox).ownFolder("rejected", mode: Modes.shared) { refused.append($0) }
         try DurableFiles.makeDirectory(outbox + "/rejected", mode: Modes.shared)
         try DurableFiles.makeDirectory(control, mode: Modes.shared)
         for name in mailboxes { try DurableFiles.makeDirectory(mailbox(name)) }
+        return refused
+    }
+
+    /// Before each batch of a poll: `.pending` in the spool (which the group can write) is still
+    /// the service's own folder; anything else there is moved aside, a new one made, and returned.
+    public func securePending() -> [RefusedEntry] {
+        var refused: [RefusedEntry] = []
+        guard let spoolFolder = try? SharedFolder(spool) else { return [] }
+        _ = try? spoolFolder.ownFolder(".pending") { refused.append($0) }
+        return refused
     }
 
     /// The secret that keys Carteiro's Message-IDs: 32 random bytes made on first use, kept
@@ -83,9 +100,11 @@ extension StateDirectory {
     /// area, fsynced, then renamed into the spool.
     public func writeEvent(id: String, bytes: [UInt8]) throws(DurableFiles.Failure) {
         let name = Self.eventFileName(id)
-        let temporary = pendingEvents + "/" + name
-        try DurableFiles.writeSynced(bytes, to: temporary)
-        try DurableFiles.rename(temporary, spool + "/" + name)
-        try DurableFiles.syncDirectory(spool)
+        let spoolFolder = try SharedFolder(spool)
+        let pending = try spoolFolder.ownFolder(".pending") { _ in }
+        pending.remove(name)
+        guard try pending.writeNew(name, bytes) else { throw DurableFiles.Failure(description: "cannot create \(pending.path(name)): it exists") }
+        guard pending.move(name, to: spoolFolder, as: name) else { throw DurableFiles.failure("cannot rename \(pending.path(name)) to", spoolFolder.path(name)) }
+        try spoolFolder.sync()
     }
 }

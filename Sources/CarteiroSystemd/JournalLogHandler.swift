@@ -34,6 +34,7 @@ public struct JournalLogHandler: LogHandler {
         "oauth authorization needed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e600",
         "oauth token request failed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e601",
         "oauth access expiring": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e602",
+        "shared folder entry refused": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e603",
     ]
 
     /// `queue_id` → `CARTEIRO_QUEUE_ID`: journald accepts only [A-Z0-9_], at most 64 characters,

@@ -276,7 +276,16 @@ struct SubmissionResolverTests {
             return nil
         }
         #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/a.txt"), directory: outbox) == nil)
-        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/link"), directory: outbox) == "`attachments[0]`: files/link leads outside the outbox")
+        // Links are never followed, wherever they lead, in the last component or on the way; a
+        // hard link is refused too (it may be another name of a file the desk cannot read).
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/link"), directory: outbox) == "`attachments[0]`: files/link is a symbolic link (never followed here)")
+        try FileManager.default.createSymbolicLink(atPath: outbox + "/inner", withDestinationPath: "files/a.txt")
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "inner"), directory: outbox) == "`attachments[0]`: inner is a symbolic link (never followed here)")
+        try FileManager.default.createSymbolicLink(atPath: outbox + "/up", withDestinationPath: folder.url.path)
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "up/threading.key"), directory: outbox) == "`attachments[0]`: up/threading.key is a symbolic link (never followed here)")
+        #expect(link(outbox + "/files/a.txt", outbox + "/files/hard") == 0)
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/hard"), directory: outbox) == "`attachments[0]`: files/hard has 2 names (a hard link; never read here)")
+        #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/none"), directory: outbox) == "`attachments[0]`: files/none does not exist in the outbox")
         #expect(rejection(SubmissionAttachment(name: "a.txt", path: "../threading.key"), directory: outbox) == "`attachments[0]`: the path must be relative to the outbox, without `..`")
         #expect(rejection(SubmissionAttachment(name: "a.txt", path: "/etc/passwd"), directory: outbox) == "`attachments[0]`: the path must be relative to the outbox, without `..`")
         #expect(rejection(SubmissionAttachment(name: "a.txt", path: "files/a.txt")) == "`attachments[0]`: a path is read from the outbox only; give content_base64 (carteiro send --attach FILE does)")

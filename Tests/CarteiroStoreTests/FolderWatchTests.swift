@@ -84,13 +84,48 @@ struct ControlRequestTests {
         let state = try TemporaryDirectory()
         let control = QueueControl(stateDirectory: state.path)
         try FileManager.default.createDirectory(atPath: control.directory, withIntermediateDirectories: true)
-        // Listed, then gone: a name whose file no longer resolves.
+        // A link (here one that leads nowhere) is no request: removed unread, reported, not answered.
         try FileManager.default.createSymbolicLink(atPath: control.directory + "/gone.request", withDestinationPath: control.directory + "/nowhere")
         try Data("not json".utf8).write(to: URL(fileURLWithPath: control.directory + "/broken.request"))
         let name = try control.send(.retry, id: "abc")
         let pending = control.pending()
-        #expect(pending.map(\.name) == [name])
+        #expect(pending.requests.map(\.name) == [name])
+        #expect(pending.refused.map(\.path) == [control.directory + "/gone.request"])
+        #expect(pending.refused.first?.reason == "is a symbolic link (never followed here)")
         #expect(!FileManager.default.fileExists(atPath: control.directory + "/gone.answer"))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: control.directory + "/gone.request")) == nil)
         #expect(control.answer(to: "broken", timeout: .seconds(1))?.message == "the request could not be read")
+    }
+
+    /// A link planted where the daemon writes an answer (or its temporary file) is replaced, never
+    /// written through: the file it points at keeps its bytes.
+    @Test func answersNeverWriteThroughPlantedLinks() throws {
+        let state = try TemporaryDirectory()
+        let control = QueueControl(stateDirectory: state.path)
+        try FileManager.default.createDirectory(atPath: control.directory, withIntermediateDirectories: true)
+        let secret = try state.write("threading.key", "SECRET-KEY-BYTES")
+        try FileManager.default.createSymbolicLink(atPath: control.directory + "/n1.answer", withDestinationPath: secret)
+        try FileManager.default.createSymbolicLink(atPath: control.directory + "/.n1.answer.tmp", withDestinationPath: secret)
+        try Data(#"{"command":"retry","id":"x"}"#.utf8).write(to: URL(fileURLWithPath: control.directory + "/n1.request"))
+        control.respond(to: "n1", QueueCommand.Answer(done: true, message: "in: 0 handed on"))
+        #expect(try String(contentsOfFile: secret, encoding: .utf8) == "SECRET-KEY-BYTES")
+        var info = stat()
+        #expect(lstat(control.directory + "/n1.answer", &info) == 0 && info.st_mode & S_IFMT == S_IFREG)
+        #expect(control.answer(to: "n1", timeout: .seconds(1))?.message == "in: 0 handed on")
+    }
+
+    /// Answers nobody collected are removed after `answerLifetime`; fresh ones stay.
+    @Test func uncollectedAnswersAreSwept() throws {
+        let state = try TemporaryDirectory()
+        let control = QueueControl(stateDirectory: state.path)
+        try FileManager.default.createDirectory(atPath: control.directory, withIntermediateDirectories: true)
+        for index in 0..<30 {
+            try Data(#"{"command":"retry","id":"x"}"#.utf8).write(to: URL(fileURLWithPath: control.directory + "/r\(index).request"))
+            control.respond(to: "r\(index)", QueueCommand.Answer(done: true, message: "m"))
+        }
+        #expect(control.sweep() == 0)
+        let later = Int64(time(nil)) + QueueControl.answerLifetime + 1
+        #expect(control.sweep(now: later) == 30)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: control.directory)) ?? []).isEmpty)
     }
 }

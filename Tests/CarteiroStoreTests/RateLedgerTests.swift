@@ -34,4 +34,22 @@ struct RateLedgerTests {
         let ledger = RateLedger(path: directory.path + "/.rate")
         #expect(ledger.entries.map(\.time) == [1_800_000_000, 1_800_000_020])
     }
+
+    /// A line ten years ahead (a clock that ran fast, or a hand-written line) used to hold the
+    /// lane for 3,651 days; five a day ahead held it a day. Beyond a small skew they are not
+    /// counted, are reported, and are dropped at the next record.
+    @Test func entriesFromTheFutureAreIgnored() throws {
+        let directory = try TemporaryDirectory()
+        let now: Int64 = 1_800_000_000
+        let text = "\(now + 10 * 365 * 86_400) 1\n" + (0..<5).map { "\(now + 86_400 + Int64($0)) 1\n" }.joined() + "\(now + 60) 1\n"
+        try directory.write(".rate", text)
+        var ledger = RateLedger(path: directory.path + "/.rate")
+        #expect(ledger.future(now: now).count == 6)
+        // One a minute: the entry a minute ahead (within the skew) counts; the rest do not.
+        #expect(ledger.wait(now: now, recipients: 1, perMinute: 1, perDay: nil) == now + 120)
+        #expect(ledger.wait(now: now, recipients: 1, perMinute: 2, perDay: 3) == nil)
+        try ledger.record(now: now, recipients: 1)
+        #expect(ledger.entries.map(\.time) == [now + 60, now])
+        #expect(RateLedger(path: directory.path + "/.rate").future(now: now).isEmpty)
+    }
 }
