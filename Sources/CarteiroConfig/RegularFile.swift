@@ -139,7 +139,8 @@ public enum RegularFile {
         case S_IFSOCK: return .failure(.notRegular("a socket"))
         default: return .failure(.notRegular("not a file"))
         }
-        if requirements.singleLink && info.st_nlink != 1 { return .failure(.hardLink(Int(info.st_nlink))) }
+        // No link count of 0: a file removed since it was opened is still the file opened.
+        if requirements.singleLink && info.st_nlink > 1 { return .failure(.hardLink(Int(info.st_nlink))) }
         if let owner = requirements.owner, info.st_uid != owner { return .failure(.foreignOwner(userName(info.st_uid))) }
         if info.st_size > limit { return .failure(.tooLarge(limit)) }
         var bytes: [UInt8] = []

@@ -40,10 +40,19 @@ public final class IMAPClient {
     /// The server announced a message (`* N EXISTS`) after the folder was opened.
     public var announcedMailSinceOpened: Bool { existsAnnouncements > announcementsWhenOpened }
 
+    /// The folder's message count as the server last told it (`* N EXISTS`, less one per
+    /// `* N EXPUNGE` since); nil before the folder is opened.
+    public private(set) var folderCount: Int?
+
     func noteUntagged(_ line: String) {
-        // Most untagged lines are not EXISTS: their last byte says so before any split.
-        guard let last = line.utf8.last, last == UInt8(ascii: "S") || last == UInt8(ascii: "s") else { return }
-        if IMAPResponseText.count(line, keyword: "EXISTS") != nil { existsAnnouncements += 1 }
+        // Most untagged lines are neither EXISTS nor EXPUNGE: their last byte says so before any split.
+        guard let last = line.utf8.last else { return }
+        if last == UInt8(ascii: "S") || last == UInt8(ascii: "s"), let count = IMAPResponseText.count(line, keyword: "EXISTS") {
+            existsAnnouncements += 1
+            folderCount = count
+        } else if last == UInt8(ascii: "E") || last == UInt8(ascii: "e"), IMAPResponseText.count(line, keyword: "EXPUNGE") != nil, let count = folderCount {
+            folderCount = max(count - 1, 0)
+        }
     }
 
     public init(session: MailSession) {

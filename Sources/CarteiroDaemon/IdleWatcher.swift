@@ -62,6 +62,12 @@ final class IdleWatcher: @unchecked Sendable {
     private var readSource: DispatchSourceRead?
     private var refreshTimer: DispatchSourceTimer?
     private var failures = 0
+    /// When the connection in hand was made: one that lasted `lastingConnection` resets the backoff.
+    private var connectedAt: ContinuousClock.Instant?
+    /// What the server's news leads to: coalesced, spaced polls (see `IdleNews`).
+    private var news = IdleNews()
+    /// Armed while a poll is pending for news within the spacing.
+    private var newsTimer: DispatchSourceTimer?
     /// The connection is lent to a poll.
     private var lentOut = false
     /// A blocking step (connecting, refreshing) holds the connection.
@@ -73,6 +79,11 @@ final class IdleWatcher: @unchecked Sendable {
         var tag: String
         var session: MailSession { client.session }
     }
+
+    /// A connection must last this long for the reconnect backoff to start again from 5 s: a
+    /// server that accepts and drops every connection a second later gets 5, 10, 20 … s, not a
+    /// login every 5 s for ever.
+    static let lastingConnection: Duration = .seconds(60)
 
     init(mailbox: InboundMailbox, login: MailboxLogin, log: DaemonLog, loop: IdleLoop = .shared, arrived: @escaping @Sendable () -> Void) {
         self.mailbox = mailbox
@@ -97,6 +108,8 @@ final class IdleWatcher: @unchecked Sendable {
         guard first else { return }
         loop.queue.async { [self] in
             log.log(.info, "idle ended", ["mailbox": mailbox.name])
+            newsTimer?.cancel()
+            newsTimer = nil
             close()
         }
     }
@@ -114,10 +127,11 @@ final class IdleWatcher: @unchecked Sendable {
                 switch result {
                 case .success(let connection?):
                     guard !isStopped else { return Self.discard(connection) }
-                    failures = 0
+                    connectedAt = .now
                     log.log(.info, "idle", ["mailbox": mailbox.name])
+                    news.reset(known: connection.client.folderCount)
                     // Mail that came while the connection was down was announced to nobody: a poll now.
-                    if reconnecting { arrived() }
+                    if reconnecting { announce() }
                     wait(on: connection)
                 case .success(nil):
                     return // the server offers no IDLE: polling only
@@ -155,29 +169,53 @@ final class IdleWatcher: @unchecked Sendable {
             // connection is dropped (and reconnected with backoff), never buffered without end.
             session.expectReply(to: "IDLE", bytes: 1 << 20)
             while let line = try session.readLineIfReady() {
-                if line.uppercased().hasPrefix("* BYE") { throw Self.bye(line, session) }
-                // A new message, or the folder changed under the session (UIDVALIDITY): poll.
-                if Self.announcesMail(line) || line.uppercased().contains("[UIDVALIDITY") { mail = true }
+                if Self.isBye(line) { throw Self.bye(line, session) }
+                // The folder grew, or changed under the session (UIDVALIDITY): news.
+                if news.heard(line) { mail = true }
             }
         } catch {
-            if mail { arrived() }
+            if mail { announce() }
             return lost(error)
         }
-        if mail { arrived() }
+        if mail { announce() }
+    }
+
+    /// News: a poll now, or at the end of the spacing (one timer, however much news comes).
+    private func announce() {
+        switch news.news(now: .now) {
+        case .nothing:
+            return
+        case .pollNow:
+            arrived()
+        case .pollAt(let at):
+            let timer = DispatchSource.makeTimerSource(queue: loop.queue)
+            timer.schedule(deadline: .now() + Self.interval(max(at - .now, .zero)))
+            timer.setEventHandler { [weak self] in
+                guard let self else { return }
+                newsTimer?.cancel()
+                newsTimer = nil
+                news.fire(now: .now)
+                if !isStopped { arrived() }
+            }
+            newsTimer = timer
+            timer.resume()
+        }
     }
 
     /// Every `idle_refresh`: DONE, a NOOP (a dead connection fails here within `timeout`), IDLE again.
     private func refresh() {
         guard let connection = disarm() else { return }
         working = true
+        let heard = news
         loop.perform { [self] in
-            let result: Result<(Connection, Bool), MailConnectionError>
-            do throws(MailConnectionError) { result = .success(try renew(connection)) } catch { result = .failure(error) }
+            let result: Result<(Connection, IdleNews), MailConnectionError>
+            do throws(MailConnectionError) { result = .success(try renew(connection, news: heard)) } catch { result = .failure(error) }
             loop.queue.async { [self] in
                 working = false
                 switch result {
-                case .success(let (renewed, mail)):
-                    if mail { arrived() }
+                case .success(let (renewed, after)):
+                    news.reset(known: after.known)
+                    if after.grew { announce() }
                     guard !isStopped else { return Self.discard(renewed) }
                     wait(on: renewed)
                 case .failure(let error):
@@ -189,10 +227,13 @@ final class IdleWatcher: @unchecked Sendable {
     }
 
     /// The connection failed: it is closed, and made again after a backoff of 5 s, 10 s … at
-    /// most the poll interval (which keeps running meanwhile).
+    /// most the poll interval (which keeps running meanwhile). The backoff starts again from
+    /// 5 s only after a connection that lasted (`lastingConnection`).
     private func lost(_ error: MailConnectionError) {
         close()
         guard !isStopped else { return }
+        if let connectedAt, ContinuousClock.now - connectedAt >= Self.lastingConnection { failures = 0 }
+        connectedAt = nil
         failures += 1
         let wait = min(Double(5 << min(failures - 1, 8)), max(Double(mailbox.pollInterval.components.seconds), 5))
         log.log(failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
@@ -248,7 +289,9 @@ final class IdleWatcher: @unchecked Sendable {
         }
         guard let connection = taken else { return nil }
         do {
-            try Self.endIdle(connection)
+            // What comes before DONE's completion is seen by the poll that follows anyway.
+            var ignored = IdleNews()
+            try Self.endIdle(connection, news: &ignored)
             return connection.client
         } catch {
             loop.queue.async { [self] in
@@ -281,8 +324,10 @@ final class IdleWatcher: @unchecked Sendable {
                 var connection = handed
                 connection.tag = tag
                 guard !isStopped else { return Self.discard(connection) }
+                // The poll's SELECT and what it expunged told the folder's count.
+                news.reset(known: handed.client.folderCount)
                 wait(on: connection)
-                if mailDuringPoll { arrived() }
+                if mailDuringPoll { announce() }
             case .failure(let error):
                 handed.session.interrupt()
                 lost(error)
@@ -298,18 +343,16 @@ final class IdleWatcher: @unchecked Sendable {
 
     // MARK: - Blocking steps (on a worker)
 
-    /// DONE, and the IDLE command's completion; whether mail was announced meanwhile.
-    @discardableResult
-    private static func endIdle(_ connection: Connection) throws(MailConnectionError) -> Bool {
+    /// DONE, and the IDLE command's completion; what was heard meanwhile goes to `news`.
+    private static func endIdle(_ connection: Connection, news: inout IdleNews) throws(MailConnectionError) {
         let session = connection.session
-        var mail = false
         session.expectReply(to: "DONE", bytes: 1 << 20)
         try session.sendLine("DONE")
         while true {
             let line = try session.readLine()
-            if line.hasPrefix(connection.tag + " ") { return mail }
-            if announcesMail(line) { mail = true }
-            if line.uppercased().hasPrefix("* BYE") { throw bye(line, session) }
+            if line.hasPrefix(connection.tag + " ") { return }
+            if news.heard(line) { news.grew = true }
+            if isBye(line) { throw bye(line, session) }
         }
     }
 
@@ -362,24 +405,25 @@ final class IdleWatcher: @unchecked Sendable {
             if line.hasPrefix(tag + " ") {
                 throw MailConnectionError(.commandRefused, endpoint: session.endpoint.description, message: "\(session.endpoint) refused IDLE: \(line)", serverReply: line)
             }
-            if line.uppercased().hasPrefix("* BYE") { throw bye(line, session) }
+            if isBye(line) { throw bye(line, session) }
         }
     }
 
-    /// Ends IDLE, sends a NOOP and begins IDLE again; whether mail was announced meanwhile.
-    private func renew(_ connection: Connection) throws(MailConnectionError) -> (Connection, Bool) {
-        var mail = try Self.endIdle(connection)
+    /// Ends IDLE, sends a NOOP and begins IDLE again; `news` (a copy of the watcher's) hears
+    /// what came meanwhile, and says whether the folder grew.
+    private func renew(_ connection: Connection, news: IdleNews) throws(MailConnectionError) -> (Connection, IdleNews) {
+        var news = news
+        news.grew = false
+        try Self.endIdle(connection, news: &news)
         let noop = try connection.client.run("NOOP")
-        if noop.untagged.contains(where: Self.announcesMail) { mail = true }
+        for line in noop.untagged where news.heard(line) { news.grew = true }
         var renewed = connection
         renewed.tag = try Self.beginIdle(connection.session)
-        return (renewed, mail)
+        return (renewed, news)
     }
 
-    /// `* N EXISTS` (a message arrived) or `* N RECENT`.
-    static func announcesMail(_ line: String) -> Bool {
-        let words = line.uppercased().split(separator: " ")
-        return words.count >= 3 && words[0] == "*" && UInt32(words[1]) != nil && (words[2] == "EXISTS" || words[2] == "RECENT")
+    static func isBye(_ line: String) -> Bool {
+        line.utf8.count >= 5 && line.utf8.prefix(5).map { $0 | 0x20 }.elementsEqual("* bye".utf8.map { $0 | 0x20 })
     }
 
     static func bye(_ line: String, _ session: MailSession) -> MailConnectionError {

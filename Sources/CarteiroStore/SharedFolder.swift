@@ -119,7 +119,7 @@ public final class SharedFolder: Sendable {
         case S_IFSOCK: return .notRegular("a socket")
         default: return .notRegular("not a file")
         }
-        if requirements.singleLink && info.st_nlink != 1 { return .hardLink(Int(info.st_nlink)) }
+        if requirements.singleLink && info.st_nlink > 1 { return .hardLink(Int(info.st_nlink)) }
         if let owner = requirements.owner, info.st_uid != owner { return .foreignOwner(StateAccess.userName(info.st_uid)) }
         return nil
     }

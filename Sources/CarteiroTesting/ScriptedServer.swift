@@ -19,6 +19,8 @@ public final class ScriptedServer: @unchecked Sendable {
     /// says whether the client is still there.
     public struct Writer: Sendable {
         let client: Int32
+        /// Tells one client's connection from another's (for servers that keep state per connection).
+        public var connection: Int32 { client }
         @discardableResult
         public func write(_ text: String) -> Bool { write(Array(text.utf8)) }
         /// Drops the connection, as a server that crashes on a request does.
