@@ -69,7 +69,20 @@ public final class MailSession {
         var bytesLeft: Int
         var deadline: ContinuousClock.Instant?
         var limit = Int.max
+        /// Time spent waiting for this reply's data, and the bytes that came meanwhile, since
+        /// the floor was last checked (see `minimumReplyRate`).
+        var waited: Duration = .zero
+        var bytesInWindow = 0
     }
+
+    /// The slowest a reply may come, in bytes per second, averaged over each stretch of
+    /// `timeout` spent waiting for it. `timeout` bounds silence; this bounds slowness: a
+    /// server trickling a byte every half second never falls silent for `timeout`, and would
+    /// otherwise hold a poll's slot until `max_poll_time`. 1 KB/s is far below any real link
+    /// (a 25 MB message at this rate would take seven hours), and far above any trickle.
+    /// Replies that end within `timeout` of waiting are never held to it: a slow but short
+    /// answer ("A3 OK" after 8 s) is fine.
+    public static let minimumReplyRate = 1024
 
     public struct Credentials: Sendable {
         public var user: String
@@ -360,6 +373,7 @@ public final class MailSession {
             }
             buffer.append(contentsOf: chunk[0..<received])
             bytesReceived += received
+            reply.bytesInWindow += received
             if received == chunk.count && chunk.count < 64 * 1024 { chunk = [UInt8](repeating: 0, count: 64 * 1024) }
             return true
         }
@@ -388,6 +402,20 @@ public final class MailSession {
         shutdown(socket, Int32(SHUT_RDWR))
     }
 
+    /// Once `timeout` has been spent waiting for a reply: at least `minimumReplyRate` bytes a
+    /// second must have come meanwhile, else the server is too slow to be waited for.
+    private func checkRate() throws(MailConnectionError) {
+        guard reply.waited >= endpoint.timeout else { return }
+        let seconds = Double(reply.waited.components.seconds) + Double(reply.waited.components.attoseconds) / 1e18
+        if Double(reply.bytesInWindow) < Double(Self.minimumReplyRate) * seconds {
+            let what = reply.what.isEmpty ? "its reply" : "its answer to \(reply.what)"
+            throw MailConnectionError(.tooSlow, endpoint: endpoint.description,
+                                      message: "\(endpoint) was too slow: it sent \(reply.bytesInWindow) bytes of \(what) in \(ConfigDuration.format(.seconds(Int64(seconds.rounded())))) of waiting, below the floor of \(Self.minimumReplyRate / 1024) KB/s (a server this slow would hold the connection without end)")
+        }
+        reply.waited = .zero
+        reply.bytesInWindow = 0
+    }
+
     private func wait(for events: Int16) throws(MailConnectionError) {
         guard case .curl(_, let socket) = transport else { return }
         var descriptor = pollfd(fd: socket, events: events, revents: 0)
@@ -401,6 +429,10 @@ public final class MailSession {
             if left < milliseconds { milliseconds = left; deadlineBinds = what }
         }
         let ready = milliseconds > 0 ? poll(&descriptor, 1, milliseconds) : 0
+        if events == Int16(POLLIN) {
+            reply.waited += ContinuousClock.now - now
+            try checkRate()
+        }
         if ready == 0, let deadlineBinds {
             throw MailConnectionError(.tooSlow, endpoint: endpoint.description,
                                       message: "\(endpoint) was too slow: \(deadlineBinds) did not finish in the time allowed (it kept the connection busy without finishing)")

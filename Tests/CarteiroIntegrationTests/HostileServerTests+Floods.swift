@@ -157,4 +157,82 @@ extension HostileServerTests {
         }
         #expect(ContinuousClock.now - started < .seconds(15))
     }
+
+    // MARK: - The floor: a reply slower than 1 KB/s over `timeout` of waiting fails
+
+    /// Bytes of `pattern`, one every quarter second, until the client goes: never silent for
+    /// the 2 s timeout, and far below the floor.
+    static func trickle(_ pattern: String, _ writer: ScriptedServer.Writer) {
+        for byte in Array(pattern.utf8).cycled(10_000) {
+            guard writer.write([byte]) else { return }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+    }
+
+    /// Before the floor, each of these waited for the reply's own deadline or the poll's
+    /// `max_poll_time` (10 minutes): `timeout` bounds only silence.
+    static func expectBelowTheFloor(_ body: () throws -> Void) {
+        let started = ContinuousClock.now
+        do {
+            try body()
+            Issue.record("a trickled reply was waited for to its end")
+        } catch let error as MailConnectionError {
+            #expect(error.kind == .tooSlow)
+            #expect(error.message.contains("below the floor of 1 KB/s"), "\(error.message)")
+        } catch {
+            Issue.record("\(error)")
+        }
+        // The 2 s timeout of waiting, twice at most (a window starts when the reply does).
+        #expect(ContinuousClock.now - started < .seconds(8))
+    }
+
+    @Test func anIMAPReplyBelowTheFloorFails() throws {
+        let server = try Self.imap { _, command, writer in
+            guard command.hasPrefix("UID FETCH") else { return false }
+            Self.trickle("* 1 FETCH (UID 1 FLAGS ())\r\n", writer)
+            return true
+        }
+        defer { server.stop() }
+        let client = IMAPClient(session: try Self.session(server, timeout: .seconds(2)))
+        Self.expectBelowTheFloor { _ = try client.fetch("UID FETCH 1:* (UID FLAGS)", bytes: 1 << 20) }
+    }
+
+    @Test func aPOP3ReplyBelowTheFloorFails() throws {
+        let server = try Self.pop3 { command, writer in
+            guard command.hasPrefix("UIDL") else { return false }
+            Self.trickle("+OK\r\n1 one\r\n", writer)
+            return true
+        }
+        defer { server.stop() }
+        let client = POP3Client(session: try Self.session(server, .pop3, timeout: .seconds(2)))
+        Self.expectBelowTheFloor { _ = try client.runMultiline("UIDL") }
+    }
+
+    @Test func anSMTPReplyBelowTheFloorFails() throws {
+        let server = try Self.smtp { command, writer in
+            guard command.hasPrefix("MAIL") else { return false }
+            Self.trickle("250-ok\r\n", writer)
+            return true
+        }
+        defer { server.stop() }
+        // The reply's own deadline (maximumReplyTime) is far: the floor ends it first.
+        let client = SMTPClient(session: try Self.session(server, .smtp, timeout: .seconds(2)), maximumReplyTime: .seconds(600))
+        Self.expectBelowTheFloor { _ = try client.run("MAIL FROM:<a@b.example>") }
+    }
+
+    /// A reply that is slow to start but short (1.5 s of thought with a 2 s timeout, then "OK")
+    /// is not held to the floor: only a stretch of `timeout` spent waiting is.
+    @Test func aSlowButShortReplyIsNotTooSlow() throws {
+        let server = try Self.imap { tag, command, writer in
+            guard command.hasPrefix("NOOP") else { return false }
+            Thread.sleep(forTimeInterval: 1.5)
+            writer.write("\(tag) OK thought about it\r\n")
+            return true
+        }
+        defer { server.stop() }
+        let client = IMAPClient(session: try Self.session(server, timeout: .seconds(2)))
+        let reply = try client.run("NOOP")
+        #expect(reply.isOK)
+    }
 }
+

@@ -147,3 +147,50 @@ struct IdleStormTests {
         #expect(server.count("EXAMINE") == 3, "\(server.count("EXAMINE"))")
     }
 }
+
+/// Eight mailboxes whose servers trickle every reply (a byte every quarter second), and one
+/// healthy mailbox, in one daemon with 8 poll slots: the tricklers fail at the floor within
+/// their 2 s timeout and back off, and the healthy one keeps its 1 s interval (before, the
+/// eight held every slot until max_poll_time, 10 minutes).
+struct TrickleSchedulingTests {
+    @Test func eightTricklersDoNotStopAHealthyMailbox() throws {
+        let directory = try TemporaryDirectory()
+        let healthy = try StormServer(.sameCount)
+        defer { healthy.server.stop() }
+        let tricklers = try (0..<8).map { _ in
+            try HostileServerTests.imap { _, command, writer in
+                guard command.hasPrefix("EXAMINE") || command.hasPrefix("SELECT") else { return false }
+                HostileServerTests.trickle("* 1 EXISTS\r\n", writer)
+                return true
+            }
+        }
+        defer { for server in tricklers { server.stop() } }
+        func mailbox(_ name: String, _ port: Int) -> String {
+            """
+            [mailbox.\(name)]
+            type = "inbound"
+            provider = "imap"
+            starttls = false
+            server = "127.0.0.1"
+            port = \(port)
+            user = "u"
+            password = "p"
+            timeout = "2s"
+            idle = false
+
+            """
+        }
+        let names = ["healthy"] + (0..<8).map { "slow\($0)" }
+        let text = mailbox("healthy", healthy.server.port) + tricklers.enumerated().map { mailbox("slow\($0.offset)", $0.element.port) }.joined()
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: directory.path + "/state", pollInterval: "1s", maxParallel: 8,
+                                                                                 mailboxes: text, contractMailboxes: names), mode: 0o600)
+        let daemon = try DaemonProcess(config: config, spool: directory.path + "/state/events", logPath: directory.path + "/daemon.log")
+        defer { _ = daemon.terminate() }
+        Thread.sleep(forTimeInterval: 20)
+        let polls = healthy.count("EXAMINE")
+        let slow = daemon.log.components(separatedBy: "below the floor").count - 1
+        print("eight tricklers: the healthy mailbox was polled \(polls) times in 20 s; \(slow) trickled polls failed at the floor")
+        #expect(polls >= 10, "\(polls) polls of the healthy mailbox: \(daemon.log.suffix(3000))")
+        #expect(slow >= 8, "\(daemon.log.suffix(3000))")
+    }
+}
