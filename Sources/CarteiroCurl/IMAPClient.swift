@@ -69,10 +69,22 @@ public final class IMAPClient {
         try run(command, allowance: Self.maximumResponseBytes, within: nil)
     }
 
-    func run(_ command: String, allowance: Int, within: Duration?) throws(MailConnectionError) -> Response {
+    /// A `UID SEARCH` in a folder of `exists` messages: its one result line may list them all
+    /// (11 bytes a UID), so its allowance, and the length of that line, follow the folder's
+    /// size as listings' do, up to four million messages (46 MB).
+    public func search(_ command: String, exists: Int) throws(MailConnectionError) -> Response {
+        let bytes = Self.searchAllowance(exists: exists)
+        return try run(command, allowance: bytes, within: nil, lineLength: bytes)
+    }
+
+    public static func searchAllowance(exists: Int) -> Int {
+        (1 << 20) + 11 * min(max(exists, 0), 1 << 22)
+    }
+
+    func run(_ command: String, allowance: Int, within: Duration?, lineLength: Int = MailSession.maximumLineLength) throws(MailConnectionError) -> Response {
         let tag = "C\(takeTag())"
         try session.sendLine("\(tag) \(command)")
-        session.expectReply(to: Self.verb(command), bytes: allowance, within: within)
+        session.expectReply(to: Self.verb(command), bytes: allowance, within: within, lineLength: lineLength)
         var untagged: [String] = []
         while true {
             let line = try readResponse()

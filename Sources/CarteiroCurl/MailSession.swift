@@ -73,6 +73,9 @@ public final class MailSession {
         /// the floor was last checked (see `minimumReplyRate`).
         var waited: Duration = .zero
         var bytesInWindow = 0
+        /// The longest line this reply may have (`maximumLineLength` unless the reply is a
+        /// listing that the folder's announced size makes longer: a SEARCH of 200,000 UIDs).
+        var lineLength = MailSession.maximumLineLength
     }
 
     /// The slowest a reply may come, in bytes per second, averaged over each stretch of
@@ -252,8 +255,11 @@ public final class MailSession {
     /// Starts reading the reply to `what`: at most `bytes` bytes may be consumed for it, and,
     /// with `within`, it must be complete within that time (each wait is still bounded by
     /// the endpoint's `timeout`).
-    public func expectReply(to what: String, bytes: Int, within: Duration? = nil) {
-        reply = ReplyBounds(what: what, bytesLeft: bytes, deadline: within.map { ContinuousClock.now + $0 }, limit: bytes)
+    /// `lineLength`: the longest line allowed in it, where more than `maximumLineLength` is
+    /// legitimate (never less).
+    public func expectReply(to what: String, bytes: Int, within: Duration? = nil, lineLength: Int = MailSession.maximumLineLength) {
+        reply = ReplyBounds(what: what, bytesLeft: bytes, deadline: within.map { ContinuousClock.now + $0 }, limit: bytes,
+                            lineLength: max(lineLength, Self.maximumLineLength))
     }
 
     /// Takes `count` bytes out of the reply's allowance.
@@ -307,9 +313,9 @@ public final class MailSession {
             compact()
             return line
         }
-        if buffer.count - bufferStart > Self.maximumLineLength {
+        if buffer.count - bufferStart > reply.lineLength {
             isBroken = true
-            throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) sent a line longer than \(Self.maximumLineLength) bytes: this is not a \(endpoint.serviceProtocol.displayName) server")
+            throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) sent a line longer than \(reply.lineLength) bytes: this is not a \(endpoint.serviceProtocol.displayName) server")
         }
         return nil
     }

@@ -102,7 +102,7 @@ struct IMAPPoller {
             if firstPoll && mailbox.importExisting == .none {
                 candidates = []
             } else if firstPoll && mailbox.importExisting == .unseen {
-                let uids = try searchUIDs(client, "UID SEARCH UNSEEN")
+                let uids = try searchUIDs(client, "UID SEARCH UNSEEN", exists: exists)
                 if !uids.isEmpty { candidates = try sizes(client, set: IMAPSequenceSet.render(uids), exists: exists).map { ($0.uid, $0.size) } }
             } else {
                 // The highest UID there can be was handed on: no later message can have a UID.
@@ -139,7 +139,7 @@ struct IMAPPoller {
         // Messages handed on whose after_fetch never ran (a crash, a refusal): apply it now.
         if !firstPoll && !validityChanged && mailbox.afterFetch != .keep && state.lastUID >= state.afterFetchFrom && exists > 0 {
             let criteria = mailbox.afterFetch == .seen ? " UNSEEN" : ""
-            let leftovers = try searchUIDs(client, "UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)")
+            let leftovers = try searchUIDs(client, "UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)", exists: exists)
                 .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID && !state.givenUp.contains("\(uidValidity)/\($0)") }
             if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
@@ -251,8 +251,8 @@ struct IMAPPoller {
 
     /// The UIDs of a `UID SEARCH`; a server that answers with something that cannot be a UID
     /// fails the poll with that in words (never a trap, never a guess).
-    func searchUIDs(_ client: IMAPClient, _ command: String) throws -> [UInt32] {
-        let search = try client.run(command)
+    func searchUIDs(_ client: IMAPClient, _ command: String, exists: Int) throws -> [UInt32] {
+        let search = try client.search(command, exists: exists)
         var uids: [UInt32] = []
         for result in search.untagged.compactMap(IMAPResponseText.searchResults) {
             switch result {

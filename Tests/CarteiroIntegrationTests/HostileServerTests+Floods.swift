@@ -234,5 +234,50 @@ extension HostileServerTests {
         let reply = try client.run("NOOP")
         #expect(reply.isOK)
     }
+
+    // MARK: - Listings follow the folder's size
+
+    /// A first poll with `import_existing = "unseen"` of a folder of 200,000 unseen messages:
+    /// Dovecot answers the SEARCH in one 1.3 MB line, which used to be refused as "a line longer
+    /// than 1048576 bytes" (the mailbox could never be polled). Its allowance follows EXISTS.
+    @Test func aSearchOf200000UIDsIsOneLongLineAndAccepted() throws {
+        let count = 200_000
+        let line = "* SEARCH " + (1...count).map(String.init).joined(separator: " ") + "\r\n"
+        #expect(line.utf8.count > 1 << 20)
+        let listed = LockedFlag()
+        let server = try Self.imap(exists: count, uidNext: "\(count + 1)") { tag, command, writer in
+            if command.hasPrefix("UID SEARCH") { writer.write(line + "\(tag) OK search done\r\n"); return true }
+            if command.hasPrefix("UID FETCH") && command.contains("RFC822.SIZE") {
+                // The sizes of the newest two; the listing asked for them all.
+                if command.contains("1:\(count)") { listed.set() }
+                writer.write("* 199999 FETCH (UID 199999 RFC822.SIZE \(Self.body.utf8.count) FLAGS ())\r\n* 200000 FETCH (UID 200000 RFC822.SIZE \(Self.body.utf8.count) FLAGS ())\r\n\(tag) OK done\r\n")
+                return true
+            }
+            if command.hasPrefix("UID FETCH") {
+                writer.write("* 199999 FETCH (UID 199999 BODY[] {\(Self.body.utf8.count)}\r\n\(Self.body))\r\n\(tag) OK done\r\n")
+                return true
+            }
+            return false
+        }
+        defer { server.stop() }
+        let (result, events) = try Self.runOnce(server, importExisting: "unseen")
+        #expect(!result.stderr.contains("longer than"), "\(result.stderr)")
+        #expect(listed.value, "the sizes of all 200,000 were asked: \(result.stderr)")
+        #expect(events.contains("<h1@b.example>"), "\(result.stderr)")
+    }
+
+    /// The allowance itself: a server answering a SEARCH of a 10-message folder with a 2 MB
+    /// line is still cut (what it announced is what it may send).
+    @Test func aSearchFarLongerThanTheFolderIsCut() throws {
+        let line = "* SEARCH " + (1...300_000).map(String.init).joined(separator: " ") + "\r\n"
+        let server = try Self.imap(exists: 10) { tag, command, writer in
+            guard command.hasPrefix("UID SEARCH") else { return false }
+            writer.write(line + "\(tag) OK search done\r\n")
+            return true
+        }
+        defer { server.stop() }
+        let client = IMAPClient(session: try Self.session(server))
+        #expect { _ = try client.search("UID SEARCH UNSEEN", exists: 10) } throws: { ($0 as? MailConnectionError)?.kind == .protocolViolation }
+    }
 }
 
