@@ -435,10 +435,7 @@ public final class MailSession {
             if left < milliseconds { milliseconds = left; deadlineBinds = what }
         }
         let ready = milliseconds > 0 ? poll(&descriptor, 1, milliseconds) : 0
-        if events == Int16(POLLIN) {
-            reply.waited += ContinuousClock.now - now
-            try checkRate()
-        }
+        if events == Int16(POLLIN) { reply.waited += ContinuousClock.now - now }
         if ready == 0, let deadlineBinds {
             throw MailConnectionError(.tooSlow, endpoint: endpoint.description,
                                       message: "\(endpoint) was too slow: \(deadlineBinds) did not finish in the time allowed (it kept the connection busy without finishing)")
@@ -449,5 +446,7 @@ public final class MailSession {
         if ready < 0 && errno != EINTR {
             throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "waiting for \(endpoint) failed: \(String(cString: strerror(errno)))")
         }
+        // Silence is `timeout`'s to report; slowness is the floor's.
+        if events == Int16(POLLIN) { try checkRate() }
     }
 }

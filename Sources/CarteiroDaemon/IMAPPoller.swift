@@ -20,18 +20,28 @@ struct IMAPPoller {
     func poll() throws(PollFailure) -> PollOutcome {
         try ingest.finishInterruptedCommit()
         let credentials = try PollFailure.credentials(mailbox, login: login)
+        // One deadline for the whole poll, whatever rounds it takes.
+        let deadline = ContinuousClock.now + mailbox.maxPollTime
+        return try PollRound.run(mailbox, log: ingest.log, deadline: deadline) { fresh, skipping throws(PollFailure) in
+            try pollRound(credentials: credentials, fresh: fresh, deadline: deadline, skipping: skipping)
+        }
+    }
+
+    /// One round: on the kept or lent connection for the first, on a new one after a round was
+    /// cut by a message (`fresh`); the messages in `skipping` are left for the next poll.
+    func pollRound(credentials: MailSession.Credentials, fresh: Bool, deadline: ContinuousClock.Instant, skipping: Set<String>) throws(PollFailure) -> PollRound {
         let password = credentials.password
-        if let sessions, let taken = sessions.session(for: mailbox, credentials: credentials) {
+        if !fresh, let sessions, let taken = sessions.session(for: mailbox, credentials: credentials) {
             let client = taken.client
             var lender: IdleWatcher?
             if case .lent(_, let watcher) = taken { lender = watcher }
-            client.session.sessionDeadline = ContinuousClock.now + mailbox.maxPollTime
+            client.session.sessionDeadline = deadline
             client.maximumFetchLiteral = maximumLiteral
             let before = client.session.bytesReceived
             do throws(PollFailure) {
-                let outcome = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
-                sessions.done(with: client, lentFrom: lender, failure: nil, mailbox: mailbox, credentials: credentials)
-                return outcome
+                let round = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password, skipping: skipping) }
+                sessions.done(with: client, lentFrom: lender, failure: round.failure, mailbox: mailbox, credentials: credentials)
+                return round
             } catch {
                 sessions.done(with: client, lentFrom: lender, failure: error, mailbox: mailbox, credentials: credentials)
                 // The kept connection died while it waited, silently (no FIN, no BYE: a server
@@ -44,19 +54,21 @@ struct IMAPPoller {
                 ingest.log.log(.info, "kept connection lost; connecting again", ["mailbox": mailbox.name, "reason": failure.description])
             }
         }
-        let client = IMAPClient(session: try PollFailure.openSession(mailbox, credentials: credentials, login: login))
+        let session = try PollFailure.openSession(mailbox, credentials: credentials, login: login)
+        session.sessionDeadline = deadline
+        let client = IMAPClient(session: session)
         client.maximumFetchLiteral = maximumLiteral
         do throws(PollFailure) {
-            let outcome = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
-            if let sessions { sessions.done(with: client, lentFrom: nil, failure: nil, mailbox: mailbox, credentials: credentials) } else { client.logout() }
-            return outcome
+            let round = try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password, skipping: skipping) }
+            if let sessions, round.failure == nil { sessions.done(with: client, lentFrom: nil, failure: nil, mailbox: mailbox, credentials: credentials) } else { client.logout() }
+            return round
         } catch {
             client.logout()
             throw error
         }
     }
 
-    func poll(_ client: IMAPClient, password: Secret) throws -> PollOutcome {
+    func poll(_ client: IMAPClient, password: Secret, skipping: Set<String> = []) throws -> PollRound {
         var outcome = PollOutcome()
         guard let folder = IMAPString.quoted(IMAPMailboxName.encode(mailbox.folder)) else {
             throw PollFailure.configuration("the folder name \"\(mailbox.folder)\" cannot be sent to the server")
@@ -120,6 +132,28 @@ struct IMAPPoller {
                 }.map { ($0.uid, $0.size) }
             }
         }
+        // Messages passed over by an earlier poll because their fetch failed (they have strikes,
+        // not yet the limit): below `lastUID`, so listed by their UIDs. One the server no
+        // longer lists needs no more tries.
+        if !firstPoll && !validityChanged {
+            let prefix = "\(uidValidity)/"
+            let holes = state.strikes.compactMap { key, strike -> UInt32? in
+                guard strike.count < MailboxState.Strike.limit, key.hasPrefix(prefix), let uid = UInt32(key.dropFirst(prefix.count)), uid <= state.lastUID else { return nil }
+                return uid
+            }.sorted()
+            if !holes.isEmpty {
+                let listed = exists > 0 ? try sizes(client, set: IMAPSequenceSet.render(holes), exists: exists).filter { holes.contains($0.uid) } : []
+                candidates += listed.map { ($0.uid, $0.size) }
+                let present = Set(listed.map(\.uid))
+                let gone = holes.filter { !present.contains($0) }
+                if !gone.isEmpty {
+                    for uid in gone { state.strikes["\(prefix)\(uid)"] = nil }
+                    try store.record(state)
+                }
+            }
+        }
+        // Messages that broke this poll's connection in an earlier round wait for the next poll.
+        if !skipping.isEmpty { candidates.removeAll { skipping.contains("\(uidValidity)/\($0.uid)") } }
         candidates.sort { $0.uid < $1.uid }
         // Where the mailbox stands once everything is handed on; new arrivals get UIDs from UIDNEXT on.
         let finalLastUID = max(candidates.last?.uid ?? 0, uidNext > 0 ? uidNext - 1 : 0, validityChanged ? 0 : state.lastUID)
@@ -132,15 +166,16 @@ struct IMAPPoller {
             if candidates.isEmpty {
                 state.lastUID = finalLastUID
                 try store.record(state)
-                return outcome
+                return .done(outcome)
             }
         }
 
         // Messages handed on whose after_fetch never ran (a crash, a refusal): apply it now.
         if !firstPoll && !validityChanged && mailbox.afterFetch != .keep && state.lastUID >= state.afterFetchFrom && exists > 0 {
             let criteria = mailbox.afterFetch == .seen ? " UNSEEN" : ""
+            // Not those with strikes: given up (handed on as unreadable) or not handed on yet.
             let leftovers = try searchUIDs(client, "UID SEARCH UID \(state.afterFetchFrom):\(state.lastUID)\(criteria)", exists: exists)
-                .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID && !state.givenUp.contains("\(uidValidity)/\($0)") }
+                .filter { $0 >= state.afterFetchFrom && $0 <= state.lastUID && state.strikes["\(uidValidity)/\($0)"] == nil }
             if !leftovers.isEmpty, let problem = try applyAfterFetch(client, uids: leftovers) { outcome.afterFetchProblem = problem }
         }
 
@@ -155,9 +190,10 @@ struct IMAPPoller {
         let strikes = state.strikes
         let batches = InboundIngest.batches(candidates, size: \.size) { suspects.contains(key($0.uid)) || strikes[key($0.uid)] != nil }
         // Most polls find nothing new: they end here, without setting up the pipeline.
-        if batches.isEmpty { return outcome }
+        if batches.isEmpty { return .done(outcome) }
         let pipeline = IngestPipeline<[UInt32]>(ingest)
         defer { pipeline.close() }
+        let priorLast = state.lastUID
         var pending: PendingFetch? = try request(client, batch: batches[0], strikes: strikes, key: key)
         for (number, batch) in batches.enumerated() {
             guard let current = pending else { break }
@@ -168,12 +204,39 @@ struct IMAPPoller {
                 // The server cannot (or will not) send this batch: remember which messages.
                 pipeline.drain()
                 ingest.recordFetchFailure(keys: current.batch.map { key($0.uid) }, reason: error.redacting(password, user: mailbox.user).description)
-                throw error
+                // A message alone got its strike: the poll goes on without it, on this
+                // connection if the server only refused it, else on a new one. (A batch of
+                // several fails the poll: its messages are fetched alone from the next.)
+                guard current.batch.count == 1, let lone = current.batch.first else { throw error }
+                // At its last strike it is handed on as message.unreadable now, wherever it lies.
+                if let strike = store.state.strikes[key(lone.uid)], strike.count >= MailboxState.Strike.limit {
+                    let reason = "the server failed to send this message \(strike.count) times: \(strike.reason)"
+                    ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": String(lone.uid), "reason": reason])
+                    let (validity, floor, last) = (state.uidValidity, state.afterFetchFrom, priorLast)
+                    try pipeline.submit([InboundIngest.Fetched(origin: .imap(uidValidity: uidValidity, uid: lone.uid), bytes: [], size: 0, oversize: false, unreadable: reason)],
+                                        token: []) {
+                        $0.lastUID = max($0.uidValidity == validity ? $0.lastUID : 0, last)
+                        $0.uidValidity = validity
+                        $0.afterFetchFrom = floor
+                    }
+                }
+                if client.session.isBroken {
+                    if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
+                    let (handedOn, duplicates) = pipeline.finish()
+                    outcome.handedOn += handedOn
+                    outcome.skippedDuplicates += duplicates
+                    return .struck(key: key(lone.uid), cause: error.redacting(password, user: mailbox.user), sofar: outcome)
+                }
+                pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1], strikes: strikes, key: key) : nil
+                continue
             }
             if let problem = try applyAfterFetch(client, uids: pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
             pending = number + 1 < batches.count ? try request(client, batch: batches[number + 1], strikes: strikes, key: key) : nil
             let batchLast = batch.last?.uid ?? 0
-            let lastUID = number + 1 == batches.count ? max(finalLastUID, batchLast) : batchLast
+            // Never below where the mailbox stood: a batch of a message passed over earlier
+            // (below it) does not take the position back.
+            let lastUID = max(priorLast, number + 1 == batches.count ? max(finalLastUID, batchLast) : batchLast)
+            let uids = Set(batch.map(\.uid))
             // The whole position: on a first poll or a new UIDVALIDITY the stored state has
             // neither the folder's UIDVALIDITY nor the floor yet.
             let (validity, floor) = (state.uidValidity, state.afterFetchFrom)
@@ -186,7 +249,12 @@ struct IMAPPoller {
                 let prefix = "\(validity ?? 0)/"
                 $0.suspects.removeAll { !$0.hasPrefix(prefix) }
                 $0.strikes = $0.strikes.filter { $0.key.hasPrefix(prefix) }
-                $0.forget { UInt32($0.dropFirst(prefix.count)).map { $0 <= lastUID } ?? true }
+                // Suspects up to here were fetched; strikes go only with their own message
+                // (one passed over, below lastUID now, is tried again next poll).
+                $0.suspects.removeAll { UInt32($0.dropFirst(prefix.count)).map { $0 <= lastUID } ?? true }
+                $0.strikes = $0.strikes.filter { key, strike in
+                    strike.count >= MailboxState.Strike.limit || !(UInt32(key.dropFirst(prefix.count)).map { uids.contains($0) } ?? true)
+                }
             }
         }
         pipeline.drain()
@@ -195,7 +263,7 @@ struct IMAPPoller {
         let (handedOn, duplicates) = pipeline.finish()
         outcome.handedOn += handedOn
         outcome.skippedDuplicates += duplicates
-        return outcome
+        return .done(outcome)
     }
 
     /// How many more keys than messages the ledger may hold before it is compacted: the

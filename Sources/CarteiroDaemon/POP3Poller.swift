@@ -18,8 +18,13 @@ struct POP3Poller {
         try ingest.finishInterruptedCommit()
         let credentials = try PollFailure.credentials(mailbox, login: login)
         let password = credentials.password
-        let client = POP3Client(session: try PollFailure.openSession(mailbox, credentials: credentials, login: login))
-        return try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password) }
+        let deadline = ContinuousClock.now + mailbox.maxPollTime
+        return try PollRound.run(mailbox, log: ingest.log, deadline: deadline) { _, skipping throws(PollFailure) in
+            let session = try PollFailure.openSession(mailbox, credentials: credentials, login: login)
+            session.sessionDeadline = deadline
+            let client = POP3Client(session: session)
+            return try PollFailure.sorting(mailbox, password: password) { try poll(client, password: password, skipping: skipping) }
+        }
     }
 
     /// UIDLs are unique in a maildrop (RFC 1939 §7); a server that repeats one would make two
@@ -63,7 +68,7 @@ struct POP3Poller {
         }
     }
 
-    func poll(_ client: POP3Client, password: Secret) throws -> PollOutcome {
+    func poll(_ client: POP3Client, password: Secret, skipping: Set<String> = []) throws -> PollRound {
         var outcome = PollOutcome()
         let endpoint = client.session.endpoint.description
         var uidlByNumber: [Int: String] = [:]
@@ -106,12 +111,13 @@ struct POP3Poller {
             state.uidls = sizes.compactMap { uidlByNumber[$0.number] }
             try store.record(state)
             try client.quit()
-            return outcome
+            return .done(outcome)
         }
+        // Not those that broke this poll's connection in an earlier round: the next poll's.
         let pending = sizes.filter { item in
             guard hasUIDL else { return true }
             guard let uidl = uidlByNumber[item.number] else { return false }
-            return !handed.contains(uidl)
+            return !handed.contains(uidl) && !skipping.contains(uidl)
         }
         // Handed on before but still on the server (a QUIT that failed, a crash): delete them now.
         // (Not those given up as unreadable: they stay on the server.)
@@ -159,6 +165,25 @@ struct POP3Poller {
                 if hasUIDL {
                     pipeline.drain()
                     ingest.recordFetchFailure(keys: batch.compactMap { uidlByNumber[$0.number] }, reason: error.redacting(password, user: mailbox.user).description)
+                    // A message alone got its strike: the poll goes on without it (on this
+                    // connection if the server only refused it, else on a new one), and at its
+                    // last strike it is handed on as unreadable now.
+                    if batch.count == 1, let item = batch.first, let uidl = uidlByNumber[item.number] {
+                        if let strike = store.state.strikes[uidl], strike.count >= MailboxState.Strike.limit {
+                            let reason = "the server failed to send this message \(strike.count) times: \(strike.reason)"
+                            ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": uidl, "reason": reason])
+                            try pipeline.submit([.init(origin: .pop3(uidl: uidl), bytes: [], size: item.size, oversize: false, unreadable: reason)], token: []) { state in
+                                state.uidValidity = 0
+                                if !state.uidls.contains(uidl) { state.uidls.append(uidl) }
+                                state.forget { $0 == uidl }
+                            }
+                        }
+                        if !client.session.isBroken { continue }
+                        let (handedOn, duplicates) = pipeline.finish()
+                        outcome.handedOn += handedOn
+                        outcome.skippedDuplicates += duplicates
+                        return .struck(key: uidl, cause: error.redacting(password, user: mailbox.user), sofar: outcome)
+                    }
                 }
                 throw error
             }
@@ -209,6 +234,6 @@ struct POP3Poller {
         let (handedOn, duplicates) = pipeline.finish()
         outcome.handedOn += handedOn
         outcome.skippedDuplicates += duplicates
-        return outcome
+        return .done(outcome)
     }
 }

@@ -9,6 +9,51 @@ public struct PollOutcome: Sendable {
     /// `after_fetch` failed after the messages were handed on: they are safe, the server unchanged.
     public var afterFetchProblem: String?
     public init() {}
+
+    /// Adds what an earlier round of the same poll did.
+    mutating func add(_ earlier: PollOutcome) {
+        handedOn += earlier.handedOn
+        skippedDuplicates += earlier.skippedDuplicates
+        if afterFetchProblem == nil { afterFetchProblem = earlier.afterFetchProblem }
+    }
+}
+
+/// How one round of a poll ended: done, or cut by one message whose fetch broke the
+/// connection (its strike is recorded). The poll then goes on without that message, on a new
+/// connection, so that one failing message never stops the rest of its poll.
+enum PollRound {
+    case done(PollOutcome)
+    case struck(key: String, cause: MailConnectionError, sofar: PollOutcome)
+
+    /// Rounds a poll may take: each opens a connection and lists the folder again.
+    static let maximum = 8
+
+    /// A poll in rounds: a round cut by a message is followed by another without that message
+    /// (on a new connection), up to `maximum` rounds and the poll's deadline.
+    static func run(_ mailbox: InboundMailbox, log: DaemonLog, deadline: ContinuousClock.Instant,
+                    _ round: (_ fresh: Bool, _ skipping: Set<String>) throws(PollFailure) -> PollRound) throws(PollFailure) -> PollOutcome {
+        var skipping: Set<String> = []
+        var earlier = PollOutcome()
+        for number in 1...maximum {
+            switch try round(number > 1, skipping) {
+            case .done(var outcome):
+                outcome.add(earlier)
+                return outcome
+            case .struck(let key, let cause, let sofar):
+                earlier.add(sofar)
+                guard number < maximum, ContinuousClock.now < deadline else { throw .connection(cause) }
+                skipping.insert(key)
+                log.log(.info, "going on without a message that broke the connection", ["mailbox": mailbox.name, "message": key])
+            }
+        }
+        return earlier
+    }
+
+    /// What the connection's keeper is told: a cut round's connection is not kept.
+    var failure: PollFailure? {
+        if case .struck(_, let cause, _) = self { return .connection(cause) }
+        return nil
+    }
 }
 
 /// Why a poll failed: the connection, the server, or the local disk.
@@ -62,7 +107,7 @@ extension PollFailure {
     /// Runs a poll's body, sorting whatever it throws into connection, storage or configuration.
     /// The password is taken out of anything the server said (it reaches the journal, status
     /// and events).
-    static func sorting(_ mailbox: InboundMailbox, password: Secret, _ body: () throws -> PollOutcome) throws(PollFailure) -> PollOutcome {
+    static func sorting<Result>(_ mailbox: InboundMailbox, password: Secret, _ body: () throws -> Result) throws(PollFailure) -> Result {
         do {
             return try body()
         } catch let error as MailConnectionError {
