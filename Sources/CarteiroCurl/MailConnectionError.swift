@@ -72,9 +72,11 @@ public struct MailConnectionError: Error, Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// What the server said is escaped (see `PrintableText`): a reply may carry control
+    /// characters that would forge a line or drive the terminal that shows it.
     public var description: String {
         var text = message
         if let serverReply, !message.contains(serverReply) { text += " (server said: \(serverReply))" }
-        return text
+        return PrintableText.escaped(text)
     }
 }

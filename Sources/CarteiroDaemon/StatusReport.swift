@@ -70,7 +70,9 @@ public enum StatusReport {
         for account in oauth {
             lines.append("oauth \(account.client) \(account.user) (\(account.mailboxes.joined(separator: ", "))): " + describe(account, stateDirectory: stateDirectory, now: now, ago: ago))
         }
-        return (lines.joined(separator: "\n") + "\n", running)
+        // Every line holds what servers said (last errors): escaped, so none can forge a line
+        // of its own or drive the terminal.
+        return (lines.map { PrintableText.escaped($0, limit: 4000) }.joined(separator: "\n") + "\n", running)
     }
 
     /// The spool's backlog: events waiting for the desk, and the oldest one's age in seconds.

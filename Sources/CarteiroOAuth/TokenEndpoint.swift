@@ -120,10 +120,11 @@ public struct TokenEndpoint: Sendable {
     /// POSTs and reads the JSON answer; error answers become `.oauth`, the rest `.unavailable`.
     /// Whatever the server says back is cleaned of the secrets that were sent.
     func call(_ url: String, _ fields: [(String, String)], secrets: [Secret]) -> Result<[String: Any], TokenEndpointError> {
+        // Cut, the secrets taken out, and escaped: it reaches logs, status and terminals.
         let clean = { (text: String) -> String in
             var text = String(text.prefix(500))
             for secret in secrets + [secret].compactMap({ $0 }) { text = secret.redact(text) }
-            return text
+            return PrintableText.escaped(text)
         }
         switch HTTPForm.post(fields, to: url, timeout: client.timeout, tls: client.tls) {
         case .failure(let failure):
