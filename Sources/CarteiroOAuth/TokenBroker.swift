@@ -50,9 +50,14 @@ public final class TokenBroker: @unchecked Sendable {
     private var accountLocks: [String: NSLock] = [:]
     private var backoff: [String: (until: Int64, failures: Int, failure: OAuthFailure)] = [:]
 
+    /// The crash tests' seam into every token store's save (see `TokenStore`).
+    let storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
+
     public init(stateDirectory: String, clients: [OAuthClient], secrets: SecretResolver,
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil,
                 onEvent: @escaping Event = { _, _, _ in }) {
+        self.storeFaults = storeFaults
         self.stateDirectory = stateDirectory
         self.secrets = secrets
         self.clock = clock
@@ -73,7 +78,7 @@ public final class TokenBroker: @unchecked Sendable {
     }
 
     public func store(client: String, user: String) -> TokenStore {
-        TokenStore(stateDirectory: stateDirectory, client: client, user: user)
+        TokenStore(stateDirectory: stateDirectory, client: client, user: user, faults: storeFaults)
     }
 
     func accountLock(_ key: String) -> NSLock {
@@ -120,11 +125,26 @@ public final class TokenBroker: @unchecked Sendable {
         defer { account.unlock() }
         let store = store(client: name, user: user)
         do {
-            return try store.locked { () -> Result<Secret, OAuthFailure> in
+            return try store.locked(recovered: { report($0, client: name, user: user, store: store) }) { () -> Result<Secret, OAuthFailure> in
                 obtain(client: client, user: user, key: key, store: store)
             }
         } catch {
             return .failure(.transient("the token store: \(error)"))
+        }
+    }
+
+    /// What the token store's recovery did, said once.
+    func report(_ recovery: TokenStore.Recovery, client: String, user: String, store: TokenStore) {
+        if let promoted = recovery.promoted {
+            onEvent("warning", "oauth token file recovered", ["oauth": client, "user": user, "path": store.path,
+                                                             "reason": "a save was cut short; the complete \(promoted) holds the newest tokens and took the record's place"])
+        }
+        if let mode = recovery.repairedMode {
+            onEvent("warning", "oauth token file mode repaired", ["oauth": client, "user": user, "path": store.path,
+                                                                 "reason": "it was \(String(mode, radix: 8)), readable by others; set to 600"])
+        }
+        if !recovery.removed.isEmpty {
+            onEvent("info", "oauth temporary token files removed", ["oauth": client, "user": user, "files": recovery.removed.joined(separator: " ")])
         }
     }
 

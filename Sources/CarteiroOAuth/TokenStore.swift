@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CarteiroConfig
 import CarteiroStore
+import Foundation
 
 /// One account's tokens on disk: `<state>/oauth/CLIENT/USER.json`, 0600, replaced durably (written,
 /// fsynced, renamed, the directory fsynced), so that a crash at any instant leaves the old
@@ -12,12 +13,20 @@ public struct TokenStore: Sendable {
     public let directory: String
     public let path: String
     let lockPath: String
+    /// `USER.json`: the temporary files of its saves are `USER.json.PID.tmp`.
+    let fileName: String
+    /// Called before each step of a save with the step's name: the crash tests stop a save
+    /// there, as a kill would (nil in the daemon).
+    let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
-    public init(stateDirectory: String, client: String, user: String) {
+    public init(stateDirectory: String, client: String, user: String,
+                faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) {
         directory = stateDirectory + "/oauth/" + client
         let name = Self.fileName(user)
+        fileName = name + ".json"
         path = directory + "/" + name + ".json"
         lockPath = directory + "/" + name + ".lock"
+        self.faults = faults
     }
 
     /// The user as a file name: letters, digits and `@ . _ + -` stay, the rest is %XX.
@@ -42,13 +51,78 @@ public struct TokenStore: Sendable {
         return TokenRecord.parse(bytes)
     }
 
+    /// Writes the record under `USER.json.PID.tmp`, fsyncs it, renames it over `USER.json`
+    /// and fsyncs the folder. A process killed after the temporary file's write leaves it
+    /// complete beside the old record: `recover` (under the lock, before anything is read)
+    /// makes it the record, so a rotated refresh token is never lost to a kill, nor the old
+    /// one presented again (which a provider that revokes on reuse answers by revoking the grant).
     public func save(_ record: TokenRecord) throws(DurableFiles.Failure) {
         try prepareDirectory()
         let temporary = path + ".\(getpid()).tmp"
-        try DurableFiles.writeSynced(record.json(), to: temporary, mode: 0o600)
+        unlink(temporary)
+        try faults?("write")
+        try DurableFiles.writeUnsynced(record.json(), to: temporary, mode: 0o600)
+        try faults?("fsync")
+        try DurableFiles.syncEach([temporary])
         giveToOwner(temporary)
+        try faults?("rename")
         try DurableFiles.rename(temporary, path)
+        try faults?("directory sync")
         try DurableFiles.syncDirectory(directory)
+    }
+
+    /// What `recover` did, for the caller to report.
+    public struct Recovery: Sendable, Equatable {
+        /// A complete temporary file took the record's place (a save cut short by a kill).
+        public var promoted: String?
+        /// Temporary files removed: incomplete, older than the record, or beside a newer one.
+        public var removed: [String] = []
+        /// The record's mode was looser than 0600 and was set to 0600 (the old mode).
+        public var repairedMode: mode_t?
+        public var isEmpty: Bool { promoted == nil && removed.isEmpty && repairedMode == nil }
+    }
+
+    /// Called under the account's lock before the record is read: a complete temporary file
+    /// newer than the record (a save killed between its write and its rename) becomes the
+    /// record; every other temporary file of the account is removed; a record readable by
+    /// others (found 0644, say) is set to 0600.
+    @discardableResult
+    public func recover() -> Recovery {
+        var recovery = Recovery()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix(fileName + ".") && $0.hasSuffix(".tmp") }.sorted()
+        let current = load()
+        var best: (name: String, record: TokenRecord)?
+        for name in names {
+            guard case .success(let bytes) = RegularFile.read(directory + "/" + name, limit: 1 << 20),
+                  let record = TokenRecord.parse(bytes), record.refreshToken != nil || record.accessToken != nil else { continue }
+            if Self.stamp(record) >= (current.map(Self.stamp) ?? 0), best.map({ Self.stamp(record) >= Self.stamp($0.record) }) ?? true {
+                best = (name, record)
+            }
+        }
+        if let best, best.record != current {
+            do throws(DurableFiles.Failure) {
+                try DurableFiles.syncEach([directory + "/" + best.name])
+                try DurableFiles.rename(directory + "/" + best.name, path)
+                try DurableFiles.syncDirectory(directory)
+                recovery.promoted = best.name
+            } catch {
+                // Left where it is: the next recovery tries again.
+            }
+        }
+        for name in names where name != recovery.promoted {
+            if unlink(directory + "/" + name) == 0 { recovery.removed.append(name) }
+        }
+        var info = stat()
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o077 != 0, chmod(path, 0o600) == 0 {
+            recovery.repairedMode = info.st_mode & 0o777
+        }
+        return recovery
+    }
+
+    /// How recent a record is: its latest time.
+    static func stamp(_ record: TokenRecord) -> Int64 {
+        [record.lastRefreshAt, record.refreshIssuedAt, record.authorizedAt, record.accessIssuedAt].compactMap { $0 }.max() ?? 0
     }
 
     func prepareDirectory() throws(DurableFiles.Failure) {
@@ -70,8 +144,9 @@ public struct TokenStore: Sendable {
         _ = chown(path, info.st_uid, info.st_gid)
     }
 
-    /// Runs `body` holding the account's lock (across processes).
-    public func locked<T>(_ body: () throws -> T) throws -> T {
+    /// Runs `body` holding the account's lock (across processes), after `recover`; what the
+    /// recovery did goes to `recovered` when it did anything.
+    public func locked<T>(recovered: (Recovery) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
         try prepareDirectory()
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw DurableFiles.Failure(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
@@ -81,6 +156,8 @@ public struct TokenStore: Sendable {
             guard errno == EINTR else { throw DurableFiles.Failure(description: "cannot lock \(lockPath): \(String(cString: strerror(errno)))") }
         }
         defer { flock(descriptor, LOCK_UN) }
+        let recovery = recover()
+        if !recovery.isEmpty { recovered(recovery) }
         return try body()
     }
 }

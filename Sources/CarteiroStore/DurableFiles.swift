@@ -203,7 +203,7 @@ public enum DurableFiles {
         }
     }
 
-    static func syncEach(_ files: [String]) throws(Failure) {
+    public static func syncEach(_ files: [String]) throws(Failure) {
         for file in files {
             let fd = open(file, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw failure("cannot open", file) }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import CarteiroConfig
-import CarteiroOAuth
+@testable import CarteiroOAuth
+import CarteiroStore
 import CarteiroTesting
 
 /// OAuth 2.0 against the lab: its token server (every grant), Dovecot checking XOAUTH2 and
@@ -45,7 +46,7 @@ struct OAuthTests {
 
     static func resetServer() throws {
         try post("/test/fault", ["mode": "none", "count": "0"])
-        try post("/test/settings", ["access_ttl": "60", "reuse_interval": "300", "device_interval": "1", "consent_user": ""])
+        try post("/test/settings", ["access_ttl": "60", "reuse_interval": "300", "device_interval": "1", "consent_user": "", "revoke_on_reuse": "0"])
     }
 
     // MARK: configurations
@@ -314,6 +315,90 @@ struct OAuthTests {
         #expect(daemon.waitForEvents(timeout: .seconds(15)) { $0.contains { $0.messageID == "<kill-\(user)@example.com>" } }, "\(daemon.log.suffix(2000))")
     }
 
+    /// Against a provider that revokes the grant when a replaced refresh token is presented
+    /// again (revoke_on_reuse, as the OAuth 2.0 Security BCP recommends), a save of a rotated
+    /// refresh token is cut at each of its steps after the write (after the write, after its
+    /// fsync, after the rename), as a kill there would leave it; then the next start: the
+    /// complete temporary file takes the record's place under the account's lock, the old
+    /// token is never presented again, and the grant lives. No temporary file is left.
+    /// (Before, a kill between the fsync and the rename presented the old token: 4 of 4 revoked.)
+    @Test func aRotatedRefreshTokenSurvivesACutAtEveryStepOfItsSave() throws {
+        let lab = try requireLab()
+        try Self.resetServer()
+        try Self.post("/test/settings", ["access_ttl": "1", "revoke_on_reuse": "1"])
+        defer { try? Self.resetServer() }
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("ocut")
+        try lab.addUser(user)
+        let state = directory.path + "/state"
+        let text = "[daemon]\nsystem_outbound = \"out\"\nstate_dir = \"\(state)\"\npoll_interval = \"1s\"\n\n" + Self.clients(lab, appID: "lab-app")
+            + Self.inbound("in", provider: "imaps", port: lab.imapsPort, user: user, client: "web", mechanism: "xoauth2", lab: lab)
+            + "[mailbox.out]\ntype = \"outbound\"\nserver = \"127.0.0.1\"\ntls = \"none\"\nsender = \"d@lab.test\"\n"
+            + "[contract.lab]\ninbound_mailboxes = [\"in\"]\n"
+        let config = try directory.write("carteiro.conf", text, mode: 0o600)
+        #expect(try Self.authorizeWithBrowser(config: config, mailbox: "in").status == 0)
+        let configuration = try #require(ConfigurationFile.load(path: config, environment: [:]).configuration)
+        let secrets = SecretResolver(environment: [:], configurationFile: config)
+        let reuseBefore = (try Self.stats()["reuse_revocations"]) ?? 0
+        for step in ["fsync", "rename", "directory sync"] {
+            Thread.sleep(forTimeInterval: 1.2) // the access token (1 s) has expired: a refresh, with rotation
+            let cut = TokenBroker(stateDirectory: state, clients: configuration.oauthClients, secrets: secrets, storeFaults: { name throws(DurableFiles.Failure) in
+                if name == step { throw DurableFiles.Failure(description: "killed before \(step)") }
+            })
+            let before = TokenStore(stateDirectory: state, client: "web", user: user).load()?.refreshToken
+            _ = cut.accessToken(client: "web", user: user)
+            // The next start, with what the cut left.
+            Thread.sleep(forTimeInterval: 1.2)
+            let events = Messages()
+            let restarted = TokenBroker(stateDirectory: state, clients: configuration.oauthClients, secrets: secrets, onEvent: { _, message, _ in
+                events.add(message)
+            })
+            let result = restarted.accessToken(client: "web", user: user)
+            if case .failure(let failure) = result { Issue.record("after a cut before \(step): \(failure)") }
+            let after = TokenStore(stateDirectory: state, client: "web", user: user).load()
+            #expect(after?.refreshToken != before, "after a cut before \(step) the refresh token rotated")
+            #expect(after?.needsAuthorization == nil)
+            if step != "directory sync" { #expect(events.all.contains("oauth token file recovered"), "\(step): \(events.all)") }
+        }
+        let reuseAfter = (try Self.stats()["reuse_revocations"]) ?? 0
+        #expect(reuseAfter == reuseBefore, "a replaced refresh token was presented again")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: state + "/oauth/web")) ?? []).filter { $0.hasSuffix(".tmp") }
+        #expect(left.isEmpty, "\(left)")
+        let tested = try runCarteiro(["test-mailbox", "--config", config, "in"])
+        #expect(tested.status == 0, "\(tested.stdout) \(tested.stderr)")
+    }
+
+    /// A token file found readable by others (0644) is set to 0600, and said.
+    @Test func aTokenFileWithLooseModesIsRepairedAndSaid() throws {
+        let directory = try TemporaryDirectory()
+        let store = TokenStore(stateDirectory: directory.path, client: "web", user: "u@x.example")
+        var record = TokenRecord()
+        record.refreshToken = Secret("r1")
+        record.lastRefreshAt = 100
+        try store.save(record)
+        chmod(store.path, 0o644)
+        // A stale temporary file (older than the record) and a broken one: removed.
+        var older = record
+        older.refreshToken = Secret("r0")
+        older.lastRefreshAt = 50
+        try Data(older.json()).write(to: URL(fileURLWithPath: store.path + ".111.tmp"))
+        try Data("{\"refresh_tok".utf8).write(to: URL(fileURLWithPath: store.path + ".222.tmp"))
+        let recovery = store.recover()
+        #expect(recovery.repairedMode == 0o644)
+        #expect(recovery.promoted == nil)
+        #expect(recovery.removed.sorted() == ["u@x.example.json.111.tmp", "u@x.example.json.222.tmp"])
+        var info = stat()
+        #expect(stat(store.path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(store.load()?.refreshToken?.value == "r1")
+        // A complete newer one wins.
+        var newer = record
+        newer.refreshToken = Secret("r2")
+        newer.lastRefreshAt = 200
+        try Data(newer.json()).write(to: URL(fileURLWithPath: store.path + ".333.tmp"))
+        #expect(store.recover().promoted == "u@x.example.json.333.tmp")
+        #expect(store.load()?.refreshToken?.value == "r2")
+    }
+
     @Test func aRevokedGrantAsksForAuthorizationOnceThenRecovers() throws {
         let lab = try requireLab()
         try Self.resetServer()
@@ -459,3 +544,10 @@ struct OAuthTests {
     }
 }
 
+/// Messages gathered from another thread.
+final class Messages: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+    func add(_ message: String) { lock.withLock { messages.append(message) } }
+    var all: [String] { lock.withLock { messages } }
+}

@@ -19,6 +19,8 @@ Test hooks (no browser, no person):
   POST /test/revoke-user user=..         revokes every token of the user (a changed password)
   POST /test/fault       mode=none|5xx|slow|invalid_grant&count=N&delay=S (on /token)
   POST /test/settings    access_ttl=S&reuse_interval=S&consent_user=USER&device_interval=S
+                         &revoke_on_reuse=1 (a superseded refresh token presented again revokes
+                         every token of its grant, as the OAuth 2.0 Security BCP recommends)
   GET  /test/stats       token requests by grant, and the faults served
 """
 import argparse
@@ -205,6 +207,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 now = time.time()
                 if not entry or entry["revoked"] or entry["client"] != ident:
                     return self.error("invalid_grant", "AADSTS70000: the refresh token is not valid (revoked, expired or unknown)")
+                if entry["superseded_at"] is not None and STATE["settings"].get("revoke_on_reuse"):
+                    STATE["stats"]["reuse_revocations"] = STATE["stats"].get("reuse_revocations", 0) + 1
+                    for other in STATE["refresh"].values():
+                        if other["user"] == entry["user"] and other["client"] == entry["client"]:
+                            other["revoked"] = True
+                    return self.error("invalid_grant", "AADSTS70000: a replaced refresh token was presented again: the grant is revoked")
                 if entry["superseded_at"] is not None and now - entry["superseded_at"] > STATE["settings"]["reuse_interval"]:
                     return self.error("invalid_grant", "AADSTS70000: the refresh token was replaced and its reuse interval is over")
                 if entry["superseded_at"] is None:
@@ -322,7 +330,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def test_settings(self, fields):
         with LOCK:
-            for key in ("access_ttl", "reuse_interval", "device_interval"):
+            for key in ("access_ttl", "reuse_interval", "device_interval", "revoke_on_reuse"):
                 if key in fields:
                     STATE["settings"][key] = int(fields[key])
             if "consent_user" in fields:
