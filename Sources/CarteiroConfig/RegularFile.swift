@@ -127,21 +127,29 @@ public enum RegularFile {
         return fstatat(base, path, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
 
+    /// Why a file with this `stat` is not one to read under `requirements`; nil when it is.
+    /// (An `lstat` of a link says `.symbolicLink`; an `fstat` of an open file never does.)
+    public static func refusal(_ info: stat, requirements: Requirements) -> Problem? {
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFLNK: return .symbolicLink
+        case S_IFDIR: return .directory
+        case S_IFIFO: return .notRegular("a FIFO")
+        case S_IFCHR, S_IFBLK: return .notRegular("a device")
+        case S_IFSOCK: return .notRegular("a socket")
+        default: return .notRegular("not a file")
+        }
+        // No link count of 0: a file removed since it was opened is still the file opened.
+        if requirements.singleLink && info.st_nlink > 1 { return .hardLink(Int(info.st_nlink)) }
+        if let owner = requirements.owner, info.st_uid != owner { return .foreignOwner(userName(info.st_uid)) }
+        return nil
+    }
+
     /// Reads an open file: checked first on its descriptor (what it is, its names, its owner).
     static func read(descriptor: Int32, limit: Int, requirements: Requirements) -> Result<[UInt8], Problem> {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { return .failure(problem(errno)) }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: break
-        case S_IFDIR: return .failure(.directory)
-        case S_IFIFO: return .failure(.notRegular("a FIFO"))
-        case S_IFCHR, S_IFBLK: return .failure(.notRegular("a device"))
-        case S_IFSOCK: return .failure(.notRegular("a socket"))
-        default: return .failure(.notRegular("not a file"))
-        }
-        // No link count of 0: a file removed since it was opened is still the file opened.
-        if requirements.singleLink && info.st_nlink > 1 { return .failure(.hardLink(Int(info.st_nlink))) }
-        if let owner = requirements.owner, info.st_uid != owner { return .failure(.foreignOwner(userName(info.st_uid))) }
+        if let refusal = refusal(info, requirements: requirements) { return .failure(refusal) }
         if info.st_size > limit { return .failure(.tooLarge(limit)) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)

@@ -142,13 +142,7 @@ struct POP3Poller {
         for batch in batches {
             if batch.count == 1, let item = batch.first, hasUIDL, let uidl = uidlByNumber[item.number],
                let strike = strikes[uidl], strike.count >= MailboxState.Strike.limit {
-                let reason = "the server failed to send this message \(strike.count) times: \(strike.reason)"
-                ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": uidl, "reason": reason])
-                try pipeline.submit([.init(origin: .pop3(uidl: uidl), bytes: [], size: item.size, oversize: false, unreadable: reason)], token: []) { state in
-                    state.uidValidity = 0
-                    if !state.uidls.contains(uidl) { state.uidls.append(uidl) }
-                    state.forget { $0 == uidl }
-                }
+                try handOnUnreadable(uidl, size: item.size, strike: strike, pipeline: pipeline)
                 continue
             }
             let oversize = batch.map { $0.size > mailbox.maxMessageSize }
@@ -170,13 +164,7 @@ struct POP3Poller {
                     // last strike it is handed on as unreadable now.
                     if batch.count == 1, let item = batch.first, let uidl = uidlByNumber[item.number] {
                         if let strike = store.state.strikes[uidl], strike.count >= MailboxState.Strike.limit {
-                            let reason = "the server failed to send this message \(strike.count) times: \(strike.reason)"
-                            ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": uidl, "reason": reason])
-                            try pipeline.submit([.init(origin: .pop3(uidl: uidl), bytes: [], size: item.size, oversize: false, unreadable: reason)], token: []) { state in
-                                state.uidValidity = 0
-                                if !state.uidls.contains(uidl) { state.uidls.append(uidl) }
-                                state.forget { $0 == uidl }
-                            }
+                            try handOnUnreadable(uidl, size: item.size, strike: strike, pipeline: pipeline)
                         }
                         if !client.session.isBroken { continue }
                         let (handedOn, duplicates) = pipeline.finish()
@@ -235,5 +223,16 @@ struct POP3Poller {
         outcome.handedOn += handedOn
         outcome.skippedDuplicates += duplicates
         return .done(outcome)
+    }
+
+    /// A message given up after its strikes: handed on as message.unreadable, left on the server.
+    func handOnUnreadable(_ uidl: String, size: Int, strike: MailboxState.Strike, pipeline: IngestPipeline<[Int]>) throws(PollFailure) {
+        let reason = "the server failed to send this message \(strike.count) times: \(strike.reason)"
+        ingest.log.log(.error, "message handed on as unreadable", ["mailbox": mailbox.name, "message": uidl, "reason": reason])
+        try pipeline.submit([.init(origin: .pop3(uidl: uidl), bytes: [], size: size, oversize: false, unreadable: reason)], token: []) { state in
+            state.uidValidity = 0
+            if !state.uidls.contains(uidl) { state.uidls.append(uidl) }
+            state.forget { $0 == uidl }
+        }
     }
 }

@@ -80,8 +80,9 @@ public enum StatusReport {
         var count = 0
         var oldest: Int64?
         for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            // The entry itself: a link or a FIFO a member planted is no event (and is not followed).
             var info = stat()
-            guard stat(spool + "/" + name, &info) == 0 else { continue }
+            guard lstat(spool + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             count += 1
             oldest = min(oldest ?? Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_sec))
         }

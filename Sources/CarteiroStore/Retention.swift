@@ -51,10 +51,15 @@ public enum Retention {
     /// waiting in the spool or being written.
     static func referencedFiles(_ directory: StateDirectory) -> Set<String> {
         var paths: Set<String> = []
-        for folder in [directory.spool, directory.pendingEvents] {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".json") {
-                guard let data = FileManager.default.contents(atPath: folder + "/" + name),
-                      let event = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
+        // The spool is shared with the desk's group: its entries are read by name in the
+        // folder's descriptor, never through a link, and only the service's own files (a FIFO
+        // planted there would block the clean-up for ever; a link would have it read anything).
+        guard let spool = try? SharedFolder(directory.spool) else { return paths }
+        let pending = try? spool.ownFolder(".pending", report: { _ in })
+        for folder in [spool] + (pending.map { [$0] } ?? []) {
+            for name in folder.names() where name.hasSuffix(".json") {
+                guard case .success(let bytes) = folder.read(name, limit: 256 << 20, requirements: .init(singleLink: true, owner: geteuid())),
+                      let event = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { continue }
                 if let raw = event["raw"] as? String { paths.insert(raw) }
                 for attachment in (event["message"] as? [String: Any])?["attachments"] as? [[String: Any]] ?? [] {
                     if let path = attachment["path"] as? String { paths.insert(path) }

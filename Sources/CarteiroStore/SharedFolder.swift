@@ -110,18 +110,7 @@ public final class SharedFolder: Sendable {
     }
 
     public static func refusal(_ info: stat, requirements: RegularFile.Requirements) -> RegularFile.Problem? {
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: break
-        case S_IFLNK: return .symbolicLink
-        case S_IFDIR: return .directory
-        case S_IFIFO: return .notRegular("a FIFO")
-        case S_IFCHR, S_IFBLK: return .notRegular("a device")
-        case S_IFSOCK: return .notRegular("a socket")
-        default: return .notRegular("not a file")
-        }
-        if requirements.singleLink && info.st_nlink > 1 { return .hardLink(Int(info.st_nlink)) }
-        if let owner = requirements.owner, info.st_uid != owner { return .foreignOwner(StateAccess.userName(info.st_uid)) }
-        return nil
+        RegularFile.refusal(info, requirements: requirements)
     }
 
     /// A file's bytes: never through a link, checked on the opened descriptor.

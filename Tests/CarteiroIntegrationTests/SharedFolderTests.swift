@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CarteiroDaemon
 import CarteiroStore
 import CarteiroTesting
 
@@ -180,6 +181,45 @@ struct SharedFolderTests {
         for (name, text) in contents(under: setup.state, except: setup.secretFile) {
             #expect(!leaks(setup, in: text), "\(name) holds the secret")
         }
+    }
+
+    /// `.pending` (where events are written before they are renamed into the spool) lies in the
+    /// spool, which members can write: moved away and replaced by a link to another folder of
+    /// the service's, it is moved aside and made anew before anything is written through it.
+    @Test func thePendingFolderSwappedForALinkIsMovedAsideAndMadeAnew() throws {
+        let setup = try setUp()
+        let spool = setup.state + "/events"
+        let victim = setup.state + "/mailboxes"
+        try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
+        chmod(victim, 0o700)
+        try asMember("mv \(spool)/.pending \(spool)/old-pending && ln -s \(victim) \(spool)/.pending")
+        let refused = try StateDirectory(root: setup.state, spool: spool).prepare(mailboxes: [])
+        #expect(refused.count == 1 && refused.first?.path == spool + "/.pending", "\(refused)")
+        #expect(refused.first?.reason.contains("a symbolic link") == true)
+        var info = stat()
+        #expect(lstat(spool + "/.pending", &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_uid == geteuid())
+        // Swapped again while a poll runs: the next batch's check finds it.
+        try asMember("mv \(spool)/.pending \(spool)/old-pending-2 && ln -s \(victim) \(spool)/.pending")
+        let again = StateDirectory(root: setup.state, spool: spool).securePending()
+        #expect(again.count == 1, "\(again)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: victim)) ?? []).isEmpty)
+    }
+
+    /// The clean-up reads the spool's events to know which raw messages and attachments are
+    /// still pointed at: a FIFO planted there used to block it for ever, a link to have it read
+    /// what the link pointed at. Both are passed over, and `status` counts neither.
+    @Test func theCleanUpAndStatusPassOverPlantedEntries() throws {
+        let setup = try setUp()
+        let spool = setup.state + "/events"
+        try asMember("mkfifo \(spool)/acme+1+1.json && ln -s \(setup.secretFile) \(spool)/acme+1+2.json")
+        let done = DispatchSemaphore(value: 0)
+        let directory = StateDirectory(root: setup.state, spool: spool)
+        Thread {
+            _ = Retention.clean(directory, keepRaw: .seconds(1), keepAttachments: .seconds(1), keepFailed: nil)
+            done.signal()
+        }.start()
+        #expect(done.wait(timeout: .now() + 10) == .success, "the clean-up waited on a FIFO in the spool")
+        #expect(StatusReport.backlog(spool: spool, now: Int64(time(nil))).count == 0)
     }
 
     /// A member swaps an attachment's file for a link to the secret and back, as fast as it can,
