@@ -368,7 +368,7 @@ public final class OutboundService: @unchecked Sendable {
     /// replaced, never written through.
     func reject(name: String, from taken: SharedFolder, reason: String) {
         if let rejected = rejectedFolder {
-            try? rejected.replace(name + ".reason", with: Array((reason + "\n").utf8), group: rejected.group)
+            try? rejected.replace(name + ".reason", with: Array((reason + "\n").utf8))
             if !taken.move(name, to: rejected, as: name) {
                 // A directory in the way, say: the entry must not stay taken (and retried) forever.
                 taken.remove(name)

@@ -121,13 +121,17 @@ public final class SharedFolder: Sendable {
     /// Creates `name`, which must not exist (a link at the name counts as existing, and is not
     /// followed): false when something has the name. Fsynced when `sync`.
     @discardableResult
-    /// `group`: the file's group (the folder's, where the folder is not setgid).
+    /// `group`: the file's group (the folder's, where the folder is not setgid); for commands run
+    /// by a member or root, never needed by the daemon (its folders are setgid, its group theirs).
     public func writeNew(_ name: String, _ bytes: [UInt8], mode: mode_t = 0o640, sync: Bool = true, group: gid_t? = nil) throws(DurableFiles.Failure) -> Bool {
         let fd = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         if fd < 0 && errno == EEXIST { return false }
         guard fd >= 0 else { throw DurableFiles.failure("cannot create", path(name)) }
         defer { close(fd) }
-        if let group { _ = fchown(fd, uid_t.max, group) }
+        // Only where the file did not get the group already (a setgid folder gives it): the
+        // packaged unit's system-call filter (~@privileged) kills a process that calls fchown.
+        var made = stat()
+        if let group, fstat(fd, &made) == 0, made.st_gid != group { _ = fchown(fd, uid_t.max, group) }
         do throws(DurableFiles.Failure) {
             try DurableFiles.writeAll(bytes, to: fd, path: path(name))
             guard !sync || fsync(fd) == 0 else { throw DurableFiles.failure("cannot fsync", path(name)) }

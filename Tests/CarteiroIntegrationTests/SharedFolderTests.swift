@@ -115,16 +115,18 @@ struct SharedFolderTests {
         // A hard link to the secret: the kernel's protected_hardlinks keeps a member from making
         // one to a file it cannot read; where that is off, this is what it would leave.
         #expect(link(setup.secretFile, spool + "/acme+1+5.json") == 0)
+        // A device (only root can make one; a member could rename one in from elsewhere).
+        #expect(mknod(spool + "/acme+1+6.json", S_IFCHR | 0o666, dev_t((1 << 8) | 3)) == 0) // 1:3, /dev/null
         let daemon = try DaemonProcess(config: setup.config, spool: spool, logPath: setup.directory.path + "/daemon.log")
         defer { _ = daemon.terminate() }
-        #expect(wait { (1...5).allSatisfy { !exists(spool + "/acme+1+\($0).json") } }, "\(daemon.log)")
+        #expect(wait { (1...6).allSatisfy { !exists(spool + "/acme+1+\($0).json") } }, "\(daemon.log)")
         Thread.sleep(forTimeInterval: 0.5)
         let posted = (try? String(contentsOfFile: received, encoding: .utf8)) ?? ""
         #expect(posted.isEmpty, "posted: \(posted)")
         #expect(try String(contentsOfFile: setup.secretFile, encoding: .utf8) == Self.secret)
         let reports = daemon.log.components(separatedBy: "\n").filter { $0.contains("shared folder entry refused") }
-        #expect(reports.count == 5, "\(daemon.log)")
-        for (index, reason) in [(1, "is a symbolic link"), (2, "is a symbolic link"), (3, "is a FIFO"), (4, "belongs to nobody"), (5, "has 2 names")] {
+        #expect(reports.count == 6, "\(daemon.log)")
+        for (index, reason) in [(1, "is a symbolic link"), (2, "is a symbolic link"), (3, "is a FIFO"), (4, "belongs to nobody"), (5, "has 2 names"), (6, "is a device")] {
             #expect(reports.contains { $0.contains("\(spool)/acme+1+\(index).json") && $0.contains(reason) }, "\(index): \(reports)")
         }
     }
