@@ -14,7 +14,16 @@ import Foundation
 /// another directory, or none) is set aside, never closed while a batch may still be using
 /// it, and closed with the rest. Safe from several threads.
 final class DirectoryHandles: @unchecked Sendable {
+    /// Directories that lie in a folder the desk's group can write (`.pending` in the spool):
+    /// opened without following a link at their name, and only if they are this user's own.
+    /// The others (the raw messages, the attachments, the spool itself) are opened as their
+    /// paths say: an operator may have made one a link to another disk.
+    private let guarded: Set<String>
     private var open: [String: Int32] = [:]
+
+    init(guarded: Set<String> = []) {
+        self.guarded = guarded
+    }
     private var retired: [Int32] = []
     private let lock = NSLock()
 
@@ -36,13 +45,19 @@ final class DirectoryHandles: @unchecked Sendable {
         return .init(directory: fd, name: name, path: path)
     }
 
-    /// Each directory is opened without following a link at its own name (`.pending` sits in
-    /// the spool, which the desk's group can write) and must be this user's: one that is not
-    /// fails closed (`-1`, which every operation on it refuses) rather than be reached by path.
+    /// A guarded directory is opened without following a link at its own name and must be
+    /// this user's: one that is not fails closed (`-1`, which every operation on it refuses)
+    /// rather than be reached by path.
     private func descriptor(_ directory: String) -> Int32? {
         lock.lock()
         defer { lock.unlock() }
         if let fd = open[directory] { return fd }
+        guard guarded.contains(directory) else {
+            let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            open[directory] = fd
+            return fd
+        }
         let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return errno == ELOOP || errno == ENOTDIR ? -1 : nil }
         var info = stat()
@@ -61,7 +76,8 @@ final class DirectoryHandles: @unchecked Sendable {
         defer { lock.unlock() }
         for (path, fd) in open {
             var byPath = stat(), byDescriptor = stat()
-            if lstat(path, &byPath) == 0, fstat(fd, &byDescriptor) == 0,
+            let found = guarded.contains(path) ? lstat(path, &byPath) : stat(path, &byPath)
+            if found == 0, fstat(fd, &byDescriptor) == 0,
                byPath.st_dev == byDescriptor.st_dev, byPath.st_ino == byDescriptor.st_ino { continue }
             open[path] = nil
             retired.append(fd)

@@ -112,7 +112,7 @@ public final class MailboxStore {
     private var knownDirectories: Set<String> = []
     private let directoriesLock = NSLock()
     /// The directories a poll's batches write into, open while it runs (`closeDirectories`).
-    let handles = DirectoryHandles()
+    let handles: DirectoryHandles
     /// The time given to the last event staged (`reserveStamps`), under `stampsLock`.
     private var lastStamp = timespec()
     private let stampsLock = NSLock()
@@ -135,6 +135,7 @@ public final class MailboxStore {
         self.directory = directory
         self.folder = directory.mailbox(mailbox)
         self.faults = faults
+        handles = DirectoryHandles(guarded: [directory.pendingEvents])
         try DurableFiles.makeDirectory(staging)
         try recover()
         load()

@@ -56,4 +56,21 @@ struct DirectoryHandlesTests {
         handles.closeAll()
         #expect(handles.count == 0)
     }
+
+    /// A guarded directory (one in a folder others can write: `.pending` in the spool) swapped
+    /// for a link is never written through: its files fail closed. An unguarded one may be a
+    /// link an operator made (raw messages on another disk), and is followed.
+    @Test func aGuardedDirectoryIsNeverReachedThroughALink() throws {
+        let root = try TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: root.path + "/elsewhere", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/pending", withDestinationPath: root.path + "/elsewhere")
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/raw", withDestinationPath: root.path + "/elsewhere")
+        let handles = DirectoryHandles(guarded: [root.path + "/pending"])
+        #expect(throws: DurableFiles.Failure.self) { try DurableFiles.writeNew([1], at: handles.place(root.path + "/pending/x")) }
+        #expect(!DurableFiles.exists(root.path + "/elsewhere/x"))
+        #expect(try DurableFiles.writeNew([2], at: handles.place(root.path + "/raw/y")))
+        #expect(DurableFiles.exists(root.path + "/elsewhere/y"))
+        handles.closeAll()
+    }
 }
+
