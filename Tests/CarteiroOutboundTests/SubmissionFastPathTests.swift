@@ -75,7 +75,8 @@ struct SubmissionFastPathTests {
             let members = (0..<Int.random(in: 0...5, using: &generator)).map { _ -> String in
                 let key = keys.randomElement(using: &generator)!
                 let value: String = switch key {
-                case "to", "cc", "bcc", "references", "reply_to" where Bool.random(using: &generator):
+                // (A `where` binds to the last pattern only: the list is tested as one condition.)
+                case let list where ["to", "cc", "bcc", "references", "reply_to"].contains(list) && Bool.random(using: &generator):
                     "[" + (0..<Int.random(in: 0...2, using: &generator)).map { _ in randomString() }.joined(separator: ", ") + "]"
                 case "vars" where Bool.random(using: &generator): "{" + (0..<3).map { _ in randomString() + ": " + randomValue(1) }.joined(separator: ",") + "}"
                 case "one_message" where Bool.random(using: &generator): "true"
