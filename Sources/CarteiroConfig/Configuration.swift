@@ -221,7 +221,7 @@ public struct Workflow: Sendable {
     public var steps: [WorkflowStep]
 }
 
-/// Which outbound mailbox a workflow step sends through (SPEC §4, from the seed).
+/// Which outbound mailbox a workflow step sends through (the product's original rules).
 public enum StepMailboxChoice: Sendable, Hashable {
     /// Unset: the system outbound mailbox.
     case system

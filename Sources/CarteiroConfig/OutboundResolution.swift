@@ -1,4 +1,4 @@
-/// Which outbound mailbox a message goes through, by the seed's rules (SPEC §4):
+/// Which outbound mailbox a message goes through, by the product's original rules:
 /// an explicit mailbox wins; a step with `specific` uses its `specific_mailbox`; a step with
 /// `contract` uses the contract's outbound mailbox, or the system's when the contract has none;
 /// anything else uses the system outbound mailbox.

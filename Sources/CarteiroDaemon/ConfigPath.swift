@@ -1,4 +1,4 @@
-/// Where the configuration is when `--config` is not given (SPEC §6).
+/// Where the configuration is when `--config` is not given.
 public enum ConfigPath {
     public static func resolve(_ explicit: String?, environment: [String: String]) -> String {
         if let explicit { return explicit }

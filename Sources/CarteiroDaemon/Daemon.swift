@@ -7,7 +7,7 @@ import Dispatch
 import Foundation
 
 /// `carteiro run`: the inbound service and the webhook forwarder under one lifecycle, with
-/// systemd notifications, SIGHUP reload and SIGTERM/SIGINT shutdown (SPEC §5).
+/// systemd notifications, SIGHUP reload and SIGTERM/SIGINT shutdown.
 /// The pipe the signal handlers write to (see `Daemon.catchSignals`): set once, before any
 /// signal can come, then only read.
 nonisolated(unsafe) var signalPipe: (read: Int32, write: Int32) = (-1, -1)

@@ -9,7 +9,7 @@ import Dispatch
 import Foundation
 
 /// With `[events] webhook` set, POSTs each event of the spool to the desk and removes it on a
-/// 2xx answer (SPEC §3). Events go out in order per mailbox: a refused event holds back the
+/// 2xx answer. Events go out in order per mailbox: a refused event holds back the
 /// ones after it in its mailbox, and that mailbox retries with exponential backoff; other
 /// mailboxes carry on.
 public final class EventForwarder: @unchecked Sendable {

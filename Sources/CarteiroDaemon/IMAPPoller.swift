@@ -5,7 +5,7 @@ import CarteiroMail
 import CarteiroStore
 import Foundation
 
-/// One poll of an IMAP mailbox (SPEC §3): examine the folder, find the new UIDs with their
+/// One poll of an IMAP mailbox: examine the folder, find the new UIDs with their
 /// sizes, fetch bodies with BODY.PEEK[] in batches (headers only above max_message_size),
 /// hand each batch on durably, and only then apply `after_fetch` to that batch.
 struct IMAPPoller {
@@ -363,8 +363,9 @@ struct IMAPPoller {
         var headerBytes = 0
     }
 
-    /// Sends the FETCH commands of a batch: bodies with BODY.PEEK[] (fetching must never set
-    /// \Seen, SPEC §3), headers only for messages above max_message_size.
+    /// Sends the FETCH commands of a batch: bodies with BODY.PEEK[] (fetching never sets \Seen:
+    /// only `after_fetch` changes the server, once the batch is handed on), headers only for
+    /// messages above max_message_size.
     func request(_ client: IMAPClient, batch: [(uid: UInt32, size: Int)], strikes: [String: MailboxState.Strike], key: (UInt32) -> String) throws -> PendingFetch {
         var unreadable: [UInt32: String] = [:]
         for item in batch {

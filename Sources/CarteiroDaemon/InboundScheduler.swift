@@ -4,7 +4,7 @@ import CarteiroStore
 import Dispatch
 import Foundation
 
-/// Polls every inbound mailbox on its own interval (SPEC §3): one alarm over a calendar of every
+/// Polls every inbound mailbox on its own interval: one alarm over a calendar of every
 /// mailbox's next poll, with jitter, at most `max_parallel_polls` at a time, exponential backoff
 /// after failures. A mailbox that is down, slow or refusing delays nobody else: it only holds one
 /// of the parallel slots for as long as its own timeout.

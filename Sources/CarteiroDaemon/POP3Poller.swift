@@ -4,7 +4,7 @@ import CarteiroEvents
 import CarteiroMail
 import CarteiroStore
 
-/// One poll of a POP3 mailbox (SPEC §3): UIDL to know what was handed on, LIST for sizes
+/// One poll of a POP3 mailbox: UIDL to know what was handed on, LIST for sizes
 /// before RETR (TOP 0 above max_message_size), a durable hand-over per batch, and DELE only
 /// for messages already handed on, made effective by a QUIT whose reply is checked.
 struct POP3Poller {

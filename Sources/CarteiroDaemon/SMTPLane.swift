@@ -7,7 +7,7 @@ import CarteiroStore
 import Dispatch
 import Foundation
 
-/// One outbound mailbox's lane (SPEC §4): drains its part of the queue through that mailbox's
+/// One outbound mailbox's lane: drains its part of the queue through that mailbox's
 /// SMTP profile on a queue of its own, so a slow or dead server stalls only this lane. One
 /// connection serves every due message; each recipient's reply is kept: 2xx delivered, 5xx given
 /// up, 4xx retried alone with exponential backoff until the queue lifetime ends.

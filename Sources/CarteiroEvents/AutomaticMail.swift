@@ -3,7 +3,7 @@ import CarteiroMail
 /// Recognises mail written by machines, so the desk never answers it (RFC 3834 §5 and the
 /// de-facto headers of Exchange, Postfix, list servers and vacation programs).
 public enum AutomaticMail {
-    /// The flags of SPEC §3: auto-replied, auto-generated, bulk, loop.
+    /// The flags of an event: auto-replied, auto-generated, bulk, loop.
     public static func flags(_ header: HeaderBlock, from: ParsedAddress?, ownAddresses: Set<String>) -> [String] {
         var flags: [String] = []
         if let value = header.text("auto-submitted")?.lowercased().trimmingCharacters(in: " "),

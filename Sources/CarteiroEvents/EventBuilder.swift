@@ -1,6 +1,6 @@
 import CarteiroMail
 
-/// Turns a fetched message into its request event (SPEC §3): parsed, classified, threaded.
+/// Turns a fetched message into its request event (carteiro-events(5)): parsed, classified, threaded.
 public struct EventBuilder: Sendable {
     public var threading: RequestThreading
     /// The system's own addresses (every outbound sender): mail from them is a loop.

@@ -1,7 +1,7 @@
 import CByteSearch
 
 /// A JSON value that keeps its keys in the order they were written, so that events read
-/// the way SPEC §3 shows them and golden files compare byte for byte.
+/// the way carteiro-events(5) shows them and golden files compare byte for byte.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)

@@ -1,6 +1,6 @@
 import CarteiroMail
 
-/// Where a message came from, which makes its event id stable across re-fetches (SPEC §3).
+/// Where a message came from, which makes its event id stable across re-fetches.
 public enum MessageOrigin: Sendable, Hashable {
     case imap(uidValidity: UInt32, uid: UInt32)
     case pop3(uidl: String)
@@ -78,7 +78,7 @@ public struct StoredAttachment: Sendable {
     }
 }
 
-/// What a message becomes for the desk (SPEC §3), before it is written as JSON.
+/// What a message becomes for the desk (carteiro-events(5)), before it is written as JSON.
 public struct RequestEvent: Sendable {
     public var id: String
     public var type: String

@@ -1,4 +1,4 @@
-/// Builds an RFC 5322 message (SPEC §4): header values RFC 2047-encoded when not ASCII, long
+/// Builds an RFC 5322 message: header values RFC 2047-encoded when not ASCII, long
 /// lines folded, bodies in quoted-printable (lines stay far under 998 octets), text and HTML as
 /// multipart/alternative, CRLF throughout. A CR or LF inside a header value is refused: that is
 /// how header injection works.

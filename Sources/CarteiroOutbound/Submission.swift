@@ -1,7 +1,7 @@
 import CarteiroConfig
 import Foundation
 
-/// What the desk asks to send (SPEC §4): a JSON file in the outbox, or `carteiro send`.
+/// What the desk asks to send: a JSON file in the outbox, or `carteiro send`.
 public struct Submission: Sendable, Codable, Equatable {
     public var workflow: String?
     public var step: String?

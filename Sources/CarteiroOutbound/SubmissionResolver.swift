@@ -4,7 +4,7 @@ import CarteiroMail
 import Foundation
 import Mustache
 
-/// Turns a submission into messages (SPEC §4): which mailbox sends (explicit → step's
+/// Turns a submission into messages: which mailbox sends (explicit → step's
 /// `specific` → contract's → system's), who receives (the step's users and group members and the
 /// extra addresses, each once), and what each message says (templates or given texts).
 public struct SubmissionResolver: Sendable {

@@ -95,7 +95,7 @@ public struct StagedMessage: Sendable {
     public var summary: [(String, String)] = []
 }
 
-/// One inbound mailbox's durable state and its hand-over of messages (SPEC §3's order:
+/// One inbound mailbox's durable state and its hand-over of messages (in this order:
 /// files durable → state advanced → only then `after_fetch`).
 ///
 /// A batch is committed through an intent file: once it is durable the batch counts as handed

@@ -92,7 +92,7 @@ public struct QueuedMessage: Sendable, Equatable {
     }
 }
 
-/// The outbound queue (SPEC §4), Postfix-style directories: `queue/LANE/ID.eml` holds the
+/// The outbound queue, Postfix-style directories: `queue/LANE/ID.eml` holds the
 /// message, `queue/LANE/ID.json` its envelope and state; a message is queued once its .json is
 /// renamed into place (both durable first). `queue/failed/` keeps what was given up.
 public struct OutboundQueue: Sendable {

@@ -3,7 +3,8 @@ import Glibc
 #endif
 import Foundation
 
-/// The layout of the state directory (SPEC §6). Paths in events are relative to `root`.
+/// The layout of the state directory (the README's "State directory layout"). Paths in events
+/// are relative to `root`.
 public struct StateDirectory: Sendable {
     public let root: String
     public let spool: String

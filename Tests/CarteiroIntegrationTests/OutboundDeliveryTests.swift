@@ -42,7 +42,7 @@ struct OutboundDeliveryTests {
         #expect(audit.first?.listener == "plain")
         #expect(audit.first?.recipients == ["bruno.\(token)@lab.test"])
         #expect(daemon.log.contains("contract has no outbound mailbox; using the system's mailbox=desk-out contract=beta"))
-        // Headers as SPEC §4 asks, on what the server received.
+        // The headers every notification carries, on what the server received.
         let any = try #require(acme.first)
         #expect(any.message.contains("\r\nAuto-Submitted: auto-generated\r\n"))
         #expect(any.message.contains("\r\nX-Auto-Response-Suppress: All\r\n"))
