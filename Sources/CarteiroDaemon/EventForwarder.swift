@@ -14,7 +14,6 @@ import Foundation
 /// mailboxes carry on.
 public final class EventForwarder: @unchecked Sendable {
     static let tick: DispatchTimeInterval = .milliseconds(250)
-    static let maximumBackoff: Duration = .seconds(300)
     static let requestTimeout: Duration = .seconds(30)
 
     let spool: String
@@ -197,7 +196,7 @@ public final class EventForwarder: @unchecked Sendable {
                     continue
                 }
                 let failures = (backoff[lane]?.failures ?? 0) + 1
-                let delay = min(Duration.seconds(1) * (1 << min(failures - 1, 12)), Self.maximumBackoff)
+                let delay = RetryPolicy.webhook.delay(after: failures)
                 backoff[lane] = (ContinuousClock.now + delay, failures)
                 let reason: String = switch outcome {
                 case .status(let code): "HTTP \(code)"

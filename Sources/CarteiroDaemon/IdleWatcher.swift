@@ -235,7 +235,7 @@ final class IdleWatcher: @unchecked Sendable {
         if let connectedAt, ContinuousClock.now - connectedAt >= Self.lastingConnection { failures = 0 }
         connectedAt = nil
         failures += 1
-        let wait = min(Double(5 << min(failures - 1, 8)), max(Double(mailbox.pollInterval.components.seconds), 5))
+        let wait = Double(RetryPolicy.idleReconnect(pollInterval: mailbox.pollInterval).delay(after: failures).components.seconds)
         log.log(failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
                 ["mailbox": mailbox.name, "reason": error.description, "retry_in": "\(Int(wait))s"])
         loop.queue.asyncAfter(deadline: .now() + wait) { [self] in connect(reconnecting: true) }

@@ -12,9 +12,6 @@ public final class InboundScheduler: @unchecked Sendable {
     public typealias Poller = @Sendable () -> Result<PollOutcome, PollFailure>
     public typealias Alert = @Sendable (_ mailbox: InboundMailbox, _ status: MailboxStatus, _ recovered: Bool) -> Void
 
-    /// Backoff never waits longer than this between attempts.
-    static let maximumBackoff: Duration = .seconds(15 * 60)
-
     let control = DispatchQueue(label: "carteiro.scheduler")
     let workers = DispatchQueue(label: "carteiro.polls", attributes: .concurrent)
     // Touched only on `control` once running (a reload replaces them).
@@ -254,9 +251,7 @@ public final class InboundScheduler: @unchecked Sendable {
             if current.failingSince == nil { current.failingSince = now }
             current.lastError = failure.description
             // 1, 2, 4, 8 … intervals, capped, with jitter so that retries do not synchronise.
-            let factor = Int64(1) << Int64(min(current.consecutiveFailures - 1, 10))
-            let backoff = min(mailbox.pollInterval * factor, max(Self.maximumBackoff, mailbox.pollInterval))
-            delay = backoff + .milliseconds(Int64.random(in: 0...max(1, backoff.milliseconds / 10)))
+            delay = RetryPolicy.poll(interval: mailbox.pollInterval).delay(after: current.consecutiveFailures)
             // A person must authorize again: that will not fix itself, so the desk hears of it at
             // once; and the poll is cheap (no server, no token endpoint is asked), so the mailbox
             // comes back one interval after `carteiro authorize`.

@@ -16,7 +16,6 @@ final class SMTPLane: @unchecked Sendable {
     /// The soonest the lane looks again after a look; and the latest, when nothing waits.
     static let tick: Int64 = 1
     static let idleLook: Int64 = 30
-    static let maximumBackoff: Int64 = 3600
 
     let mailbox: OutboundMailbox
     let login: MailboxLogin?
@@ -399,7 +398,7 @@ final class SMTPLane: @unchecked Sendable {
             return
         }
         // Some recipients answered 4xx: only they are tried again.
-        let delay = min(Int64(60) << Int64(min(item.attempts - 1, 10)), Self.maximumBackoff)
+        let delay = RetryPolicy.deferral.delay(after: item.attempts).components.seconds
         item.nextAttempt = now + delay
         item.lastError = item.recipients.first { $0.state == .pending }.flatMap { r in r.code.map { "\($0) \(r.reply ?? "")" } }
         try? queue.update(item)
@@ -413,7 +412,7 @@ final class SMTPLane: @unchecked Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         item.attempts += 1
         item.lastError = error
-        let delay = min(Int64(5) << Int64(min(item.attempts - 1, 12)), Self.maximumBackoff)
+        let delay = RetryPolicy.smtpConnection.delay(after: item.attempts).components.seconds
         item.nextAttempt = now + delay
         try? queue.update(item)
     }

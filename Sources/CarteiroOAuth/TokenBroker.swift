@@ -200,7 +200,8 @@ public final class TokenBroker: @unchecked Sendable {
                 lock.lock()
                 let failures = (backoff[key]?.failures ?? 0) + 1
                 // Transient: 15 s, 30 s … 10 min; configuration: 10 min (it will not fix itself sooner).
-                let wait: Int64 = failure.isTransient ? min(15 << min(failures - 1, 6), 600) : 600
+                let policy = RetryPolicy.tokenEndpoint
+                let wait: Int64 = (failure.isTransient ? policy.delay(after: failures) : policy.cap).components.seconds
                 backoff[key] = (now + wait, failures, failure)
                 lock.unlock()
                 onEvent(failure.isTransient ? "warning" : "error", "oauth token request failed",
