@@ -54,7 +54,8 @@ extension HostileServerTests {
         let unreadable = try #require(run.events.first { $0["type"] as? String == "message.unreadable" })
         #expect(unreadable["id"] as? String == "h/7/2")
         #expect(unreadable["flags"] as? [String] == ["unreadable"])
-        #expect(((unreadable["problems"] as? [String])?.first ?? "").contains("failed to send this message 3 times"), "\(unreadable)")
+        let problem = (unreadable["problems"] as? [String])?.first ?? ""
+        #expect(problem.contains("failed to send this message 3 times"), "\(unreadable)")
         // The sixth poll finds nothing new: nothing is handed on twice.
         #expect(run.events.count == 3)
     }

@@ -82,7 +82,7 @@ struct CommitCrashTests {
 
     static func directory(_ path: String) -> StateDirectory {
         let directory = StateDirectory(root: path, spool: path + "/events")
-        try? directory.prepare(mailboxes: ["m"])
+        _ = try? directory.prepare(mailboxes: ["m"])
         return directory
     }
 
