@@ -110,8 +110,6 @@ public final class InboundScheduler: @unchecked Sendable {
         }
     }
 
-    /// Polls every mailbox once, all at once (within max_parallel_polls), then calls
-    /// `completion` with the number of failed polls: `carteiro run --once`.
     /// Polls `names` now (outside their schedule, within max_parallel_polls, never twice at
     /// once), and answers with each poll's outcome. Unknown or disabled names are left out.
     public func pollNow(_ names: [String], completion: @escaping @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void) {
@@ -126,6 +124,8 @@ public final class InboundScheduler: @unchecked Sendable {
         }
     }
 
+    /// Polls every mailbox once, all at once (within max_parallel_polls), then calls
+    /// `completion` with the number of failed polls: `carteiro run --once`.
     public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
         control.async { [self] in
             onceCompletion = completion

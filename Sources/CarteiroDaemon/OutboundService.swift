@@ -186,12 +186,12 @@ public final class OutboundService: @unchecked Sendable {
         }
     }
 
-    /// Takes the outbox once and tries every due message once: `carteiro run --once`.
     /// Recipients refused, and messages that could not go (deferred, failed) in all lanes.
     public var deliveryProblems: Int {
         lanes.reduce(0) { $0 + $1.refused }
     }
 
+    /// Takes the outbox once and tries every due message once: `carteiro run --once`.
     public func runOnce(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
             while scanOutbox() >= Self.batchSize {}
@@ -222,14 +222,9 @@ public final class OutboundService: @unchecked Sendable {
         }
     }
 
-    /// Submissions dropped in the outbox (written under a temporary name and renamed, as the
-    /// desk does): each is resolved, queued durably, and only then removed; one that cannot be
-    /// resolved goes to `outbox/rejected/` with its reason beside it.
     /// Submissions taken per scan: one group commit queues them all.
     static let batchSize = 200
 
-    /// A backlog (a full batch taken) is taken on at once rather than at the next tick, while
-    /// the lanes send what is queued; other work on the watcher's queue goes in between.
     /// When inotify tells of a new file, and at every tick: control requests, then the outbox;
     /// each folder is listed only when its `stat` says it changed (and every 25 ticks whatever it
     /// says), so that an idle daemon does not list two folders 300 times a minute.
@@ -252,12 +247,17 @@ public final class OutboundService: @unchecked Sendable {
         if handled >= Self.batchSize { watcher.async { [weak self] in self?.scanOutboxWhileFull() } }
     }
 
+    /// A backlog (a full batch taken) is taken on at once rather than at the next tick, while
+    /// the lanes send what is queued; other work on the watcher's queue goes in between.
     func scanOutboxWhileFull() {
         guard scanOutbox() >= Self.batchSize, timer != nil else { return }
         watcher.async { [weak self] in self?.scanOutboxWhileFull() }
     }
 
-    /// Takes up to `batchSize` submissions; returns how many it dealt with.
+    /// Submissions dropped in the outbox (written under a temporary name and renamed, as the
+    /// desk does): each is resolved, queued durably, and only then removed; one that cannot be
+    /// resolved goes to `outbox/rejected/` with its reason beside it. Takes up to `batchSize`
+    /// submissions; returns how many it dealt with.
     @discardableResult
     func scanOutbox() -> Int {
         // The group writes into the outbox: every entry is reached by its name in the folders'
@@ -408,7 +408,6 @@ public final class OutboundService: @unchecked Sendable {
         try queue.enqueue(items)
     }
 
-    /// `carteiro send`: resolve and queue one submission now; the queue id, or the reason.
     /// Where `submit` left a submission.
     public enum Handover: Equatable, Sendable {
         /// In the queue (no daemon ran; this process was the queue's owner for the moment).
@@ -417,6 +416,7 @@ public final class OutboundService: @unchecked Sendable {
         case outbox(daemonRunning: Bool)
     }
 
+    /// `carteiro send`: resolve and queue one submission now; the queue id, or the reason.
     public static func submit(_ submission: Submission, configuration: Configuration) -> Result<(id: String, messages: [OutboundMessage], handover: Handover), SubmissionRejection> {
         let root = configuration.daemon.stateDirectory
         let directory = StateDirectory(root: root, spool: configuration.events.spool)
