@@ -35,14 +35,18 @@ public final class OutboundService: @unchecked Sendable {
     public var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
     /// Control requests handed to a lane and not answered yet (on `watcher`).
     var requestsInFlight: Set<String> = []
+    /// The tests' seam into the lanes' queue writes (nil in the daemon).
+    let laneFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
     /// When control/ was last swept of stale answers (on `watcher`).
     var lastSweep: Int64 = 0
     /// `outbox/rejected/`, as opened by the last scan (on `watcher`).
     var rejectedFolder: SharedFolder?
 
-    /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`).
+    /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`);
+    /// `laneFaults`: the same into the lanes' writes (what an attempt changed, a give-up).
     public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil,
-                queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(InboundService.StartFailure) {
+                queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil,
+                laneFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(InboundService.StartFailure) {
         self.log = log
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults)
@@ -59,7 +63,10 @@ public final class OutboundService: @unchecked Sendable {
         } catch {
             throw .storage(error.description)
         }
-        lanes = configuration.outboundMailboxes.map { [broker = self.broker] in Self.lane($0, passwords: passwords, broker: broker, configuration: configuration, log: log) }
+        self.laneFaults = laneFaults
+        lanes = configuration.outboundMailboxes.map { [broker = self.broker] in
+            Self.lane($0, passwords: passwords, broker: broker, configuration: configuration, log: log, queueFaults: laneFaults)
+        }
     }
 
     static func passwords(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> [String: Secret] {
@@ -77,14 +84,15 @@ public final class OutboundService: @unchecked Sendable {
         return passwords
     }
 
-    static func lane(_ mailbox: OutboundMailbox, passwords: [String: Secret], broker: TokenBroker, configuration: Configuration, log: DaemonLog) -> SMTPLane {
+    static func lane(_ mailbox: OutboundMailbox, passwords: [String: Secret], broker: TokenBroker, configuration: Configuration, log: DaemonLog,
+                     queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) -> SMTPLane {
         var login: MailboxLogin?
         if let oauth = mailbox.oauth, let user = mailbox.user {
             login = .oauth(user: user, oauth, broker: broker)
         } else if let password = passwords[mailbox.name], let user = mailbox.user {
             login = .password(user: user, password)
         }
-        return SMTPLane(mailbox: mailbox, login: login, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory),
+        return SMTPLane(mailbox: mailbox, login: login, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults),
                  directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
                  lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
     }
@@ -122,7 +130,7 @@ public final class OutboundService: @unchecked Sendable {
                     next.append(old)
                     continue
                 }
-                let lane = Self.lane(mailbox, passwords: passwords, broker: broker, configuration: configuration, log: log)
+                let lane = Self.lane(mailbox, passwords: passwords, broker: broker, configuration: configuration, log: log, queueFaults: laneFaults)
                 next.append(lane)
                 if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }) {
                     // One lane per mailbox at a time: the new one starts when the old one stopped.

@@ -401,7 +401,7 @@ final class SMTPLane: @unchecked Sendable {
         let delay = RetryPolicy.deferral.delay(after: item.attempts).components.seconds
         item.nextAttempt = now + delay
         item.lastError = item.recipients.first { $0.state == .pending }.flatMap { r in r.code.map { "\($0) \(r.reply ?? "")" } }
-        try? queue.update(item)
+        record(item)
         log.log(.notice, "delivery deferred", ["mailbox": mailbox.name, "contract": item.contract ?? "", "queue_id": item.id, "pending": String(item.pending.count),
                                                "retry_in": "\(delay)s", "reason": item.lastError ?? ""])
     }
@@ -414,7 +414,18 @@ final class SMTPLane: @unchecked Sendable {
         item.lastError = error
         let delay = RetryPolicy.smtpConnection.delay(after: item.attempts).components.seconds
         item.nextAttempt = now + delay
-        try? queue.update(item)
+        record(item)
+    }
+
+    /// Writes what an attempt changed (recipients' states, the next attempt) to the queue entry.
+    /// When that fails (a full disk), the lane goes on from what it holds in memory, and says so:
+    /// after a restart the entry's older state is read, and its recipients tried again.
+    func record(_ item: QueuedMessage) {
+        do {
+            try queue.update(item)
+        } catch {
+            log.log(.error, "cannot record a delivery attempt in the queue", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
+        }
     }
 
     func expire(_ item: inout QueuedMessage, reason: String) {
@@ -432,7 +443,11 @@ final class SMTPLane: @unchecked Sendable {
         var kept = item
         kept.lastError = reason
         // Kept in failed/ with every recipient's outcome, for `carteiro queue retry`.
-        try? queue.fail(kept)
+        do {
+            try queue.fail(kept)
+        } catch {
+            log.log(.error, "cannot move a given-up message to queue/failed", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
+        }
         let event = OutboundFailure(queueID: item.id, mailbox: mailbox.name, contract: item.contract, request: item.request,
                                     messageID: item.messageID, reason: reason,
                                     recipients: failed.map { ($0.address, $0.code, $0.reply) })
