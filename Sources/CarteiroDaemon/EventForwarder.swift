@@ -137,7 +137,7 @@ public final class EventForwarder: @unchecked Sendable {
         var lanes: [String: [(name: String, modified: timespec)]] = [:]
         for name in folder.names() where name.hasSuffix(".json") && !name.hasPrefix(".") {
             guard let info = folder.status(name) else { continue }
-            if let problem = SharedFolder.refusal(info, requirements: Self.eventRequirements) {
+            if let problem = RegularFile.refusal(info, requirements: Self.eventRequirements) {
                 refuse(name, in: folder, problem)
                 continue
             }
@@ -158,7 +158,7 @@ public final class EventForwarder: @unchecked Sendable {
 
     func refuse(_ name: String, in folder: SharedFolder, _ problem: RegularFile.Problem) {
         folder.remove(name)
-        log.log(.warning, "shared folder entry refused", RefusedEntry(path: folder.path(name), reason: problem.description, action: "removed unread").fields)
+        log.log(.warning, RefusedEntry.message, RefusedEntry(path: folder.path(name), reason: problem.description, action: "removed unread").fields)
     }
 
     func deliverRound() {

@@ -179,7 +179,7 @@ struct InboundIngest {
         let built = BuildResults(count: messages.count)
         // Batches are built one after the other: their events' times follow the poll's order.
         let stamps = store.reserveStamps(messages.count)
-        for entry in store.revalidateDirectories() { log.log(.warning, "shared folder entry refused", entry.fields) }
+        for entry in store.revalidateDirectories() { log.log(.warning, RefusedEntry.message, entry.fields) }
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,

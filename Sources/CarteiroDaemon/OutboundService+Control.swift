@@ -11,7 +11,7 @@ extension OutboundService {
         dispatchPrecondition(condition: .onQueue(watcher))
         let (pending, refused) = control.pending()
         for entry in refused {
-            log.log(.warning, "shared folder entry refused", entry.fields)
+            log.log(.warning, RefusedEntry.message, entry.fields)
         }
         for request in pending where !requestsInFlight.contains(request.name) {
             let control = self.control

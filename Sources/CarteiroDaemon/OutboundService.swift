@@ -57,7 +57,7 @@ public final class OutboundService: @unchecked Sendable {
         let passwords = try Self.passwords(configuration, environment: environment)
         do {
             try directory.prepare(mailboxes: [])
-            _ = try SharedFolder(outbox).ownFolder(".taken") { log.log(.warning, "shared folder entry refused", $0.fields) }
+            _ = try SharedFolder(outbox).ownFolder(".taken") { log.log(.warning, RefusedEntry.message, $0.fields) }
             resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: try directory.threadingSecret()),
                                           hostname: OutboundService.hostname(configuration))
         } catch {
@@ -271,7 +271,7 @@ public final class OutboundService: @unchecked Sendable {
         // The group writes into the outbox: every entry is reached by its name in the folders'
         // descriptors, and `.taken` and `rejected/` must be this service's own folders (see
         // `SharedFolder`).
-        let report: (RefusedEntry) -> Void = { [log] in log.log(.warning, "shared folder entry refused", $0.fields) }
+        let report: (RefusedEntry) -> Void = { [log] in log.log(.warning, RefusedEntry.message, $0.fields) }
         let folders: (outbox: SharedFolder, taken: SharedFolder, rejected: SharedFolder)
         do {
             let outboxFolder = try SharedFolder(outbox)

@@ -102,17 +102,6 @@ public final class SharedFolder: Sendable {
         return fstatat(descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
     }
 
-    /// Why the entry cannot be taken as a file of this folder, or nil when it can (a regular
-    /// file with one name, and this user's own when `requirements.owner` says so).
-    public func refusal(_ name: String, requirements: RegularFile.Requirements = .init()) -> RegularFile.Problem? {
-        guard let info = status(name) else { return .missing }
-        return Self.refusal(info, requirements: requirements)
-    }
-
-    public static func refusal(_ info: stat, requirements: RegularFile.Requirements) -> RegularFile.Problem? {
-        RegularFile.refusal(info, requirements: requirements)
-    }
-
     /// A file's bytes: never through a link, checked on the opened descriptor.
     public func read(_ name: String, limit: Int, requirements: RegularFile.Requirements = .init()) -> Result<[UInt8], RegularFile.Problem> {
         RegularFile.read(in: descriptor, name: name, limit: limit, requirements: requirements)
@@ -180,13 +169,6 @@ public final class SharedFolder: Sendable {
         var info = stat()
         return fstat(descriptor, &info) == 0 ? info.st_gid : nil
     }
-
-    /// Whether this descriptor still is the folder at `path` (not moved away or replaced).
-    public var isCurrent: Bool {
-        var byPath = stat(), byDescriptor = stat()
-        return lstat(path, &byPath) == 0 && fstat(descriptor, &byDescriptor) == 0
-            && byPath.st_dev == byDescriptor.st_dev && byPath.st_ino == byDescriptor.st_ino
-    }
 }
 
 /// An entry of a shared folder that was not what belongs there, and what was done with it:
@@ -200,6 +182,9 @@ public struct RefusedEntry: Sendable, Equatable {
         self.reason = reason
         self.action = action
     }
+
+    /// The log message of the report (its journal catalog entry is keyed by it).
+    public static let message = "shared folder entry refused"
 
     /// The log fields of the report.
     public var fields: KeyValuePairs<String, String> { ["path": path, "reason": reason, "action": action] }
