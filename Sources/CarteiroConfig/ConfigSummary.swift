@@ -76,7 +76,7 @@ public enum ConfigSummary {
 
     static func describe(_ mailbox: InboundMailbox) -> String {
         let tls = mailbox.provider.usesImplicitTLS ? "" : (mailbox.starttls ? "+STARTTLS" : " (plain text allowed)")
-        let folder = mailbox.provider.isIMAP ? " \(mailbox.folder)" : ""
+        let folder = mailbox.provider.family.hasFolders ? " \(mailbox.folder)" : ""
         return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user)\(oauth(mailbox.oauth)), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
             + described(mailbox.description)
     }

@@ -83,11 +83,53 @@ public struct TLSSettings: Sendable, Hashable {
     }
 }
 
+/// The protocols Carteiro fetches mail with. Every place that depends on the protocol switches
+/// over this, so that a new one is a compile error wherever it needs a decision, never a silent
+/// fall into another protocol's branch.
+public enum MailProtocol: String, Sendable {
+    case imap, pop3
+
+    /// `IMAP`, `POP3`: in messages.
+    public var displayName: String {
+        switch self {
+        case .imap: "IMAP"
+        case .pop3: "POP3"
+        }
+    }
+
+    /// Whether a mailbox names a folder on the server (`folder`, `move:` in after_fetch).
+    public var hasFolders: Bool {
+        switch self {
+        case .imap: true
+        case .pop3: false
+        }
+    }
+
+    /// Whether the server can tell of new mail between polls (IMAP IDLE).
+    public var canWaitForNews: Bool {
+        switch self {
+        case .imap: true
+        case .pop3: false
+        }
+    }
+}
+
 public enum InboundProvider: String, Sendable, CaseIterable {
     case imaps, imap, pops, pop
 
-    public var isIMAP: Bool { self == .imaps || self == .imap }
-    public var usesImplicitTLS: Bool { self == .imaps || self == .pops }
+    public var family: MailProtocol {
+        switch self {
+        case .imaps, .imap: .imap
+        case .pops, .pop: .pop3
+        }
+    }
+
+    public var usesImplicitTLS: Bool {
+        switch self {
+        case .imaps, .pops: true
+        case .imap, .pop: false
+        }
+    }
     public var defaultPort: Int {
         switch self {
         case .imaps: 993

@@ -11,10 +11,10 @@ extension ConfigurationBuilder {
             diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs a password: set one of `password_credential`, `password_file`, `password_env` or `password`")
         }
         if !reader.has("user") {
-            diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs `user`: the login name for \(provider.isIMAP ? "IMAP" : "POP3")")
+            diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs `user`: the login name for \(provider.family.displayName)")
         }
-        if !provider.isIMAP, let key = ["idle", "idle_refresh"].first(where: reader.has) {
-            diagnostics.warning(reader.keyLocation(key), "`\(key)` applies to IMAP only: POP3 has no IDLE, this mailbox is polled")
+        if !provider.family.canWaitForNews, let key = ["idle", "idle_refresh"].first(where: reader.has) {
+            diagnostics.warning(reader.keyLocation(key), "`\(key)` applies to IMAP only: \(provider.family.displayName) has no IDLE, this mailbox is polled")
         }
         if let refresh = reader.duration("idle_refresh"), refresh > .seconds(29 * 60) {
             diagnostics.warning(reader.keyLocation("idle_refresh"), "idle_refresh is at most 29m (RFC 2177: servers may drop an IDLE after 30 minutes); 29m is used")
@@ -29,7 +29,7 @@ extension ConfigurationBuilder {
             password: password ?? .inline(Secret("")),
             oauth: oauth,
             enabled: reader.boolean("enabled") ?? true,
-            idle: (reader.boolean("idle") ?? true) && provider.isIMAP,
+            idle: (reader.boolean("idle") ?? true) && provider.family.canWaitForNews,
             idleRefresh: min(reader.duration("idle_refresh") ?? .seconds(600), .seconds(29 * 60)),
             folder: reader.string("folder") ?? "INBOX",
             afterFetch: reader.afterFetch("after_fetch") ?? .keep,

@@ -62,11 +62,11 @@ extension ConfigurationBuilder {
         for mailbox in configuration.inboundMailboxes {
             let table = document.table(["mailbox", mailbox.name])
             func at(_ key: String) -> SourceLocation { table?.entry(key)?.keyLocation ?? mailbox.location }
-            if !mailbox.provider.isIMAP {
+            if !mailbox.provider.family.hasFolders {
                 switch mailbox.afterFetch {
                 case .seen, .move:
                     diagnostics.error(table?.entry("after_fetch")?.value.location ?? mailbox.location,
-                                      "after_fetch = \"\(mailbox.afterFetch)\" needs IMAP; POP3 can only \"keep\" or \"delete\"")
+                                      "after_fetch = \"\(mailbox.afterFetch)\" needs IMAP; \(mailbox.provider.family.displayName) can only \"keep\" or \"delete\"")
                 default: break
                 }
                 if let entry = table?.entry("folder"), mailbox.folder.uppercased() != "INBOX" {
@@ -116,7 +116,7 @@ extension ConfigurationBuilder {
         // Two inbound mailboxes on one account and folder would make every message two events.
         var accounts: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes where mailbox.enabled {
-            let folder = mailbox.provider.isIMAP ? mailbox.folder : "(POP3 inbox)"
+            let folder = mailbox.provider.family.hasFolders ? mailbox.folder : "(\(mailbox.provider.family.displayName) inbox)"
             let key = "\(mailbox.server.lowercased()):\(mailbox.port)/\(mailbox.user.lowercased())/\(folder)"
             if let first = accounts[key] {
                 diagnostics.warning(mailbox.location, "mailboxes \"\(first)\" and \"\(mailbox.name)\" read the same account and folder (\(mailbox.user) at \(mailbox.server), \(folder)): each message would be handed on by both")

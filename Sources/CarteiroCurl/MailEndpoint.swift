@@ -42,7 +42,11 @@ public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(_ mailbox: InboundMailbox) {
-        let proto: ServiceProtocol = mailbox.provider.isIMAP ? .imap : .pop3
+        let proto: ServiceProtocol
+        switch mailbox.provider.family {
+        case .imap: proto = .imap
+        case .pop3: proto = .pop3
+        }
         let security: Security = mailbox.provider.usesImplicitTLS ? .implicitTLS : (mailbox.starttls ? .starttlsRequired : .starttlsOptional)
         self.init(serviceProtocol: proto, host: mailbox.server, port: mailbox.port, security: security, tls: mailbox.tls, timeout: mailbox.timeout)
     }

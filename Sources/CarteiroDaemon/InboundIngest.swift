@@ -25,6 +25,8 @@ struct InboundIngest {
     let log: DaemonLog
 
     struct Fetched {
+        /// The source's key of the message (see `SourceItem.key`).
+        var key: String
         var origin: MessageOrigin
         var bytes: [UInt8]
         var size: Int

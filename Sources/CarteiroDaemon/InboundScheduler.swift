@@ -129,6 +129,8 @@ public final class InboundScheduler: @unchecked Sendable {
     public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
         control.async { [self] in
             onceCompletion = completion
+            oncePolled = []
+            onceFailures = 0
             for mailbox in mailboxes { fire(mailbox.name) }
             if mailboxes.isEmpty { completion(0) }
         }

@@ -29,17 +29,34 @@ public final class InboundService: @unchecked Sendable {
     let broker: TokenBroker
     /// How each enabled mailbox logs in (for its IDLE connection), as last prepared.
     var logins: [String: MailboxLogin] = [:]
-    /// The IDLE connections, one per IMAP mailbox with `idle` (touched on the daemon's queue).
-    var watchers: [String: IdleWatcher] = [:]
+    /// What waits for news between polls (IDLE), per mailbox whose source has it (touched on
+    /// the daemon's queue).
+    var watchers: [String: NewsWatcher] = [:]
+    /// Each enabled mailbox's source, as last prepared.
+    var sources: [String: any MailSource] = [:]
+    /// Makes the source of a mailbox (the built-in ones by default; a test adds its own).
+    let makeSource: SourceFactory
     /// IMAP sessions kept between polls.
     let keptSessions = KeptSessions()
     var started = false
-    /// What the last `prepare` made of the logins (handed to `logins` by start or apply).
+    /// Stops the stores' commits at a named step (the crash tests); nil in the daemon.
+    let storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
+    /// What the last `prepare` made of the logins and sources (handed on by start or apply).
     var preparedLogins: [String: MailboxLogin] = [:]
+    var preparedSources: [String: any MailSource] = [:]
 
     /// Resolves every password, prepares the state directory and recovers interrupted batches.
-    public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
+    public convenience init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
+        try self.init(configuration: configuration, environment: environment, log: log, broker: broker, sources: Self.builtInSource)
+    }
+
+    /// With `sources` making each mailbox's source (`builtInSource` in the daemon) and
+    /// `storeFaults` stopping its store's commits (nil in the daemon): the seams the tests use.
+    init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil,
+         sources: @escaping SourceFactory, storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(StartFailure) {
         self.log = log
+        makeSource = sources
+        self.storeFaults = storeFaults
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
                                             secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
         mailboxCount = configuration.inboundMailboxes.filter(\.enabled).count
@@ -60,6 +77,7 @@ public final class InboundService: @unchecked Sendable {
                                      statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert)
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
         logins = preparedLogins
+        self.sources = preparedSources
         scheduler.mailboxes = mailboxes
         scheduler.pollers = pollers
         scheduler.contracts = table
@@ -73,13 +91,15 @@ public final class InboundService: @unchecked Sendable {
         let contracts: [String: String]
         let maxParallel: Int
         let logins: [String: MailboxLogin]
+        let sources: [String: any MailSource]
     }
 
     /// The first half of a reload: everything that can fail (passwords, the state directory).
     /// Throws, and changes nothing that runs, when a password cannot be read.
     public func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
-        return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls, logins: preparedLogins)
+        return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls, logins: preparedLogins,
+                      sources: preparedSources)
     }
 
     /// The second half, which cannot fail: new and changed mailboxes get new pollers, removed
@@ -88,14 +108,15 @@ public final class InboundService: @unchecked Sendable {
         mailboxCount = reload.mailboxes.count
         scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
         logins = reload.logins
+        sources = reload.sources
         keptSessions.prune(keeping: reload.mailboxes)
         if started { updateWatchers(reload.mailboxes) }
     }
 
-    /// An IDLE connection for each IMAP mailbox with `idle`: changed and removed ones end,
-    /// new ones begin; unchanged ones go on.
+    /// A news watcher (IDLE) for each mailbox whose source has one: changed and removed ones
+    /// end, new ones begin; unchanged ones go on.
     func updateWatchers(_ mailboxes: [InboundMailbox]) {
-        let wanted = Dictionary(mailboxes.filter { $0.idle && $0.enabled && $0.provider.isIMAP }.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let wanted = Dictionary(mailboxes.filter(\.enabled).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (name, watcher) in watchers where wanted[name] != watcher.mailbox || watcher.isStopped {
             watcher.stop()
             watchers[name] = nil
@@ -103,12 +124,9 @@ public final class InboundService: @unchecked Sendable {
         }
         let scheduler = self.scheduler
         for (name, mailbox) in wanted where watchers[name] == nil {
-            guard let login = logins[name] else { continue }
-            let watcher = IdleWatcher(mailbox: mailbox, login: login, log: log) {
-                scheduler.pollNow([name]) { _ in }
-            }
+            guard let login = logins[name], let source = sources[name], source.mailbox == mailbox,
+                  let watcher = source.newsWatcher(login: login, log: log, news: { scheduler.pollNow([name]) { _ in } }) else { continue }
             watchers[name] = watcher
-            keptSessions.register(watcher, for: name)
             watcher.start()
         }
     }
@@ -117,7 +135,11 @@ public final class InboundService: @unchecked Sendable {
         -> ([InboundMailbox], [String: InboundScheduler.Poller], [String: String]) {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var logins: [String: MailboxLogin] = [:]
-        defer { preparedLogins = logins }
+        var sources: [String: any MailSource] = [:]
+        defer {
+            preparedLogins = logins
+            preparedSources = sources
+        }
         var problems: [String] = []
         for mailbox in configuration.inboundMailboxes where mailbox.enabled {
             if let oauth = mailbox.oauth {
@@ -134,7 +156,7 @@ public final class InboundService: @unchecked Sendable {
         do {
             try directory.prepare(mailboxes: configuration.inboundMailboxes.map(\.name))
             for mailbox in configuration.inboundMailboxes where stores[mailbox.name] == nil {
-                stores[mailbox.name] = try MailboxStore(directory: directory, mailbox: mailbox.name)
+                stores[mailbox.name] = try MailboxStore(directory: directory, mailbox: mailbox.name, faults: storeFaults)
             }
             let contracts = RequestContracts(stateDirectory: configuration.daemon.stateDirectory)
             builder = EventBuilder(threading: RequestThreading(secret: try directory.threadingSecret()),
@@ -151,11 +173,9 @@ public final class InboundService: @unchecked Sendable {
             let contract = configuration.contract(owning: mailbox.name)?.id
             table[mailbox.name] = contract
             let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: store, log: log)
-            if mailbox.provider.isIMAP {
-                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try IMAPPoller(ingest: ingest, login: login, sessions: kept).poll() } }
-            } else {
-                pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try POP3Poller(ingest: ingest, login: login).poll() } }
-            }
+            let source = makeSource(mailbox, log, kept)
+            sources[mailbox.name] = source
+            pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try source.poll(ingest, login: login) } }
             if !mailbox.starttls && !mailbox.provider.usesImplicitTLS {
                 log.log(.warning, "plain text allowed", ["mailbox": mailbox.name, "reason": "starttls = false"])
             }
@@ -184,6 +204,17 @@ public final class InboundService: @unchecked Sendable {
                 let failed = results.contains { if case .failure = $0.1 { true } else { false } }
                 answer(QueueCommand.Answer(done: !failed, message: lines.isEmpty ? "no mailbox to poll" : lines.joined(separator: "\n")))
             }
+        }
+    }
+
+    /// Makes the source of a mailbox, from its configuration.
+    typealias SourceFactory = @Sendable (InboundMailbox, DaemonLog, KeptSessions) -> any MailSource
+
+    /// The sources Carteiro has, by the mailbox's protocol.
+    static let builtInSource: SourceFactory = { mailbox, log, kept in
+        switch mailbox.provider.family {
+        case .imap: IMAPSource(mailbox: mailbox, log: log, sessions: kept)
+        case .pop3: POP3Source(mailbox: mailbox, log: log)
         }
     }
 

@@ -110,10 +110,9 @@ public struct MailboxTester {
         report("  connected to \(endpoint) \(describeTLS(endpoint, session: session))")
         report("  logged in as \(mailbox.user)" + (credentials.bearer.map { " with \($0.saslName)" } ?? ""))
         do {
-            if mailbox.provider.isIMAP {
-                try checkIMAPFolder(IMAPClient(session: session), mailbox: mailbox)
-            } else {
-                try checkPOP3(POP3Client(session: session))
+            switch mailbox.provider.family {
+            case .imap: try checkIMAPFolder(IMAPClient(session: session), mailbox: mailbox)
+            case .pop3: try checkPOP3(POP3Client(session: session))
             }
         } catch {
             throw .connection(error.redacting(secret, user: mailbox.user))

@@ -1,22 +1,38 @@
 import CarteiroMail
 
-/// Where a message came from, which makes its event id stable across re-fetches.
-public enum MessageOrigin: Sendable, Hashable {
-    case imap(uidValidity: UInt32, uid: UInt32)
-    case pop3(uidl: String)
+/// Where a message came from, as its source names it: the path under the mailbox that makes
+/// its event id, stable across re-fetches. Each kind of source makes its own (an IMAP message
+/// is `UIDVALIDITY/UID`, a POP3 one `uidl/UIDL`).
+public struct MessageOrigin: Sendable, Hashable {
+    /// The components of the id after the mailbox's name, each safe in a file name.
+    public let components: [String]
 
-    /// `acme-in/1700000000/42`, or `beta-in/uidl/<UIDL with unsafe characters %-encoded>`.
-    public func eventID(mailbox: String) -> String {
-        switch self {
-        case .imap(let validity, let uid): "\(mailbox)/\(validity)/\(uid)"
-        case .pop3(let uidl): "\(mailbox)/uidl/\(Self.fileSafe(uidl))"
-        }
+    /// `components` as given, each made safe for a file name (see `fileSafe`).
+    public init(_ components: [String]) {
+        self.components = components.map(Self.fileSafe)
     }
 
-    /// UIDLs may hold any printable ASCII (RFC 1939 §7), `/` included, and at most 70 of them;
-    /// a server that sends longer ones gets a hash instead, so a file name never grows past
-    /// what the file system allows (a name it refuses would stop the mailbox).
+    /// `1700000000/42`.
+    public static func imap(uidValidity: UInt32, uid: UInt32) -> MessageOrigin {
+        MessageOrigin(["\(uidValidity)", "\(uid)"])
+    }
+
+    /// `uidl/<UIDL with unsafe characters %-encoded>`.
+    public static func pop3(uidl: String) -> MessageOrigin {
+        MessageOrigin(["uidl", uidl])
+    }
+
+    /// `acme-in/1700000000/42`, or `beta-in/uidl/a%2Fb`.
+    public func eventID(mailbox: String) -> String {
+        ([mailbox] + components).joined(separator: "/")
+    }
+
+    /// A component comes from a server: a UIDL may hold any printable ASCII (RFC 1939 §7), `/`
+    /// included, and at most 70 of them. Unsafe bytes are %-encoded, and a component longer
+    /// than 70 bytes becomes a hash, so a file name never grows past what the file system
+    /// allows (a name it refuses would stop the mailbox); an empty one becomes `-`.
     static func fileSafe(_ text: String) -> String {
+        guard !text.isEmpty else { return "-" }
         guard text.utf8.count <= 70 else { return "h-" + String(Digest.hex(Digest.sha256(Array(text.utf8))).prefix(40)) }
         var out = ""
         for byte in text.utf8 {

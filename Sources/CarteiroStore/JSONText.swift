@@ -9,6 +9,8 @@ enum JSONText {
         case array([Value])
         /// Keys in the order given, so that the output is stable.
         case object([(String, Value)])
+        /// JSON already rendered (a source's cursor), written as it is.
+        case raw([UInt8])
     }
 
     static func render(_ value: Value) -> [UInt8] {
@@ -22,6 +24,7 @@ enum JSONText {
         case .string(let text): string(text, into: &out)
         case .int(let number): out.append(contentsOf: String(number).utf8)
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+        case .raw(let json): out.append(contentsOf: json)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {

@@ -3,21 +3,49 @@ import Glibc
 #endif
 import Foundation
 
+/// Where a mailbox's source stands: opaque to the store, which keeps it with the batch that
+/// moved it. Each kind of source says what its cursor holds (IMAP: UIDVALIDITY and the last UID;
+/// POP3: the UIDLs handed on) and encodes it as JSON; `kind` names the source that wrote it, so
+/// a mailbox whose protocol changed starts afresh instead of misreading another's position.
+public struct SourceCursor: Sendable, Equatable {
+    /// The kind of source that wrote it (`imap`, `pop3` …), or `legacy` for state written
+    /// before cursors existed (see `MailboxState.init(json:)`).
+    public var kind: String
+    /// The source's own JSON object.
+    public var json: [UInt8]
+
+    public static let legacy = "legacy"
+
+    public init(kind: String, json: [UInt8]) {
+        self.kind = kind
+        self.json = json
+    }
+
+    /// Encodes a source's position (keys sorted, so the same position is the same bytes).
+    public init<Position: Encodable>(kind: String, _ position: Position) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        self.kind = kind
+        json = (try? encoder.encode(position)).map { Array($0) } ?? Array("{}".utf8)
+    }
+
+    /// The position, when `kind` wrote it and it decodes as one; nil otherwise (the mailbox
+    /// then starts as on its first poll, its dedupe keys guarding against doubles).
+    public func decode<Position: Decodable>(_ type: Position.Type, kind expected: String) -> Position? {
+        guard kind == expected else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(json))
+    }
+}
+
 /// What Carteiro remembers about one inbound mailbox between polls.
 public struct MailboxState: Sendable, Equatable {
-    /// IMAP: the folder's UIDVALIDITY when `lastUID` was recorded.
-    public var uidValidity: UInt32?
-    /// IMAP: the highest UID handed on.
-    public var lastUID: UInt32 = 0
-    /// IMAP: every UID from this one to `lastUID` was handed on (older ones may predate
-    /// Carteiro, with import_existing = unseen or none), so after_fetch may be applied to them.
-    public var afterFetchFrom: UInt32 = 1
-    /// POP3: the UIDLs handed on that the server still lists.
-    public var uidls: [String] = []
+    /// Where the source stands; nil before the first poll.
+    public var cursor: SourceCursor?
     /// Messages handed on since the state was created.
     public var handedOn: Int = 0
-    /// The messages (UIDs or UIDLs) of a batch whose fetch failed: fetched one at a time until
-    /// each is handed on, so that one bad message is found and the others go on.
+    /// The messages (by their source's key: a UID, a UIDL …) of a batch whose fetch failed:
+    /// fetched one at a time until each is handed on, so that one bad message is found and the
+    /// others go on.
     public var suspects: [String] = []
     /// Messages whose fetch failed on their own: how often, and the last reason. After
     /// `Strike.limit` failures a message is handed on as `message.unreadable` and skipped.
@@ -49,31 +77,42 @@ public struct MailboxState: Sendable, Equatable {
     public var givenUp: Set<String> { Set(strikes.filter { $0.value.count >= Strike.limit }.keys) }
 
     func json() -> JSONText.Value {
-        var members: [(String, JSONText.Value)] = [("after_fetch_from", .int(Int(afterFetchFrom))), ("handed_on", .int(handedOn)),
-                                                   ("last_uid", .int(Int(lastUID)))]
+        var members: [(String, JSONText.Value)] = []
+        if let cursor {
+            members.append(("cursor", .object([("kind", .string(cursor.kind)), ("position", .raw(cursor.json))])))
+        }
+        members.append(("handed_on", .int(handedOn)))
         if !strikes.isEmpty {
             members.append(("strikes", .object(strikes.sorted { $0.key < $1.key }.map { key, strike in
                 (key, .object([("count", .int(strike.count)), ("reason", .string(strike.reason))]))
             })))
         }
         if !suspects.isEmpty { members.append(("suspects", .array(suspects.map { .string($0) }))) }
-        members.append(("uidls", .array(uidls.map { .string($0) })))
-        if let uidValidity { members.append(("uidvalidity", .int(Int(uidValidity)))) }
         return .object(members)
     }
 
+    /// The members state files held before cursors: IMAP's and POP3's positions side by side.
+    static let legacyMembers = ["uidvalidity", "last_uid", "after_fetch_from", "uidls"]
+
     init(json: [String: Any]) {
-        // The file may be damaged: a number out of range is not trusted (and never traps).
-        func uid(_ key: String) -> UInt32? { (json[key] as? Int).flatMap { UInt32(exactly: $0) } }
-        uidValidity = uid("uidvalidity")
-        lastUID = uid("last_uid") ?? 0
-        afterFetchFrom = uid("after_fetch_from") ?? 1
-        uidls = json["uidls"] as? [String] ?? []
         handedOn = json["handed_on"] as? Int ?? 0
         suspects = json["suspects"] as? [String] ?? []
         for (key, value) in json["strikes"] as? [String: Any] ?? [:] {
             guard let object = value as? [String: Any], let count = object["count"] as? Int else { continue }
             strikes[key] = Strike(count: count, reason: object["reason"] as? String ?? "")
+        }
+        if let cursor = json["cursor"] as? [String: Any], let kind = cursor["kind"] as? String, let position = cursor["position"],
+           let bytes = try? JSONSerialization.data(withJSONObject: position, options: [.sortedKeys, .fragmentsAllowed]) {
+            self.cursor = SourceCursor(kind: kind, json: Array(bytes))
+            return
+        }
+        // A state file written before cursors: its position members are kept as they are, and
+        // the mailbox's source reads them on its first poll (each takes its own members). A
+        // mailbox never polled had no `uidvalidity`, no UIDLs and nothing handed on.
+        let legacy = json.filter { Self.legacyMembers.contains($0.key) }
+        let polled = json["uidvalidity"] != nil || !(json["uidls"] as? [Any] ?? []).isEmpty || handedOn > 0
+        if polled, let bytes = try? JSONSerialization.data(withJSONObject: legacy, options: [.sortedKeys]) {
+            cursor = SourceCursor(kind: SourceCursor.legacy, json: Array(bytes))
         }
     }
 }

@@ -317,3 +317,24 @@ struct EventStampTests {
         #expect(info.st_mtim.tv_sec == stamp.tv_sec && info.st_mtim.tv_nsec == stamp.tv_nsec)
     }
 }
+
+/// The position these tests give a mailbox: a cursor of their own kind, as a source would.
+struct TestPosition: Codable, Equatable {
+    var validity: UInt32?
+    var last: UInt32 = 0
+}
+
+extension MailboxState {
+    private var position: TestPosition {
+        get { cursor?.decode(TestPosition.self, kind: "test") ?? TestPosition() }
+        set { cursor = SourceCursor(kind: "test", newValue) }
+    }
+    var uidValidity: UInt32? {
+        get { position.validity }
+        set { position.validity = newValue }
+    }
+    var lastUID: UInt32 {
+        get { position.last }
+        set { position.last = newValue }
+    }
+}
