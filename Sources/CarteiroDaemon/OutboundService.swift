@@ -21,7 +21,7 @@ public final class OutboundService: @unchecked Sendable {
     let broker: TokenBroker
     // Touched only on `watcher` once started (a reload replaces them).
     var resolver: SubmissionResolver
-    var lanes: [SMTPLane]
+    var lanes: [OutboundLane]
     var started = false
     let outbox: String
     let watcher = DispatchQueue(label: "carteiro.outbox")
@@ -85,14 +85,14 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     static func lane(_ mailbox: OutboundMailbox, passwords: [String: Secret], broker: TokenBroker, configuration: Configuration, log: DaemonLog,
-                     queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) -> SMTPLane {
+                     queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) -> OutboundLane {
         var login: MailboxLogin?
         if let oauth = mailbox.oauth, let user = mailbox.user {
             login = .oauth(user: user, oauth, broker: broker)
         } else if let password = passwords[mailbox.name], let user = mailbox.user {
             login = .password(user: user, password)
         }
-        return SMTPLane(mailbox: mailbox, login: login, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults),
+        return OutboundLane(mailbox: mailbox, login: login, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults),
                  directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
                  lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
     }
@@ -122,7 +122,7 @@ public final class OutboundService: @unchecked Sendable {
         let log = self.log
         watcher.async { [self] in
             resolver = nextResolver
-            var next: [SMTPLane] = []
+            var next: [OutboundLane] = []
             let hostname = OutboundService.hostname(configuration)
             for mailbox in configuration.outboundMailboxes {
                 if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }), old.mailbox == mailbox, old.login?.fixedPassword == passwords[mailbox.name],

@@ -7,11 +7,20 @@ import CarteiroStore
 import Dispatch
 import Foundation
 
-/// One outbound mailbox's lane: drains its part of the queue through that mailbox's
-/// SMTP profile on a queue of its own, so a slow or dead server stalls only this lane. One
-/// connection serves every due message; each recipient's reply is kept: 2xx delivered, 5xx given
-/// up, 4xx retried alone with exponential backoff until the queue lifetime ends.
-final class SMTPLane: @unchecked Sendable {
+/// One outbound mailbox's lane: drains its part of the queue through that mailbox's sender
+/// (`MailSender`: SMTP today) on a queue of its own, so a slow or dead server stalls only this
+/// lane. One connection serves every due message; each recipient's outcome is kept: 2xx
+/// delivered, 5xx given up, 4xx retried alone with exponential backoff until the queue lifetime
+/// ends. The lane owns the queue, the limits and the retries; the sender, the transaction.
+final class OutboundLane: @unchecked Sendable {
+    /// Opens the mailbox's sender: connects, negotiates TLS and logs in.
+    typealias OpenSender = @Sendable (OutboundMailbox, MailSession.Credentials?, _ ehloName: String) throws(MailConnectionError) -> any MailSender
+
+    /// The senders Carteiro has: SMTP.
+    static let smtp: OpenSender = { mailbox, credentials, ehloName throws(MailConnectionError) in
+        try SMTPSender.open(MailEndpoint(mailbox), credentials: credentials, ehloName: ehloName)
+    }
+
     /// Due retries are noticed within a tick; new messages wake the lane at once (`kick`).
     /// The soonest the lane looks again after a look; and the latest, when nothing waits.
     static let tick: Int64 = 1
@@ -27,6 +36,7 @@ final class SMTPLane: @unchecked Sendable {
     let lifetime: Duration
     let ehloName: String
     let log: DaemonLog
+    let openSender: OpenSender
     let dispatch: DispatchQueue
     var timer: DispatchSourceTimer?
     /// Raised by `stop` at once, so the pass in flight ends after its current message.
@@ -57,7 +67,7 @@ final class SMTPLane: @unchecked Sendable {
     private let countsLock = NSLock()
 
     init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: OutboundQueue, directory: StateDirectory,
-         lifetime: Duration, ehloName: String, log: DaemonLog) {
+         lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = OutboundLane.smtp) {
         self.mailbox = mailbox
         self.login = login
         self.password = login?.fixedPassword
@@ -66,6 +76,7 @@ final class SMTPLane: @unchecked Sendable {
         self.lifetime = lifetime
         self.ehloName = ehloName
         self.log = log
+        self.openSender = openSender
         dispatch = DispatchQueue(label: "carteiro.lane.\(mailbox.name)")
     }
 
@@ -126,19 +137,15 @@ final class SMTPLane: @unchecked Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         let due = dueMessages(now: now)
         guard !due.isEmpty else { return }
-        var session: MailSession?
-        var pipelining = false
-        defer {
-            if let session { SMTPClient(session: session).quit() }
-        }
+        var sender: (any MailSender)?
+        defer { sender?.close() }
         let limited = mailbox.maxMessagesPerMinute != nil || mailbox.maxRecipientsPerDay != nil
         if limited && now < throttledUntil { return }
-        // With PIPELINING, the next message's MAIL, RCPT and DATA go out right behind a
-        // message's final dot (RFC 2920 §3.1), so that one wait serves both: its queue id, and
-        // its content read already.
+        // The message the sender announced behind the last one's content, with its content
+        // read already: the server waits for it, so it goes next whatever else happens.
         var announced: (id: String, bytes: [UInt8])?
         for (position, var item) in due.enumerated() {
-            let wasAnnounced = announced?.id == item.id
+            let wasAnnounced = announced != nil && announced?.id == item.id && sender?.announced == item.id
             // A message whose commands went out is finished whatever else happens: the server waits for it.
             guard wasAnnounced || !stopping.isRaised else { return }
             if !wasAnnounced && now - item.created > lifetime.components.seconds {
@@ -170,16 +177,15 @@ final class SMTPLane: @unchecked Sendable {
             let preloaded = wasAnnounced ? announced?.bytes : nil
             announced = nil
             guard let bytes = preloaded ?? queue.messageBytes(item) else { continue }
-            if session == nil {
+            if sender == nil {
                 do throws(MailConnectionError) {
                     let credentials = try credentials()
-                    do {
-                        session = try MailSession.open(MailEndpoint(mailbox), credentials: credentials, ehloName: ehloName)
+                    do throws(MailConnectionError) {
+                        sender = try openSender(mailbox, credentials, ehloName)
                     } catch {
                         if error.kind == .loginRejected, let credentials { login?.rejected(credentials) }
                         throw error.redacting(credentials?.password, user: mailbox.user)
                     }
-                    pipelining = session.map { SMTPClient(session: $0).offersPipelining } ?? false
                 } catch {
                     // The server is unreachable or refuses us (a rejected login too: an operator
                     // can fix that): every due message waits, until the queue lifetime.
@@ -190,35 +196,48 @@ final class SMTPLane: @unchecked Sendable {
                     return
                 }
             }
-            guard let open = session else { return }
-            let client = SMTPClient(session: open)
-            // The next due message, if its commands can go out now: never under a sending
-            // limit (each message waits for the ledger), nor one that needs a path of its own.
-            // They go out in the same write as the dot: sent apart, the server may answer in two
-            // writes, and the second waits on TCP's delayed acknowledgement (measured: slower).
-            let lookahead = { [self] () -> [UInt8] in
-                guard pipelining, !limited, position + 1 < due.count, !stopping.isRaised else { return [] }
+            guard let open = sender else { return }
+            // The next due message, if its commands may go out early: never under a sending
+            // limit (each message waits for the ledger), nor after the queue lifetime.
+            let upcoming = { [self] () -> OutgoingMessage? in
+                guard !limited, position + 1 < due.count, !stopping.isRaised else { return nil }
                 let next = due[position + 1]
-                guard now - next.created <= lifetime.components.seconds, let commands = commands(for: next, client: client),
-                      let nextBytes = queue.messageBytes(next) else { return [] }
+                guard now - next.created <= lifetime.components.seconds, let nextBytes = queue.messageBytes(next) else { return nil }
                 announced = (next.id, nextBytes)
-                return SMTPClient.pipelined(commands.all)
+                return Self.outgoing(next, bytes: nextBytes)
             }
-            do {
-                try send(&item, bytes: bytes, client: client, pipelining: pipelining, alreadySent: wasAnnounced, afterDot: lookahead)
-            } catch {
-                let error = error.redacting(password, user: mailbox.user)
-                // The connection broke mid-transaction: what was not confirmed is retried.
-                session = nil
-                defer_(&item, error: error.description)
-                log.log(.warning, "smtp transaction failed", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
-                return
+            let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
+            // Nothing left to send (every recipient answered before a crash): `finish` settles it.
+            if !pending.isEmpty {
+                item.attempts += 1
+                do throws(MailConnectionError) {
+                    try open.send(Self.outgoing(item, bytes: bytes), next: upcoming) { recipient, outcome in
+                        record(&item, pending[recipient], code: outcome.code, reply: outcome.text)
+                    }
+                } catch {
+                    let error = error.redacting(password, user: mailbox.user)
+                    // The connection broke mid-transaction: what was not confirmed is retried.
+                    sender = nil
+                    defer_(&item, error: error.description)
+                    log.log(.warning, "smtp transaction failed", ["mailbox": mailbox.name, "queue_id": item.id, "reason": error.description])
+                    return
+                }
             }
             if limited {
-                try? ledger.record(now: Int64(Date().timeIntervalSince1970), recipients: item.recipients.count)
+                do {
+                    try ledger.record(now: Int64(Date().timeIntervalSince1970), recipients: item.recipients.count)
+                } catch {
+                    log.log(.error, "cannot record a message in the sending ledger", ["mailbox": mailbox.name, "path": ledger.path, "reason": "\(error)"])
+                }
             }
             finish(&item)
         }
+    }
+
+    /// A queued message as its sender takes it: the recipients still pending, in order.
+    static func outgoing(_ item: QueuedMessage, bytes: [UInt8]) -> OutgoingMessage {
+        OutgoingMessage(id: item.id, envelopeFrom: item.envelopeFrom,
+                        recipients: item.recipients.filter { $0.state == .pending }.map(\.address), bytes: bytes)
     }
 
     /// The due messages, oldest first; only new or changed entries are read from disk.
@@ -270,88 +289,6 @@ final class SMTPLane: @unchecked Sendable {
         }
     }
 
-    /// A transaction's commands: MAIL FROM, a RCPT TO per pending recipient, and all of them
-    /// with DATA; nil when the message needs no transaction or cannot have one.
-    func commands(for item: QueuedMessage, client: SMTPClient) -> (mail: String, rcpts: [String], all: [String])? {
-        let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
-        guard !pending.isEmpty else { return nil }
-        let needsUTF8 = !([item.envelopeFrom] + item.recipients.map(\.address)).allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
-        if needsUTF8 && !client.offers("SMTPUTF8") { return nil }
-        let mail = "MAIL FROM:<\(item.envelopeFrom)>" + (needsUTF8 ? " SMTPUTF8" : "")
-        let rcpts = pending.map { "RCPT TO:<\(item.recipients[$0].address)>" }
-        return (mail, rcpts, [mail] + rcpts + ["DATA"])
-    }
-
-    /// One SMTP transaction: MAIL FROM, RCPT TO per pending recipient, DATA. When the server
-    /// offers PIPELINING they go out together (or went out already, `alreadySent`, behind the
-    /// previous message's dot), and `afterDot` may add the next message's to the content's write:
-    /// one round trip a message instead of three or more.
-    func send(_ item: inout QueuedMessage, bytes: [UInt8], client: SMTPClient, pipelining: Bool, alreadySent: Bool = false,
-              afterDot: () -> [UInt8] = { [] }) throws(MailConnectionError) {
-        let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
-        // Nothing left to send (every recipient answered before a crash): `finish` settles it.
-        guard !pending.isEmpty else { return }
-        item.attempts += 1
-        // A non-ASCII address (RFC 6531) can only go to a server that offers SMTPUTF8; to any
-        // other, raw 8-bit addresses would be mangled or refused at random: given up, in words.
-        guard let commands = commands(for: item, client: client) else {
-            for index in pending {
-                record(&item, index, code: 553, reply: "not sent: the message has a non-ASCII address, and \(mailbox.server) does not offer SMTPUTF8 (RFC 6531)")
-            }
-            return
-        }
-        let (mail, rcpts) = (commands.mail, commands.rcpts)
-        let from: SMTPClient.Reply
-        var rcptReplies: [SMTPClient.Reply] = []
-        var data: SMTPClient.Reply?
-        if pipelining {
-            // Sent behind the previous message's dot already, or now in one write.
-            if !alreadySent { try client.session.send(SMTPClient.pipelined(commands.all)) }
-            let replies = try client.readReplies(to: commands.all)
-            from = replies[0]
-            rcptReplies = Array(replies[1..<(1 + rcpts.count)])
-            data = replies[rcpts.count + 1]
-        } else {
-            from = try client.run(mail)
-            if from.code == 250 {
-                for command in rcpts { rcptReplies.append(try client.run(command)) }
-            }
-        }
-        // A server that took DATA although nothing before it succeeded: end the empty message.
-        func abandonData() throws(MailConnectionError) {
-            if data?.code == 354 {
-                try client.session.send(Array(".\r\n".utf8))
-                _ = try client.readReply(to: ".")
-            }
-        }
-        guard from.code == 250 else {
-            try abandonData()
-            _ = try? client.run("RSET")
-            for index in pending { record(&item, index, code: from.code, reply: from.text) }
-            return
-        }
-        var accepted: [Int] = []
-        for (index, reply) in zip(pending, rcptReplies) {
-            if reply.code / 100 == 2 { accepted.append(index) } else { record(&item, index, code: reply.code, reply: reply.text) }
-        }
-        guard !accepted.isEmpty else {
-            try abandonData()
-            _ = try client.run("RSET")
-            return
-        }
-        if data == nil { data = try client.run("DATA") }
-        guard let data, data.code == 354 else {
-            for index in accepted { record(&item, index, code: data?.code ?? 451, reply: data?.text ?? "") }
-            _ = try? client.run("RSET")
-            return
-        }
-        var content = Self.dotStuffed(bytes)
-        content.append(contentsOf: afterDot())
-        try client.session.send(content)
-        let final = try client.readReply(to: ".")
-        for index in accepted { record(&item, index, code: final.code, reply: final.text) }
-    }
-
     func record(_ item: inout QueuedMessage, _ index: Int, code: Int, reply: String) {
         item.recipients[index].code = code
         // Kept in the queue and in delivery.failed events: never with the login in it.
@@ -365,21 +302,6 @@ final class SMTPLane: @unchecked Sendable {
         case 5: item.recipients[index].state = .failed
         default: break // 4xx: stays pending, retried alone
         }
-    }
-
-    /// SMTP's transparency (RFC 5321 §4.5.2), CRLF line ends, and the final dot.
-    static func dotStuffed(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + 64)
-        var atLineStart = true
-        for byte in bytes {
-            if atLineStart && byte == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
-            out.append(byte)
-            atLineStart = byte == 10
-        }
-        if !atLineStart { out.append(contentsOf: [13, 10]) }
-        out.append(contentsOf: Array(".\r\n".utf8))
-        return out
     }
 
     func finish(_ item: inout QueuedMessage) {
