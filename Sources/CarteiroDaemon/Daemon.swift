@@ -26,11 +26,11 @@ public final class Daemon: @unchecked Sendable {
     var configuration: Configuration
     var service: InboundService
     var outbound: OutboundService
-    var forwarder: EventForwarder?
+    var forwarder: SpoolConsumer?
     /// OAuth tokens for every mailbox that logs in with them, inbound and outbound alike.
     var broker: TokenBroker
     /// The webhook's settings with its secrets read (at start and at each reload).
-    var webhookSettings: EventForwarder.Settings
+    var webhookSettings: WebhookSink.Settings
     /// Where the daemon is in its life. Each transition happens on `queue`:
     /// starting → running ⇄ reloading → … → stopping (from any of them; never back).
     enum Lifecycle: Equatable {
@@ -58,10 +58,10 @@ public final class Daemon: @unchecked Sendable {
         outbound = try OutboundService(configuration: configuration, environment: environment, log: log, broker: broker)
     }
 
-    static func webhookSettings(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> EventForwarder.Settings {
+    static func webhookSettings(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> WebhookSink.Settings {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         let events = configuration.events
-        var settings = EventForwarder.Settings(tls: events.webhookTLS, timeout: events.webhookTimeout, inlineAttachments: events.inlineAttachments,
+        var settings = WebhookSink.Settings(tls: events.webhookTLS, timeout: events.webhookTimeout, inlineAttachments: events.inlineAttachments,
                                                stateDirectory: configuration.daemon.stateDirectory)
         guard events.webhook != nil else { return settings }
         var problems: [String] = []
@@ -252,7 +252,7 @@ public final class Daemon: @unchecked Sendable {
         if let interval = notifier.watchdogInterval {
             service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }
         }
-        forwarder = configuration.events.webhook.map { [webhookSettings] in EventForwarder(spool: configuration.events.spool, url: $0, log: log, settings: webhookSettings) }
+        forwarder = configuration.events.webhook.map { [webhookSettings] in WebhookSink.consumer(spool: configuration.events.spool, url: $0, log: log, settings: webhookSettings) }
         forwarder?.start()
     }
 
@@ -326,7 +326,7 @@ public final class Daemon: @unchecked Sendable {
             // anything that runs change.
             let inboundReload: InboundService.Reload
             let outboundReload: OutboundService.Reload
-            let nextWebhook: EventForwarder.Settings
+            let nextWebhook: WebhookSink.Settings
             do {
                 inboundReload = try service.prepareReload(next, environment: environment)
                 outboundReload = try outbound.prepareReload(next, environment: environment)
@@ -341,7 +341,7 @@ public final class Daemon: @unchecked Sendable {
             outbound.apply(outboundReload)
             if next.events != configuration.events {
                 webhookSettings = nextWebhook
-                replaceForwarder(next.events.webhook.map { EventForwarder(spool: next.events.spool, url: $0, log: log, settings: nextWebhook) })
+                replaceForwarder(next.events.webhook.map { WebhookSink.consumer(spool: next.events.spool, url: $0, log: log, settings: nextWebhook) })
             }
             configuration = next
             log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count),
@@ -398,7 +398,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// One forwarder at a time on the spool: the new one starts only once the old one has
     /// stopped (its POST in flight finished), or two would post the same events out of order.
-    func replaceForwarder(_ next: EventForwarder?) {
+    func replaceForwarder(_ next: SpoolConsumer?) {
         guard let old = forwarder else {
             forwarder = next
             next?.start()
