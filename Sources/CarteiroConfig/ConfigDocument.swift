@@ -1,42 +1,42 @@
 /// The tables of one configuration (a main file and everything it includes), with every key
 /// and value where it was written. Built from statements; knows nothing of the schema.
-public struct ConfigDocument: Sendable {
-    public struct Entry: Sendable, Hashable {
-        public var key: String
-        public var keyLocation: SourceLocation
-        public var value: ConfigValue
+package struct ConfigDocument: Sendable {
+    package struct Entry: Sendable, Hashable {
+        package var key: String
+        package var keyLocation: SourceLocation
+        package var value: ConfigValue
     }
 
-    public struct Table: Sendable {
-        public var path: [String]
+    package struct Table: Sendable {
+        package var path: [String]
         /// Where the header stands; for an implicit table, the header that implied it.
-        public var location: SourceLocation
+        package var location: SourceLocation
         /// True while the table exists only because a deeper header or dotted key named it.
-        public var isImplicit: Bool
+        package var isImplicit: Bool
         /// A second definition of a table: reported, and its keys kept apart so they cause no more errors.
-        public var isDuplicate = false
-        public private(set) var entries: [Entry] = []
+        package var isDuplicate = false
+        package private(set) var entries: [Entry] = []
 
-        public func entry(_ key: String) -> Entry? { entries.first { $0.key == key } }
+        package func entry(_ key: String) -> Entry? { entries.first { $0.key == key } }
 
         mutating func add(_ entry: Entry) { entries.append(entry) }
     }
 
-    public private(set) var tables: [Table] = []
+    package private(set) var tables: [Table] = []
     private var indexByPath: [[String]: Int] = [:]
 
     /// `file` is the main file: the root table's location names it.
-    public init(file: String) {
+    package init(file: String) {
         tables.append(Table(path: [], location: SourceLocation(file: file, line: 1, column: 1), isImplicit: true))
         indexByPath[[]] = 0
     }
 
-    public var root: Table { tables[0] }
+    package var root: Table { tables[0] }
 
-    public func table(_ path: [String]) -> Table? { indexByPath[path].map { tables[$0] } }
+    package func table(_ path: [String]) -> Table? { indexByPath[path].map { tables[$0] } }
 
     /// Adds one file's statements. Keys before any header land in the root table.
-    public mutating func add(_ statements: [ConfigStatement], diagnostics: inout DiagnosticList) {
+    package mutating func add(_ statements: [ConfigStatement], diagnostics: inout DiagnosticList) {
         var current = 0
         for statement in statements {
             switch statement {
@@ -97,7 +97,7 @@ public struct ConfigDocument: Sendable {
     }
 
     /// `mailbox.acme-in`, quoting parts that are not bare keys.
-    public static func render(_ path: [String]) -> String {
+    package static func render(_ path: [String]) -> String {
         path.map { part in
             part.unicodeScalars.allSatisfy(ConfigParser.isBareKeyScalar) && !part.isEmpty ? part : "\"\(part)\""
         }.joined(separator: ".")

@@ -1,11 +1,11 @@
 /// Durations as the configuration writes them: "30s", "5m", "1h30m", "2d", "500ms".
-public enum ConfigDuration {
+package enum ConfigDuration {
     static let units: [(suffix: String, milliseconds: Int64)] = [
         ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000),
     ]
 
     /// Parses a duration; nil if the text is not one.
-    public static func parse(_ text: String) -> Duration? {
+    package static func parse(_ text: String) -> Duration? {
         let scalars = Array(text.lowercased().unicodeScalars)
         guard !scalars.isEmpty else { return nil }
         if scalars == ["0"] { return .zero }
@@ -37,7 +37,7 @@ public enum ConfigDuration {
     }
 
     /// "1h30m", "45s", "500ms": the shortest way to write it back.
-    public static func format(_ duration: Duration) -> String {
+    package static func format(_ duration: Duration) -> String {
         var ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         if ms == 0 { return "0s" }
         var parts = ""
@@ -52,14 +52,14 @@ public enum ConfigDuration {
 }
 
 /// Sizes as the configuration writes them: "512KB", "25MB", "1GB" (binary multiples), or bytes.
-public enum ConfigSize {
+package enum ConfigSize {
     static let units: [(suffix: String, factor: Int)] = [
         ("", 1), ("b", 1), ("k", 1 << 10), ("kb", 1 << 10), ("kib", 1 << 10),
         ("m", 1 << 20), ("mb", 1 << 20), ("mib", 1 << 20),
         ("g", 1 << 30), ("gb", 1 << 30), ("gib", 1 << 30),
     ]
 
-    public static func parse(_ text: String) -> Int? {
+    package static func parse(_ text: String) -> Int? {
         guard case .bytes(let bytes) = read(text) else { return nil }
         return bytes
     }
@@ -82,7 +82,7 @@ public enum ConfigSize {
         return overflow ? .tooLarge : .bytes(product)
     }
 
-    public static func format(_ bytes: Int) -> String {
+    package static func format(_ bytes: Int) -> String {
         for (suffix, factor) in [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)] where bytes >= factor && bytes % factor == 0 {
             return "\(bytes / factor)\(suffix)"
         }

@@ -7,14 +7,14 @@ import Foundation
 
 /// Reads a configuration file and the files it includes into one `ConfigDocument`.
 /// This is the only part of the configuration module that touches the file system.
-public struct ConfigLoader {
-    public struct Result: Sendable {
-        public var document: ConfigDocument
+package struct ConfigLoader {
+    package struct Result: Sendable {
+        package var document: ConfigDocument
         /// Every file read, the main one first, in the order they were read.
-        public var files: [String]
-        public var diagnostics: DiagnosticList
+        package var files: [String]
+        package var diagnostics: DiagnosticList
         /// The main file could not be read at all: nothing else is worth saying about it.
-        public var mainFileUnreadable = false
+        package var mainFileUnreadable = false
     }
 
     private var document: ConfigDocument
@@ -23,7 +23,7 @@ public struct ConfigLoader {
     private var diagnostics = DiagnosticList()
 
     /// Loads `path` and its includes. Problems become diagnostics; this never throws.
-    public static func load(path: String) -> Result {
+    package static func load(path: String) -> Result {
         var loader = ConfigLoader(document: ConfigDocument(file: path))
         loader.loadFile(path, includedFrom: nil, depth: 0)
         let unreadable = loader.diagnostics.errors.contains { $0.location.file == path && $0.message.hasPrefix("cannot read the configuration") || $0.message.hasPrefix("\(path) is a directory") }
@@ -31,7 +31,7 @@ public struct ConfigLoader {
     }
 
     /// Loads a configuration given as text (tests, fuzzing). Includes resolve against `directory`.
-    public static func load(text: String, file: String, directory: String = ".") -> Result {
+    package static func load(text: String, file: String, directory: String = ".") -> Result {
         var loader = ConfigLoader(document: ConfigDocument(file: file))
         loader.files.append(file)
         loader.parseAndAdd(text, file: file, directory: directory, depth: 0)

@@ -8,10 +8,10 @@
 /// Every error carries `file:line:column`; after an error the parser skips to the next line
 /// that can start a statement, so that one mistake is reported once and the rest of the file
 /// is still checked.
-public struct ConfigParser {
-    public struct Result: Sendable {
-        public var statements: [ConfigStatement]
-        public var diagnostics: DiagnosticList
+package struct ConfigParser {
+    package struct Result: Sendable {
+        package var statements: [ConfigStatement]
+        package var diagnostics: DiagnosticList
     }
 
     struct SyntaxError: Error {
@@ -28,7 +28,7 @@ public struct ConfigParser {
     var statements: [ConfigStatement] = []
 
     /// Parses `source`, naming `file` in every location.
-    public static func parse(_ source: String, file: String) -> Result {
+    package static func parse(_ source: String, file: String) -> Result {
         var parser = ConfigParser(file: file, text: Array(source.unicodeScalars))
         parser.run()
         return Result(statements: parser.statements, diagnostics: parser.diagnostics)

@@ -1,6 +1,6 @@
 /// The documentation of every table and key, from the schema: `check-config --reference`.
-public enum ConfigReference {
-    public static func render() -> String {
+package enum ConfigReference {
+    package static func render() -> String {
         var out: [String] = []
         for table in ConfigSchema.tables {
             out.append(table.title)

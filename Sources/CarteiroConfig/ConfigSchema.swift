@@ -1,13 +1,13 @@
 /// The one table that says which tables and keys exist, their types, defaults and meaning.
 /// Parsing, validation, `check-config --reference` and the test that `etc/carteiro.conf`
 /// documents every key all read it.
-public enum ConfigSchema {
-    public static let tables: [TableSpec] = [daemon, events, mailbox, oauth, contract, user, group, workflow, step]
+package enum ConfigSchema {
+    package static let tables: [TableSpec] = [daemon, events, mailbox, oauth, contract, user, group, workflow, step]
 
     /// Tables that only hold named tables (`[mailbox.NAME]`), never keys of their own.
-    public static let containers: [[String]] = [["mailbox"], ["oauth"], ["contract"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
+    package static let containers: [[String]] = [["mailbox"], ["oauth"], ["contract"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
 
-    public static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
+    package static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
         KeySpec("system_outbound", .name, nil, "The system's default outbound mailbox: every workflow step sends through it unless told otherwise.", required: true),
         KeySpec("state_dir", .path, "$STATE_DIRECTORY, else /var/lib/carteiro (/var/lib/carteiro-NAME for an instance's NAME.conf)", "Where Carteiro keeps the event spool, the outbox, the queue and each mailbox's state. Nothing outside it is written."),
         KeySpec("poll_interval", .duration(minimumSeconds: 1), "60s", "How often an inbound mailbox is polled, unless the mailbox says otherwise."),
@@ -20,7 +20,7 @@ public enum ConfigSchema {
         KeySpec("hostname", .string, "the machine's host name", "The name Carteiro gives itself in EHLO and in the Message-IDs it makes."),
     ])
 
-    public static let events = TableSpec(pattern: ["events"], title: "[events]", doc: "Where request events go.", keys: [
+    package static let events = TableSpec(pattern: ["events"], title: "[events]", doc: "Where request events go.", keys: [
         KeySpec("spool", .path, "<state_dir>/events", "The folder where each event is written as one JSON file; the desk removes a file once it has taken it."),
         KeySpec("webhook", .url, "unset", "When set, each event is also POSTed here and removed from the spool on a 2xx answer, retried with backoff otherwise."),
         KeySpec("webhook_secret", .secret, "unset", "Signs each POST: header Carteiro-Signature: t=UNIX-TIME,v1=HEX, the HMAC-SHA-256 of \"UNIX-TIME.BODY\" with this secret. Prefer the _credential, _file or _env forms."),
@@ -37,7 +37,7 @@ public enum ConfigSchema {
         KeySpec("inline_attachments", .size, "0 (never)", "Attachments up to this size in all go inside the POSTed event, base64 in content_base64, so a desk on another machine needs no shared folder."),
     ])
 
-    public static let mailbox = TableSpec(pattern: ["mailbox", "*"], title: "[mailbox.NAME]", doc: "A mailbox: inbound (read by polling IMAP or POP3) or outbound (an SMTP profile to send through).", keys: [
+    package static let mailbox = TableSpec(pattern: ["mailbox", "*"], title: "[mailbox.NAME]", doc: "A mailbox: inbound (read by polling IMAP or POP3) or outbound (an SMTP profile to send through).", keys: [
         KeySpec("type", .choice(["inbound", "outbound"]), nil, "inbound: its new messages become request events; outbound: notifications are sent through it.", required: true),
         KeySpec("description", .string, "\"\"", "Free text for people: shown by check-config, status and test-mailbox."),
         KeySpec("server", .hostname, nil, "The mail server's host name or IP address.", required: true),
@@ -74,7 +74,7 @@ public enum ConfigSchema {
         KeySpec("max_attachment_size", .size, "25MB", "The most a notification's attachments may hold together (before encoding); a submission with more is rejected.", scope: .outbound),
     ])
 
-    public static let oauth = TableSpec(pattern: ["oauth", "*"], title: "[oauth.NAME]", doc: "An OAuth 2.0 client (an application registered at Microsoft Entra, Google Cloud or another authorization server), shared by the mailboxes that name it with oauth = \"NAME\". Tokens are kept per client and mailbox user in the state directory.", keys: [
+    package static let oauth = TableSpec(pattern: ["oauth", "*"], title: "[oauth.NAME]", doc: "An OAuth 2.0 client (an application registered at Microsoft Entra, Google Cloud or another authorization server), shared by the mailboxes that name it with oauth = \"NAME\". Tokens are kept per client and mailbox user in the state directory.", keys: [
         KeySpec("provider", .choice(["microsoft", "google", "custom"]), nil, "microsoft and google fill in the endpoints and scopes; custom names them (token_url, and authorization_url or device_authorization_url for their grants).", required: true),
         KeySpec("tenant", .string, "organizations (client_credentials: required)", "microsoft: the directory (tenant) id or domain, such as \"contoso.onmicrosoft.com\"."),
         KeySpec("client_id", .string, "jwt_bearer: the key's client_email", "The application (client) id."),
@@ -97,7 +97,7 @@ public enum ConfigSchema {
         KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the token endpoint."),
     ])
 
-    public static let contract = TableSpec(pattern: ["contract", "*"], title: "[contract.NAME]", doc: "A customer agreement: it owns the requests that arrive in its inbound mailboxes and answers through its outbound mailbox.", keys: [
+    package static let contract = TableSpec(pattern: ["contract", "*"], title: "[contract.NAME]", doc: "A customer agreement: it owns the requests that arrive in its inbound mailboxes and answers through its outbound mailbox.", keys: [
         KeySpec("name", .string, "the table's NAME", "The contract's name for people."),
         KeySpec("outbound_mailbox", .name, "unset: the system outbound mailbox", "The outbound mailbox that steps with mailbox = \"contract\" send through."),
         KeySpec("inbound_mailboxes", .names, "[]", "The inbound mailboxes whose messages become this contract's requests. A mailbox belongs to one contract at most."),
@@ -105,21 +105,21 @@ public enum ConfigSchema {
         KeySpec("signature_html", .template, "unset", "Appended to the HTML of every notification of this contract that has HTML."),
     ])
 
-    public static let user = TableSpec(pattern: ["user", "*"], title: "[user.NAME]", doc: "A person that workflow steps can send to.", keys: [
+    package static let user = TableSpec(pattern: ["user", "*"], title: "[user.NAME]", doc: "A person that workflow steps can send to.", keys: [
         KeySpec("name", .string, "the table's NAME", "The person's name, as in \"Ana Souza\"."),
         KeySpec("email", .email, nil, "The person's e-mail address.", required: true),
     ])
 
-    public static let group = TableSpec(pattern: ["group", "*"], title: "[group.NAME]", doc: "A set of users that workflow steps can send to.", keys: [
+    package static let group = TableSpec(pattern: ["group", "*"], title: "[group.NAME]", doc: "A set of users that workflow steps can send to.", keys: [
         KeySpec("name", .string, "the table's NAME", "The group's name for people."),
         KeySpec("members", .names, "[]", "The users in the group, by their [user.NAME]."),
     ])
 
-    public static let workflow = TableSpec(pattern: ["workflow", "*"], title: "[workflow.NAME]", doc: "A workflow of the service desk; its e-mail steps are [workflow.NAME.step.STEP].", keys: [
+    package static let workflow = TableSpec(pattern: ["workflow", "*"], title: "[workflow.NAME]", doc: "A workflow of the service desk; its e-mail steps are [workflow.NAME.step.STEP].", keys: [
         KeySpec("description", .string, "\"\"", "Free text for people."),
     ])
 
-    public static let step = TableSpec(pattern: ["workflow", "*", "step", "*"], title: "[workflow.NAME.step.STEP]", doc: "A \"send message — e-mail\" step of a workflow.", keys: [
+    package static let step = TableSpec(pattern: ["workflow", "*", "step", "*"], title: "[workflow.NAME.step.STEP]", doc: "A \"send message — e-mail\" step of a workflow.", keys: [
         KeySpec("mailbox", .choice(["contract", "specific"]), "unset: the system outbound mailbox", "contract: the request's contract's outbound mailbox (the system's if the contract has none); specific: specific_mailbox."),
         KeySpec("specific_mailbox", .name, "unset", "The outbound mailbox used when mailbox = \"specific\"."),
         KeySpec("to_users", .names, "[]", "Users who receive the message."),
@@ -130,44 +130,44 @@ public enum ConfigSchema {
     ])
 
     /// The spec of a table path, `*` matching any name.
-    public static func spec(for path: [String]) -> TableSpec? {
+    package static func spec(for path: [String]) -> TableSpec? {
         tables.first { $0.matches(path) }
     }
 
-    public static func isContainer(_ path: [String]) -> Bool {
+    package static func isContainer(_ path: [String]) -> Bool {
         containers.contains { TableSpec.match(pattern: $0, path: path) }
     }
 
     /// The first names of every known table, for "did you mean" on an unknown one.
-    public static var tableNames: [String] { Array(Set(tables.map { $0.pattern[0] })).sorted() }
+    package static var tableNames: [String] { Array(Set(tables.map { $0.pattern[0] })).sorted() }
 }
 
-public struct TableSpec: Sendable {
-    public let pattern: [String]
-    public let title: String
-    public let doc: String
-    public let keys: [KeySpec]
+package struct TableSpec: Sendable {
+    package let pattern: [String]
+    package let title: String
+    package let doc: String
+    package let keys: [KeySpec]
 
-    public func key(_ name: String) -> KeySpec? { keys.first { $0.key == name } }
+    package func key(_ name: String) -> KeySpec? { keys.first { $0.key == name } }
 
-    public func matches(_ path: [String]) -> Bool { Self.match(pattern: pattern, path: path) }
+    package func matches(_ path: [String]) -> Bool { Self.match(pattern: pattern, path: path) }
 
     static func match(pattern: [String], path: [String]) -> Bool {
         pattern.count == path.count && zip(pattern, path).allSatisfy { $0 == "*" || $0 == $1 }
     }
 }
 
-public struct KeySpec: Sendable {
+package struct KeySpec: Sendable {
     /// Which kind of mailbox a mailbox key applies to.
-    public enum Scope: Sendable { case always, inbound, outbound }
+    package enum Scope: Sendable { case always, inbound, outbound }
 
-    public let key: String
-    public let type: ConfigType
+    package let key: String
+    package let type: ConfigType
     /// The default as documentation shows it; nil when the key is required or has none.
-    public let defaultDescription: String?
-    public let doc: String
-    public let scope: Scope
-    public let required: Bool
+    package let defaultDescription: String?
+    package let doc: String
+    package let scope: Scope
+    package let required: Bool
 
     init(_ key: String, _ type: ConfigType, _ defaultDescription: String?, _ doc: String, scope: Scope = .always, required: Bool = false) {
         self.key = key
@@ -180,7 +180,7 @@ public struct KeySpec: Sendable {
 }
 
 /// What a key's value must be, as the schema reads it.
-public enum ConfigType: Sendable {
+package enum ConfigType: Sendable {
     case string
     case hostname
     case path
@@ -201,7 +201,7 @@ public enum ConfigType: Sendable {
     case email
 
     /// How the expected value is described in an error.
-    public var expectation: String {
+    package var expectation: String {
         switch self {
         case .string, .secret, .template: "a string"
         case .hostname: "a host name or IP address in quotes"

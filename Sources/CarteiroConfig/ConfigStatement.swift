@@ -1,5 +1,5 @@
 /// What one line (or one multi-line construct) of a configuration file says.
-public enum ConfigStatement: Sendable, Hashable {
+package enum ConfigStatement: Sendable, Hashable {
     /// `[a.b.c]`: the keys that follow belong to this table.
     case header(path: [String], location: SourceLocation)
     /// `key = value`, or `a.b = value` (a dotted key names a sub-table of the current one).

@@ -1,8 +1,8 @@
 /// The text `check-config` prints on success: what an operator checks at a glance.
 /// Each contract with its mailboxes, and for every workflow step which mailbox it sends
 /// through for each contract (the resolution rule, applied).
-public enum ConfigSummary {
-    public static func render(_ configuration: Configuration) -> String {
+package enum ConfigSummary {
+    package static func render(_ configuration: Configuration) -> String {
         var out: [String] = []
         let c = configuration
         let files = c.files.count == 1 ? "1 file" : "\(c.files.count) files"

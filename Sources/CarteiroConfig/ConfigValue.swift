@@ -1,7 +1,7 @@
 /// A value as written in the file, before the schema gives it a meaning
 /// (a duration and a size are strings here).
-public struct ConfigValue: Sendable, Hashable {
-    public enum Kind: Sendable, Hashable {
+package struct ConfigValue: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         case string(String)
         case integer(Int)
         case boolean(Bool)
@@ -10,16 +10,16 @@ public struct ConfigValue: Sendable, Hashable {
         case invalid
     }
 
-    public var kind: Kind
-    public var location: SourceLocation
+    package var kind: Kind
+    package var location: SourceLocation
 
-    public init(_ kind: Kind, at location: SourceLocation) {
+    package init(_ kind: Kind, at location: SourceLocation) {
         self.kind = kind
         self.location = location
     }
 
     /// How the value is named in an error message: "a string", "an integer" …
-    public var typeDescription: String {
+    package var typeDescription: String {
         switch kind {
         case .string: "a string"
         case .integer: "an integer"

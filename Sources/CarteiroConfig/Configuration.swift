@@ -1,24 +1,24 @@
 /// A complete, validated configuration: what the daemon and every command work from.
-public struct Configuration: Sendable {
-    public var files: [String]
-    public var daemon: DaemonSettings
-    public var events: EventSettings
-    public var inboundMailboxes: [InboundMailbox]
-    public var outboundMailboxes: [OutboundMailbox]
-    public var oauthClients: [OAuthClient] = []
-    public var contracts: [Contract]
-    public var users: [DirectoryUser]
-    public var groups: [UserGroup]
-    public var workflows: [Workflow]
+package struct Configuration: Sendable {
+    package var files: [String]
+    package var daemon: DaemonSettings
+    package var events: EventSettings
+    package var inboundMailboxes: [InboundMailbox]
+    package var outboundMailboxes: [OutboundMailbox]
+    package var oauthClients: [OAuthClient] = []
+    package var contracts: [Contract]
+    package var users: [DirectoryUser]
+    package var groups: [UserGroup]
+    package var workflows: [Workflow]
 
-    public func inbound(_ name: String) -> InboundMailbox? { inboundMailboxes.first { $0.name == name } }
-    public func outbound(_ name: String) -> OutboundMailbox? { outboundMailboxes.first { $0.name == name } }
-    public func contract(_ name: String) -> Contract? { contracts.first { $0.id == name } }
-    public func oauthClient(_ name: String) -> OAuthClient? { oauthClients.first { $0.name == name } }
+    package func inbound(_ name: String) -> InboundMailbox? { inboundMailboxes.first { $0.name == name } }
+    package func outbound(_ name: String) -> OutboundMailbox? { outboundMailboxes.first { $0.name == name } }
+    package func contract(_ name: String) -> Contract? { contracts.first { $0.id == name } }
+    package func oauthClient(_ name: String) -> OAuthClient? { oauthClients.first { $0.name == name } }
 
     /// Every secret the configuration needs at run time, with whose it is (for messages):
     /// the passwords of mailboxes that log in with one, OAuth clients' secrets and keys.
-    public var secretSources: [(source: SecretSource, location: SourceLocation, owner: String)] {
+    package var secretSources: [(source: SecretSource, location: SourceLocation, owner: String)] {
         var sources: [(SecretSource, SourceLocation, String)] = inboundMailboxes.compactMap {
             $0.oauth == nil ? ($0.password, $0.location, "mailbox \"\($0.name)\"") : nil
         }
@@ -33,51 +33,51 @@ public struct Configuration: Sendable {
         }
         return sources
     }
-    public func user(_ name: String) -> DirectoryUser? { users.first { $0.id == name } }
-    public func group(_ name: String) -> UserGroup? { groups.first { $0.id == name } }
-    public func workflow(_ name: String) -> Workflow? { workflows.first { $0.id == name } }
+    package func user(_ name: String) -> DirectoryUser? { users.first { $0.id == name } }
+    package func group(_ name: String) -> UserGroup? { groups.first { $0.id == name } }
+    package func workflow(_ name: String) -> Workflow? { workflows.first { $0.id == name } }
 
     /// The contract that owns an inbound mailbox, if any.
-    public func contract(owning mailbox: String) -> Contract? {
+    package func contract(owning mailbox: String) -> Contract? {
         contracts.first { $0.inboundMailboxes.contains(mailbox) }
     }
 }
 
-public struct DaemonSettings: Sendable {
-    public var systemOutbound: String
-    public var stateDirectory: String
-    public var pollInterval: Duration
-    public var maxParallelPolls: Int
-    public var alertAfter: Duration
-    public var queueLifetime: Duration
-    public var hostname: String?
+package struct DaemonSettings: Sendable {
+    package var systemOutbound: String
+    package var stateDirectory: String
+    package var pollInterval: Duration
+    package var maxParallelPolls: Int
+    package var alertAfter: Duration
+    package var queueLifetime: Duration
+    package var hostname: String?
     /// Retention: how long raw messages, attachments and given-up messages are kept.
-    public var keepRaw: Duration = .seconds(90 * 86_400)
-    public var keepAttachments: Duration = .seconds(90 * 86_400)
-    public var keepFailed: Duration = .seconds(30 * 86_400)
+    package var keepRaw: Duration = .seconds(90 * 86_400)
+    package var keepAttachments: Duration = .seconds(90 * 86_400)
+    package var keepFailed: Duration = .seconds(30 * 86_400)
 }
 
-public struct EventSettings: Sendable, Equatable {
-    public var spool: String
-    public var webhook: String?
+package struct EventSettings: Sendable, Equatable {
+    package var spool: String
+    package var webhook: String?
     /// Signs each POST (HMAC-SHA-256 over the timestamp and the body).
-    public var webhookSecret: SecretSource? = nil
+    package var webhookSecret: SecretSource? = nil
     /// Sent as `Authorization: Bearer …`.
-    public var webhookToken: SecretSource? = nil
-    public var webhookTLS: TLSSettings = TLSSettings()
-    public var webhookTimeout: Duration = .seconds(30)
+    package var webhookToken: SecretSource? = nil
+    package var webhookTLS: TLSSettings = TLSSettings()
+    package var webhookTimeout: Duration = .seconds(30)
     /// Attachments up to this many bytes in all go inline (base64) in the POST; 0: never.
-    public var inlineAttachments: Int = 0
+    package var inlineAttachments: Int = 0
 }
 
 /// TLS settings shared by every kind of mailbox.
-public struct TLSSettings: Sendable, Hashable {
+package struct TLSSettings: Sendable, Hashable {
     /// Extra CA certificates (PEM) to trust besides the system's.
-    public var caFile: String?
+    package var caFile: String?
     /// false only when the configuration opts out explicitly.
-    public var verify: Bool
+    package var verify: Bool
 
-    public init(caFile: String? = nil, verify: Bool = true) {
+    package init(caFile: String? = nil, verify: Bool = true) {
         self.caFile = caFile
         self.verify = verify
     }
@@ -86,11 +86,11 @@ public struct TLSSettings: Sendable, Hashable {
 /// The protocols Carteiro fetches mail with. Every place that depends on the protocol switches
 /// over this, so that a new one is a compile error wherever it needs a decision, never a silent
 /// fall into another protocol's branch.
-public enum MailProtocol: String, Sendable {
+package enum MailProtocol: String, Sendable {
     case imap, pop3
 
     /// `IMAP`, `POP3`: in messages.
-    public var displayName: String {
+    package var displayName: String {
         switch self {
         case .imap: "IMAP"
         case .pop3: "POP3"
@@ -98,7 +98,7 @@ public enum MailProtocol: String, Sendable {
     }
 
     /// Whether a mailbox names a folder on the server (`folder`, `move:` in after_fetch).
-    public var hasFolders: Bool {
+    package var hasFolders: Bool {
         switch self {
         case .imap: true
         case .pop3: false
@@ -106,7 +106,7 @@ public enum MailProtocol: String, Sendable {
     }
 
     /// Whether the server can tell of new mail between polls (IMAP IDLE).
-    public var canWaitForNews: Bool {
+    package var canWaitForNews: Bool {
         switch self {
         case .imap: true
         case .pop3: false
@@ -114,23 +114,23 @@ public enum MailProtocol: String, Sendable {
     }
 }
 
-public enum InboundProvider: String, Sendable, CaseIterable {
+package enum InboundProvider: String, Sendable, CaseIterable {
     case imaps, imap, pops, pop
 
-    public var family: MailProtocol {
+    package var family: MailProtocol {
         switch self {
         case .imaps, .imap: .imap
         case .pops, .pop: .pop3
         }
     }
 
-    public var usesImplicitTLS: Bool {
+    package var usesImplicitTLS: Bool {
         switch self {
         case .imaps, .pops: true
         case .imap, .pop: false
         }
     }
-    public var defaultPort: Int {
+    package var defaultPort: Int {
         switch self {
         case .imaps: 993
         case .imap: 143
@@ -140,11 +140,11 @@ public enum InboundProvider: String, Sendable, CaseIterable {
     }
 }
 
-public enum AfterFetch: Sendable, Hashable, CustomStringConvertible {
+package enum AfterFetch: Sendable, Hashable, CustomStringConvertible {
     case keep, seen, delete
     case move(String)
 
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         switch text {
         case "keep": self = .keep
         case "seen": self = .seen
@@ -155,7 +155,7 @@ public enum AfterFetch: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .keep: "keep"
         case .seen: "seen"
@@ -165,45 +165,45 @@ public enum AfterFetch: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-public enum ImportExisting: String, Sendable {
+package enum ImportExisting: String, Sendable {
     case unseen, all, none
 }
 
-public struct InboundMailbox: Sendable, Equatable {
-    public var name: String
-    public var description: String
-    public var provider: InboundProvider
-    public var server: String
-    public var port: Int
-    public var user: String
-    public var password: SecretSource
+package struct InboundMailbox: Sendable, Equatable {
+    package var name: String
+    package var description: String
+    package var provider: InboundProvider
+    package var server: String
+    package var port: Int
+    package var user: String
+    package var password: SecretSource
     /// OAuth 2.0 instead of the password (which is then unused).
-    public var oauth: OAuthLogin? = nil
+    package var oauth: OAuthLogin? = nil
     /// false: configured but not polled.
-    public var enabled: Bool = true
+    package var enabled: Bool = true
     /// IMAP IDLE between polls (when the server offers it), and how often it is begun again.
-    public var idle: Bool = true
-    public var idleRefresh: Duration = .seconds(600)
-    public var folder: String
-    public var afterFetch: AfterFetch
-    public var importExisting: ImportExisting
-    public var maxMessageSize: Int
+    package var idle: Bool = true
+    package var idleRefresh: Duration = .seconds(600)
+    package var folder: String
+    package var afterFetch: AfterFetch
+    package var importExisting: ImportExisting
+    package var maxMessageSize: Int
     /// imap and pop: STARTTLS demanded (true) or a plain-text session allowed (false).
-    public var starttls: Bool
-    public var tls: TLSSettings
-    public var timeout: Duration
-    public var pollInterval: Duration
-    public var alertAfter: Duration
+    package var starttls: Bool
+    package var tls: TLSSettings
+    package var timeout: Duration
+    package var pollInterval: Duration
+    package var alertAfter: Duration
     /// The longest one poll may take, however the server trickles; what was handed on by
     /// then stays handed on, and the next poll goes on from there.
-    public var maxPollTime: Duration
-    public var location: SourceLocation
+    package var maxPollTime: Duration
+    package var location: SourceLocation
 }
 
-public enum OutboundTLSMode: String, Sendable {
+package enum OutboundTLSMode: String, Sendable {
     case none, starttls, tls
 
-    public var defaultPort: Int {
+    package var defaultPort: Int {
         switch self {
         case .none: 25
         case .starttls: 587
@@ -212,59 +212,59 @@ public enum OutboundTLSMode: String, Sendable {
     }
 }
 
-public struct OutboundMailbox: Sendable, Equatable {
-    public var name: String
-    public var description: String
-    public var server: String
-    public var port: Int
-    public var sender: MailAddress
-    public var tlsMode: OutboundTLSMode
-    public var auth: Bool
-    public var user: String?
-    public var password: SecretSource?
+package struct OutboundMailbox: Sendable, Equatable {
+    package var name: String
+    package var description: String
+    package var server: String
+    package var port: Int
+    package var sender: MailAddress
+    package var tlsMode: OutboundTLSMode
+    package var auth: Bool
+    package var user: String?
+    package var password: SecretSource?
     /// OAuth 2.0 instead of a password (`auth` is then true).
-    public var oauth: OAuthLogin? = nil
+    package var oauth: OAuthLogin? = nil
     /// The most a notification's attachments may hold together.
-    public var maxAttachmentSize: Int = 25 << 20
+    package var maxAttachmentSize: Int = 25 << 20
     /// Sending limits; nil: none.
-    public var maxMessagesPerMinute: Int? = nil
-    public var maxRecipientsPerDay: Int? = nil
-    public var tls: TLSSettings
-    public var timeout: Duration
-    public var location: SourceLocation
+    package var maxMessagesPerMinute: Int? = nil
+    package var maxRecipientsPerDay: Int? = nil
+    package var tls: TLSSettings
+    package var timeout: Duration
+    package var location: SourceLocation
 }
 
-public struct Contract: Sendable {
-    public var id: String
-    public var name: String
-    public var outboundMailbox: String?
-    public var inboundMailboxes: [String]
-    public var location: SourceLocation
+package struct Contract: Sendable {
+    package var id: String
+    package var name: String
+    package var outboundMailbox: String?
+    package var inboundMailboxes: [String]
+    package var location: SourceLocation
     /// Appended to the text (and HTML) of every notification of this contract (templates).
-    public var signature: String? = nil
-    public var signatureHTML: String? = nil
+    package var signature: String? = nil
+    package var signatureHTML: String? = nil
 }
 
-public struct DirectoryUser: Sendable {
-    public var id: String
-    public var name: String
-    public var email: MailAddress
+package struct DirectoryUser: Sendable {
+    package var id: String
+    package var name: String
+    package var email: MailAddress
 }
 
-public struct UserGroup: Sendable {
-    public var id: String
-    public var name: String
-    public var members: [String]
+package struct UserGroup: Sendable {
+    package var id: String
+    package var name: String
+    package var members: [String]
 }
 
-public struct Workflow: Sendable {
-    public var id: String
-    public var description: String
-    public var steps: [WorkflowStep]
+package struct Workflow: Sendable {
+    package var id: String
+    package var description: String
+    package var steps: [WorkflowStep]
 }
 
 /// Which outbound mailbox a workflow step sends through (the product's original rules).
-public enum StepMailboxChoice: Sendable, Hashable {
+package enum StepMailboxChoice: Sendable, Hashable {
     /// Unset: the system outbound mailbox.
     case system
     /// The request's contract's outbound mailbox, or the system's when the contract has none.
@@ -272,14 +272,14 @@ public enum StepMailboxChoice: Sendable, Hashable {
     case specific(String)
 }
 
-public struct WorkflowStep: Sendable {
-    public var workflow: String
-    public var id: String
-    public var mailbox: StepMailboxChoice
-    public var toUsers: [String]
-    public var toGroups: [String]
-    public var subject: String
-    public var body: String
-    public var html: String?
-    public var location: SourceLocation
+package struct WorkflowStep: Sendable {
+    package var workflow: String
+    package var id: String
+    package var mailbox: StepMailboxChoice
+    package var toUsers: [String]
+    package var toGroups: [String]
+    package var subject: String
+    package var body: String
+    package var html: String?
+    package var location: SourceLocation
 }

@@ -1,10 +1,10 @@
 /// Turns a `ConfigDocument` into a `Configuration`: every table read against the schema,
 /// defaults applied, then every cross-reference checked (`ConfigurationBuilder+Validation`).
-public struct ConfigurationBuilder {
+package struct ConfigurationBuilder {
     /// The process environment, for `$STATE_DIRECTORY` (defaults depend on it).
-    public var environment: [String: String]
+    package var environment: [String: String]
 
-    public init(environment: [String: String]) {
+    package init(environment: [String: String]) {
         self.environment = environment
     }
 
@@ -14,7 +14,7 @@ public struct ConfigurationBuilder {
             && name.unicodeScalars.allSatisfy { ConfigParser.isBareKeyScalar($0) || $0 == "." }
     }
 
-    public func build(_ document: ConfigDocument, files: [String], diagnostics: inout DiagnosticList) -> Configuration? {
+    package func build(_ document: ConfigDocument, files: [String], diagnostics: inout DiagnosticList) -> Configuration? {
         var inbound: [InboundMailbox] = []
         var outbound: [OutboundMailbox] = []
         var oauthClients: [OAuthClient] = []
@@ -137,7 +137,7 @@ public struct ConfigurationBuilder {
         scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_" || scalar == "."
     }
 
-    public static func defaultStateDirectory(_ environment: [String: String], configurationFile: String?) -> String {
+    package static func defaultStateDirectory(_ environment: [String: String], configurationFile: String?) -> String {
         // systemd may list several directories separated by colons; the first is ours.
         if let value = environment["STATE_DIRECTORY"], let first = value.split(separator: ":").first, !first.isEmpty {
             return String(first)

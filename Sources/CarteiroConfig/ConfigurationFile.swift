@@ -1,21 +1,21 @@
 /// The front door of the module: a path in, a validated configuration or every error out.
-public enum ConfigurationFile {
-    public struct Outcome: Sendable {
+package enum ConfigurationFile {
+    package struct Outcome: Sendable {
         /// nil when there is at least one error.
-        public var configuration: Configuration?
+        package var configuration: Configuration?
         /// Errors and warnings, sorted by file, line and column.
-        public var diagnostics: [Diagnostic]
-        public var files: [String]
+        package var diagnostics: [Diagnostic]
+        package var files: [String]
 
-        public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
-        public var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
+        package var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
+        package var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
     }
 
-    public static func load(path: String, environment: [String: String]) -> Outcome {
+    package static func load(path: String, environment: [String: String]) -> Outcome {
         finish(ConfigLoader.load(path: path), environment: environment)
     }
 
-    public static func load(text: String, file: String, directory: String = ".", environment: [String: String] = [:]) -> Outcome {
+    package static func load(text: String, file: String, directory: String = ".", environment: [String: String] = [:]) -> Outcome {
         finish(ConfigLoader.load(text: text, file: file, directory: directory), environment: environment)
     }
 

@@ -1,16 +1,16 @@
 /// One finding about a configuration: an error stops the configuration from being used,
 /// a warning is printed and the configuration is used anyway.
-public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
-    public enum Severity: String, Sendable, Hashable {
+package struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
+    package enum Severity: String, Sendable, Hashable {
         case error
         case warning
     }
 
-    public var severity: Severity
-    public var location: SourceLocation
-    public var message: String
+    package var severity: Severity
+    package var location: SourceLocation
+    package var message: String
 
-    public init(_ severity: Severity, at location: SourceLocation, _ message: String) {
+    package init(_ severity: Severity, at location: SourceLocation, _ message: String) {
         self.severity = severity
         self.location = location
         self.message = message
@@ -18,7 +18,7 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
 
     /// `PATH:LINE:COLUMN: message` for errors, `PATH:LINE:COLUMN: warning: message` for warnings.
     /// One line, always: control characters from the file are shown escaped.
-    public var description: String {
+    package var description: String {
         let text = message.unicodeScalars.contains(where: { $0.value < 0x20 })
             ? String(message.unicodeScalars.map { $0.value < 0x20 ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())
             : message
@@ -31,19 +31,19 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
 
 /// Collects diagnostics in the order they are found, with a cap so that a binary file
 /// fed as configuration does not produce a million lines.
-public struct DiagnosticList: Sendable {
-    public private(set) var items: [Diagnostic] = []
+package struct DiagnosticList: Sendable {
+    package private(set) var items: [Diagnostic] = []
     /// Beyond this many errors in one file the rest are summarised in one line.
-    public static let maximumErrorsPerFile = 100
+    package static let maximumErrorsPerFile = 100
     private var errorsPerFile: [String: Int] = [:]
 
-    public init() {}
+    package init() {}
 
-    public var errors: [Diagnostic] { items.filter { $0.severity == .error } }
-    public var warnings: [Diagnostic] { items.filter { $0.severity == .warning } }
-    public var hasErrors: Bool { items.contains { $0.severity == .error } }
+    package var errors: [Diagnostic] { items.filter { $0.severity == .error } }
+    package var warnings: [Diagnostic] { items.filter { $0.severity == .warning } }
+    package var hasErrors: Bool { items.contains { $0.severity == .error } }
 
-    public mutating func error(_ location: SourceLocation, _ message: String) {
+    package mutating func error(_ location: SourceLocation, _ message: String) {
         let count = errorsPerFile[location.file, default: 0] + 1
         errorsPerFile[location.file] = count
         if count < Self.maximumErrorsPerFile {
@@ -53,11 +53,11 @@ public struct DiagnosticList: Sendable {
         }
     }
 
-    public mutating func warning(_ location: SourceLocation, _ message: String) {
+    package mutating func warning(_ location: SourceLocation, _ message: String) {
         items.append(Diagnostic(.warning, at: location, message))
     }
 
-    public mutating func append(contentsOf other: DiagnosticList) {
+    package mutating func append(contentsOf other: DiagnosticList) {
         for item in other.items {
             switch item.severity {
             case .error: error(item.location, item.message)
@@ -67,7 +67,7 @@ public struct DiagnosticList: Sendable {
     }
 
     /// Sorted by file (in the order files were first named), then line and column.
-    public func sorted(fileOrder: [String]) -> [Diagnostic] {
+    package func sorted(fileOrder: [String]) -> [Diagnostic] {
         let rank = Dictionary(fileOrder.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         return items.enumerated().sorted { lhs, rhs in
             let l = lhs.element.location, r = rhs.element.location

@@ -1,15 +1,15 @@
 /// An address with an optional display name: `ACME Service Desk <support@acme.example>`.
-public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
-    public var name: String?
-    public var address: String
+package struct MailAddress: Sendable, Hashable, CustomStringConvertible {
+    package var name: String?
+    package var address: String
 
-    public init(name: String? = nil, address: String) {
+    package init(name: String? = nil, address: String) {
         self.name = name
         self.address = address
     }
 
     /// Parses `addr`, `<addr>`, `Name <addr>` or `"Name, Quoted" <addr>`. nil if malformed.
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         let trimmed = text.trimmingSpaces
         if trimmed.hasSuffix(">"), let open = trimmed.lastIndex(of: "<") {
             let inner = String(trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)])
@@ -29,7 +29,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     /// dot-atom local part (RFC 5322 §3.2.3's atext, or UTF-8 as RFC 6532 allows) and a dotted
     /// domain. Quoted local parts and address literals (`"a:b"@x`, `a@[127.0.0.1]`) are refused
     /// rather than written inconsistently; no spaces, no control characters (header injection).
-    public static func isValidAddress(_ text: String) -> Bool {
+    package static func isValidAddress(_ text: String) -> Bool {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, let local = parts.first, let domain = parts.last,
               !local.isEmpty, local.utf8.count <= 64, !domain.isEmpty, domain.utf8.count <= 255 else { return false }
@@ -55,9 +55,9 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether the address needs SMTPUTF8 (RFC 6531) to be sent: any byte beyond ASCII.
-    public var needsSMTPUTF8: Bool { !address.utf8.allSatisfy { $0 < 0x80 } }
+    package var needsSMTPUTF8: Bool { !address.utf8.allSatisfy { $0 < 0x80 } }
 
-    public var description: String {
+    package var description: String {
         guard let name, !name.isEmpty else { return address }
         return "\(name) <\(address)>"
     }

@@ -1,5 +1,5 @@
 /// "Did you mean …?": the known name closest to a misspelt one, if any is close enough.
-public enum NearestName {
+package enum NearestName {
     /// Words operators bring from other mail software, mapped to Carteiro's key.
     static let synonyms: [String: String] = [
         "host": "server", "hostname": "server", "address": "server", "username": "user", "login": "user",
@@ -7,7 +7,7 @@ public enum NearestName {
         "protocol": "provider", "mailbox": "folder", "interval": "poll_interval", "members_of": "members",
     ]
 
-    public static func suggest(_ word: String, among candidates: [String]) -> String? {
+    package static func suggest(_ word: String, among candidates: [String]) -> String? {
         if let synonym = synonyms[word.lowercased()], candidates.contains(synonym) { return synonym }
         let lowered = word.lowercased()
         var best: (name: String, distance: Int)?
@@ -45,7 +45,7 @@ public enum NearestName {
     }
 
     /// ", did you mean `x`?" or "".
-    public static func hint(_ word: String, among candidates: [String], quote: (String) -> String = { "`\($0)`" }) -> String {
+    package static func hint(_ word: String, among candidates: [String], quote: (String) -> String = { "`\($0)`" }) -> String {
         suggest(word, among: candidates).map { "; did you mean \(quote($0))?" } ?? ""
     }
 }

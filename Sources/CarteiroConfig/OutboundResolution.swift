@@ -2,8 +2,8 @@
 /// an explicit mailbox wins; a step with `specific` uses its `specific_mailbox`; a step with
 /// `contract` uses the contract's outbound mailbox, or the system's when the contract has none;
 /// anything else uses the system outbound mailbox.
-public struct OutboundResolution: Sendable, Hashable {
-    public enum Reason: Sendable, Hashable {
+package struct OutboundResolution: Sendable, Hashable {
+    package enum Reason: Sendable, Hashable {
         case explicit
         case specific
         case contract
@@ -14,10 +14,10 @@ public struct OutboundResolution: Sendable, Hashable {
         case system
     }
 
-    public var mailbox: String
-    public var reason: Reason
+    package var mailbox: String
+    package var reason: Reason
 
-    public static func resolve(step: WorkflowStep?, contract: Contract?, explicitMailbox: String? = nil,
+    package static func resolve(step: WorkflowStep?, contract: Contract?, explicitMailbox: String? = nil,
                                in configuration: Configuration) -> OutboundResolution {
         if let explicitMailbox { return OutboundResolution(mailbox: explicitMailbox, reason: .explicit) }
         let system = configuration.daemon.systemOutbound
@@ -34,7 +34,7 @@ public struct OutboundResolution: Sendable, Hashable {
     }
 
     /// Words for check-config and the journal.
-    public var explanation: String {
+    package var explanation: String {
         switch reason {
         case .explicit: "named explicitly"
         case .specific: "the step's specific mailbox"
@@ -48,7 +48,7 @@ public struct OutboundResolution: Sendable, Hashable {
 
 extension Configuration {
     /// The step's recipients: its users and its groups' members, once each, in order.
-    public func recipients(of step: WorkflowStep) -> [DirectoryUser] {
+    package func recipients(of step: WorkflowStep) -> [DirectoryUser] {
         var seen: Set<String> = []
         var result: [DirectoryUser] = []
         let ids = step.toUsers + step.toGroups.flatMap { group($0)?.members ?? [] }

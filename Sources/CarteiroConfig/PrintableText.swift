@@ -4,10 +4,10 @@
 /// sequence would clear the screen, move the cursor or set the window's title, and a
 /// bidirectional override would show text in another order than it is. Each such character is
 /// written as a visible escape (`\n`, `\u{1B}`); everything else is kept as it is.
-public enum PrintableText {
+package enum PrintableText {
     /// `text` with every control character (C0, DEL, C1), line and paragraph separator and
     /// bidirectional control escaped, cut at `limit` characters (with "…").
-    public static func escaped(_ text: String, limit: Int = 2000) -> String {
+    package static func escaped(_ text: String, limit: Int = 2000) -> String {
         var result = ""
         var count = 0
         for scalar in text.unicodeScalars {
@@ -31,7 +31,7 @@ public enum PrintableText {
     }
 
     /// Whether `text` would be shown as it is.
-    public static func isPrintable(_ text: String) -> Bool {
+    package static func isPrintable(_ text: String) -> Bool {
         !text.unicodeScalars.contains(where: needsEscape)
     }
 

@@ -8,8 +8,8 @@ import CFileSync
 /// forever or feed it without end, so those are refused by what they are, before any read;
 /// and every refusal says why in the words of the error the system gave (EACCES is "permission
 /// denied", not "does not exist").
-public enum RegularFile {
-    public enum Problem: Error, Equatable, CustomStringConvertible {
+package enum RegularFile {
+    package enum Problem: Error, Equatable, CustomStringConvertible {
         case missing
         case notPermitted
         case directory
@@ -25,7 +25,7 @@ public enum RegularFile {
         /// A path that leaves the folder it is read from (`..`, an absolute path, a link on the way).
         case outside
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .missing: "does not exist"
             case .notPermitted: "cannot be read (permission denied)"
@@ -42,22 +42,22 @@ public enum RegularFile {
     }
 
     /// What a file read from a folder others can write must be, beyond a regular file.
-    public struct Requirements: Sendable {
+    package struct Requirements: Sendable {
         /// Exactly one name (no hard link to a file elsewhere).
-        public var singleLink: Bool
+        package var singleLink: Bool
         /// Owned by this user (files only the service itself makes, such as its events).
-        public var owner: uid_t?
-        public init(singleLink: Bool = true, owner: uid_t? = nil) {
+        package var owner: uid_t?
+        package init(singleLink: Bool = true, owner: uid_t? = nil) {
             self.singleLink = singleLink
             self.owner = owner
         }
         /// A plain read: no demand beyond a regular file.
-        public static let none = Requirements(singleLink: false, owner: nil)
+        package static let none = Requirements(singleLink: false, owner: nil)
     }
 
     /// The file's bytes, at most `limit` of them (more is `.tooLarge`). Symbolic links are
     /// followed (operators link configuration files), but what they lead to must be a file.
-    public static func read(_ path: String, limit: Int) -> Result<[UInt8], Problem> {
+    package static func read(_ path: String, limit: Int) -> Result<[UInt8], Problem> {
         // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
         let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard descriptor >= 0 else { return .failure(problem(errno)) }
@@ -67,7 +67,7 @@ public enum RegularFile {
 
     /// `name` in the folder open at `directory`, never through a symbolic link (`O_NOFOLLOW`),
     /// checked on the opened descriptor (`fstat`), so nothing can be swapped in between.
-    public static func read(in directory: Int32, name: String, limit: Int, requirements: Requirements = Requirements()) -> Result<[UInt8], Problem> {
+    package static func read(in directory: Int32, name: String, limit: Int, requirements: Requirements = Requirements()) -> Result<[UInt8], Problem> {
         let descriptor = openat(directory, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW)
         guard descriptor >= 0 else { return .failure(errno == ELOOP ? .symbolicLink : problem(errno)) }
         defer { close(descriptor) }
@@ -77,7 +77,7 @@ public enum RegularFile {
     /// `path` (relative, `a/b/c`) beneath the folder at `directory`, with no symbolic link on the
     /// way and no way out (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where the kernel
     /// has it, else each component opened with `O_NOFOLLOW` from the one before).
-    public static func read(beneath directory: String, path: String, limit: Int, requirements: Requirements = Requirements()) -> Result<[UInt8], Problem> {
+    package static func read(beneath directory: String, path: String, limit: Int, requirements: Requirements = Requirements()) -> Result<[UInt8], Problem> {
         let base = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard base >= 0 else { return .failure(problem(errno)) }
         defer { close(base) }
@@ -92,7 +92,7 @@ public enum RegularFile {
 
     /// Opens `path` beneath the folder open at `base` for reading, as `read(beneath:)` does.
     /// `walk`: the component-by-component way even where openat2 exists (tests hold both).
-    public static func openBeneath(_ base: Int32, path: String, walk: Bool = false) -> Result<Int32, Problem> {
+    package static func openBeneath(_ base: Int32, path: String, walk: Bool = false) -> Result<Int32, Problem> {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard !path.hasPrefix("/"), !parts.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { return .failure(.outside) }
         let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY
@@ -129,7 +129,7 @@ public enum RegularFile {
 
     /// Why a file with this `stat` is not one to read under `requirements`; nil when it is.
     /// (An `lstat` of a link says `.symbolicLink`; an `fstat` of an open file never does.)
-    public static func refusal(_ info: stat, requirements: Requirements) -> Problem? {
+    package static func refusal(_ info: stat, requirements: Requirements) -> Problem? {
         switch info.st_mode & S_IFMT {
         case S_IFREG: break
         case S_IFLNK: return .symbolicLink

@@ -6,23 +6,23 @@ import Darwin
 import Foundation
 
 /// Reads passwords from wherever the configuration says they are.
-public struct SecretResolver: Sendable {
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public var description: String
+package struct SecretResolver: Sendable {
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package var description: String
     }
 
-    public var environment: [String: String]
+    package var environment: [String: String]
     /// Where an operator keeps credentials outside the service: `credentials/` beside the main
     /// configuration file (`/etc/carteiro/credentials/NAME`), the directory the unit's
     /// `LoadCredential=` lines read from.
-    public var credentialsFallback: String?
+    package var credentialsFallback: String?
 
-    public init(environment: [String: String], configurationFile: String? = nil) {
+    package init(environment: [String: String], configurationFile: String? = nil) {
         self.environment = environment
         credentialsFallback = configurationFile.map { Self.credentialsDirectory(configurationFile: $0) }
     }
 
-    public static func credentialsDirectory(configurationFile: String) -> String {
+    package static func credentialsDirectory(configurationFile: String) -> String {
         var directory = (configurationFile as NSString).deletingLastPathComponent
         if directory.isEmpty { directory = "." }
         return directory + "/credentials"
@@ -31,7 +31,7 @@ public struct SecretResolver: Sendable {
     /// A password file is at most a line; anything bigger is the wrong file.
     static let maximumSecretFileSize = 64 * 1024
 
-    public func resolve(_ source: SecretSource) -> Result<Secret, Failure> {
+    package func resolve(_ source: SecretSource) -> Result<Secret, Failure> {
         switch source {
         case .inline(let secret):
             return .success(secret)
@@ -64,7 +64,7 @@ public struct SecretResolver: Sendable {
     }
 
     /// A secret that is a whole document (a service account's JSON key), not a line.
-    public func resolveDocument(_ source: SecretSource) -> Result<Secret, Failure> {
+    package func resolveDocument(_ source: SecretSource) -> Result<Secret, Failure> {
         let path: String
         switch source {
         case .inline, .environment: return resolve(source)
@@ -105,7 +105,7 @@ public struct SecretResolver: Sendable {
 
     /// Warnings an operator should see: secrets that cannot be read here, and files holding a
     /// password that every local user can read.
-    public func audit(_ configuration: Configuration) -> [Diagnostic] {
+    package func audit(_ configuration: Configuration) -> [Diagnostic] {
         var findings: [Diagnostic] = []
         let sources = configuration.secretSources.map { ($0.source, $0.location, $0.owner) }
         var warnedFiles: Set<String> = []
@@ -133,7 +133,7 @@ public struct SecretResolver: Sendable {
 
     /// The `LoadCredential=` lines the configuration needs under systemd: one per
     /// `password_credential`, read from `credentials/` beside the configuration file.
-    public func loadCredentialLines(_ configuration: Configuration) -> [String] {
+    package func loadCredentialLines(_ configuration: Configuration) -> [String] {
         var names: [String] = []
         for case .credential(let name) in configuration.secretSources.map(\.source) where !names.contains(name) { names.append(name) }
         let directory = credentialsFallback ?? "/etc/carteiro/credentials"

@@ -1,11 +1,11 @@
 import Foundation
 
 /// A password, which never prints: interpolating it in a log line shows `<redacted>`.
-public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
-    public let value: String
-    public init(_ value: String) { self.value = value }
-    public var description: String { "<redacted>" }
-    public var debugDescription: String { "<redacted>" }
+package struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    package let value: String
+    package init(_ value: String) { self.value = value }
+    package var description: String { "<redacted>" }
+    package var debugDescription: String { "<redacted>" }
 
     /// Secrets shorter than this are not searched for in text: redacting every "p" of a
     /// message would destroy it, and so short a password protects nothing anyway.
@@ -14,7 +14,7 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
     /// `text` with the secret, and the forms a server may echo back (base64 of it, and of
     /// SASL PLAIN's `\0user\0secret`), replaced by `<redacted>`: a server's reply goes into
     /// logs, status files and events, and a hostile or broken one may quote the login.
-    public func redact(_ text: String, user: String? = nil) -> String {
+    package func redact(_ text: String, user: String? = nil) -> String {
         guard value.utf8.count >= Self.shortestRedacted else { return text }
         var forms = [value, Self.base64(Array(value.utf8))]
         if let user {
@@ -50,14 +50,14 @@ extension String {
 }
 
 /// Where a mailbox's password comes from. Exactly one source per mailbox.
-public enum SecretSource: Sendable, Hashable, CustomStringConvertible {
+package enum SecretSource: Sendable, Hashable, CustomStringConvertible {
     case inline(Secret)
     case file(String)
     case environment(String)
     /// systemd's `LoadCredential=`: the file `$CREDENTIALS_DIRECTORY/NAME`.
     case credential(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .inline: "password in the configuration"
         case .file(let path): "password_file \(path)"

@@ -4,21 +4,21 @@ import CarteiroConfig
 
 /// One HTTP POST of a form (`application/x-www-form-urlencoded`), the way OAuth 2.0 token and
 /// device endpoints are called, with the answer's status and body (at most `limit` bytes).
-public enum HTTPForm {
-    public struct Reply: Sendable {
-        public var status: Int
-        public var body: [UInt8]
+package enum HTTPForm {
+    package struct Reply: Sendable {
+        package var status: Int
+        package var body: [UInt8]
     }
 
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package var description: String
     }
 
-    public static let limit = 1 << 20
+    package static let limit = 1 << 20
 
     /// `fields` may hold secrets (a client secret, a refresh token): they travel only in the
     /// body, never in the URL or an error.
-    public static func post(_ fields: [(String, String)], to url: String, basicAuth: (user: String, password: Secret)? = nil,
+    package static func post(_ fields: [(String, String)], to url: String, basicAuth: (user: String, password: Secret)? = nil,
                             timeout: Duration, tls: TLSSettings = TLSSettings()) -> Result<Reply, Failure> {
         guard let handle = CurlHandle() else { return .failure(Failure(description: "libcurl could not allocate a connection")) }
         handle.set(CURLOPT_URL, url)
@@ -60,11 +60,11 @@ public enum HTTPForm {
     }
 
     /// application/x-www-form-urlencoded (the unreserved characters stay, space is `+`).
-    public static func encode(_ fields: [(String, String)]) -> String {
+    package static func encode(_ fields: [(String, String)]) -> String {
         fields.map { formEncode($0.0) + "=" + formEncode($0.1) }.joined(separator: "&")
     }
 
-    public static func formEncode(_ text: String) -> String {
+    package static func formEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {

@@ -3,8 +3,8 @@ import CCurlShim
 import CarteiroConfig
 
 /// One HTTP POST of a JSON document (the event webhook), through libcurl.
-public enum HTTPPost {
-    public enum Outcome: Sendable {
+package enum HTTPPost {
+    package enum Outcome: Sendable {
         /// The server answered; 2xx means it took the document.
         case status(Int)
         /// No answer: connection, TLS or timeout, with libcurl's explanation.
@@ -12,7 +12,7 @@ public enum HTTPPost {
     }
 
     /// `headers`: more header lines ("Name: value"), such as a signature or a bearer token.
-    public static func send(_ body: [UInt8], to url: String, timeout: Duration, tls: TLSSettings = TLSSettings(), headers extra: [String] = []) -> Outcome {
+    package static func send(_ body: [UInt8], to url: String, timeout: Duration, tls: TLSSettings = TLSSettings(), headers extra: [String] = []) -> Outcome {
         guard let handle = CurlHandle() else { return .failed("libcurl could not allocate a connection") }
         handle.set(CURLOPT_URL, url)
         handle.set(CURLOPT_POST, 1)

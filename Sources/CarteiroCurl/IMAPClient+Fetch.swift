@@ -1,13 +1,13 @@
 /// A value in an IMAP response (RFC 3501 §4): atoms and numbers, strings (quoted or literal,
 /// as bytes), parenthesised lists, NIL.
-public indirect enum IMAPValue: Sendable {
+package indirect enum IMAPValue: Sendable {
     case atom(String)
     case string([UInt8])
     case list([IMAPValue])
     case nil_
 
-    public var number: UInt64? { if case .atom(let text) = self { return UInt64(text) } else { return nil } }
-    public var bytes: [UInt8]? {
+    package var number: UInt64? { if case .atom(let text) = self { return UInt64(text) } else { return nil } }
+    package var bytes: [UInt8]? {
         switch self {
         case .string(let bytes): bytes
         case .atom(let text): Array(text.utf8)
@@ -17,14 +17,14 @@ public indirect enum IMAPValue: Sendable {
 }
 
 /// One `* N FETCH (…)` response: its items by name (`UID`, `RFC822.SIZE`, `BODY[]` …).
-public struct IMAPFetchResponse: Sendable {
-    public var sequence: UInt32
-    public var items: [String: IMAPValue]
+package struct IMAPFetchResponse: Sendable {
+    package var sequence: UInt32
+    package var items: [String: IMAPValue]
     /// The UID, when the response carries one that can be a UID (RFC 3501 §2.3.1.1: a
     /// non-zero 32-bit number); anything else is not believed.
-    public var uid: UInt32? { items["UID"]?.number.flatMap { UInt32(exactly: $0) }.flatMap { $0 == 0 ? nil : $0 } }
+    package var uid: UInt32? { items["UID"]?.number.flatMap { UInt32(exactly: $0) }.flatMap { $0 == 0 ? nil : $0 } }
     /// A response whose UID item is present but not a valid UID: the server is broken or lying.
-    public var hasInvalidUID: Bool { items["UID"] != nil && uid == nil }
+    package var hasInvalidUID: Bool { items["UID"] != nil && uid == nil }
 }
 
 extension IMAPClient {
@@ -32,19 +32,19 @@ extension IMAPClient {
     /// Message bodies arrive as literals and are read as bytes, never as text.
     /// `bytes` bounds everything the answer may hold (the server's word on sizes is only
     /// believed up to there).
-    public func fetch(_ command: String, bytes: Int) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+    package func fetch(_ command: String, bytes: Int) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
         try finishFetch(tag: startFetch(command), bytes: bytes)
     }
 
     /// Sends a FETCH without waiting for its answer, so that the server streams it while the
     /// caller works on the previous one (RFC 3501 §5.5 pipelining). Read it with `finishFetch`.
-    public func startFetch(_ command: String) throws(MailConnectionError) -> String {
+    package func startFetch(_ command: String) throws(MailConnectionError) -> String {
         let tag = "C\(takeTag())"
         try session.sendLine("\(tag) \(command)")
         return tag
     }
 
-    public func finishFetch(tag: String, bytes: Int) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
+    package func finishFetch(tag: String, bytes: Int) throws(MailConnectionError) -> (responses: [IMAPFetchResponse], status: Response) {
         // Pipelined commands may complete out of order: a reply read earlier is waiting here.
         if let early = earlyCompletions.removeValue(forKey: tag) { return ([], early) }
         session.expectReply(to: "UID FETCH", bytes: bytes)
@@ -193,8 +193,8 @@ extension IMAPClient {
 }
 
 /// IMAP sequence sets: [3, 4, 5, 9] → "3:5,9".
-public enum IMAPSequenceSet {
-    public static func render(_ uids: [UInt32]) -> String {
+package enum IMAPSequenceSet {
+    package static func render(_ uids: [UInt32]) -> String {
         let sorted = uids.sorted()
         var parts: [String] = []
         var index = 0

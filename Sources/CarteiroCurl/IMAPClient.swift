@@ -2,47 +2,47 @@ import CarteiroMail
 
 /// IMAP commands over an authenticated `MailSession`: one tagged command at a time, with the
 /// untagged responses it produced. Literals (`{n}` at the end of a line) are read whole.
-public final class IMAPClient {
-    public struct Response: Sendable {
-        public var tag: String
+package final class IMAPClient {
+    package struct Response: Sendable {
+        package var tag: String
         /// OK, NO or BAD.
-        public var status: String
+        package var status: String
         /// The tagged line's text after the status.
-        public var text: String
+        package var text: String
         /// The untagged lines, literals replaced by their content.
-        public var untagged: [String]
-        public var isOK: Bool { status == "OK" }
+        package var untagged: [String]
+        package var isOK: Bool { status == "OK" }
     }
 
     /// An IMAP literal larger than this inside a status response is not a status response.
-    public static let maximumLiteralInResponse = 1 << 20
+    package static let maximumLiteralInResponse = 1 << 20
     /// Everything a command other than a FETCH of bodies may bring back (untagged lines and
     /// literals together). A `UID SEARCH` of a million-message folder is about 8 MB; a server
     /// that sends more is flooding. Held as lines, this costs a poll at most about 4× this in
     /// memory (bench/floods: 16 MB of untagged lines peaked near 75 MB of RSS).
-    public static let maximumResponseBytes = 16 << 20
+    package static let maximumResponseBytes = 16 << 20
 
-    public let session: MailSession
+    package let session: MailSession
     private var nextTag = 1
     /// The largest literal a FETCH may carry: a message body the server said was small enough.
     /// A server that announces more is lying or broken, and is not believed.
-    public var maximumFetchLiteral = 64 << 20
+    package var maximumFetchLiteral = 64 << 20
     /// Tagged replies read while waiting for another pipelined command.
     var earlyCompletions: [String: Response] = [:]
     /// How many `* N EXISTS` the server has sent on this session: one that comes after a
     /// poll's SELECT announces a message the poll did not see.
-    public private(set) var existsAnnouncements = 0
+    package private(set) var existsAnnouncements = 0
 
     private var announcementsWhenOpened = 0
 
     /// Called once the folder is (re)opened: `announcedMailSinceOpened` counts from here.
-    public func markFolderOpened() { announcementsWhenOpened = existsAnnouncements }
+    package func markFolderOpened() { announcementsWhenOpened = existsAnnouncements }
     /// The server announced a message (`* N EXISTS`) after the folder was opened.
-    public var announcedMailSinceOpened: Bool { existsAnnouncements > announcementsWhenOpened }
+    package var announcedMailSinceOpened: Bool { existsAnnouncements > announcementsWhenOpened }
 
     /// The folder's message count as the server last told it (`* N EXISTS`, less one per
     /// `* N EXPUNGE` since); nil before the folder is opened.
-    public private(set) var folderCount: Int?
+    package private(set) var folderCount: Int?
 
     func noteUntagged(_ line: String) {
         // Most untagged lines are neither EXISTS nor EXPUNGE: their last byte says so before any split.
@@ -55,7 +55,7 @@ public final class IMAPClient {
         }
     }
 
-    public init(session: MailSession) {
+    package init(session: MailSession) {
         self.session = session
     }
 
@@ -65,19 +65,19 @@ public final class IMAPClient {
         return nextTag
     }
 
-    public func run(_ command: String) throws(MailConnectionError) -> Response {
+    package func run(_ command: String) throws(MailConnectionError) -> Response {
         try run(command, allowance: Self.maximumResponseBytes, within: nil)
     }
 
     /// A `UID SEARCH` in a folder of `exists` messages: its one result line may list them all
     /// (11 bytes a UID), so its allowance, and the length of that line, follow the folder's
     /// size as listings' do, up to four million messages (46 MB).
-    public func search(_ command: String, exists: Int) throws(MailConnectionError) -> Response {
+    package func search(_ command: String, exists: Int) throws(MailConnectionError) -> Response {
         let bytes = Self.searchAllowance(exists: exists)
         return try run(command, allowance: bytes, within: nil, lineLength: bytes)
     }
 
-    public static func searchAllowance(exists: Int) -> Int {
+    package static func searchAllowance(exists: Int) -> Int {
         (1 << 20) + 11 * min(max(exists, 0), 1 << 22)
     }
 
@@ -127,7 +127,7 @@ public final class IMAPClient {
 
     /// LOGOUT, ignoring a server that hangs up first; nothing on a broken connection, and a
     /// server that answers LOGOUT with a flood or a trickle gets a small allowance.
-    public func logout() {
+    package func logout() {
         guard !session.isBroken else { return }
         _ = try? run("LOGOUT", allowance: 64 << 10, within: .seconds(10))
     }

@@ -1,20 +1,20 @@
 /// POP3 and SMTP replies over an authenticated `MailSession`.
-public final class POP3Client {
-    public let session: MailSession
+package final class POP3Client {
+    package let session: MailSession
 
-    public init(session: MailSession) {
+    package init(session: MailSession) {
         self.session = session
     }
 
     /// What a status line (`+OK …`) may hold; RFC 1939 allows 512 octets.
-    public static let maximumStatusBytes = 64 << 10
+    package static let maximumStatusBytes = 64 << 10
     /// What a listing (UIDL, LIST, CAPA) may hold: a UIDL line is at most 80 bytes (usually
     /// 20), so this is a maildrop of 400,000 messages or more; more is a flood. Held as
     /// lines, about 3× this in memory at most.
-    public static let maximumListingBytes = 32 << 20
+    package static let maximumListingBytes = 32 << 20
 
     /// A single-line command: `+OK …` returns the text, `-ERR …` throws.
-    public func run(_ command: String) throws(MailConnectionError) -> String {
+    package func run(_ command: String) throws(MailConnectionError) -> String {
         try session.sendLine(command)
         return try readStatus(command)
     }
@@ -31,7 +31,7 @@ public final class POP3Client {
     }
 
     /// A multi-line command (CAPA, UIDL, LIST): the lines up to the terminating ".", unstuffed.
-    public func runMultiline(_ command: String) throws(MailConnectionError) -> [String] {
+    package func runMultiline(_ command: String) throws(MailConnectionError) -> [String] {
         _ = try run(command)
         session.expectReply(to: command, bytes: Self.maximumListingBytes)
         var lines: [String] = []
@@ -44,7 +44,7 @@ public final class POP3Client {
 
     /// RETR or TOP: the message's bytes, dot-unstuffed, lines joined with CRLF (RFC 1939 §3).
     /// `bytes` bounds what the server may send for it.
-    public func retrieve(_ command: String, bytes: Int) throws(MailConnectionError) -> [UInt8] {
+    package func retrieve(_ command: String, bytes: Int) throws(MailConnectionError) -> [UInt8] {
         _ = try run(command)
         session.expectReply(to: command, bytes: bytes)
         return try readMessage()
@@ -63,7 +63,7 @@ public final class POP3Client {
     }
 
     /// The first word of each CAPA line (RFC 2449), upper-cased; empty when CAPA is refused.
-    public func capabilities() throws(MailConnectionError) -> Set<String> {
+    package func capabilities() throws(MailConnectionError) -> Set<String> {
         do throws(MailConnectionError) {
             return Set(try runMultiline("CAPA").compactMap { $0.split(separator: " ").first.map { $0.uppercased() } })
         } catch {
@@ -76,7 +76,7 @@ public final class POP3Client {
     /// every command goes out in one write and the responses are read in order, one round trip
     /// for the lot. Every response is read even after a refusal, so the session stays in step;
     /// then the first refusal is thrown.
-    public func retrieve(_ commands: [(command: String, bytes: Int)], pipelined: Bool) throws(MailConnectionError) -> [[UInt8]] {
+    package func retrieve(_ commands: [(command: String, bytes: Int)], pipelined: Bool) throws(MailConnectionError) -> [[UInt8]] {
         guard pipelined, commands.count > 1 else {
             var messages: [[UInt8]] = []
             for (command, bytes) in commands { messages.append(try retrieve(command, bytes: bytes)) }
@@ -103,44 +103,44 @@ public final class POP3Client {
         return messages
     }
 
-    public func quit() throws(MailConnectionError) {
+    package func quit() throws(MailConnectionError) {
         _ = try run("QUIT")
     }
 }
 
-public final class SMTPClient {
-    public struct Reply: Sendable {
-        public var code: Int
-        public var lines: [String]
-        public var text: String { lines.joined(separator: " / ") }
+package final class SMTPClient {
+    package struct Reply: Sendable {
+        package var code: Int
+        package var lines: [String]
+        package var text: String { lines.joined(separator: " / ") }
     }
 
-    public let session: MailSession
+    package let session: MailSession
     /// How long one reply may take in all, however it trickles: by default the longest of RFC
     /// 5321 §4.5.3.2's timeouts (10 minutes, for the reply to the final dot).
-    public let maximumReplyTime: Duration
+    package let maximumReplyTime: Duration
 
-    public init(session: MailSession, maximumReplyTime: Duration = .seconds(600)) {
+    package init(session: MailSession, maximumReplyTime: Duration = .seconds(600)) {
         self.session = session
         self.maximumReplyTime = maximumReplyTime
     }
 
     /// What one reply may hold: RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets, and an
     /// EHLO reply lists a few dozen extensions.
-    public static let maximumReplyBytes = 64 << 10
+    package static let maximumReplyBytes = 64 << 10
 
     /// Sends a command and reads its (possibly multi-line) reply.
-    public func run(_ command: String) throws(MailConnectionError) -> Reply {
+    package func run(_ command: String) throws(MailConnectionError) -> Reply {
         try session.sendLine(command)
         return try readReply(to: command)
     }
 
     /// Whether the server offered PIPELINING (RFC 2920) in the EHLO reply libcurl read last:
     /// the capability lines after the last 220 (the greeting, or STARTTLS's go-ahead).
-    public var offersPipelining: Bool { offers("PIPELINING") }
+    package var offersPipelining: Bool { offers("PIPELINING") }
 
     /// Whether the EHLO reply libcurl read last lists `keyword` (PIPELINING, SMTPUTF8 …).
-    public func offers(_ keyword: String) -> Bool {
+    package func offers(_ keyword: String) -> Bool {
         let lines = session.loginTranscript
         let start = lines.lastIndex { $0.hasPrefix("220") } ?? lines.startIndex
         return lines[start...].contains { line in
@@ -150,18 +150,18 @@ public final class SMTPClient {
     }
 
     /// RFC 2920: the commands go out in one write and their replies are read in order.
-    public func runPipelined(_ commands: [String]) throws(MailConnectionError) -> [Reply] {
+    package func runPipelined(_ commands: [String]) throws(MailConnectionError) -> [Reply] {
         try session.send(Self.pipelined(commands))
         return try readReplies(to: commands)
     }
 
     /// Commands as they go out together, each with its CRLF.
-    public static func pipelined(_ commands: [String]) -> [UInt8] {
+    package static func pipelined(_ commands: [String]) -> [UInt8] {
         Array(commands.map { $0 + "\r\n" }.joined().utf8)
     }
 
     /// The replies to commands sent together, in order.
-    public func readReplies(to commands: [String]) throws(MailConnectionError) -> [Reply] {
+    package func readReplies(to commands: [String]) throws(MailConnectionError) -> [Reply] {
         var replies: [Reply] = []
         for command in commands { replies.append(try readReply(to: command)) }
         return replies
@@ -169,13 +169,13 @@ public final class SMTPClient {
 
     /// QUIT at the end of a session: nothing on a broken connection, and no more than 10 s
     /// for the goodbye (a server that trickles it must not hold the lane).
-    public func quit() {
+    package func quit() {
         guard !session.isBroken, (try? session.sendLine("QUIT")) != nil else { return }
         _ = try? readReply(to: "QUIT", within: .seconds(10))
     }
 
     /// `command` names the reply in errors: its verb only, never its arguments.
-    public func readReply(to command: String, within: Duration? = nil) throws(MailConnectionError) -> Reply {
+    package func readReply(to command: String, within: Duration? = nil) throws(MailConnectionError) -> Reply {
         let verb = command.split(separator: " ").first.map { $0.uppercased() } ?? "the command"
         session.expectReply(to: verb == "." ? "the end of the message" : verb, bytes: Self.maximumReplyBytes, within: within ?? maximumReplyTime)
         var lines: [String] = []

@@ -1,11 +1,11 @@
 import CarteiroConfig
 
 /// Where and how to connect: the protocol, the server, and what TLS is demanded.
-public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
-    public enum ServiceProtocol: String, Sendable {
+package struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
+    package enum ServiceProtocol: String, Sendable {
         case imap, pop3, smtp
         var implicitTLSScheme: String { self.rawValue + "s" }
-        public var displayName: String {
+        package var displayName: String {
             switch self {
             case .imap: "IMAP"
             case .pop3: "POP3"
@@ -14,7 +14,7 @@ public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public enum Security: Sendable, Hashable {
+    package enum Security: Sendable, Hashable {
         /// TLS from the first byte (imaps, pop3s, smtps).
         case implicitTLS
         /// STARTTLS demanded: a server that does not offer it is an error, never a downgrade.
@@ -25,14 +25,14 @@ public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
         case plain
     }
 
-    public var serviceProtocol: ServiceProtocol
-    public var host: String
-    public var port: Int
-    public var security: Security
-    public var tls: TLSSettings
-    public var timeout: Duration
+    package var serviceProtocol: ServiceProtocol
+    package var host: String
+    package var port: Int
+    package var security: Security
+    package var tls: TLSSettings
+    package var timeout: Duration
 
-    public init(serviceProtocol: ServiceProtocol, host: String, port: Int, security: Security, tls: TLSSettings, timeout: Duration) {
+    package init(serviceProtocol: ServiceProtocol, host: String, port: Int, security: Security, tls: TLSSettings, timeout: Duration) {
         self.serviceProtocol = serviceProtocol
         self.host = host
         self.port = port
@@ -41,7 +41,7 @@ public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.timeout = timeout
     }
 
-    public init(_ mailbox: InboundMailbox) {
+    package init(_ mailbox: InboundMailbox) {
         let proto: ServiceProtocol
         switch mailbox.provider.family {
         case .imap: proto = .imap
@@ -51,7 +51,7 @@ public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.init(serviceProtocol: proto, host: mailbox.server, port: mailbox.port, security: security, tls: mailbox.tls, timeout: mailbox.timeout)
     }
 
-    public init(_ mailbox: OutboundMailbox) {
+    package init(_ mailbox: OutboundMailbox) {
         let security: Security = switch mailbox.tlsMode {
         case .tls: .implicitTLS
         case .starttls: .starttlsRequired
@@ -65,9 +65,9 @@ public struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
 
     var scheme: String { security == .implicitTLS ? serviceProtocol.implicitTLSScheme : serviceProtocol.rawValue }
 
-    public var description: String { "\(scheme)://\(urlHost):\(port)" }
+    package var description: String { "\(scheme)://\(urlHost):\(port)" }
 
-    public var securityDescription: String {
+    package var securityDescription: String {
         switch security {
         case .implicitTLS: "implicit TLS"
         case .starttlsRequired: "STARTTLS (required)"

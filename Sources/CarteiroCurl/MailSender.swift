@@ -1,15 +1,15 @@
 import CarteiroConfig
 
 /// One message as a sender sends it: the envelope and the content, as queued.
-public struct OutgoingMessage: Sendable {
+package struct OutgoingMessage: Sendable {
     /// The queue's id: names the message in logs and tells a sender which message it announced.
-    public var id: String
-    public var envelopeFrom: String
+    package var id: String
+    package var envelopeFrom: String
     /// The recipients still to send to, in order; each gets one outcome.
-    public var recipients: [String]
-    public var bytes: [UInt8]
+    package var recipients: [String]
+    package var bytes: [UInt8]
 
-    public init(id: String, envelopeFrom: String, recipients: [String], bytes: [UInt8]) {
+    package init(id: String, envelopeFrom: String, recipients: [String], bytes: [UInt8]) {
         self.id = id
         self.envelopeFrom = envelopeFrom
         self.recipients = recipients
@@ -20,11 +20,11 @@ public struct OutgoingMessage: Sendable {
 /// What a sender learnt of one recipient: a reply code as SMTP has them (2xx sent, 4xx try
 /// again later, 5xx refused for good; a sender of another protocol maps its answers to these)
 /// and the server's words.
-public struct RecipientOutcome: Sendable, Equatable {
-    public var code: Int
-    public var text: String
+package struct RecipientOutcome: Sendable, Equatable {
+    package var code: Int
+    package var text: String
 
-    public init(code: Int, text: String) {
+    package init(code: Int, text: String) {
         self.code = code
         self.text = text
     }
@@ -33,7 +33,7 @@ public struct RecipientOutcome: Sendable, Equatable {
 /// A logged-in connection that sends messages: what an outbound lane drives, whatever the
 /// protocol (`SMTPSender` the first). The lane owns the queue, the retries and the limits; the
 /// sender owns the transaction.
-public protocol MailSender: AnyObject {
+package protocol MailSender: AnyObject {
     /// The id of the message whose commands already went out behind the last one's content
     /// (SMTP pipelining): the server waits for it, so it must be the next one sent.
     var announced: String? { get }
@@ -52,22 +52,22 @@ public protocol MailSender: AnyObject {
 /// the server offers PIPELINING (RFC 2920) they go out together, and the next message's
 /// commands go out in the same write as this one's final dot: one round trip a message instead
 /// of three or more.
-public final class SMTPSender: MailSender {
-    public let client: SMTPClient
+package final class SMTPSender: MailSender {
+    package let client: SMTPClient
     private let pipelining: Bool
-    public private(set) var announced: String?
+    package private(set) var announced: String?
 
-    public init(session: MailSession) {
+    package init(session: MailSession) {
         client = SMTPClient(session: session)
         pipelining = client.offersPipelining
     }
 
     /// Connects, negotiates TLS and logs in (libcurl does), ready to send.
-    public static func open(_ endpoint: MailEndpoint, credentials: MailSession.Credentials?, ehloName: String) throws(MailConnectionError) -> SMTPSender {
+    package static func open(_ endpoint: MailEndpoint, credentials: MailSession.Credentials?, ehloName: String) throws(MailConnectionError) -> SMTPSender {
         SMTPSender(session: try MailSession.open(endpoint, credentials: credentials, ehloName: ehloName))
     }
 
-    public func close() { client.quit() }
+    package func close() { client.quit() }
 
     /// A transaction's commands: MAIL FROM, a RCPT TO per recipient, and all of them with DATA;
     /// nil when it cannot have one here (a non-ASCII address, and no SMTPUTF8 on the server).
@@ -80,7 +80,7 @@ public final class SMTPSender: MailSender {
         return (mail, rcpts, [mail] + rcpts + ["DATA"])
     }
 
-    public func send(_ message: OutgoingMessage, next: () -> OutgoingMessage?, record: (Int, RecipientOutcome) -> Void) throws(MailConnectionError) {
+    package func send(_ message: OutgoingMessage, next: () -> OutgoingMessage?, record: (Int, RecipientOutcome) -> Void) throws(MailConnectionError) {
         let alreadySent = announced == message.id
         announced = nil
         let everyone = message.recipients.indices
@@ -152,7 +152,7 @@ public final class SMTPSender: MailSender {
     }
 
     /// SMTP's transparency (RFC 5321 §4.5.2), CRLF line ends, and the final dot.
-    public static func dotStuffed(_ bytes: [UInt8]) -> [UInt8] {
+    package static func dotStuffed(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + 64)
         var atLineStart = true

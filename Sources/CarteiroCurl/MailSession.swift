@@ -10,12 +10,12 @@ import CarteiroConfig
 /// libcurl connects, negotiates TLS (implicit or STARTTLS) and logs in (`CURLOPT_CONNECT_ONLY`);
 /// then the protocol runs over `curl_easy_send`/`curl_easy_recv`, so Carteiro controls every
 /// command (pipelining, `BODY.PEEK[]`, checked `QUIT` replies) that libcurl's own verbs cannot.
-public final class MailSession {
+package final class MailSession {
     /// Longest line accepted from a server. IMAP and POP3 lines are short except for
     /// untagged lists; SMTP limits lines to 512 octets. More than this is not a mail server.
-    public static let maximumLineLength = 1 << 20
+    package static let maximumLineLength = 1 << 20
 
-    public let endpoint: MailEndpoint
+    package let endpoint: MailEndpoint
     /// libcurl's connection, or a recorded server (`replaying`) for tests and fuzzing.
     private let transport: Transport
 
@@ -26,14 +26,14 @@ public final class MailSession {
 
     /// What a recorded server says, in chunks of the sizes given (cycled), so that readers meet
     /// every way a reply can be cut; then it hangs up. What the client sends is kept.
-    public final class ReplayedServer {
+    package final class ReplayedServer {
         let bytes: [UInt8]
         let chunkSizes: [Int]
         var offset = 0
         var chunkIndex = 0
-        public internal(set) var sent: [UInt8] = []
+        package internal(set) var sent: [UInt8] = []
 
-        public init(bytes: [UInt8], chunkSizes: [Int] = [1 << 16]) {
+        package init(bytes: [UInt8], chunkSizes: [Int] = [1 << 16]) {
             self.bytes = bytes
             self.chunkSizes = chunkSizes.map { max($0, 1) }.isEmpty ? [1 << 16] : chunkSizes.map { max($0, 1) }
         }
@@ -57,12 +57,12 @@ public final class MailSession {
     /// or a poll's slot without end.
     private var reply = ReplyBounds(what: "", bytesLeft: Int.max, deadline: nil)
     /// No reply may end after this instant (the poll's `max_poll_time`).
-    public var sessionDeadline: ContinuousClock.Instant?
+    package var sessionDeadline: ContinuousClock.Instant?
     /// The connection failed (lost, too slow, too much): nothing more is sent or read on it,
     /// a polite LOGOUT or QUIT included (it would only read more of the same).
-    public private(set) var isBroken = false
+    package private(set) var isBroken = false
     /// Everything read from the server on this session, in bytes.
-    public private(set) var bytesReceived = 0
+    package private(set) var bytesReceived = 0
 
     struct ReplyBounds {
         var what: String
@@ -85,15 +85,15 @@ public final class MailSession {
     /// (a 25 MB message at this rate would take seven hours), and far above any trickle.
     /// Replies that end within `timeout` of waiting are never held to it: a slow but short
     /// answer ("A3 OK" after 8 s) is fine.
-    public static let minimumReplyRate = 1024
+    package static let minimumReplyRate = 1024
 
-    public struct Credentials: Sendable {
-        public var user: String
+    package struct Credentials: Sendable {
+        package var user: String
         /// The password, or with `bearer` the OAuth 2.0 access token.
-        public var password: Secret
+        package var password: Secret
         /// Set: log in with this SASL mechanism and `password` as the bearer token.
-        public var bearer: OAuthMechanism?
-        public init(user: String, password: Secret, bearer: OAuthMechanism? = nil) {
+        package var bearer: OAuthMechanism?
+        package init(user: String, password: Secret, bearer: OAuthMechanism? = nil) {
             self.user = user
             self.password = password
             self.bearer = bearer
@@ -102,7 +102,7 @@ public final class MailSession {
 
     /// Connects, negotiates TLS as `endpoint` demands and, with credentials, logs in.
     /// `ehloName` is the name SMTP's EHLO announces.
-    public static func open(_ endpoint: MailEndpoint, credentials: Credentials?, ehloName: String = "localhost") throws(MailConnectionError) -> MailSession {
+    package static func open(_ endpoint: MailEndpoint, credentials: Credentials?, ehloName: String = "localhost") throws(MailConnectionError) -> MailSession {
         guard let handle = CurlHandle() else {
             throw MailConnectionError(.other, endpoint: endpoint.description, message: "libcurl could not allocate a connection (out of memory)")
         }
@@ -140,7 +140,7 @@ public final class MailSession {
     static let tlsReadBuffer = 64 * 1024
 
     /// Seconds of silence before the first TCP keepalive.
-    public static let keepaliveIdleSeconds = 60
+    package static let keepaliveIdleSeconds = 60
 
     static func configure(_ handle: CurlHandle, for endpoint: MailEndpoint, ehloName: String) {
         // For SMTP the URL's path is the name EHLO announces.
@@ -180,31 +180,31 @@ public final class MailSession {
     }
 
     /// Whether OpenSSL reads ahead on this connection (TLS with OpenSSL, after the login).
-    public let readsAhead: Bool
+    package let readsAhead: Bool
 
     /// A session whose server is `server`, already past the login: the protocol readers run
     /// on it exactly as on a network connection (tests, and the fuzz targets).
-    public init(replaying server: ReplayedServer, endpoint: MailEndpoint) {
+    package init(replaying server: ReplayedServer, endpoint: MailEndpoint) {
         self.endpoint = endpoint
         self.transport = .replay(server)
         self.readsAhead = false
     }
 
     /// What the server said while libcurl drove the session (greeting, capabilities, login).
-    public var loginTranscript: [String] {
+    package var loginTranscript: [String] {
         if case .curl(let handle, _) = transport { return handle.transcript.lines }
         return []
     }
 
     /// Whether the TLS handshake resumed a session of an earlier connection to the server
     /// (libcurl's notes: it offered one, and the server sent no certificate).
-    public var tlsResumed: Bool {
+    package var tlsResumed: Bool {
         if case .curl(let handle, _) = transport { return handle.transcript.tlsResumed }
         return false
     }
 
     /// The negotiated TLS version and cipher, when the session is encrypted.
-    public var tlsDescription: String? {
+    package var tlsDescription: String? {
         if case .curl(let handle, _) = transport { return handle.transcript.tlsDescription }
         return nil
     }
@@ -221,11 +221,11 @@ public final class MailSession {
     // MARK: - Sending
 
     /// Sends `text` followed by CRLF. The caller makes sure `text` holds no CR or LF.
-    public func sendLine(_ text: String) throws(MailConnectionError) {
+    package func sendLine(_ text: String) throws(MailConnectionError) {
         try send(Array(text.utf8) + [13, 10])
     }
 
-    public func send(_ bytes: [UInt8]) throws(MailConnectionError) {
+    package func send(_ bytes: [UInt8]) throws(MailConnectionError) {
         guard !isBroken else {
             throw MailConnectionError(.connectionLost, endpoint: endpoint.description, message: "the connection to \(endpoint) was abandoned after an error")
         }
@@ -257,7 +257,7 @@ public final class MailSession {
     /// the endpoint's `timeout`).
     /// `lineLength`: the longest line allowed in it, where more than `maximumLineLength` is
     /// legitimate (never less).
-    public func expectReply(to what: String, bytes: Int, within: Duration? = nil, lineLength: Int = MailSession.maximumLineLength) {
+    package func expectReply(to what: String, bytes: Int, within: Duration? = nil, lineLength: Int = MailSession.maximumLineLength) {
         reply = ReplyBounds(what: what, bytesLeft: bytes, deadline: within.map { ContinuousClock.now + $0 }, limit: bytes,
                             lineLength: max(lineLength, Self.maximumLineLength))
     }
@@ -273,11 +273,11 @@ public final class MailSession {
     }
 
     /// The next line from the server, without its CRLF.
-    public func readLine() throws(MailConnectionError) -> String {
+    package func readLine() throws(MailConnectionError) -> String {
         String(decoding: try readLineBytes(), as: UTF8.self)
     }
 
-    public func readLineBytes() throws(MailConnectionError) -> [UInt8] {
+    package func readLineBytes() throws(MailConnectionError) -> [UInt8] {
         var searchFrom = bufferStart
         while true {
             if let line = try takeLine(searchingFrom: searchFrom) { return line }
@@ -288,7 +288,7 @@ public final class MailSession {
 
     /// A whole line if the server has sent one, without waiting: nil when none is complete yet
     /// (an event loop reads this way when the socket is readable; a TLS record may be partial).
-    public func readLineIfReady() throws(MailConnectionError) -> String? {
+    package func readLineIfReady() throws(MailConnectionError) -> String? {
         var searchFrom = bufferStart
         while true {
             if let line = try takeLine(searchingFrom: searchFrom) { return String(decoding: line, as: UTF8.self) }
@@ -321,7 +321,7 @@ public final class MailSession {
     }
 
     /// Exactly `count` bytes (an IMAP literal).
-    public func readBytes(_ count: Int) throws(MailConnectionError) -> [UInt8] {
+    package func readBytes(_ count: Int) throws(MailConnectionError) -> [UInt8] {
         guard count >= 0 else {
             throw MailConnectionError(.protocolViolation, endpoint: endpoint.description, message: "\(endpoint) announced a literal of \(count) bytes")
         }
@@ -387,7 +387,7 @@ public final class MailSession {
 
     /// Gives back the memory a busy session grew (a 64 KB read buffer, a fetched message's
     /// worth of capacity), for a session that will wait: a kept or idle connection costs little.
-    public func shrinkBuffers() {
+    package func shrinkBuffers() {
         if chunk.count > 4 * 1024 { chunk = [UInt8](repeating: 0, count: 4 * 1024) }
         if buffer.capacity > 16 * 1024 {
             buffer = Array(buffer[bufferStart...])
@@ -396,13 +396,13 @@ public final class MailSession {
     }
 
     /// The connection's socket, for an event loop to wait on (nil for a recorded server).
-    public var socket: Int32? {
+    package var socket: Int32? {
         if case .curl(_, let socket) = transport { return socket }
         return nil
     }
 
     /// Ends the connection from another thread: a reader blocked on it wakes with an error.
-    public func interrupt() {
+    package func interrupt() {
         guard case .curl(_, let socket) = transport else { return }
         isBroken = true
         shutdown(socket, Int32(SHUT_RDWR))

@@ -3,8 +3,8 @@ import Foundation
 /// The reason a server gives when it refuses an OAuth 2.0 token: XOAUTH2 and OAUTHBEARER send
 /// a base64 JSON challenge (`+ eyJ…` in IMAP and POP3, `334 eyJ…` in SMTP), such as
 /// `{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`.
-public enum SASLChallenge {
-    public static func oauthError(in lines: [String]) -> String? {
+package enum SASLChallenge {
+    package static func oauthError(in lines: [String]) -> String? {
         for line in lines.reversed() {
             let payload: Substring
             if line.hasPrefix("+ ") { payload = line.dropFirst(2) }

@@ -1,4 +1,4 @@
 /// The version `carteiro --version` prints (and a package is named after).
-public enum CarteiroVersion {
-    public static let string = "0.9.0"
+package enum CarteiroVersion {
+    package static let string = "0.9.0"
 }

@@ -1,6 +1,6 @@
 /// Where the configuration is when `--config` is not given.
-public enum ConfigPath {
-    public static func resolve(_ explicit: String?, environment: [String: String]) -> String {
+package enum ConfigPath {
+    package static func resolve(_ explicit: String?, environment: [String: String]) -> String {
         if let explicit { return explicit }
         if let directory = environment["CONFIGURATION_DIRECTORY"]?.split(separator: ":").first, !directory.isEmpty {
             return "\(directory)/carteiro.conf"

@@ -12,9 +12,9 @@ import Foundation
 /// signal can come, then only read.
 nonisolated(unsafe) var signalPipe: (read: Int32, write: Int32) = (-1, -1)
 
-public final class Daemon: @unchecked Sendable {
+package final class Daemon: @unchecked Sendable {
     /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
-    public static let stopDeadlineSeconds = 20
+    package static let stopDeadlineSeconds = 20
 
     let path: String
     let environment: [String: String]
@@ -46,7 +46,7 @@ public final class Daemon: @unchecked Sendable {
     /// The claim on the state directory in use; a reload to another one takes that one's first.
     var stateLock: StateLock
 
-    public init(path: String, environment: [String: String], configuration: Configuration, lock: StateLock, log: DaemonLog) throws(InboundService.StartFailure) {
+    package init(path: String, environment: [String: String], configuration: Configuration, lock: StateLock, log: DaemonLog) throws(InboundService.StartFailure) {
         self.path = path
         self.stateLock = lock
         self.environment = environment
@@ -138,7 +138,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
-    public func runOnce() -> Never {
+    package func runOnce() -> Never {
         let outbound = self.outbound
         service.pollOnce { [log] failures in
             log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
@@ -158,7 +158,7 @@ public final class Daemon: @unchecked Sendable {
     /// moment READY=1 is sent (or before the queue reads the pipe) waits in the pipe; neither
     /// the default action (which ends the process) nor an ignored disposition (which drops it)
     /// can get it first.
-    public static func catchSignals() {
+    package static func catchSignals() {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { return }
         for end in ends {
@@ -178,7 +178,7 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    public func run() -> Never {
+    package func run() -> Never {
         // The handlers exist before READY=1 (and before any work): systemd may send SIGHUP or
         // SIGTERM the moment it hears READY, and an unhandled SIGHUP would end the process.
         // A signal that arrives while the services start waits on `queue` until they have.

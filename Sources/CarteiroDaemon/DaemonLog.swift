@@ -4,8 +4,8 @@ import Logging
 /// The daemon's logger: swift-log underneath (journald natively or stderr lines, chosen at
 /// start), constant messages, data in fields. Passwords have no way in: no field takes a
 /// `Secret`, and a `Secret` interpolated anywhere prints `<redacted>`.
-public struct DaemonLog: Sendable {
-    public enum Level: Int, Sendable {
+package struct DaemonLog: Sendable {
+    package enum Level: Int, Sendable {
         case error = 3, warning = 4, notice = 5, info = 6, debug = 7
 
         var swiftLevel: Logger.Level {
@@ -21,15 +21,15 @@ public struct DaemonLog: Sendable {
 
     let logger: Logger
 
-    public init(logger: Logger = Logger(label: "carteiro")) {
+    package init(logger: Logger = Logger(label: "carteiro")) {
         self.logger = logger
     }
 
-    public func log(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
+    package func log(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
         log(level, message, pairs: fields.map { ($0.key, $0.value) })
     }
 
-    public func log(_ level: Level, _ message: String, pairs fields: [(String, String)]) {
+    package func log(_ level: Level, _ message: String, pairs fields: [(String, String)]) {
         let swiftLevel = level.swiftLevel
         var metadata: Logger.Metadata = [:]
         for (key, value) in Self.kept(fields) { metadata[key] = .string(value) }
@@ -44,7 +44,7 @@ public struct DaemonLog: Sendable {
 
     /// The same message for many things at once (one line each: "message handed on" for a
     /// batch). On stderr, the lines go out in one write; elsewhere one by one.
-    public func log(_ level: Level, _ message: String, lines: [[(String, String)]]) {
+    package func log(_ level: Level, _ message: String, lines: [[(String, String)]]) {
         if let stderr = logger.handler as? StderrLogHandler {
             stderr.log(level.swiftLevel, message, lines: lines.map(Self.kept))
             return

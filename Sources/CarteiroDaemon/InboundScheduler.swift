@@ -8,15 +8,14 @@ import Foundation
 /// mailbox's next poll, with jitter, at most `max_parallel_polls` at a time, exponential backoff
 /// after failures. A mailbox that is down, slow or refusing delays nobody else: it only holds one
 /// of the parallel slots for as long as its own timeout.
-public final class InboundScheduler: @unchecked Sendable {
-    public typealias Poller = @Sendable () -> Result<PollOutcome, PollFailure>
-    public typealias Alert = @Sendable (_ mailbox: InboundMailbox, _ status: MailboxStatus, _ recovered: Bool) -> Void
+package final class InboundScheduler: @unchecked Sendable {
+    package typealias Poller = @Sendable () -> Result<PollOutcome, PollFailure>
+    package typealias Alert = @Sendable (_ mailbox: InboundMailbox, _ status: MailboxStatus, _ recovered: Bool) -> Void
 
     let control = DispatchQueue(label: "carteiro.scheduler")
     let workers = DispatchQueue(label: "carteiro.polls", attributes: .concurrent)
     // Touched only on `control` once running (a reload replaces them).
     var mailboxes: [InboundMailbox]
-    var maxParallel: Int
     var pollers: [String: Poller] = [:]
     let log: DaemonLog
     let statusPath: String
@@ -25,32 +24,30 @@ public final class InboundScheduler: @unchecked Sendable {
     /// Goes off for the calendar's earliest entry; armed for `alarmFrom` (nil: disarmed).
     var alarm: DispatchSourceTimer?
     var alarmFrom: UInt64?
-    var running: Set<String> = []
-    var waiting: [String] = []
+    /// Which polls run, which wait, and where the lifecycle stands (see `SchedulerMachine`).
+    var machine: SchedulerMachine
     var status: [String: MailboxStatus] = [:]
-    var stopping = false
     /// When the status file is next written (nil: nothing waits to be written).
     var statusWriteAt: DispatchTime?
     var heartbeatTimer: DispatchSourceTimer?
-    var onIdleAfterStop: (() -> Void)?
+    /// Who waits for the stop to complete, and for `run --once`.
+    var stopWaiters: [@Sendable () -> Void] = []
     var onceCompletion: (@Sendable (Int) -> Void)?
-    var oncePolled: Set<String> = []
-    var onceFailures = 0
-    /// `carteiro poll`: who waits for a mailbox's next poll, and mailboxes asked for while a
-    /// poll ran (that poll may have started before the new mail: one more follows at once).
+    /// `carteiro poll`: who waits for a mailbox's next poll.
     var pollWaiters: [String: [@Sendable (Result<PollOutcome, PollFailure>) -> Void]] = [:]
-    var pollAgain: Set<String> = []
+    /// The result of each mailbox's last poll, for its waiters.
+    var lastResult: [String: Result<PollOutcome, PollFailure>] = [:]
     let alert: Alert
 
     /// The contract owning each mailbox, for the `contract` field of log entries.
     var contracts: [String: String]
 
-    public init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, contracts: [String: String] = [:],
+    package init(mailboxes: [InboundMailbox], maxParallel: Int, statusPath: String, log: DaemonLog, contracts: [String: String] = [:],
                 alert: @escaping Alert = { _, _, _ in }) {
         self.alert = alert
         self.contracts = contracts
         self.mailboxes = mailboxes
-        self.maxParallel = max(1, maxParallel)
+        machine = SchedulerMachine(maxParallel: maxParallel)
         self.log = log
         self.statusPath = statusPath
         for mailbox in mailboxes { status[mailbox.name] = MailboxStatus(name: mailbox.name) }
@@ -58,20 +55,21 @@ public final class InboundScheduler: @unchecked Sendable {
 
     /// A reload: mailboxes added, changed or removed. Unchanged ones keep their next poll, their
     /// status and any poll in flight (which finishes with the poller it started with).
-    public func update(mailboxes next: [InboundMailbox], pollers nextPollers: [String: Poller],
+    package func update(mailboxes next: [InboundMailbox], pollers nextPollers: [String: Poller],
                        contracts nextContracts: [String: String], maxParallel nextMax: Int) {
         control.async { [self] in
             let before = Dictionary(uniqueKeysWithValues: mailboxes.map { ($0.name, $0) })
             let names = Set(next.map(\.name))
-            for name in before.keys where !names.contains(name) {
+            let gone = Set(before.keys).subtracting(names)
+            for name in gone {
                 calendar.remove(name)
-                waiting.removeAll { $0 == name }
                 status[name] = nil
             }
+            machine.removed(gone)
             mailboxes = next
             pollers = nextPollers
             contracts = nextContracts
-            maxParallel = max(1, nextMax)
+            machine.maxParallel = nextMax
             for mailbox in next {
                 if let old = before[mailbox.name] {
                     // A new interval takes effect now; otherwise the timer runs on.
@@ -83,7 +81,7 @@ public final class InboundScheduler: @unchecked Sendable {
                     schedule(mailbox.name, after: .milliseconds(Int64.random(in: 0...1000)))
                 }
             }
-            while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            perform(machine.fillSlots())
             armAlarm()
             writeStatus()
         }
@@ -91,7 +89,7 @@ public final class InboundScheduler: @unchecked Sendable {
 
     /// Calls `beat` every `interval` from the scheduler's own queue: a stuck scheduler stops
     /// the beats, and systemd's watchdog restarts the service.
-    public func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
+    package func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
         control.async { [self] in
             let timer = DispatchSource.makeTimerSource(queue: control)
             timer.schedule(deadline: .now(), repeating: .milliseconds(Int(interval.milliseconds)), leeway: .milliseconds(100))
@@ -102,7 +100,7 @@ public final class InboundScheduler: @unchecked Sendable {
     }
 
     /// "4 mailboxes: 3 ok, 1 failing; 12 handed on": the one line STATUS= carries.
-    public func summary(_ done: @escaping @Sendable (String) -> Void) {
+    package func summary(_ done: @escaping @Sendable (String) -> Void) {
         control.async { [self] in
             let failing = status.values.filter { $0.consecutiveFailures > 0 }.count
             let handed = status.values.reduce(0) { $0 + $1.handedOn }
@@ -112,32 +110,32 @@ public final class InboundScheduler: @unchecked Sendable {
 
     /// Polls `names` now (outside their schedule, within max_parallel_polls, never twice at
     /// once), and answers with each poll's outcome. Unknown or disabled names are left out.
-    public func pollNow(_ names: [String], completion: @escaping @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void) {
+    package func pollNow(_ names: [String], completion: @escaping @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void) {
         control.async { [self] in
             let known = names.filter { status[$0] != nil }
-            guard !known.isEmpty, !stopping else { completion([]); return }
+            guard !known.isEmpty, !machine.isStopping else { completion([]); return }
             let collected = PollResults(expected: known.count, completion: completion)
             for name in known {
                 pollWaiters[name, default: []].append { result in collected.add(name, result) }
-                if running.contains(name) { pollAgain.insert(name) } else { fire(name) }
+                calendar.remove(name)
+                perform(machine.asked(name))
             }
         }
     }
 
     /// Polls every mailbox once, all at once (within max_parallel_polls), then calls
     /// `completion` with the number of failed polls: `carteiro run --once`.
-    public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
+    package func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
         control.async { [self] in
             onceCompletion = completion
-            oncePolled = []
-            onceFailures = 0
-            for mailbox in mailboxes { fire(mailbox.name) }
-            if mailboxes.isEmpty { completion(0) }
+            for mailbox in mailboxes { calendar.remove(mailbox.name) }
+            perform(machine.pollOnce(mailboxes.map(\.name)))
         }
     }
 
-    public func start() {
+    package func start() {
         control.async { [self] in
+            machine.start()
             writeStatusNow()
             for mailbox in mailboxes {
                 // Spread the first polls so that 500 mailboxes do not connect in the same second.
@@ -148,22 +146,45 @@ public final class InboundScheduler: @unchecked Sendable {
     }
 
     /// Stops scheduling, lets running polls finish, then calls `completion` (on the control queue).
-    public func stop(completion: @escaping @Sendable () -> Void) {
+    package func stop(completion: @escaping @Sendable () -> Void) {
         control.async { [self] in
-            stopping = true
+            if machine.mode == .stopped { return completion() }
+            stopWaiters.append(completion)
             heartbeatTimer?.cancel()
             heartbeatTimer = nil
             calendar.removeAll()
             alarm?.cancel()
             alarm = nil
-            waiting.removeAll()
             writeStatusNow()
-            if running.isEmpty { completion() } else { onIdleAfterStop = completion }
+            perform(machine.stop())
+        }
+    }
+
+    /// Carries out what the machine decided.
+    func perform(_ actions: [SchedulerMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .launch(let name): launch(name)
+            case .schedule(let name, let delay): schedule(name, after: delay)
+            case .answerWaiters(let name):
+                guard let result = lastResult[name] else { continue }
+                for waiter in pollWaiters.removeValue(forKey: name) ?? [] { waiter(result) }
+            case .onceDone(let failures):
+                writeStatusNow()
+                let done = onceCompletion
+                onceCompletion = nil
+                done?(failures)
+            case .stopped:
+                writeStatusNow()
+                let waiters = stopWaiters
+                stopWaiters = []
+                for waiter in waiters { waiter() }
+            }
         }
     }
 
     func schedule(_ name: String, after delay: Duration) {
-        guard !stopping else { return }
+        guard !machine.isStopping else { return }
         // Up to 1 s early (2 % of the delay, at least 0.1 s): the alarm then goes off once for
         // the polls due together, not once for each of 500 mailboxes a minute.
         let slack = UInt64(min(1000, max(100, delay.milliseconds / 50))) * 1_000_000
@@ -176,7 +197,7 @@ public final class InboundScheduler: @unchecked Sendable {
 
     /// Points the alarm at the calendar's earliest entry, if it is not already.
     func armAlarm() {
-        guard !stopping else { return }
+        guard !machine.isStopping else { return }
         let earliest = calendar.earliest()
         guard earliest?.from != alarmFrom else { return }
         alarmFrom = earliest?.from
@@ -203,16 +224,10 @@ public final class InboundScheduler: @unchecked Sendable {
 
     func fire(_ name: String) {
         calendar.remove(name)
-        guard !stopping, !running.contains(name) else { return }
-        if running.count >= maxParallel {
-            if !waiting.contains(name) { waiting.append(name) }
-            return
-        }
-        launch(name)
+        perform(machine.due(name))
     }
 
     func launch(_ name: String) {
-        running.insert(name)
         status[name]?.lastPoll = Int64(Date().timeIntervalSince1970)
         let poller = pollers[name]
         workers.async { [self] in
@@ -222,10 +237,9 @@ public final class InboundScheduler: @unchecked Sendable {
     }
 
     func finish(_ name: String, _ result: Result<PollOutcome, PollFailure>) {
-        running.remove(name)
         guard let mailbox = mailboxes.first(where: { $0.name == name }), var current = status[name] else {
             // Removed by a reload while it was polled.
-            while !stopping, running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
+            perform(machine.finished(name, failed: true, known: false, next: .zero, total: mailboxes.count))
             return
         }
         let now = Int64(Date().timeIntervalSince1970)
@@ -284,28 +298,10 @@ public final class InboundScheduler: @unchecked Sendable {
             && current.consecutiveFailures == 0 && current.handedOn == status[name]?.handedOn
         status[name] = current
         writeStatus(within: routine ? .seconds(10) : .seconds(1))
-        if pollAgain.remove(name) != nil, !stopping {
-            // Asked for while this poll ran: poll once more now, and answer with that one.
-            schedule(name, after: .zero)
-            while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
-            return
-        }
-        for waiter in pollWaiters.removeValue(forKey: name) ?? [] { waiter(result) }
-        if let done = onceCompletion {
-            oncePolled.insert(name)
-            if case .failure = result { onceFailures += 1 }
-            while running.count < maxParallel, !waiting.isEmpty { launch(waiting.removeFirst()) }
-            if oncePolled.count == mailboxes.count { writeStatusNow(); onceCompletion = nil; done(onceFailures) }
-            return
-        }
-        if stopping {
-            if running.isEmpty, let done = onIdleAfterStop { writeStatusNow(); onIdleAfterStop = nil; done() }
-            return
-        }
-        schedule(name, after: delay)
-        while running.count < maxParallel, !waiting.isEmpty {
-            launch(waiting.removeFirst())
-        }
+        lastResult[name] = result
+        var failed = false
+        if case .failure = result { failed = true }
+        perform(machine.finished(name, failed: failed, known: true, next: delay, total: mailboxes.count))
     }
 
     /// Marks the status as changed; it is written within `delay`, once for every change made

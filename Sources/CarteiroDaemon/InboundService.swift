@@ -5,11 +5,11 @@ import CarteiroStore
 import Foundation
 
 /// The inbound half of the daemon: a store and a poller per inbound mailbox, driven by the scheduler.
-public final class InboundService: @unchecked Sendable {
-    public enum StartFailure: Error, CustomStringConvertible {
+package final class InboundService: @unchecked Sendable {
+    package enum StartFailure: Error, CustomStringConvertible {
         case secrets([String])
         case storage(String)
-        public var description: String {
+        package var description: String {
             switch self {
             case .secrets(let problems): problems.joined(separator: "\n")
             case .storage(let text): "the state directory: \(text)"
@@ -46,7 +46,7 @@ public final class InboundService: @unchecked Sendable {
     var preparedSources: [String: any MailSource] = [:]
 
     /// Resolves every password, prepares the state directory and recovers interrupted batches.
-    public convenience init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
+    package convenience init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
         try self.init(configuration: configuration, environment: environment, log: log, broker: broker, sources: Self.builtInSource)
     }
 
@@ -85,7 +85,7 @@ public final class InboundService: @unchecked Sendable {
     }
 
     /// What a reload will change, made ready without changing anything that runs.
-    public struct Reload {
+    package struct Reload {
         let mailboxes: [InboundMailbox]
         let pollers: [String: InboundScheduler.Poller]
         let contracts: [String: String]
@@ -96,7 +96,7 @@ public final class InboundService: @unchecked Sendable {
 
     /// The first half of a reload: everything that can fail (passwords, the state directory).
     /// Throws, and changes nothing that runs, when a password cannot be read.
-    public func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
+    package func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
         return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls, logins: preparedLogins,
                       sources: preparedSources)
@@ -104,7 +104,7 @@ public final class InboundService: @unchecked Sendable {
 
     /// The second half, which cannot fail: new and changed mailboxes get new pollers, removed
     /// ones stop, unchanged ones go on undisturbed.
-    public func apply(_ reload: Reload) {
+    package func apply(_ reload: Reload) {
         mailboxCount = reload.mailboxes.count
         scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
         logins = reload.logins
@@ -187,7 +187,7 @@ public final class InboundService: @unchecked Sendable {
 
     /// `carteiro poll`: polls `mailbox` (or every one for `*`) now; the answer says what each
     /// handed on, or why it failed.
-    public func pollNow(_ mailbox: String, answer: @escaping @Sendable (QueueCommand.Answer) -> Void) {
+    package func pollNow(_ mailbox: String, answer: @escaping @Sendable (QueueCommand.Answer) -> Void) {
         scheduler.control.async { [scheduler] in
             let names = mailbox == "*" ? scheduler.mailboxes.map(\.name) : [mailbox]
             guard mailbox == "*" || scheduler.status[mailbox] != nil else {
@@ -222,7 +222,7 @@ public final class InboundService: @unchecked Sendable {
         do { return .success(try body()) } catch { return .failure(error) }
     }
 
-    public func start() {
+    package func start() {
         log.log(.notice, "polling started", ["mailboxes": String(mailboxCount),
                                              "state_dir": directory.root, "spool": directory.spool])
         scheduler.start()
@@ -230,20 +230,20 @@ public final class InboundService: @unchecked Sendable {
         updateWatchers(scheduler.mailboxes)
     }
 
-    public func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
+    package func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
         scheduler.heartbeat(every: interval, beat)
     }
 
-    public func summary(_ done: @escaping @Sendable (String) -> Void) {
+    package func summary(_ done: @escaping @Sendable (String) -> Void) {
         scheduler.summary(done)
     }
 
     /// Polls each mailbox once; `completion` gets the number of mailboxes that failed.
-    public func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
+    package func pollOnce(completion: @escaping @Sendable (Int) -> Void) {
         scheduler.pollOnce(completion: completion)
     }
 
-    public func stop(completion: @escaping @Sendable () -> Void) {
+    package func stop(completion: @escaping @Sendable () -> Void) {
         started = false
         for (name, watcher) in watchers {
             watcher.stop()

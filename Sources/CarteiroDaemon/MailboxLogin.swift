@@ -4,7 +4,7 @@ import CarteiroOAuth
 
 /// How a mailbox logs in: with its password, or with an OAuth 2.0 access token asked of the
 /// broker at each connection (reused while it is valid, refreshed ahead of its expiry).
-public struct MailboxLogin: Sendable {
+package struct MailboxLogin: Sendable {
     enum Method: Sendable {
         case password(Secret)
         case oauth(TokenBroker, client: String, mechanism: OAuthMechanism)
@@ -13,11 +13,11 @@ public struct MailboxLogin: Sendable {
     let user: String
     let method: Method
 
-    public static func password(user: String, _ secret: Secret) -> MailboxLogin {
+    package static func password(user: String, _ secret: Secret) -> MailboxLogin {
         MailboxLogin(user: user, method: .password(secret))
     }
 
-    public static func oauth(user: String, _ login: OAuthLogin, broker: TokenBroker) -> MailboxLogin {
+    package static func oauth(user: String, _ login: OAuthLogin, broker: TokenBroker) -> MailboxLogin {
         MailboxLogin(user: user, method: .oauth(broker, client: login.client, mechanism: login.mechanism))
     }
 

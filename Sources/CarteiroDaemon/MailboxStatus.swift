@@ -2,19 +2,19 @@ import CarteiroEvents
 import Foundation
 
 /// One inbound mailbox's health, as `carteiro status` shows it.
-public struct MailboxStatus: Sendable {
-    public var name: String
-    public var lastPoll: Int64?
-    public var lastSuccess: Int64?
-    public var failingSince: Int64?
-    public var consecutiveFailures = 0
-    public var lastError: String?
-    public var handedOn = 0
-    public var nextPoll: Int64?
+package struct MailboxStatus: Sendable {
+    package var name: String
+    package var lastPoll: Int64?
+    package var lastSuccess: Int64?
+    package var failingSince: Int64?
+    package var consecutiveFailures = 0
+    package var lastError: String?
+    package var handedOn = 0
+    package var nextPoll: Int64?
     /// A mailbox.failing event was raised for the current failure episode.
-    public var alerted = false
+    package var alerted = false
 
-    public init(name: String) { self.name = name }
+    package init(name: String) { self.name = name }
 
     func json() -> JSONValue {
         var members: [(String, JSONValue)] = [("name", .string(name)), ("consecutive_failures", .number(Int64(consecutiveFailures))),

@@ -6,13 +6,13 @@ import CarteiroOAuth
 
 /// `carteiro test-mailbox NAME`: connect, negotiate TLS, authenticate, and open the folder
 /// (inbound) or greet the SMTP server (outbound), saying at each step what happened.
-public struct MailboxTester {
-    public enum Failure: Error, CustomStringConvertible {
+package struct MailboxTester {
+    package enum Failure: Error, CustomStringConvertible {
         /// The configuration cannot say how to reach the mailbox (unknown name, unreadable secret).
         case configuration(String)
         case connection(MailConnectionError)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .configuration(let text): text
             case .connection(let error): error.description
@@ -27,7 +27,7 @@ public struct MailboxTester {
 
     let broker: TokenBroker
 
-    public init(configuration: Configuration, secrets: SecretResolver, broker: TokenBroker? = nil, report: @escaping (String) -> Void) {
+    package init(configuration: Configuration, secrets: SecretResolver, broker: TokenBroker? = nil, report: @escaping (String) -> Void) {
         self.configuration = configuration
         self.secrets = secrets
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients, secrets: secrets)
@@ -56,7 +56,7 @@ public struct MailboxTester {
         }
     }
 
-    public func test(_ name: String) -> Result<Void, Failure> {
+    package func test(_ name: String) -> Result<Void, Failure> {
         if let mailbox = configuration.inbound(name) {
             return Result { () throws(Failure) in try testInbound(mailbox) }
         }

@@ -8,7 +8,7 @@ import Foundation
 
 /// The outbound half of the daemon: the outbox watcher that turns submissions into queued
 /// messages, and one SMTP lane per outbound mailbox.
-public final class OutboundService: @unchecked Sendable {
+package final class OutboundService: @unchecked Sendable {
     /// How often the outbox and the control folder are looked at: when inotify tells of new
     /// files, only as a safety net; without it, often enough for a prompt `carteiro send`.
     static let outboxTick: DispatchTimeInterval = .milliseconds(200)
@@ -32,7 +32,7 @@ public final class OutboundService: @unchecked Sendable {
     var outboxWatch = FolderWatch()
     var controlWatch = FolderWatch()
     /// Answers `carteiro poll` (set by the daemon: the inbound side polls).
-    public var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
+    package var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
     /// Control requests handed to a lane and not answered yet (on `watcher`).
     var requestsInFlight: Set<String> = []
     /// The tests' seam into the lanes' queue writes (nil in the daemon).
@@ -44,7 +44,7 @@ public final class OutboundService: @unchecked Sendable {
 
     /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`);
     /// `laneFaults`: the same into the lanes' writes (what an attempt changed, a give-up).
-    public init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil,
+    package init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil,
                 queueFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil,
                 laneFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(InboundService.StartFailure) {
         self.log = log
@@ -100,14 +100,14 @@ public final class OutboundService: @unchecked Sendable {
     /// A reload: lanes whose mailbox, password, lifetime and name are unchanged go on; changed
     /// ones finish the message in flight and are replaced; removed ones stop (their queue stays
     /// on disk); new ones start. Submissions are resolved against the new configuration.
-    public struct Reload: @unchecked Sendable {
+    package struct Reload: @unchecked Sendable {
         let configuration: Configuration
         let passwords: [String: Secret]
         let resolver: SubmissionResolver
     }
 
     /// The first half of a reload: everything that can fail, nothing that runs changed.
-    public func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> Reload {
+    package func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> Reload {
         let passwords = try Self.passwords(configuration, environment: environment)
         let secret: [UInt8]
         do { secret = try directory.threadingSecret() } catch { throw .storage(error.description) }
@@ -117,7 +117,7 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// The second half, which cannot fail.
-    public func apply(_ reload: Reload) {
+    package func apply(_ reload: Reload) {
         let (configuration, passwords, nextResolver) = (reload.configuration, reload.passwords, reload.resolver)
         let log = self.log
         watcher.async { [self] in
@@ -147,7 +147,7 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// The name in EHLO and Message-IDs: `[daemon] hostname`, else the machine's.
-    public static func hostname(_ configuration: Configuration) -> String {
+    package static func hostname(_ configuration: Configuration) -> String {
         if let name = configuration.daemon.hostname { return name }
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
@@ -155,7 +155,7 @@ public final class OutboundService: @unchecked Sendable {
         return name.isEmpty ? "localhost" : name
     }
 
-    public func start() {
+    package func start() {
         watcher.async { [self] in
             started = true
             for lane in lanes { lane.start() }
@@ -177,7 +177,7 @@ public final class OutboundService: @unchecked Sendable {
 
     /// "12 queued, 3 deferred" for STATUS=: from what each lane saw at its last tick; a lane
     /// that has not looked yet is counted from the disk.
-    public func summary(_ done: @escaping @Sendable (String) -> Void) {
+    package func summary(_ done: @escaping @Sendable (String) -> Void) {
         watcher.async { [self] in
             var queued = 0, deferred = 0
             for lane in lanes {
@@ -195,12 +195,12 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// Recipients refused, and messages that could not go (deferred, failed) in all lanes.
-    public var deliveryProblems: Int {
+    package var deliveryProblems: Int {
         lanes.reduce(0) { $0 + $1.refused }
     }
 
     /// Takes the outbox once and tries every due message once: `carteiro run --once`.
-    public func runOnce(completion: @escaping @Sendable () -> Void) {
+    package func runOnce(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
             while scanOutbox() >= Self.batchSize {}
             let group = DispatchGroup()
@@ -215,7 +215,7 @@ public final class OutboundService: @unchecked Sendable {
         }
     }
 
-    public func stop(completion: @escaping @Sendable () -> Void) {
+    package func stop(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
             timer?.cancel()
             timer = nil
@@ -395,7 +395,7 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// Queues the submissions' messages, but none whose id is in `except` (queued already).
-    public static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: OutboundQueue, except: Set<String> = []) throws(DurableFiles.Failure) {
+    package static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: OutboundQueue, except: Set<String> = []) throws(DurableFiles.Failure) {
         let now = Int64(Date().timeIntervalSince1970)
         var items: [(QueuedMessage, [UInt8])] = []
         for (id, messages) in submissions {
@@ -417,7 +417,7 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// Where `submit` left a submission.
-    public enum Handover: Equatable, Sendable {
+    package enum Handover: Equatable, Sendable {
         /// In the queue (no daemon ran; this process was the queue's owner for the moment).
         case queued
         /// In the outbox, for the daemon; `daemonRunning` false when it waits for one.
@@ -425,7 +425,7 @@ public final class OutboundService: @unchecked Sendable {
     }
 
     /// `carteiro send`: resolve and queue one submission now; the queue id, or the reason.
-    public static func submit(_ submission: Submission, configuration: Configuration) -> Result<(id: String, messages: [OutboundMessage], handover: Handover), SubmissionRejection> {
+    package static func submit(_ submission: Submission, configuration: Configuration) -> Result<(id: String, messages: [OutboundMessage], handover: Handover), SubmissionRejection> {
         let root = configuration.daemon.stateDirectory
         let directory = StateDirectory(root: root, spool: configuration.events.spool)
         // The desk's users (group members, not the owner) never write the daemon's files: their

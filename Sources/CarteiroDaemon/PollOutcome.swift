@@ -3,12 +3,12 @@ import CarteiroCurl
 import CarteiroOAuth
 
 /// What one poll of one mailbox did.
-public struct PollOutcome: Sendable {
-    public var handedOn: Int = 0
-    public var skippedDuplicates: Int = 0
+package struct PollOutcome: Sendable {
+    package var handedOn: Int = 0
+    package var skippedDuplicates: Int = 0
     /// `after_fetch` failed after the messages were handed on: they are safe, the server unchanged.
-    public var afterFetchProblem: String?
-    public init() {}
+    package var afterFetchProblem: String?
+    package init() {}
 
     /// Adds what an earlier round of the same poll did.
     mutating func add(_ earlier: PollOutcome) {
@@ -57,14 +57,14 @@ enum PollRound {
 }
 
 /// Why a poll failed: the connection, the server, or the local disk.
-public enum PollFailure: Error, CustomStringConvertible {
+package enum PollFailure: Error, CustomStringConvertible {
     case connection(MailConnectionError)
     case storage(String)
     case configuration(String)
     /// No OAuth access token (the authorization server refused, or is down).
     case oauth(OAuthFailure, mailbox: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .connection(let error): error.description
         case .storage(let text): "the state directory: \(text)"
@@ -73,7 +73,7 @@ public enum PollFailure: Error, CustomStringConvertible {
         }
     }
 
-    public var isTransient: Bool {
+    package var isTransient: Bool {
         switch self {
         case .connection(let error): error.isTransient
         case .storage: true

@@ -3,8 +3,8 @@ import Foundation
 
 /// `carteiro queue retry|delete` as a command line runs it: through the running daemon when
 /// there is one (the queue's owner, see `QueueControl`), else under the state directory's lock.
-public enum QueueAdmin {
-    public enum Outcome: Equatable {
+package enum QueueAdmin {
+    package enum Outcome: Equatable {
         case done(String)
         case notFound(String)
         /// Not a queue id: refused before anything is touched.
@@ -14,7 +14,7 @@ public enum QueueAdmin {
         case failed(String)
     }
 
-    public static func perform(_ command: QueueCommand, id: String, stateDirectory: String, timeout: Duration = .seconds(30)) -> Outcome {
+    package static func perform(_ command: QueueCommand, id: String, stateDirectory: String, timeout: Duration = .seconds(30)) -> Outcome {
         guard QueueCommand.isValidID(id) else { return .invalid("\"\(id)\" is not a queue id (ids are what `carteiro queue list` shows)") }
         if case .member(let owner) = StateAccess.of(stateDirectory) {
             // The desk's users ask the daemon; only its owner changes the queue directly.

@@ -23,7 +23,7 @@ protocol EventSink: Sendable {
 /// out in order per mailbox: a refused event holds back the ones after it in its mailbox, and
 /// that mailbox retries with `RetryPolicy.webhook`; other mailboxes carry on. The sink's health
 /// (last success, failing since, last error) is written to `KIND.json` for `status`.
-public final class SpoolConsumer: @unchecked Sendable {
+package final class SpoolConsumer: @unchecked Sendable {
     static let tick: DispatchTimeInterval = .milliseconds(250)
 
     let spool: String
@@ -68,7 +68,7 @@ public final class SpoolConsumer: @unchecked Sendable {
         }
     }
 
-    public func start() {
+    package func start() {
         queue.async { [self] in
             let timer = DispatchSource.makeTimerSource(queue: queue)
             timer.schedule(deadline: .now(), repeating: Self.tick, leeway: .milliseconds(50))
@@ -79,7 +79,7 @@ public final class SpoolConsumer: @unchecked Sendable {
     }
 
     /// Stops after the delivery in flight, if any.
-    public func stop(completion: @escaping @Sendable () -> Void) {
+    package func stop(completion: @escaping @Sendable () -> Void) {
         stopping.raise()
         queue.async { [self] in
             timer?.cancel()

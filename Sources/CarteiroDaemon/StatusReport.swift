@@ -4,9 +4,9 @@ import CarteiroStore
 import Foundation
 
 /// `carteiro status`: what the running daemon last wrote to `status.json`.
-public enum StatusReport {
+package enum StatusReport {
     /// `descriptions`: each mailbox's `description` from the configuration, shown beside it.
-    public static func render(stateDirectory: String, descriptions: [String: String] = [:], oauth: [OAuthAccount] = [], disabled: [String] = [],
+    package static func render(stateDirectory: String, descriptions: [String: String] = [:], oauth: [OAuthAccount] = [], disabled: [String] = [],
                               spool: String? = nil, webhook: String? = nil,
                               now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let path = stateDirectory + "/status.json"
@@ -76,7 +76,7 @@ public enum StatusReport {
     }
 
     /// The spool's backlog: events waiting for the desk, and the oldest one's age in seconds.
-    public static func backlog(spool: String, now: Int64) -> (count: Int, oldestAge: Int64?) {
+    package static func backlog(spool: String, now: Int64) -> (count: Int, oldestAge: Int64?) {
         var count = 0
         var oldest: Int64?
         for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
@@ -90,16 +90,16 @@ public enum StatusReport {
     }
 
     /// What `status --json` prints (its shape is documented in carteiro(8)).
-    public struct Inputs: Sendable {
-        public var stateDirectory: String
-        public var spool: String
-        public var mailboxes: [(name: String, contract: String?, description: String, enabled: Bool)]
-        public var lanes: [(name: String, perMinute: Int?, perDay: Int?)]
-        public var webhook: String?
-        public var oauth: [OAuthAccount]
+    package struct Inputs: Sendable {
+        package var stateDirectory: String
+        package var spool: String
+        package var mailboxes: [(name: String, contract: String?, description: String, enabled: Bool)]
+        package var lanes: [(name: String, perMinute: Int?, perDay: Int?)]
+        package var webhook: String?
+        package var oauth: [OAuthAccount]
         /// Set when the configuration could not be read: the report is from the last recorded state.
-        public var configurationProblem: String?
-        public init(stateDirectory: String, spool: String, mailboxes: [(name: String, contract: String?, description: String, enabled: Bool)],
+        package var configurationProblem: String?
+        package init(stateDirectory: String, spool: String, mailboxes: [(name: String, contract: String?, description: String, enabled: Bool)],
                     lanes: [(name: String, perMinute: Int?, perDay: Int?)], webhook: String?, oauth: [OAuthAccount], configurationProblem: String?) {
             self.stateDirectory = stateDirectory
             self.spool = spool
@@ -111,7 +111,7 @@ public enum StatusReport {
         }
     }
 
-    public static func json(_ inputs: Inputs, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
+    package static func json(_ inputs: Inputs, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let state = inputs.stateDirectory
         let recorded = FileManager.default.contents(atPath: state + "/status.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         let lock = StateLock.isHeld(stateDirectory: state)
@@ -178,16 +178,16 @@ public enum StatusReport {
     }
 
     /// An OAuth account as `status` lists it.
-    public struct OAuthAccount: Sendable {
-        public var client: String
-        public var user: String
-        public var grant: OAuthClient.Grant
-        public var refreshTokenLifetime: Duration?
-        public var mailboxes: [String]
+    package struct OAuthAccount: Sendable {
+        package var client: String
+        package var user: String
+        package var grant: OAuthClient.Grant
+        package var refreshTokenLifetime: Duration?
+        package var mailboxes: [String]
     }
 
     /// Each OAuth account of the configuration (a client and a user), with its mailboxes.
-    public static func oauthAccounts(_ configuration: Configuration) -> [OAuthAccount] {
+    package static func oauthAccounts(_ configuration: Configuration) -> [OAuthAccount] {
         var accounts: [OAuthAccount] = []
         let logins = configuration.inboundMailboxes.map { ($0.name, $0.oauth, Optional($0.user)) }
             + configuration.outboundMailboxes.map { ($0.name, $0.oauth, $0.user) }

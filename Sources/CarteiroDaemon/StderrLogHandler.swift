@@ -6,15 +6,15 @@ import Logging
 
 /// Readable lines on stderr: with a `<N>` syslog priority prefix when stderr is not a terminal
 /// (journald and most supervisors read it), with the level spelled out when it is.
-public struct StderrLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+package struct StderrLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .info
     static let lock = NSLock()
     var terminal = isatty(2) == 1
 
-    public init(label: String) {}
+    package init(label: String) {}
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
@@ -26,7 +26,7 @@ public struct StderrLogHandler: LogHandler {
         return ra != rb ? ra < rb : a < b
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         var fields = merged.map { ($0.key, "\($0.value)") }
@@ -40,7 +40,7 @@ public struct StderrLogHandler: LogHandler {
 
     /// Many lines of one message at once (a batch's "message handed on"), in one write: the
     /// same lines as one `log` each, without a system call and a metadata dictionary apiece.
-    public func log(_ level: Logger.Level, _ message: String, lines: [[(String, String)]]) {
+    package func log(_ level: Logger.Level, _ message: String, lines: [[(String, String)]]) {
         guard level >= logLevel, !lines.isEmpty else { return }
         let text = rendered(level, message, lines: lines)
         Self.lock.lock()

@@ -7,17 +7,17 @@ import CarteiroEvents
 import Foundation
 
 /// With `[events] webhook` set, each event is POSTed to the desk; a 2xx answer takes it.
-public struct WebhookSink: EventSink {
+package struct WebhookSink: EventSink {
     /// The webhook's settings, its secrets resolved.
-    public struct Settings: Sendable {
-        public var secret: Secret?
-        public var token: Secret?
-        public var tls: TLSSettings
-        public var timeout: Duration
-        public var inlineAttachments: Int
+    package struct Settings: Sendable {
+        package var secret: Secret?
+        package var token: Secret?
+        package var tls: TLSSettings
+        package var timeout: Duration
+        package var inlineAttachments: Int
         /// Where attachment paths point from (the state directory).
-        public var stateDirectory: String
-        public init(secret: Secret? = nil, token: Secret? = nil, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30),
+        package var stateDirectory: String
+        package init(secret: Secret? = nil, token: Secret? = nil, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30),
                     inlineAttachments: Int = 0, stateDirectory: String = "") {
             self.secret = secret
             self.token = token
@@ -31,7 +31,7 @@ public struct WebhookSink: EventSink {
     let url: String
     let settings: Settings
 
-    public init(url: String, settings: Settings) {
+    package init(url: String, settings: Settings) {
         self.url = url
         self.settings = settings
     }
@@ -40,7 +40,7 @@ public struct WebhookSink: EventSink {
     var healthFields: [String: String] { ["url": url] }
 
     /// The spool's consumer that POSTs its events here.
-    public static func consumer(spool: String, url: String, log: DaemonLog, settings: Settings) -> SpoolConsumer {
+    package static func consumer(spool: String, url: String, log: DaemonLog, settings: Settings) -> SpoolConsumer {
         SpoolConsumer(spool: spool, sink: WebhookSink(url: url, settings: settings), log: log, stateDirectory: settings.stateDirectory)
     }
 
@@ -60,7 +60,7 @@ public struct WebhookSink: EventSink {
 
     /// `Carteiro-Signature: t=TIME,v1=HEX`: HMAC-SHA-256 of "TIME." + body with the secret.
     /// The desk recomputes it, compares in constant time, and refuses old timestamps (replays).
-    public static func signature(body: [UInt8], secret: Secret, time: Int64) -> String {
+    package static func signature(body: [UInt8], secret: Secret, time: Int64) -> String {
         let mac = Digest.hmacSHA256(key: Array(secret.value.utf8), data: Array("\(time).".utf8) + body)
         return "t=\(time),v1=\(Digest.hex(mac))"
     }

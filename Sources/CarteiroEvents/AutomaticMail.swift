@@ -2,9 +2,9 @@ import CarteiroMail
 
 /// Recognises mail written by machines, so the desk never answers it (RFC 3834 §5 and the
 /// de-facto headers of Exchange, Postfix, list servers and vacation programs).
-public enum AutomaticMail {
+package enum AutomaticMail {
     /// The flags of an event: auto-replied, auto-generated, bulk, loop.
-    public static func flags(_ header: HeaderBlock, from: ParsedAddress?, ownAddresses: Set<String>) -> [String] {
+    package static func flags(_ header: HeaderBlock, from: ParsedAddress?, ownAddresses: Set<String>) -> [String] {
         var flags: [String] = []
         if let value = header.text("auto-submitted")?.lowercased().trimmingCharacters(in: " "),
            !value.isEmpty, !value.hasPrefix("no") {

@@ -2,20 +2,20 @@ import CarteiroMail
 import Foundation
 
 /// A delivery-status notification (RFC 3464): which message failed, for whom, and why.
-public struct DeliveryReport: Sendable {
-    public struct Recipient: Sendable {
-        public var address: String
-        public var status: String?
-        public var diagnostic: String?
+package struct DeliveryReport: Sendable {
+    package struct Recipient: Sendable {
+        package var address: String
+        package var status: String?
+        package var diagnostic: String?
     }
 
-    public var originalMessageID: String?
-    public var failedRecipients: [Recipient]
+    package var originalMessageID: String?
+    package var failedRecipients: [Recipient]
     /// The returned message's subject, for its request tag when its Message-ID is not Carteiro's.
-    public var originalSubject: String?
+    package var originalSubject: String?
 
     /// Reads a `multipart/report; report-type=delivery-status` message; nil for anything else.
-    public static func read(_ message: MailMessage) -> DeliveryReport? {
+    package static func read(_ message: MailMessage) -> DeliveryReport? {
         guard message.contentType.value == "multipart/report",
               message.contentType.parameters["report-type"]?.lowercased() == "delivery-status" else { return nil }
         var report = DeliveryReport(originalMessageID: nil, failedRecipients: [], originalSubject: nil)

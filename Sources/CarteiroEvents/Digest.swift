@@ -1,8 +1,8 @@
 import CCrypto
 
 /// SHA-256 and HMAC-SHA-256 from OpenSSL's libcrypto (the same library libcurl's TLS uses).
-public enum Digest {
-    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+package enum Digest {
+    package static func sha256(_ data: [UInt8]) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: 32)
         data.withUnsafeBufferPointer { input in
             output.withUnsafeMutableBufferPointer { out in
@@ -12,7 +12,7 @@ public enum Digest {
         return output
     }
 
-    public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+    package static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 32
         key.withUnsafeBufferPointer { k in
@@ -25,7 +25,7 @@ public enum Digest {
         return output
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
+    package static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)

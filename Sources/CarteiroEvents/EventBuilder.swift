@@ -1,35 +1,35 @@
 import CarteiroMail
 
 /// Turns a fetched message into its request event (carteiro-events(5)): parsed, classified, threaded.
-public struct EventBuilder: Sendable {
-    public var threading: RequestThreading
+package struct EventBuilder: Sendable {
+    package var threading: RequestThreading
     /// The system's own addresses (every outbound sender): mail from them is a loop.
-    public var ownAddresses: Set<String>
+    package var ownAddresses: Set<String>
 
     /// The contract a request belongs to, when known (see `RequestContracts`).
-    public var contractOfRequest: @Sendable (String) -> String?
+    package var contractOfRequest: @Sendable (String) -> String?
 
-    public init(threading: RequestThreading, ownAddresses: Set<String>, contractOfRequest: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    package init(threading: RequestThreading, ownAddresses: Set<String>, contractOfRequest: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.threading = threading
         self.ownAddresses = Set(ownAddresses.map { $0.lowercased() })
         self.contractOfRequest = contractOfRequest
     }
 
-    public struct Input: Sendable {
-        public var mailbox: String
-        public var contract: String?
-        public var origin: MessageOrigin
-        public var receivedAt: Int64
+    package struct Input: Sendable {
+        package var mailbox: String
+        package var contract: String?
+        package var origin: MessageOrigin
+        package var receivedAt: Int64
         /// The whole message, or only its header when it was over the size limit.
-        public var bytes: [UInt8]
+        package var bytes: [UInt8]
         /// The size the server announced (RFC822.SIZE or LIST).
-        public var size: Int
-        public var oversize: Bool
+        package var size: Int
+        package var oversize: Bool
         /// The message could not be fetched, poll after poll: why. It is handed on without its
         /// content as a `message.unreadable` event, so that the desk knows and the rest go on.
-        public var unreadable: String?
+        package var unreadable: String?
 
-        public init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool,
+        package init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool,
                     unreadable: String? = nil) {
             self.mailbox = mailbox
             self.contract = contract
@@ -43,7 +43,7 @@ public struct EventBuilder: Sendable {
     }
 
     /// The event, and the attachment contents to store (by SHA-256) alongside it.
-    public func build(_ input: Input) -> (event: RequestEvent, attachments: [(sha256: String, data: [UInt8])]) {
+    package func build(_ input: Input) -> (event: RequestEvent, attachments: [(sha256: String, data: [UInt8])]) {
         let id = input.origin.eventID(mailbox: input.mailbox)
         if let reason = input.unreadable {
             return (RequestEvent(id: id, type: "message.unreadable", contract: input.contract, mailbox: input.mailbox,

@@ -2,7 +2,7 @@ import CByteSearch
 
 /// A JSON value that keeps its keys in the order they were written, so that events read
 /// the way carteiro-events(5) shows them and golden files compare byte for byte.
-public indirect enum JSONValue: Sendable, Equatable {
+package indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Int64)
@@ -12,18 +12,18 @@ public indirect enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered() == rhs.rendered() }
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered() == rhs.rendered() }
 
-    public static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
-    public static func optional(utf8 text: [UInt8]?) -> JSONValue { text.map(JSONValue.utf8) ?? .null }
+    package static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
+    package static func optional(utf8 text: [UInt8]?) -> JSONValue { text.map(JSONValue.utf8) ?? .null }
 
     /// Pretty-printed with two-space indentation and a final newline.
-    public func rendered() -> String {
+    package func rendered() -> String {
         String(decoding: renderedBytes(), as: UTF8.self)
     }
 
     /// The same, as UTF-8 bytes: what is written to disk, without a detour through String.
-    public func renderedBytes() -> [UInt8] {
+    package func renderedBytes() -> [UInt8] {
         var out: [UInt8] = []
         // Room for it all at once: an event carries the message's text and HTML (tens of KB),
         // which would otherwise be copied at every doubling.

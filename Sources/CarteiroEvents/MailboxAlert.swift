@@ -2,23 +2,23 @@ import CarteiroMail
 
 /// `mailbox.failing` (a mailbox has failed for longer than `alert_after`) and
 /// `mailbox.recovered` (it works again), so that the desk can tell the customer's admins.
-public struct MailboxAlert: Sendable {
-    public enum Kind: String, Sendable {
+package struct MailboxAlert: Sendable {
+    package enum Kind: String, Sendable {
         case failing = "mailbox.failing"
         case recovered = "mailbox.recovered"
         /// An OAuth authorization runs out soon (`failingSince`: when the warning was raised).
         case expiring = "mailbox.expiring"
     }
 
-    public var kind: Kind
-    public var mailbox: String
-    public var contract: String?
-    public var failingSince: Int64
-    public var failures: Int
-    public var error: String?
-    public var at: Int64
+    package var kind: Kind
+    package var mailbox: String
+    package var contract: String?
+    package var failingSince: Int64
+    package var failures: Int
+    package var error: String?
+    package var at: Int64
 
-    public init(kind: Kind, mailbox: String, contract: String?, failingSince: Int64, failures: Int, error: String?, at: Int64) {
+    package init(kind: Kind, mailbox: String, contract: String?, failingSince: Int64, failures: Int, error: String?, at: Int64) {
         self.kind = kind
         self.mailbox = mailbox
         self.contract = contract
@@ -29,7 +29,7 @@ public struct MailboxAlert: Sendable {
     }
 
     /// `acme-in/failing/1764079200`: one alert per failure episode, named by when it began.
-    public var id: String {
+    package var id: String {
         let name = switch kind {
         case .failing: "failing"
         case .recovered: "recovered"
@@ -38,7 +38,7 @@ public struct MailboxAlert: Sendable {
         return "\(mailbox)/\(name)/\(failingSince)"
     }
 
-    public func json() -> JSONValue {
+    package func json() -> JSONValue {
         .object([
             ("id", .string(id)),
             ("type", .string(kind.rawValue)),

@@ -5,17 +5,17 @@ import Glibc
 
 /// `delivery.failed` for a message Carteiro sent and gave up on (5xx, or the queue lifetime),
 /// shaped like the bounce event, so the desk handles both the same way.
-public struct OutboundFailure: Sendable {
-    public var queueID: String
-    public var mailbox: String
-    public var contract: String?
-    public var request: String?
-    public var messageID: String
-    public var reason: String
-    public var recipients: [(address: String, code: Int?, reply: String?)]
-    public var at: Int64
+package struct OutboundFailure: Sendable {
+    package var queueID: String
+    package var mailbox: String
+    package var contract: String?
+    package var request: String?
+    package var messageID: String
+    package var reason: String
+    package var recipients: [(address: String, code: Int?, reply: String?)]
+    package var at: Int64
 
-    public init(queueID: String, mailbox: String, contract: String?, request: String?, messageID: String, reason: String,
+    package init(queueID: String, mailbox: String, contract: String?, request: String?, messageID: String, reason: String,
                 recipients: [(address: String, code: Int?, reply: String?)], at: Int64 = Int64(time(nil))) {
         self.queueID = queueID
         self.mailbox = mailbox
@@ -27,9 +27,9 @@ public struct OutboundFailure: Sendable {
         self.at = at
     }
 
-    public var id: String { "\(mailbox)/outbound/\(queueID)" }
+    package var id: String { "\(mailbox)/outbound/\(queueID)" }
 
-    public func json() -> JSONValue {
+    package func json() -> JSONValue {
         .object([
             ("id", .string(id)),
             ("type", .string("delivery.failed")),

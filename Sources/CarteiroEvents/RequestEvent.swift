@@ -3,27 +3,27 @@ import CarteiroMail
 /// Where a message came from, as its source names it: the path under the mailbox that makes
 /// its event id, stable across re-fetches. Each kind of source makes its own (an IMAP message
 /// is `UIDVALIDITY/UID`, a POP3 one `uidl/UIDL`).
-public struct MessageOrigin: Sendable, Hashable {
+package struct MessageOrigin: Sendable, Hashable {
     /// The components of the id after the mailbox's name, each safe in a file name.
-    public let components: [String]
+    package let components: [String]
 
     /// `components` as given, each made safe for a file name (see `fileSafe`).
-    public init(_ components: [String]) {
+    package init(_ components: [String]) {
         self.components = components.map(Self.fileSafe)
     }
 
     /// `1700000000/42`.
-    public static func imap(uidValidity: UInt32, uid: UInt32) -> MessageOrigin {
+    package static func imap(uidValidity: UInt32, uid: UInt32) -> MessageOrigin {
         MessageOrigin(["\(uidValidity)", "\(uid)"])
     }
 
     /// `uidl/<UIDL with unsafe characters %-encoded>`.
-    public static func pop3(uidl: String) -> MessageOrigin {
+    package static func pop3(uidl: String) -> MessageOrigin {
         MessageOrigin(["uidl", uidl])
     }
 
     /// `acme-in/1700000000/42`, or `beta-in/uidl/a%2Fb`.
-    public func eventID(mailbox: String) -> String {
+    package func eventID(mailbox: String) -> String {
         ([mailbox] + components).joined(separator: "/")
     }
 
@@ -49,22 +49,22 @@ public struct MessageOrigin: Sendable, Hashable {
 }
 
 /// An attachment as the event names it: stored once per content, by SHA-256.
-public struct StoredAttachment: Sendable {
-    public var filename: String?
-    public var contentType: String
-    public var size: Int
-    public var sha256: String
+package struct StoredAttachment: Sendable {
+    package var filename: String?
+    package var contentType: String
+    package var size: Int
+    package var sha256: String
     /// Relative to the state directory: `attachments/ab/abcdef…`.
-    public var path: String
-    public var contentID: String?
+    package var path: String
+    package var contentID: String?
 
-    public static func path(forSHA256 hex: String) -> String { "attachments/\(hex.prefix(2))/\(hex)" }
+    package static func path(forSHA256 hex: String) -> String { "attachments/\(hex.prefix(2))/\(hex)" }
 
     /// The file name as the sender wrote it may hold anything (`../`, `/etc/x`, NUL, CR/LF, a
     /// thousand characters): `filename` keeps it, and this is a name the desk can give a file.
     /// The last path component only, control characters and `/ \ : * ? " < > |` replaced by
     /// `_`, no leading dot or dash, at most 200 bytes (the extension kept), never empty.
-    public static func safeName(_ original: String?, contentType: String) -> String {
+    package static func safeName(_ original: String?, contentType: String) -> String {
         var name = ""
         for scalar in (original ?? "").unicodeScalars {
             if scalar == "/" || scalar == "\\" {
@@ -95,26 +95,26 @@ public struct StoredAttachment: Sendable {
 }
 
 /// What a message becomes for the desk (carteiro-events(5)), before it is written as JSON.
-public struct RequestEvent: Sendable {
-    public var id: String
-    public var type: String
-    public var contract: String?
-    public var mailbox: String
-    public var receivedAt: Int64
-    public var request: String?
-    public var matchedBy: String?
-    public var flags: [String]
-    public var message: MailMessage?
-    public var messageSize: Int
-    public var attachments: [StoredAttachment]
-    public var problems: [String]
+package struct RequestEvent: Sendable {
+    package var id: String
+    package var type: String
+    package var contract: String?
+    package var mailbox: String
+    package var receivedAt: Int64
+    package var request: String?
+    package var matchedBy: String?
+    package var flags: [String]
+    package var message: MailMessage?
+    package var messageSize: Int
+    package var attachments: [StoredAttachment]
+    package var problems: [String]
     /// Relative to the state directory: `raw/acme-in/1700000000/42.eml`.
-    public var rawPath: String
-    public var delivery: DeliveryReport?
+    package var rawPath: String
+    package var delivery: DeliveryReport?
     /// The subject carried the tag of request R of another contract: not attached to it.
-    public var tagOfOtherContract: String?
+    package var tagOfOtherContract: String?
 
-    public func json() -> JSONValue {
+    package func json() -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("id", .string(id)),
             ("type", .string(type)),
@@ -142,7 +142,7 @@ public struct RequestEvent: Sendable {
 
     /// The event as `json().renderedBytes()` writes it, byte for byte, without the tree: what
     /// the ingest writes for every message.
-    public func renderedBytes() -> [UInt8] {
+    package func renderedBytes() -> [UInt8] {
         let m = message
         var w = JSONWriter(capacity: (m?.textUTF8?.count ?? 0) + (m?.htmlUTF8?.count ?? 0) + 2048 + 512 * attachments.count)
         w.beginObject()

@@ -6,17 +6,17 @@ import Foundation
 ///
 /// Form: `<carteiro.R.NONCE.MAC@HOST>` with MAC = the first 20 hex digits of
 /// HMAC-SHA-256(secret, "R.NONCE"). R is limited to letters, digits, `-` and `_`.
-public struct RequestThreading: Sendable {
-    public let secret: [UInt8]
+package struct RequestThreading: Sendable {
+    package let secret: [UInt8]
     /// The subject tag's prefix: `[REQ#R]`.
-    public let tagPrefix: String
+    package let tagPrefix: String
 
-    public init(secret: [UInt8], tagPrefix: String = "REQ#") {
+    package init(secret: [UInt8], tagPrefix: String = "REQ#") {
         self.secret = secret
         self.tagPrefix = tagPrefix
     }
 
-    public enum Match: String, Sendable {
+    package enum Match: String, Sendable {
         case messageID = "message-id"
         case subjectTag = "subject-tag"
     }
@@ -32,13 +32,13 @@ public struct RequestThreading: Sendable {
     }
 
     /// A new Message-ID for a message about `request`.
-    public func messageID(request: String, nonce: String, host: String) -> String? {
+    package func messageID(request: String, nonce: String, host: String) -> String? {
         guard Self.isRequestID(request[...]), Self.isRequestID(nonce[...]) else { return nil }
         return "<carteiro.\(request).\(nonce).\(mac(request: request[...], nonce: nonce[...]))@\(host)>"
     }
 
     /// The request a Message-ID was made for, if Carteiro made it with this secret.
-    public func request(fromMessageID id: String) -> String? {
+    package func request(fromMessageID id: String) -> String? {
         var text = Substring(id)
         if text.hasPrefix("<") { text = text.dropFirst() }
         if text.hasSuffix(">") { text = text.dropLast() }
@@ -54,7 +54,7 @@ public struct RequestThreading: Sendable {
     }
 
     /// The request tag in a subject (`Re: [REQ#1234] Impressora`), if any.
-    public func request(fromSubject subject: String) -> String? {
+    package func request(fromSubject subject: String) -> String? {
         // On bytes: Foundation's range(of:) went through ICU and showed in ingest profiles.
         let marker = Array(("[" + tagPrefix).utf8)
         let bytes = Array(subject.utf8)
@@ -77,7 +77,7 @@ public struct RequestThreading: Sendable {
 
     /// Which request a message follows up, and by which rule: our Message-IDs in In-Reply-To or
     /// References first (verifiable), then the subject tag (weaker: anyone can type it).
-    public func match(_ message: MailMessage) -> (request: String, rule: Match)? {
+    package func match(_ message: MailMessage) -> (request: String, rule: Match)? {
         for id in [message.inReplyTo].compactMap({ $0 }) + message.references.reversed() {
             if let request = request(fromMessageID: id) { return (request, .messageID) }
         }

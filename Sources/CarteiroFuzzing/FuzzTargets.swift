@@ -10,13 +10,13 @@ import Foundation
 /// test suite replays every input a fuzzer ever found (`Tests/CarteiroFuzzingTests`) through
 /// the same functions, so a finding stays fixed. A target traps, hangs or leaks, or it is fine:
 /// the functions return nothing.
-public enum FuzzTargets {
-    public static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
+package enum FuzzTargets {
+    package static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
         ("config", config), ("message", message), ("imap", imap), ("pop3", pop3), ("smtp", smtp), ("submission", submission),
     ]
 
     /// The configuration language, then the whole configuration (schema, validation, summary).
-    public static func config(_ bytes: [UInt8]) {
+    package static func config(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
         let outcome = ConfigurationFile.load(text: text, file: "fuzz.conf", directory: "/nonexistent", environment: [:])
         for diagnostic in outcome.diagnostics { _ = diagnostic.description }
@@ -27,7 +27,7 @@ public enum FuzzTargets {
                                       ownAddresses: ["desk@desk.example"])
 
     /// A message as a server hands it over: parsed, classified, threaded, rendered as an event.
-    public static func message(_ bytes: [UInt8]) {
+    package static func message(_ bytes: [UInt8]) {
         let (event, _) = builder.build(.init(mailbox: "fuzz", contract: "c", origin: .imap(uidValidity: 1, uid: 1),
                                              receivedAt: 0, bytes: bytes, size: bytes.count, oversize: false))
         // The event as the ingest writes it must be the document `json()` describes, byte for byte.
@@ -48,7 +48,7 @@ public enum FuzzTargets {
     }
 
     /// An IMAP server's answers: to a plain command, to a listing of sizes, to a FETCH of bodies.
-    public static func imap(_ bytes: [UInt8]) {
+    package static func imap(_ bytes: [UInt8]) {
         let client = IMAPClient(session: session(bytes, .imap))
         client.maximumFetchLiteral = 1 << 20
         _ = try? client.run("EXAMINE INBOX")
@@ -60,7 +60,7 @@ public enum FuzzTargets {
     }
 
     /// A POP3 server's answers: a listing, a message, a pipelined batch.
-    public static func pop3(_ bytes: [UInt8]) {
+    package static func pop3(_ bytes: [UInt8]) {
         let client = POP3Client(session: session(bytes, .pop3))
         _ = try? client.capabilities()
         _ = try? client.runMultiline("UIDL")
@@ -69,7 +69,7 @@ public enum FuzzTargets {
     }
 
     /// An SMTP server's replies, one command after another and pipelined.
-    public static func smtp(_ bytes: [UInt8]) {
+    package static func smtp(_ bytes: [UInt8]) {
         let client = SMTPClient(session: session(bytes, .smtp))
         _ = try? client.run("EHLO fuzz.example")
         _ = try? client.runPipelined(["MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA"])
@@ -94,7 +94,7 @@ public enum FuzzTargets {
 
     /// A submission as the desk drops it (JSON), resolved and built into messages; and the
     /// bytes as a step's template.
-    public static func submission(_ bytes: [UInt8]) {
+    package static func submission(_ bytes: [UInt8]) {
         guard let configuration = submissionConfiguration else { return }
         let resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: Array("k".utf8)), hostname: "desk.example")
         if case .success(let submission) = Submission.decode(Data(bytes)) {

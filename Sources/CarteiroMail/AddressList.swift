@@ -1,9 +1,9 @@
 /// An address as a message states it.
-public struct ParsedAddress: Sendable, Hashable {
-    public var name: String?
-    public var address: String
+package struct ParsedAddress: Sendable, Hashable {
+    package var name: String?
+    package var address: String
 
-    public init(name: String?, address: String) {
+    package init(name: String?, address: String) {
         self.name = name
         self.address = address
     }
@@ -12,8 +12,8 @@ public struct ParsedAddress: Sendable, Hashable {
 /// RFC 5322 address lists (§3.4): display names quoted or not, RFC 2047 words in names,
 /// angle addresses, groups (`Undisclosed recipients:;`), comments (`joao@x (João)`), and the
 /// obsolete forms found in the wild. Never fails: what cannot be read is skipped.
-public enum AddressList {
-    public static func parse(_ raw: [UInt8]) -> [ParsedAddress] {
+package enum AddressList {
+    package static func parse(_ raw: [UInt8]) -> [ParsedAddress] {
         var result: [ParsedAddress] = []
         for chunk in splitTopLevel(raw) {
             if let address = parseOne(chunk) { result.append(address) }

@@ -5,9 +5,9 @@ import Glibc
 /// Text in a named charset to a Swift string: UTF-8 and ASCII directly, Latin-1 and
 /// Windows-1252 by table (the most common in Brazilian and Portuguese mail), everything else
 /// through the C library's iconv (ISO-2022-JP, Shift_JIS, GB2312, KOI8-R, ISO-8859-x …).
-public enum Charset {
+package enum Charset {
     /// Decodes `bytes`; nil when the charset is unknown or the bytes are not valid in it.
-    public static func decode<Bytes: Collection>(_ bytes: Bytes, charset: String) -> String? where Bytes.Element == UInt8 {
+    package static func decode<Bytes: Collection>(_ bytes: Bytes, charset: String) -> String? where Bytes.Element == UInt8 {
         let name = normalized(charset)
         switch name {
         case "utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "":
@@ -23,7 +23,7 @@ public enum Charset {
 
     /// Whether text in this charset (nil: none declared) is read as UTF-8 (ASCII is, leniently:
     /// 8-bit bytes under a US-ASCII label are read as UTF-8 first).
-    public static func readsAsUTF8(_ charset: String?) -> Bool {
+    package static func readsAsUTF8(_ charset: String?) -> Bool {
         guard let charset else { return true }
         switch normalized(charset) {
         case "utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "": return true
@@ -33,7 +33,7 @@ public enum Charset {
 
     /// Decodes as the message claims, and when that fails (a "lying charset"), as UTF-8, then
     /// as Windows-1252, which accepts any byte: text is never dropped.
-    public static func decodeLeniently<Bytes: Collection>(_ bytes: Bytes, charset: String?) -> (text: String, exact: Bool) where Bytes.Element == UInt8 {
+    package static func decodeLeniently<Bytes: Collection>(_ bytes: Bytes, charset: String?) -> (text: String, exact: Bool) where Bytes.Element == UInt8 {
         if let charset, let text = decode(bytes, charset: charset) { return (text, true) }
         if let text = String(validating: bytes, as: UTF8.self) { return (text, charset == nil) }
         return (windows1252(bytes), false)
@@ -42,7 +42,7 @@ public enum Charset {
     /// Whether CR and LF are single ASCII bytes in this charset (not in UTF-16 or UTF-32,
     /// whose bytes must not be touched before decoding). Unknown names count as ASCII-based:
     /// they are decoded leniently as UTF-8 or Windows-1252 anyway.
-    public static func keepsASCIILineEnds(_ charset: String?) -> Bool {
+    package static func keepsASCIILineEnds(_ charset: String?) -> Bool {
         guard let charset else { return true }
         let name = normalized(charset)
         if name == "utf-8" || name == "us-ascii" || name == "iso-8859-1" { return true }

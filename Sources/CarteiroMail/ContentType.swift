@@ -1,17 +1,17 @@
 /// A MIME header with parameters: `Content-Type: text/plain; charset="iso-8859-1"` or
 /// `Content-Disposition: attachment; filename*=UTF-8''rel%C3%A1torio.pdf` (RFC 2045, RFC 2231).
-public struct MIMEHeaderValue: Sendable, Hashable {
+package struct MIMEHeaderValue: Sendable, Hashable {
     /// Lower-cased: `text/plain`, `attachment`.
-    public var value: String
+    package var value: String
     /// Parameter names lower-cased; values decoded (RFC 2231 continuations and charsets, RFC 2047).
-    public var parameters: [String: String]
+    package var parameters: [String: String]
 
-    public init(value: String, parameters: [String: String] = [:]) {
+    package init(value: String, parameters: [String: String] = [:]) {
         self.value = value
         self.parameters = parameters
     }
 
-    public static func parse(_ raw: [UInt8]) -> MIMEHeaderValue {
+    package static func parse(_ raw: [UInt8]) -> MIMEHeaderValue {
         var i = 0
         func skipSpaceAndComments() {
             while i < raw.count {

@@ -1,6 +1,6 @@
 /// RFC 2047 encoded words (`=?ISO-8859-1?Q?Jo=E3o?=`) in unstructured header text, with
 /// RFC 6532 raw UTF-8 accepted as it is.
-public enum EncodedWords {
+package enum EncodedWords {
     /// Longest charset name in an encoded word ("ISO-2022-JP-2*pt-BR" and the like are short).
     static let maximumCharsetLength = 64
 
@@ -9,7 +9,7 @@ public enum EncodedWords {
     ///
     /// Linear in the length of `raw`, whatever it holds: a subject of a million unclosed
     /// `=?x?q?` openings must not cost a scan to the end for each of them.
-    public static func decode(_ raw: [UInt8]) -> String {
+    package static func decode(_ raw: [UInt8]) -> String {
         guard raw.contains(UInt8(ascii: "=")) else { return plain(raw) }
         var out = ""
         var i = 0

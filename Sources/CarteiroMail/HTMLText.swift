@@ -1,6 +1,6 @@
 /// A readable plain-text rendering of an HTML body, for messages that have only HTML:
 /// tags dropped, block elements as line breaks, entities decoded, scripts and styles removed.
-public enum HTMLText {
+package enum HTMLText {
     static let blockTags: Set<String> = ["p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "hr", "ul", "ol", "title"]
     static let entities: [String: String] = [
         "amp": "&", "lt": "<", "gt": ">", "quot": "\"", "apos": "'", "nbsp": " ", "copy": "©", "reg": "®",
@@ -11,7 +11,7 @@ public enum HTMLText {
         "lsquo": "‘", "rsquo": "’", "ldquo": "“", "rdquo": "”", "euro": "€", "ordf": "ª", "ordm": "º",
     ]
 
-    public static func render(_ html: String) -> String {
+    package static func render(_ html: String) -> String {
         var out = ""
         var i = html.startIndex
         var skipUntil: String?

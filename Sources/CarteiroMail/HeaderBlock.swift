@@ -1,21 +1,21 @@
 /// The header fields of a message or a MIME part (RFC 5322 §2.2), unfolded, in order,
 /// with raw bytes kept: decoding is up to the field's reader.
-public struct HeaderBlock: Sendable {
-    public struct Field: Sendable {
+package struct HeaderBlock: Sendable {
+    package struct Field: Sendable {
         /// As written; compare with `lowercasedName`.
-        public var name: String
-        public var lowercasedName: String
+        package var name: String
+        package var lowercasedName: String
         /// The unfolded value, raw bytes (may be 8-bit: RFC 6532 UTF-8 or undeclared legacy).
-        public var value: [UInt8]
+        package var value: [UInt8]
     }
 
-    public private(set) var fields: [Field] = []
+    package private(set) var fields: [Field] = []
     /// The header block was damaged (a line without a colon, too many fields): still usable.
-    public private(set) var isDamaged = false
+    package private(set) var isDamaged = false
 
     /// Splits `bytes` into the header block and the offset where the body starts.
     /// Accepts CRLF and bare LF line ends; a message without an empty line is all header.
-    public static func parse(_ bytes: ArraySlice<UInt8>) -> (header: HeaderBlock, bodyStart: Int) {
+    package static func parse(_ bytes: ArraySlice<UInt8>) -> (header: HeaderBlock, bodyStart: Int) {
         var block = HeaderBlock()
         var i = bytes.startIndex
         let end = bytes.endIndex
@@ -90,21 +90,21 @@ public struct HeaderBlock: Sendable {
     }
 
     /// The first field of that name (case-insensitive), raw.
-    public func raw(_ name: String) -> [UInt8]? {
+    package func raw(_ name: String) -> [UInt8]? {
         let lowered = name.lowercasedMailToken
         return fields.first { $0.lowercasedName == lowered }?.value
     }
 
-    public func all(_ name: String) -> [[UInt8]] {
+    package func all(_ name: String) -> [[UInt8]] {
         let lowered = name.lowercasedMailToken
         return fields.filter { $0.lowercasedName == lowered }.map(\.value)
     }
 
     /// The field decoded as unstructured text: RFC 2047 words decoded, 8-bit as UTF-8 (RFC 6532)
     /// or, when that fails, Windows-1252.
-    public func text(_ name: String) -> String? {
+    package func text(_ name: String) -> String? {
         raw(name).map(EncodedWords.decode)
     }
 
-    public func contains(_ name: String) -> Bool { raw(name) != nil }
+    package func contains(_ name: String) -> Bool { raw(name) != nil }
 }

@@ -1,8 +1,8 @@
 /// IMAP mailbox names on the wire: modified UTF-7 (RFC 3501 §5.1.3), so that a folder called
 /// "Processados/Março" reaches the server as "Processados/Mar&AOc-o".
-public enum IMAPMailboxName {
+package enum IMAPMailboxName {
     /// Encodes a folder name as modified UTF-7.
-    public static func encode(_ name: String) -> String {
+    package static func encode(_ name: String) -> String {
         var out = ""
         var pending: [UInt16] = []
         func flush() {
@@ -25,7 +25,7 @@ public enum IMAPMailboxName {
     }
 
     /// Decodes modified UTF-7; nil if the text is not valid modified UTF-7.
-    public static func decode(_ text: String) -> String? {
+    package static func decode(_ text: String) -> String? {
         var out = ""
         var scalars = Array(text.unicodeScalars)[...]
         while let c = scalars.first {
@@ -81,9 +81,9 @@ public enum IMAPMailboxName {
 }
 
 /// IMAP string arguments (RFC 3501 §4.3): a quoted string when that is possible.
-public enum IMAPString {
+package enum IMAPString {
     /// `"INBOX"`, with `\` and `"` escaped. nil when the text needs a literal (CR, LF, NUL, 8-bit).
-    public static func quoted(_ text: String) -> String? {
+    package static func quoted(_ text: String) -> String? {
         var out = "\""
         for scalar in text.unicodeScalars {
             guard scalar.value >= 0x01 && scalar.value <= 0x7F, scalar != "\r", scalar != "\n" else { return nil }

@@ -1,14 +1,14 @@
 /// Small readers for the IMAP response lines a status check needs (RFC 3501 §7).
-public enum IMAPResponseText {
+package enum IMAPResponseText {
     /// `* 12 EXISTS` → 12.
-    public static func count(_ line: String, keyword: String) -> Int? {
+    package static func count(_ line: String, keyword: String) -> Int? {
         let words = line.split(separator: " ")
         guard words.count == 3, words[0] == "*", words[2].uppercased() == keyword else { return nil }
         return Int(words[1])
     }
 
     /// `* OK [UIDVALIDITY 1700000000] UIDs valid` → ("UIDVALIDITY", "1700000000").
-    public static func responseCode(_ line: String) -> (name: String, argument: String)? {
+    package static func responseCode(_ line: String) -> (name: String, argument: String)? {
         guard let open = line.firstIndex(of: "["), let close = line[open...].firstIndex(of: "]") else { return nil }
         let inner = line[line.index(after: open)..<close]
         let parts = inner.split(separator: " ", maxSplits: 1)
@@ -19,7 +19,7 @@ public enum IMAPResponseText {
     /// `* SEARCH 3 5 9` → [3, 5, 9]. A word that is not a UID (zero, negative, beyond 32 bits,
     /// not a number) makes the whole line `.invalid`: a server that lies about one UID is not
     /// believed about the others.
-    public static func searchResults(_ line: String) -> SearchResult? {
+    package static func searchResults(_ line: String) -> SearchResult? {
         let words = line.split(separator: " ")
         guard words.count >= 2, words[0] == "*", words[1].uppercased() == "SEARCH" else { return nil }
         var uids: [UInt32] = []
@@ -32,13 +32,13 @@ public enum IMAPResponseText {
         return .uids(uids)
     }
 
-    public enum SearchResult: Equatable, Sendable {
+    package enum SearchResult: Equatable, Sendable {
         case uids([UInt32])
         case invalid(String)
     }
 
     /// `* LIST (\HasNoChildren) "/" "Archive"` → "Archive" (still modified UTF-7).
-    public static func listedMailbox(_ line: String) -> String? {
+    package static func listedMailbox(_ line: String) -> String? {
         guard line.hasPrefix("* LIST ") else { return nil }
         guard let close = line.firstIndex(of: ")") else { return nil }
         var rest = line[line.index(after: close)...].drop { $0 == " " }

@@ -5,23 +5,23 @@ import CByteSearch
 
 /// One MIME entity: a message or a part, with its children when it is a multipart, or the
 /// message it carries when it is `message/rfc822`. Bodies stay undecoded slices of the input.
-public struct MIMEEntity: Sendable {
-    public var header: HeaderBlock
-    public var contentType: MIMEHeaderValue
-    public var disposition: MIMEHeaderValue?
+package struct MIMEEntity: Sendable {
+    package var header: HeaderBlock
+    package var contentType: MIMEHeaderValue
+    package var disposition: MIMEHeaderValue?
     /// The body as transmitted (before Content-Transfer-Encoding decoding).
-    public var rawBody: ArraySlice<UInt8>
+    package var rawBody: ArraySlice<UInt8>
     /// The whole entity, header included (for message/rfc822 attachments and the raw store).
-    public var rawEntity: ArraySlice<UInt8>
-    public var children: [MIMEEntity]
-    public var embeddedMessage: [MIMEEntity]
+    package var rawEntity: ArraySlice<UInt8>
+    package var children: [MIMEEntity]
+    package var embeddedMessage: [MIMEEntity]
     /// Structural problems found while parsing this entity (missing boundary …).
-    public var problems: [String]
+    package var problems: [String]
 
-    public var isMultipart: Bool { contentType.value.hasPrefix("multipart/") }
+    package var isMultipart: Bool { contentType.value.hasPrefix("multipart/") }
 
     /// The body with its transfer encoding removed.
-    public var decodedBody: [UInt8] {
+    package var decodedBody: [UInt8] {
         let encoding = header.raw("content-transfer-encoding").map { String(decoding: HeaderBlock.trim($0), as: UTF8.self).lowercasedMailToken } ?? "7bit"
         switch encoding {
         case "base64": return TransferEncoding.base64(rawBody)
@@ -31,25 +31,25 @@ public struct MIMEEntity: Sendable {
     }
 
     /// The filename, from Content-Disposition or (older clients) Content-Type's `name`.
-    public var filename: String? {
+    package var filename: String? {
         let name = disposition?.parameters["filename"] ?? contentType.parameters["name"]
         return name.flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    public var contentID: String? {
+    package var contentID: String? {
         header.raw("content-id").map { String(decoding: $0, as: UTF8.self).trimmingCharacters(" ") }
     }
 
-    public var isAttachment: Bool { disposition?.value == "attachment" }
+    package var isAttachment: Bool { disposition?.value == "attachment" }
 }
 
 /// Parses a message into its MIME tree (RFC 2045, RFC 2046), with the limits of `MessageLimits`.
-public struct MIMEParser {
+package struct MIMEParser {
     private var partCount = 0
 
-    public init() {}
+    package init() {}
 
-    public mutating func parse(_ bytes: ArraySlice<UInt8>, depth: Int = 0, defaultType: String = "text/plain") -> MIMEEntity {
+    package mutating func parse(_ bytes: ArraySlice<UInt8>, depth: Int = 0, defaultType: String = "text/plain") -> MIMEEntity {
         partCount += 1
         let (header, bodyStart) = HeaderBlock.parse(bytes)
         var contentType = header.raw("content-type").map(MIMEHeaderValue.parse) ?? MIMEHeaderValue(value: defaultType, parameters: ["charset": "us-ascii"])

@@ -1,5 +1,5 @@
 /// RFC 5322 dates (§3.3, with the obsolete forms of §4.3) to UTC ISO 8601.
-public enum MailDate {
+package enum MailDate {
     static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     static let zones: [String: Int] = [
         "ut": 0, "gmt": 0, "utc": 0, "z": 0, "est": -300, "edt": -240, "cst": -360, "cdt": -300,
@@ -7,7 +7,7 @@ public enum MailDate {
     ]
 
     /// "Wed, 25 Nov 2026 08:59:58 -0300" → seconds since 1970 (UTC); nil when unreadable.
-    public static func parse(_ text: String) -> Int64? {
+    package static func parse(_ text: String) -> Int64? {
         // Words between spaces and commas, split on the bytes (every separator is ASCII).
         var words = text.lowercased().utf8.split(whereSeparator: { $0 == 32 || $0 == 44 }).map { String(Substring($0)) }
         // Drop a comment such as "(BRT)" and the day of the week.
@@ -64,7 +64,7 @@ public enum MailDate {
     }
 
     /// Seconds since 1970 → "2026-11-25T11:59:58Z".
-    public static func iso8601(_ unclamped: Int64) -> String {
+    package static func iso8601(_ unclamped: Int64) -> String {
         let seconds = min(max(unclamped, earliest), latest)
         let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
         let secondsOfDay = Int(seconds - Int64(days) * 86_400)

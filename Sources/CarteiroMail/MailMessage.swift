@@ -3,53 +3,53 @@ import Glibc
 #endif
 
 /// A part kept apart from the body text: a file, an inline image, an attached message.
-public struct MessageAttachment: Sendable {
-    public var filename: String?
-    public var contentType: String
-    public var data: [UInt8]
+package struct MessageAttachment: Sendable {
+    package var filename: String?
+    package var contentType: String
+    package var data: [UInt8]
     /// Without the angle brackets, as `cid:` URLs in the HTML name it.
-    public var contentID: String?
-    public var isInline: Bool
+    package var contentID: String?
+    package var isInline: Bool
 }
 
 /// What Carteiro reads from a message: addresses, threading, subject, bodies, attachments.
 /// Parsing never fails: a broken message yields what could be read, and `problems` says why.
-public struct MailMessage: Sendable {
-    public var header: HeaderBlock
-    public var messageID: String?
-    public var inReplyTo: String?
-    public var references: [String]
+package struct MailMessage: Sendable {
+    package var header: HeaderBlock
+    package var messageID: String?
+    package var inReplyTo: String?
+    package var references: [String]
     /// Seconds since 1970, UTC.
-    public var date: Int64?
-    public var from: ParsedAddress?
-    public var to: [ParsedAddress]
-    public var cc: [ParsedAddress]
-    public var replyTo: [ParsedAddress]
-    public var subject: String?
+    package var date: Int64?
+    package var from: ParsedAddress?
+    package var to: [ParsedAddress]
+    package var cc: [ParsedAddress]
+    package var replyTo: [ParsedAddress]
+    package var subject: String?
     /// The text body and the HTML body, as well-formed UTF-8: what the event carries, kept
     /// as bytes so that no String is made of them on the way (see `UTF8Validation`).
-    public var textUTF8: [UInt8]?
-    public var htmlUTF8: [UInt8]?
-    public var text: String? {
+    package var textUTF8: [UInt8]?
+    package var htmlUTF8: [UInt8]?
+    package var text: String? {
         get { textUTF8.map { String(decoding: $0, as: UTF8.self) } }
         set { textUTF8 = newValue.map { Array($0.utf8) } }
     }
-    public var html: String? {
+    package var html: String? {
         get { htmlUTF8.map { String(decoding: $0, as: UTF8.self) } }
         set { htmlUTF8 = newValue.map { Array($0.utf8) } }
     }
-    public var attachments: [MessageAttachment]
+    package var attachments: [MessageAttachment]
     /// Structural problems (damaged header, missing boundary, undecodable charset …).
-    public var problems: [String]
+    package var problems: [String]
     /// The MIME type of the top entity (multipart/report for delivery reports …).
-    public var contentType: MIMEHeaderValue
-    public var root: MIMEEntity
+    package var contentType: MIMEHeaderValue
+    package var root: MIMEEntity
 
-    public static func parse(_ bytes: [UInt8]) -> MailMessage {
+    package static func parse(_ bytes: [UInt8]) -> MailMessage {
         parse(bytes[...])
     }
 
-    public static func parse(_ bytes: ArraySlice<UInt8>) -> MailMessage {
+    package static func parse(_ bytes: ArraySlice<UInt8>) -> MailMessage {
         var parser = MIMEParser()
         let root = parser.parse(bytes)
         let header = root.header
@@ -75,7 +75,7 @@ public struct MailMessage: Sendable {
     static func nonEmpty(_ text: String) -> String? { text.isEmpty ? nil : text }
 
     /// Every `<…>` in a header value: Message-ID, In-Reply-To, References.
-    public static func messageIDs(_ raw: [UInt8]) -> [String] {
+    package static func messageIDs(_ raw: [UInt8]) -> [String] {
         var ids: [String] = []
         var i = 0
         while let open = raw[i...].firstIndex(of: UInt8(ascii: "<")) {

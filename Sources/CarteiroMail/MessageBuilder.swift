@@ -2,42 +2,42 @@
 /// lines folded, bodies in quoted-printable (lines stay far under 998 octets), text and HTML as
 /// multipart/alternative, CRLF throughout. A CR or LF inside a header value is refused: that is
 /// how header injection works.
-public struct MessageBuilder: Sendable {
-    public struct Refusal: Error, Sendable, CustomStringConvertible {
-        public var description: String
+package struct MessageBuilder: Sendable {
+    package struct Refusal: Error, Sendable, CustomStringConvertible {
+        package var description: String
     }
 
-    public var headers: [(name: String, value: String)] = []
-    public var text: String?
-    public var html: String?
+    package var headers: [(name: String, value: String)] = []
+    package var text: String?
+    package var html: String?
     /// Files sent with the message: then it is multipart/mixed, the texts its first part.
-    public var attachments: [Attachment] = []
+    package var attachments: [Attachment] = []
 
-    public struct Attachment: Sendable {
-        public var name: String
-        public var contentType: String
-        public var bytes: [UInt8]
-        public init(name: String, contentType: String, bytes: [UInt8]) {
+    package struct Attachment: Sendable {
+        package var name: String
+        package var contentType: String
+        package var bytes: [UInt8]
+        package init(name: String, contentType: String, bytes: [UInt8]) {
             self.name = name
             self.contentType = contentType
             self.bytes = bytes
         }
     }
     /// Makes the multipart boundary; it must not appear in the bodies (QP output never has "=_").
-    public var boundary: String
+    package var boundary: String
 
-    public init(boundary: String) {
+    package init(boundary: String) {
         self.boundary = boundary
     }
 
     /// A header whose value is free text (Subject): encoded words when needed.
-    public mutating func addText(_ name: String, _ value: String) throws(Refusal) {
+    package mutating func addText(_ name: String, _ value: String) throws(Refusal) {
         try Self.checkNoLineBreaks(name, value)
         headers.append((name, Self.encodeUnstructured(value, nameLength: name.count)))
     }
 
     /// A header that carries addresses (From, To, Cc, Reply-To): names encoded, addresses not.
-    public mutating func addAddresses(_ name: String, _ addresses: [ParsedAddress]) throws(Refusal) {
+    package mutating func addAddresses(_ name: String, _ addresses: [ParsedAddress]) throws(Refusal) {
         var parts: [String] = []
         for address in addresses {
             try Self.checkNoLineBreaks(name, address.address)
@@ -55,7 +55,7 @@ public struct MessageBuilder: Sendable {
     }
 
     /// A header whose value is ASCII and structured (Message-ID, Date, Auto-Submitted …).
-    public mutating func addRaw(_ name: String, _ value: String) throws(Refusal) {
+    package mutating func addRaw(_ name: String, _ value: String) throws(Refusal) {
         try Self.checkNoLineBreaks(name, value)
         guard value.utf8.allSatisfy({ $0 < 0x80 }) else { throw Refusal(description: "\(name) must be ASCII") }
         // Structured values fold only between words: one word too long for a line cannot be sent.
@@ -88,7 +88,7 @@ public struct MessageBuilder: Sendable {
     }
 
     /// The whole message, CRLF line ends.
-    public func build() -> [UInt8] {
+    package func build() -> [UInt8] {
         var out: [UInt8] = []
         func line(_ text: String) { out.append(contentsOf: text.utf8); out.append(13); out.append(10) }
         for (name, value) in headers { line(Self.fold("\(name): \(value)")) }
@@ -167,7 +167,7 @@ public struct MessageBuilder: Sendable {
 
     /// RFC 2045 §6.7: lines of at most 76 characters, soft breaks with "=", line ends of the
     /// text become CRLF, trailing blanks encoded.
-    public static func quotedPrintable(_ text: String) -> [UInt8] {
+    package static func quotedPrintable(_ text: String) -> [UInt8] {
         var text = text
         return text.withUTF8 { bytes -> [UInt8] in
             let count = bytes.count
@@ -218,7 +218,7 @@ public struct MessageBuilder: Sendable {
 
     /// Free text: as it is when printable ASCII, else RFC 2047 B-encoded UTF-8 words, each
     /// under 75 characters and never splitting a character.
-    public static func encodeUnstructured(_ value: String, nameLength: Int = 0) -> String {
+    package static func encodeUnstructured(_ value: String, nameLength: Int = 0) -> String {
         needsEncodedWords(value) ? encodedWords(value) : value
     }
 

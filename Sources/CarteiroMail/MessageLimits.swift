@@ -1,12 +1,12 @@
 /// Limits of the message parser. A message beyond them is still handed on (flagged), never
 /// allowed to exhaust memory or recursion.
-public enum MessageLimits {
+package enum MessageLimits {
     /// Real messages carry a few dozen fields; long Received chains reach a few hundred.
-    public static let maximumHeaderFields = 2000
+    package static let maximumHeaderFields = 2000
     /// A header block larger than this is an attack or a broken generator.
-    public static let maximumHeaderBytes = 1 << 20
+    package static let maximumHeaderBytes = 1 << 20
     /// multipart inside multipart inside …: deeper than this is not written by a mail client.
-    public static let maximumMIMEDepth = 24
+    package static let maximumMIMEDepth = 24
     /// Parts in one message, all levels counted.
-    public static let maximumParts = 2000
+    package static let maximumParts = 2000
 }

@@ -4,7 +4,7 @@ import Glibc
 
 /// Content-Transfer-Encoding decoders (RFC 2045 §6). Both are lenient: real mail has stray
 /// characters, missing padding and long lines, and the content is still wanted.
-public enum TransferEncoding {
+package enum TransferEncoding {
     static let base64Values: [Int8] = {
         var table = [Int8](repeating: -1, count: 256)
         for (index, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
@@ -14,7 +14,7 @@ public enum TransferEncoding {
     }()
 
     /// Decodes base64, skipping anything outside the alphabet (line breaks, spaces, junk).
-    public static func base64<Bytes: Collection>(_ input: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+    package static func base64<Bytes: Collection>(_ input: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
         if let decoded = input.withContiguousStorageIfAvailable({ base64(buffer: $0) }) { return decoded }
         return Array(input).withUnsafeBufferPointer { base64(buffer: $0) }
     }
@@ -80,7 +80,7 @@ public enum TransferEncoding {
 
     /// Decodes quoted-printable; `=` not followed by two hex digits is kept as it is.
     /// `header` selects RFC 2047's Q variant, where `_` is a space.
-    public static func quotedPrintable<Bytes: Collection>(_ input: Bytes, header: Bool = false) -> [UInt8] where Bytes.Element == UInt8 {
+    package static func quotedPrintable<Bytes: Collection>(_ input: Bytes, header: Bool = false) -> [UInt8] where Bytes.Element == UInt8 {
         if let decoded = input.withContiguousStorageIfAvailable({ quotedPrintable(buffer: $0, header: header) }) { return decoded }
         return Array(input).withUnsafeBufferPointer { quotedPrintable(buffer: $0, header: header) }
     }

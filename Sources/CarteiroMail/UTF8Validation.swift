@@ -4,12 +4,12 @@ import CByteSearch
 /// past U+10FFFF). A body that passes goes into the event as it is. Swift's own check, run
 /// when a String is made from bytes, goes a scalar at a time and showed in profiles; this one
 /// takes sixteen bytes at a time where the CPU allows (in C, beside the byte searches).
-public enum UTF8Validation {
-    public static func isValid(_ bytes: [UInt8]) -> Bool {
+package enum UTF8Validation {
+    package static func isValid(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBufferPointer(isValid)
     }
 
-    public static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         return carteiro_utf8_valid(base, bytes.count) != 0
     }

@@ -7,22 +7,22 @@ import Foundation
 /// A person's authorization, once per mailbox user (`carteiro authorize`): the authorization
 /// code grant with PKCE, whose redirect arrives on a loopback port or is pasted back (a headless
 /// server reached over SSH), or the device authorization grant (RFC 8628).
-public struct Authorizer {
-    public let client: OAuthClient
-    public let secret: Secret?
-    public let user: String
+package struct Authorizer {
+    package let client: OAuthClient
+    package let secret: Secret?
+    package let user: String
     /// Prints a line for the person at the terminal.
-    public let say: (String) -> Void
+    package let say: (String) -> Void
 
-    public init(client: OAuthClient, secret: Secret?, user: String, say: @escaping (String) -> Void) {
+    package init(client: OAuthClient, secret: Secret?, user: String, say: @escaping (String) -> Void) {
         self.client = client
         self.secret = secret
         self.user = user
         self.say = say
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
         init(_ description: String) { self.description = description }
     }
 
@@ -31,7 +31,7 @@ public struct Authorizer {
     // MARK: authorization code with PKCE
 
     /// The URL the person opens, for `redirectURI`, with `pkce` and `state`.
-    public func authorizationURL(redirectURI: String, pkce: PKCE, state: String) -> String? {
+    package func authorizationURL(redirectURI: String, pkce: PKCE, state: String) -> String? {
         guard let base = client.authorizationURL else { return nil }
         var fields = [("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", redirectURI),
                       ("scope", client.scopes.joined(separator: " ")), ("state", state),
@@ -43,7 +43,7 @@ public struct Authorizer {
 
     /// Runs the authorization code grant: listens on 127.0.0.1 (unless `listen` is false), prints
     /// the URL, and takes the redirect from the listener or a line pasted on standard input.
-    public func authorizationCode(listen: Bool = true, timeout: Duration = .seconds(600)) throws(Failure) -> TokenResponse {
+    package func authorizationCode(listen: Bool = true, timeout: Duration = .seconds(600)) throws(Failure) -> TokenResponse {
         let pkce = PKCE()
         let state = Base64URL.encode(PKCE.random(16))
         var listener: Int32 = -1
@@ -247,7 +247,7 @@ public struct Authorizer {
 
     // MARK: device authorization (RFC 8628)
 
-    public func device(timeout: Duration = .seconds(900)) throws(Failure) -> TokenResponse {
+    package func device(timeout: Duration = .seconds(900)) throws(Failure) -> TokenResponse {
         let authorization: DeviceAuthorization
         switch endpoint.deviceAuthorization() {
         case .success(let value): authorization = value

@@ -4,17 +4,17 @@ import Foundation
 
 /// A Google service account's JSON key: its e-mail (the assertion's issuer), its RS256 private
 /// key, and the token endpoint it names.
-public struct ServiceAccount: Sendable {
-    public var clientEmail: String
-    public var keyID: String?
-    public var tokenURI: String?
+package struct ServiceAccount: Sendable {
+    package var clientEmail: String
+    package var keyID: String?
+    package var tokenURI: String?
     let privateKey: Secret
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
-    public init(json: String) throws(Failure) {
+    package init(json: String) throws(Failure) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
             throw Failure(description: "the service account key is not JSON (download it again from Google Cloud: IAM → Service accounts → Keys)")
         }
@@ -29,7 +29,7 @@ public struct ServiceAccount: Sendable {
 
     /// A signed assertion (RFC 7523): this account acting for `subject` (domain-wide
     /// delegation), for `scopes`, at `audience` (the token endpoint), valid for an hour.
-    public func assertion(subject: String, scopes: [String], audience: String, now: Int64) throws(Failure) -> Secret {
+    package func assertion(subject: String, scopes: [String], audience: String, now: Int64) throws(Failure) -> Secret {
         var header: [String: Any] = ["alg": "RS256", "typ": "JWT"]
         if let keyID { header["kid"] = keyID }
         let claims: [String: Any] = ["iss": clientEmail, "sub": subject, "scope": scopes.joined(separator: " "), "aud": audience,
@@ -66,31 +66,31 @@ public struct ServiceAccount: Sendable {
 }
 
 /// base64url without padding (RFC 7515 §2).
-public enum Base64URL {
-    public static func encode(_ bytes: [UInt8]) -> String {
+package enum Base64URL {
+    package static func encode(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 }
 
 /// PKCE (RFC 7636): a random verifier and its S256 challenge.
-public struct PKCE: Sendable {
-    public let verifier: Secret
-    public let challenge: String
+package struct PKCE: Sendable {
+    package let verifier: Secret
+    package let challenge: String
 
-    public init() {
+    package init() {
         verifier = Secret(Base64URL.encode(Self.random(48)))
         challenge = Self.challenge(for: verifier.value)
     }
 
-    public static func challenge(for verifier: String) -> String {
+    package static func challenge(for verifier: String) -> String {
         var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
         let bytes = Array(verifier.utf8)
         _ = SHA256(bytes, bytes.count, &digest)
         return Base64URL.encode(digest)
     }
 
-    public static func random(_ count: Int) -> [UInt8] {
+    package static func random(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         if RAND_bytes(&bytes, Int32(count)) != 1 {
             for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }

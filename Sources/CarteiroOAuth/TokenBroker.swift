@@ -6,7 +6,7 @@ import CarteiroStore
 import Foundation
 
 /// Why no access token could be had.
-public enum OAuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
+package enum OAuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// A person must authorize again (`carteiro authorize MAILBOX`): the grant was refused for
     /// good (revoked, expired, password changed, consent withdrawn), or never given.
     case needsAuthorization(String)
@@ -15,20 +15,20 @@ public enum OAuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// The token endpoint is down, slow or answering 5xx: retried with backoff.
     case transient(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .needsAuthorization(let text), .configuration(let text), .transient(let text): text
         }
     }
 
-    public var isTransient: Bool { if case .transient = self { true } else { false } }
+    package var isTransient: Bool { if case .transient = self { true } else { false } }
 }
 
 /// What `status` shows of an account.
-public struct TokenStatus: Sendable {
-    public var record: TokenRecord?
-    public var grant: OAuthClient.Grant
-    public var refreshTokenLifetime: Duration?
+package struct TokenStatus: Sendable {
+    package var record: TokenRecord?
+    package var grant: OAuthClient.Grant
+    package var refreshTokenLifetime: Duration?
 }
 
 /// Hands out access tokens for OAuth accounts (a client and a mailbox user). One refresh at a
@@ -38,8 +38,8 @@ public struct TokenStatus: Sendable {
 /// access token is used; a refused grant is remembered, so the endpoint is not asked again until
 /// a person authorizes; an endpoint that is down is asked again with backoff, and meanwhile a
 /// still-valid access token keeps working.
-public final class TokenBroker: @unchecked Sendable {
-    public typealias Event = @Sendable (_ level: String, _ message: String, _ fields: [String: String]) -> Void
+package final class TokenBroker: @unchecked Sendable {
+    package typealias Event = @Sendable (_ level: String, _ message: String, _ fields: [String: String]) -> Void
 
     let stateDirectory: String
     let secrets: SecretResolver
@@ -53,7 +53,7 @@ public final class TokenBroker: @unchecked Sendable {
     /// The crash tests' seam into every token store's save (see `TokenStore`).
     let storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
-    public init(stateDirectory: String, clients: [OAuthClient], secrets: SecretResolver,
+    package init(stateDirectory: String, clients: [OAuthClient], secrets: SecretResolver,
                 clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
                 storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil,
                 onEvent: @escaping Event = { _, _, _ in }) {
@@ -66,7 +66,7 @@ public final class TokenBroker: @unchecked Sendable {
     }
 
     /// A reload: the clients as now configured. Tokens on disk stay.
-    public func update(clients: [OAuthClient]) {
+    package func update(clients: [OAuthClient]) {
         lock.lock()
         defer { lock.unlock() }
         let next = Dictionary(clients.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -77,7 +77,7 @@ public final class TokenBroker: @unchecked Sendable {
         self.clients = next
     }
 
-    public func store(client: String, user: String) -> TokenStore {
+    package func store(client: String, user: String) -> TokenStore {
         TokenStore(stateDirectory: stateDirectory, client: client, user: user, faults: storeFaults)
     }
 
@@ -90,7 +90,7 @@ public final class TokenBroker: @unchecked Sendable {
         return created
     }
 
-    public func status(client name: String, user: String) -> TokenStatus? {
+    package func status(client name: String, user: String) -> TokenStatus? {
         lock.lock()
         let client = clients[name]
         lock.unlock()
@@ -99,7 +99,7 @@ public final class TokenBroker: @unchecked Sendable {
     }
 
     /// The mail server refused `token`: it is not offered again (the next login refreshes).
-    public func refused(client: String, user: String, token: Secret) {
+    package func refused(client: String, user: String, token: Secret) {
         let key = client + "\u{0}" + user
         let account = accountLock(key)
         account.lock()
@@ -114,7 +114,7 @@ public final class TokenBroker: @unchecked Sendable {
     }
 
     /// An access token for `user` through client `name`.
-    public func accessToken(client name: String, user: String) -> Result<Secret, OAuthFailure> {
+    package func accessToken(client name: String, user: String) -> Result<Secret, OAuthFailure> {
         lock.lock()
         let client = clients[name]
         lock.unlock()
@@ -273,7 +273,7 @@ public final class TokenBroker: @unchecked Sendable {
 
     /// Stores what a person's authorization gave (`carteiro authorize`): the refresh token, a
     /// first access token, and the end of any "needs authorization" state.
-    public func storeAuthorization(client: String, user: String, response: TokenResponse) throws {
+    package func storeAuthorization(client: String, user: String, response: TokenResponse) throws {
         let key = client + "\u{0}" + user
         let account = accountLock(key)
         account.lock()
@@ -298,7 +298,7 @@ public final class TokenBroker: @unchecked Sendable {
 
     /// Accounts whose refresh token runs out within the client's warning time (once per refresh
     /// token): (client, user, seconds left). Marks them warned.
-    public func expiringAccounts(_ accounts: [(client: String, user: String)]) -> [(client: String, user: String, secondsLeft: Int64)] {
+    package func expiringAccounts(_ accounts: [(client: String, user: String)]) -> [(client: String, user: String, secondsLeft: Int64)] {
         var found: [(String, String, Int64)] = []
         let now = clock()
         for (name, user) in accounts {

@@ -3,21 +3,21 @@ import CarteiroCurl
 import Foundation
 
 /// What a token endpoint gave.
-public struct TokenResponse: Sendable {
-    public var accessToken: Secret
-    public var expiresIn: Int64
+package struct TokenResponse: Sendable {
+    package var accessToken: Secret
+    package var expiresIn: Int64
     /// A new refresh token (issued, or rotated).
-    public var refreshToken: Secret?
+    package var refreshToken: Secret?
 }
 
 /// Why a token request failed, sorted the way the broker acts on it.
-public enum TokenEndpointError: Error, Sendable, CustomStringConvertible {
+package enum TokenEndpointError: Error, Sendable, CustomStringConvertible {
     /// The authorization server's own error (RFC 6749 §5.2): `invalid_grant`, `invalid_client` …
     case oauth(code: String, description: String, status: Int)
     /// No usable answer: the network, TLS, a timeout, a 5xx, something that is not JSON.
     case unavailable(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .oauth(let code, let description, let status):
             return description.isEmpty ? "\(code) (HTTP \(status))" : "\(code): \(description) (HTTP \(status))"
@@ -25,28 +25,28 @@ public enum TokenEndpointError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    public var code: String? {
+    package var code: String? {
         if case .oauth(let code, _, _) = self { return code }
         return nil
     }
 }
 
 /// The device authorization answer (RFC 8628 §3.2).
-public struct DeviceAuthorization: Sendable {
-    public var deviceCode: Secret
-    public var userCode: String
-    public var verificationURI: String
-    public var verificationURIComplete: String?
-    public var expiresIn: Int64
-    public var interval: Int64
+package struct DeviceAuthorization: Sendable {
+    package var deviceCode: Secret
+    package var userCode: String
+    package var verificationURI: String
+    package var verificationURIComplete: String?
+    package var expiresIn: Int64
+    package var interval: Int64
 }
 
 /// Requests to one client's token and device endpoints (client_secret_post authentication).
-public struct TokenEndpoint: Sendable {
-    public let client: OAuthClient
-    public let secret: Secret?
+package struct TokenEndpoint: Sendable {
+    package let client: OAuthClient
+    package let secret: Secret?
 
-    public init(client: OAuthClient, secret: Secret?) {
+    package init(client: OAuthClient, secret: Secret?) {
         self.client = client
         self.secret = secret
     }
@@ -59,33 +59,33 @@ public struct TokenEndpoint: Sendable {
 
     var scope: String { client.scopes.joined(separator: " ") }
 
-    public func refresh(_ refreshToken: Secret) -> Result<TokenResponse, TokenEndpointError> {
+    package func refresh(_ refreshToken: Secret) -> Result<TokenResponse, TokenEndpointError> {
         var fields = [("grant_type", "refresh_token"), ("refresh_token", refreshToken.value)] + clientFields
         if !scope.isEmpty { fields.append(("scope", scope)) }
         return token(fields, secrets: [refreshToken])
     }
 
-    public func clientCredentials() -> Result<TokenResponse, TokenEndpointError> {
+    package func clientCredentials() -> Result<TokenResponse, TokenEndpointError> {
         var fields = [("grant_type", "client_credentials")] + clientFields
         if !scope.isEmpty { fields.append(("scope", scope)) }
         return token(fields, secrets: [])
     }
 
-    public func jwtBearer(assertion: Secret) -> Result<TokenResponse, TokenEndpointError> {
+    package func jwtBearer(assertion: Secret) -> Result<TokenResponse, TokenEndpointError> {
         token([("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.value)], secrets: [assertion])
     }
 
-    public func authorizationCode(_ code: Secret, verifier: Secret, redirectURI: String) -> Result<TokenResponse, TokenEndpointError> {
+    package func authorizationCode(_ code: Secret, verifier: Secret, redirectURI: String) -> Result<TokenResponse, TokenEndpointError> {
         var fields = [("grant_type", "authorization_code"), ("code", code.value), ("redirect_uri", redirectURI), ("code_verifier", verifier.value)] + clientFields
         if !scope.isEmpty { fields.append(("scope", scope)) }
         return token(fields, secrets: [code, verifier])
     }
 
-    public func deviceCode(_ code: Secret) -> Result<TokenResponse, TokenEndpointError> {
+    package func deviceCode(_ code: Secret) -> Result<TokenResponse, TokenEndpointError> {
         token([("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", code.value)] + clientFields, secrets: [code])
     }
 
-    public func deviceAuthorization() -> Result<DeviceAuthorization, TokenEndpointError> {
+    package func deviceAuthorization() -> Result<DeviceAuthorization, TokenEndpointError> {
         guard let url = client.deviceAuthorizationURL else { return .failure(.unavailable("no device_authorization_url")) }
         var fields = clientFields
         if !scope.isEmpty { fields.append(("scope", scope)) }

@@ -3,41 +3,41 @@ import Foundation
 
 /// What Carteiro holds for one OAuth account (a client and a mailbox user): the tokens, when
 /// they were issued and used, and whether a person must authorize again. Stored as JSON, 0600.
-public struct TokenRecord: Sendable, Equatable {
-    public var refreshToken: Secret?
-    public var accessToken: Secret?
+package struct TokenRecord: Sendable, Equatable {
+    package var refreshToken: Secret?
+    package var accessToken: Secret?
     /// Epoch seconds; 0 when there is no access token.
-    public var accessExpiresAt: Int64 = 0
-    public var accessIssuedAt: Int64 = 0
+    package var accessExpiresAt: Int64 = 0
+    package var accessIssuedAt: Int64 = 0
     /// When the refresh token in hand was issued (by `carteiro authorize` or a rotation).
-    public var refreshIssuedAt: Int64?
+    package var refreshIssuedAt: Int64?
     /// The last time a refresh succeeded (a refresh token's inactivity clock restarts there).
-    public var lastRefreshAt: Int64?
-    public var authorizedAt: Int64?
+    package var lastRefreshAt: Int64?
+    package var authorizedAt: Int64?
     /// Set when the authorization server refused the grant for good (invalid_grant): nothing is
     /// asked of it again until `carteiro authorize` stores a new refresh token.
-    public var needsAuthorization: String?
+    package var needsAuthorization: String?
     /// The warning before a refresh token runs out has been raised for this refresh token.
-    public var expiryWarned: Bool = false
+    package var expiryWarned: Bool = false
 
-    public init() {}
+    package init() {}
 
     /// 2100-01-01: no time Carteiro stores or computes goes past it.
-    public static let latestTime: Int64 = 4_102_444_800
+    package static let latestTime: Int64 = 4_102_444_800
 
     /// `time + seconds`, kept within 1970…2100 (the operands come from servers and files).
-    public static func later(_ time: Int64, by seconds: Int64) -> Int64 {
+    package static func later(_ time: Int64, by seconds: Int64) -> Int64 {
         let (sum, overflow) = time.addingReportingOverflow(seconds)
         return overflow ? (seconds > 0 ? latestTime : 0) : min(max(sum, 0), latestTime)
     }
 
-    public func accessValid(at now: Int64, margin: Int64 = 0) -> Bool {
+    package func accessValid(at now: Int64, margin: Int64 = 0) -> Bool {
         accessToken != nil && accessExpiresAt - margin > now
     }
 
     /// Refresh ahead of time: when less than a quarter of the token's life (at most 5 minutes,
     /// at least 10 seconds) is left.
-    public var refreshMargin: Int64 {
+    package var refreshMargin: Int64 {
         let lifetime = max(accessExpiresAt - accessIssuedAt, 0)
         return min(max(lifetime / 4, 10), 300)
     }

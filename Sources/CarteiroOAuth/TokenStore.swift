@@ -9,9 +9,9 @@ import Foundation
 /// fsynced, renamed, the directory fsynced), so that a crash at any instant leaves the old
 /// refresh token or the new one, both of which still work. An flock on `USER.lock` makes one
 /// process at a time refresh an account: the daemon and `carteiro authorize` or `test-mailbox`.
-public struct TokenStore: Sendable {
-    public let directory: String
-    public let path: String
+package struct TokenStore: Sendable {
+    package let directory: String
+    package let path: String
     let lockPath: String
     /// `USER.json`: the temporary files of its saves are `USER.json.PID.tmp`.
     let fileName: String
@@ -19,7 +19,7 @@ public struct TokenStore: Sendable {
     /// there, as a kill would (nil in the daemon).
     let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
-    public init(stateDirectory: String, client: String, user: String,
+    package init(stateDirectory: String, client: String, user: String,
                 faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) {
         directory = stateDirectory + "/oauth/" + client
         let name = Self.fileName(user)
@@ -46,7 +46,7 @@ public struct TokenStore: Sendable {
         return out.isEmpty ? "%" : out
     }
 
-    public func load() -> TokenRecord? {
+    package func load() -> TokenRecord? {
         guard case .success(let bytes) = RegularFile.read(path, limit: 1 << 20) else { return nil }
         return TokenRecord.parse(bytes)
     }
@@ -56,7 +56,7 @@ public struct TokenStore: Sendable {
     /// complete beside the old record: `recover` (under the lock, before anything is read)
     /// makes it the record, so a rotated refresh token is never lost to a kill, nor the old
     /// one presented again (which a provider that revokes on reuse answers by revoking the grant).
-    public func save(_ record: TokenRecord) throws(DurableFiles.Failure) {
+    package func save(_ record: TokenRecord) throws(DurableFiles.Failure) {
         try prepareDirectory()
         let temporary = path + ".\(getpid()).tmp"
         unlink(temporary)
@@ -72,14 +72,14 @@ public struct TokenStore: Sendable {
     }
 
     /// What `recover` did, for the caller to report.
-    public struct Recovery: Sendable, Equatable {
+    package struct Recovery: Sendable, Equatable {
         /// A complete temporary file took the record's place (a save cut short by a kill).
-        public var promoted: String?
+        package var promoted: String?
         /// Temporary files removed: incomplete, older than the record, or beside a newer one.
-        public var removed: [String] = []
+        package var removed: [String] = []
         /// The record's mode was looser than 0600 and was set to 0600 (the old mode).
-        public var repairedMode: mode_t?
-        public var isEmpty: Bool { promoted == nil && removed.isEmpty && repairedMode == nil }
+        package var repairedMode: mode_t?
+        package var isEmpty: Bool { promoted == nil && removed.isEmpty && repairedMode == nil }
     }
 
     /// Called under the account's lock before the record is read: a complete temporary file
@@ -87,7 +87,7 @@ public struct TokenStore: Sendable {
     /// record; every other temporary file of the account is removed; a record readable by
     /// others (found 0644, say) is set to 0600.
     @discardableResult
-    public func recover() -> Recovery {
+    package func recover() -> Recovery {
         var recovery = Recovery()
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasPrefix(fileName + ".") && $0.hasSuffix(".tmp") }.sorted()
@@ -146,7 +146,7 @@ public struct TokenStore: Sendable {
 
     /// Runs `body` holding the account's lock (across processes), after `recover`; what the
     /// recovery did goes to `recovered` when it did anything.
-    public func locked<T>(recovered: (Recovery) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
+    package func locked<T>(recovered: (Recovery) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
         try prepareDirectory()
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw DurableFiles.Failure(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))") }

@@ -2,30 +2,30 @@ import CarteiroConfig
 import Foundation
 
 /// What the desk asks to send: a JSON file in the outbox, or `carteiro send`.
-public struct Submission: Sendable, Codable, Equatable {
-    public var workflow: String?
-    public var step: String?
+package struct Submission: Sendable, Codable, Equatable {
+    package var workflow: String?
+    package var step: String?
     /// An explicit outbound mailbox: wins over the step's choice.
-    public var mailbox: String?
-    public var contract: String?
-    public var request: String?
-    public var to: [String]?
-    public var cc: [String]?
-    public var bcc: [String]?
-    public var subject: String?
-    public var text: String?
-    public var html: String?
+    package var mailbox: String?
+    package var contract: String?
+    package var request: String?
+    package var to: [String]?
+    package var cc: [String]?
+    package var bcc: [String]?
+    package var subject: String?
+    package var text: String?
+    package var html: String?
     /// Template variables; dotted keys nest: "request.subject".
-    public var vars: [String: String]?
+    package var vars: [String: String]?
     /// One message to every recipient instead of one each.
-    public var oneMessage: Bool?
+    package var oneMessage: Bool?
     /// Message-IDs this notification answers (threading in the recipient's client).
-    public var inReplyTo: String?
-    public var references: [String]?
+    package var inReplyTo: String?
+    package var references: [String]?
     /// Where replies go (Reply-To), instead of the mailbox's sender.
-    public var replyTo: [String]?
+    package var replyTo: [String]?
     /// Files to send with the message.
-    public var attachments: [SubmissionAttachment]?
+    package var attachments: [SubmissionAttachment]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case workflow, step, mailbox, contract, request, to, cc, bcc, subject, text, html, vars
@@ -37,11 +37,11 @@ public struct Submission: Sendable, Codable, Equatable {
     }
 
     /// The keys a submission may have.
-    public static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
+    package static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
     /// Nested `vars` deeper than this are refused.
     static let maximumVarsDepth = 16
 
-    public init(workflow: String? = nil, step: String? = nil, mailbox: String? = nil, contract: String? = nil, request: String? = nil,
+    package init(workflow: String? = nil, step: String? = nil, mailbox: String? = nil, contract: String? = nil, request: String? = nil,
                 to: [String]? = nil, cc: [String]? = nil, bcc: [String]? = nil, subject: String? = nil, text: String? = nil,
                 html: String? = nil, vars: [String: String]? = nil, oneMessage: Bool? = nil, inReplyTo: String? = nil, references: [String]? = nil,
                 replyTo: [String]? = nil, attachments: [SubmissionAttachment]? = nil) {
@@ -65,7 +65,7 @@ public struct Submission: Sendable, Codable, Equatable {
     }
 
     /// Reads a submission file; the error says what is wrong with it.
-    public static func decode(_ data: Data) -> Result<Submission, SubmissionRejection> {
+    package static func decode(_ data: Data) -> Result<Submission, SubmissionRejection> {
         if let submission = SubmissionFastPath.decode([UInt8](data)) { return .success(submission) }
         return decodeWithFoundation(data)
     }
@@ -173,7 +173,7 @@ public struct Submission: Sendable, Codable, Equatable {
         return context.debugDescription
     }
 
-    public func encoded() -> Data {
+    package func encoded() -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         return (try? encoder.encode(self)) ?? Data()
@@ -182,11 +182,11 @@ public struct Submission: Sendable, Codable, Equatable {
 
 /// A file sent with a notification: its content inline (base64), or a file by its path inside
 /// the submission's folder (the outbox), which the daemon reads.
-public struct SubmissionAttachment: Sendable, Codable, Equatable {
-    public var name: String
-    public var type: String?
-    public var path: String?
-    public var contentBase64: String?
+package struct SubmissionAttachment: Sendable, Codable, Equatable {
+    package var name: String
+    package var type: String?
+    package var path: String?
+    package var contentBase64: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type, path
@@ -195,7 +195,7 @@ public struct SubmissionAttachment: Sendable, Codable, Equatable {
 
     static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
 
-    public init(name: String, type: String? = nil, path: String? = nil, contentBase64: String? = nil) {
+    package init(name: String, type: String? = nil, path: String? = nil, contentBase64: String? = nil) {
         self.name = name
         self.type = type
         self.path = path
@@ -204,7 +204,7 @@ public struct SubmissionAttachment: Sendable, Codable, Equatable {
 }
 
 /// Why a submission cannot be sent: moved aside with this reason next to it.
-public struct SubmissionRejection: Error, Sendable, CustomStringConvertible, Equatable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct SubmissionRejection: Error, Sendable, CustomStringConvertible, Equatable {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }

@@ -7,13 +7,13 @@ import Mustache
 /// Turns a submission into messages: which mailbox sends (explicit → step's
 /// `specific` → contract's → system's), who receives (the step's users and group members and the
 /// extra addresses, each once), and what each message says (templates or given texts).
-public struct SubmissionResolver: Sendable {
-    public let configuration: Configuration
-    public let threading: RequestThreading
-    public let hostname: String
+package struct SubmissionResolver: Sendable {
+    package let configuration: Configuration
+    package let threading: RequestThreading
+    package let hostname: String
     let templateCache = TemplateCache()
 
-    public init(configuration: Configuration, threading: RequestThreading, hostname: String) {
+    package init(configuration: Configuration, threading: RequestThreading, hostname: String) {
         self.configuration = configuration
         self.threading = threading
         self.hostname = hostname
@@ -26,7 +26,7 @@ public struct SubmissionResolver: Sendable {
 
     /// `attachmentsDirectory`: where attachments given by `path` are (the outbox); without
     /// it only inline attachments are taken.
-    public func resolve(_ submission: Submission, queueID: String, now: Date = Date(), attachmentsDirectory: String? = nil) -> Result<[OutboundMessage], SubmissionRejection> {
+    package func resolve(_ submission: Submission, queueID: String, now: Date = Date(), attachmentsDirectory: String? = nil) -> Result<[OutboundMessage], SubmissionRejection> {
         do {
             return .success(try messages(submission, queueID: queueID, now: now, attachmentsDirectory: attachmentsDirectory))
         } catch let rejection as SubmissionRejection {

@@ -6,10 +6,10 @@ import Foundation
 
 /// Files written so that a crash leaves either the old content or the new one, never a part:
 /// written under a temporary name, fsynced, renamed, and the directory fsynced (Postfix-style).
-public enum DurableFiles {
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-        public init(description: String) { self.description = description }
+package enum DurableFiles {
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
+        package init(description: String) { self.description = description }
     }
 
     static func failure(_ what: String, _ path: String) -> Failure {
@@ -18,7 +18,7 @@ public enum DurableFiles {
 
     /// `mkdir -p` with mode 0750 (less the umask), failing with the system's own words and the
     /// path ("permission denied" is not "does not exist").
-    public static func makeDirectory(_ path: String) throws(Failure) {
+    package static func makeDirectory(_ path: String) throws(Failure) {
         if mkdir(path, 0o750) == 0 { return }
         switch errno {
         case EEXIST:
@@ -41,7 +41,7 @@ public enum DurableFiles {
     /// so that what a desk user drops there takes the daemon's group; the daemon itself never
     /// sets a setgid bit (the unit's RestrictSUIDSGID= forbids it), so where that cannot be
     /// kept the group bits still are.
-    public static func makeDirectory(_ path: String, mode: mode_t) throws(Failure) {
+    package static func makeDirectory(_ path: String, mode: mode_t) throws(Failure) {
         var info = stat()
         if stat(path, &info) != 0 {
             try makeDirectory(parent(path))
@@ -67,38 +67,38 @@ public enum DurableFiles {
     }
 
     /// Writes `bytes` to `path` and fsyncs it; no rename.
-    public static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) {
+    package static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) {
         try write(bytes, to: path, mode: mode, sync: true)
     }
 
     /// Writes `bytes` to `path` without waiting for the disk: for files that a group commit
     /// makes durable together (`syncFileSystems`) before anything points at them.
     /// `stamp`: the file's modification (and access) time.
-    public static func writeUnsynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640, stamp: timespec? = nil) throws(Failure) {
+    package static func writeUnsynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640, stamp: timespec? = nil) throws(Failure) {
         try write(bytes, to: path, mode: mode, sync: false, stamp: stamp)
     }
 
     /// Writes a file that must not exist yet (unsynced): false, with nothing written, when a
     /// file already has the name. A failed write leaves no file behind.
-    public static func writeNew(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) -> Bool {
+    package static func writeNew(_ bytes: [UInt8], to path: String, mode: mode_t = 0o640) throws(Failure) -> Bool {
         try writeNew(bytes, at: Place(path), mode: mode)
     }
 
     /// A file's name in a directory open at `directory` (`openat(2)` and kin: the name is
     /// looked up there, not walked from the root), or, with `AT_FDCWD`, a path as it is.
     /// `path` names it in messages, and is where it is when the descriptor is not used.
-    public struct Place {
-        public var directory: Int32
-        public var name: String
-        public var path: String
+    package struct Place {
+        package var directory: Int32
+        package var name: String
+        package var path: String
 
-        public init(_ path: String) {
+        package init(_ path: String) {
             directory = AT_FDCWD
             name = path
             self.path = path
         }
 
-        public init(directory: Int32, name: String, path: String) {
+        package init(directory: Int32, name: String, path: String) {
             self.directory = directory
             self.name = name
             self.path = path
@@ -106,7 +106,7 @@ public enum DurableFiles {
     }
 
     /// `writeNew` at a place.
-    public static func writeNew(_ bytes: [UInt8], at place: Place, mode: mode_t = 0o640) throws(Failure) -> Bool {
+    package static func writeNew(_ bytes: [UInt8], at place: Place, mode: mode_t = 0o640) throws(Failure) -> Bool {
         let fd = openat(place.directory, place.name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 && errno == EEXIST { return false }
         guard fd >= 0 else { throw failure("cannot create", place.path) }
@@ -121,12 +121,12 @@ public enum DurableFiles {
     }
 
     /// `writeUnsynced` at a place.
-    public static func writeUnsynced(_ bytes: [UInt8], at place: Place, mode: mode_t = 0o640, stamp: timespec? = nil) throws(Failure) {
+    package static func writeUnsynced(_ bytes: [UInt8], at place: Place, mode: mode_t = 0o640, stamp: timespec? = nil) throws(Failure) {
         try write(bytes, at: place, mode: mode, sync: false, stamp: stamp)
     }
 
     /// `rename` between places.
-    public static func rename(_ from: Place, _ to: Place) throws(Failure) {
+    package static func rename(_ from: Place, _ to: Place) throws(Failure) {
         guard renameat(from.directory, from.name, to.directory, to.name) == 0 else { throw failure("cannot rename \(from.path) to", to.path) }
     }
 
@@ -186,7 +186,7 @@ public enum DurableFiles {
     /// files) takes one syncfs(2) per file system holding `directories` instead of an fsync per
     /// file (on ext4 each fsync is a journal commit); a small one, the steady state of a few new
     /// messages per poll, is fsynced file by file. Where syncfs is refused, file by file too.
-    public static func syncFileSystems(holding directories: [String], files: [String]) throws(Failure) {
+    package static func syncFileSystems(holding directories: [String], files: [String]) throws(Failure) {
         guard files.count >= syncfsThreshold else { return try syncEach(files) }
         var devices: Set<UInt64> = []
         for directory in directories {
@@ -203,7 +203,7 @@ public enum DurableFiles {
         }
     }
 
-    public static func syncEach(_ files: [String]) throws(Failure) {
+    package static func syncEach(_ files: [String]) throws(Failure) {
         for file in files {
             let fd = open(file, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw failure("cannot open", file) }
@@ -212,20 +212,20 @@ public enum DurableFiles {
         }
     }
 
-    public static func syncDirectory(_ path: String) throws(Failure) {
+    package static func syncDirectory(_ path: String) throws(Failure) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw failure("cannot open directory", path) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw failure("cannot fsync directory", path) }
     }
 
-    public static func rename(_ from: String, _ to: String) throws(Failure) {
+    package static func rename(_ from: String, _ to: String) throws(Failure) {
         guard Glibc.rename(from, to) == 0 else { throw failure("cannot rename \(from) to", to) }
     }
 
     /// Replaces `path` atomically and durably with `bytes`.
     /// `faults`: the crash tests' seam, called before each step with its name.
-    public static func replace(_ path: String, with bytes: [UInt8],
+    package static func replace(_ path: String, with bytes: [UInt8],
                                faults: (@Sendable (String) throws(Failure) -> Void)? = nil) throws(Failure) {
         let temporary = path + ".tmp"
         try faults?("write")
@@ -238,15 +238,15 @@ public enum DurableFiles {
 
     /// The directory part of a path ("/a/b/c" → "/a/b", "c" → "."), without Foundation's
     /// path normalisation, which showed in profiles of every commit.
-    public static func parent(_ path: String) -> String {
+    package static func parent(_ path: String) -> String {
         guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
         if slash == path.utf8.startIndex { return "/" }
         return String(path[..<slash])
     }
 
-    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    package static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-    public static func read(_ path: String) -> [UInt8]? {
+    package static func read(_ path: String) -> [UInt8]? {
         FileManager.default.contents(atPath: path).map { [UInt8]($0) }
     }
 }

@@ -7,22 +7,22 @@ import Foundation
 /// moved it. Each kind of source says what its cursor holds (IMAP: UIDVALIDITY and the last UID;
 /// POP3: the UIDLs handed on) and encodes it as JSON; `kind` names the source that wrote it, so
 /// a mailbox whose protocol changed starts afresh instead of misreading another's position.
-public struct SourceCursor: Sendable, Equatable {
+package struct SourceCursor: Sendable, Equatable {
     /// The kind of source that wrote it (`imap`, `pop3` …), or `legacy` for state written
     /// before cursors existed (see `MailboxState.init(json:)`).
-    public var kind: String
+    package var kind: String
     /// The source's own JSON object.
-    public var json: [UInt8]
+    package var json: [UInt8]
 
-    public static let legacy = "legacy"
+    package static let legacy = "legacy"
 
-    public init(kind: String, json: [UInt8]) {
+    package init(kind: String, json: [UInt8]) {
         self.kind = kind
         self.json = json
     }
 
     /// Encodes a source's position (keys sorted, so the same position is the same bytes).
-    public init<Position: Encodable>(kind: String, _ position: Position) {
+    package init<Position: Encodable>(kind: String, _ position: Position) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         self.kind = kind
@@ -31,50 +31,50 @@ public struct SourceCursor: Sendable, Equatable {
 
     /// The position, when `kind` wrote it and it decodes as one; nil otherwise (the mailbox
     /// then starts as on its first poll, its dedupe keys guarding against doubles).
-    public func decode<Position: Decodable>(_ type: Position.Type, kind expected: String) -> Position? {
+    package func decode<Position: Decodable>(_ type: Position.Type, kind expected: String) -> Position? {
         guard kind == expected else { return nil }
         return try? JSONDecoder().decode(type, from: Data(json))
     }
 }
 
 /// What Carteiro remembers about one inbound mailbox between polls.
-public struct MailboxState: Sendable, Equatable {
+package struct MailboxState: Sendable, Equatable {
     /// Where the source stands; nil before the first poll.
-    public var cursor: SourceCursor?
+    package var cursor: SourceCursor?
     /// Messages handed on since the state was created.
-    public var handedOn: Int = 0
+    package var handedOn: Int = 0
     /// The messages (by their source's key: a UID, a UIDL …) of a batch whose fetch failed:
     /// fetched one at a time until each is handed on, so that one bad message is found and the
     /// others go on.
-    public var suspects: [String] = []
+    package var suspects: [String] = []
     /// Messages whose fetch failed on their own: how often, and the last reason. After
     /// `Strike.limit` failures a message is handed on as `message.unreadable` and skipped.
-    public var strikes: [String: Strike] = [:]
+    package var strikes: [String: Strike] = [:]
 
-    public struct Strike: Sendable, Equatable {
+    package struct Strike: Sendable, Equatable {
         /// Failed polls before a message is given up as unreadable: one failure can be the
         /// network; three on the same message alone, poll after poll, are the message.
-        public static let limit = 3
-        public var count: Int
-        public var reason: String
-        public init(count: Int, reason: String) {
+        package static let limit = 3
+        package var count: Int
+        package var reason: String
+        package init(count: Int, reason: String) {
             self.count = count
             self.reason = reason
         }
     }
 
-    public init() {}
+    package init() {}
 
     /// Forgets the suspects and strikes of messages `handed` says were handed on, but not
     /// the strikes of those given up as unreadable: they stay on the server, untouched by
     /// `after_fetch` (deleting a message nobody could read would lose it for good).
-    public mutating func forget(where handed: (String) -> Bool) {
+    package mutating func forget(where handed: (String) -> Bool) {
         suspects.removeAll(where: handed)
         strikes = strikes.filter { !handed($0.key) || $0.value.count >= Strike.limit }
     }
 
     /// Messages given up as unreadable (their strikes reached the limit).
-    public var givenUp: Set<String> { Set(strikes.filter { $0.value.count >= Strike.limit }.keys) }
+    package var givenUp: Set<String> { Set(strikes.filter { $0.value.count >= Strike.limit }.keys) }
 
     func json() -> JSONText.Value {
         var members: [(String, JSONText.Value)] = []
@@ -118,10 +118,10 @@ public struct MailboxState: Sendable, Equatable {
 }
 
 /// A message whose files are written (temporary names, fsynced) but not yet handed on.
-public struct StagedMessage: Sendable {
-    public var id: String
+package struct StagedMessage: Sendable {
+    package var id: String
     /// The key that recognises the same message again (Message-ID, or a hash of the header).
-    public var dedupeKey: String
+    package var dedupeKey: String
     var renames: [(from: String, to: String)]
     /// Files written where they stay (the raw message, when no file had its name): made
     /// durable with the batch, removed if the message is not committed.
@@ -131,7 +131,7 @@ public struct StagedMessage: Sendable {
     /// `placeAttachment`).
     var shared: [String] = []
     /// What the log says of it once handed on (type, Message-ID, sender …).
-    public var summary: [(String, String)] = []
+    package var summary: [(String, String)] = []
 }
 
 /// One inbound mailbox's durable state and its hand-over of messages (in this order:
@@ -141,13 +141,13 @@ public struct StagedMessage: Sendable {
 /// on, and a crash after it is finished at the next start (renames redone, state applied).
 /// A crash before it leaves only temporary files, which are removed, and the messages are
 /// fetched again. Either way each message becomes exactly one event.
-public final class MailboxStore {
-    public let name: String
+package final class MailboxStore {
+    package let name: String
     let directory: StateDirectory
     let folder: String
-    public private(set) var state = MailboxState()
+    package private(set) var state = MailboxState()
     /// Keys of messages handed on: a new UIDVALIDITY does not re-create old requests.
-    public private(set) var dedupeKeys: Set<String> = []
+    package private(set) var dedupeKeys: Set<String> = []
     private var knownDirectories: Set<String> = []
     private let directoriesLock = NSLock()
     /// The directories a poll's batches write into, open while it runs (`closeDirectories`).
@@ -168,7 +168,7 @@ public final class MailboxStore {
     /// commit at any step (the crash tests); nil in the daemon.
     let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
-    public init(directory: StateDirectory, mailbox: String,
+    package init(directory: StateDirectory, mailbox: String,
                 faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(DurableFiles.Failure) {
         self.name = mailbox
         self.directory = directory
@@ -184,7 +184,7 @@ public final class MailboxStore {
     /// without a Message-ID (a hash of the header, not recomputed here) and the keys older
     /// versions wrote (the Message-ID alone) whose message is still there; the rest, of
     /// messages gone from the server, go. Returns how many were removed. Only between polls.
-    public func compactKeys(keeping present: Set<String>) throws(DurableFiles.Failure) -> Int {
+    package func compactKeys(keeping present: Set<String>) throws(DurableFiles.Failure) -> Int {
         let presentIDs = Set(present.compactMap { key -> String? in key.lastIndex(of: " ").map { String(key[..<$0]) } })
         let kept = dedupeKeys.filter { key in
             if !key.hasPrefix("id:") { return true }
@@ -212,7 +212,7 @@ public final class MailboxStore {
     /// write) left the batch handed on but not finished: it is finished before anything else is
     /// fetched, in the running daemon as at a start, so the batch is never fetched and handed on
     /// again. Throws while the disk still refuses; the poll then fails without fetching.
-    public func finishInterruptedCommit() throws(DurableFiles.Failure) {
+    package func finishInterruptedCommit() throws(DurableFiles.Failure) {
         guard intentMayRemain else { return }
         guard DurableFiles.exists(intentPath) else {
             intentMayRemain = false
@@ -258,7 +258,7 @@ public final class MailboxStore {
     /// discarded) names the temporary files.
     ///
     /// `stamp` is the event file's time (see `reserveStamps`); without one, the next is taken.
-    public func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])],
+    package func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])],
                       stamp: timespec? = nil) throws(DurableFiles.Failure) -> StagedMessage {
         var renames: [(String, String)] = []
         var written: [String] = []
@@ -320,7 +320,7 @@ public final class MailboxStore {
     }
 
     /// Removes the temporary files of a staged message that will not be committed (a duplicate).
-    public func discard(_ message: StagedMessage) {
+    package func discard(_ message: StagedMessage) {
         for pair in message.renames {
             let from = place(pair.from)
             unlinkat(from.directory, from.name, 0)
@@ -330,7 +330,7 @@ public final class MailboxStore {
     }
 
     /// Hands the staged messages on and records `newState`, durably and in that order.
-    public func commit(_ messages: [StagedMessage], newState: MailboxState) throws(DurableFiles.Failure) {
+    package func commit(_ messages: [StagedMessage], newState: MailboxState) throws(DurableFiles.Failure) {
         var advanced = newState
         advanced.handedOn = state.handedOn + messages.count
         let renames = messages.flatMap(\.renames)
@@ -378,7 +378,7 @@ public final class MailboxStore {
     /// takes its times before it is built, `count` increasing ones from the returned one a
     /// microsecond apart, later than any taken before (even if the clock stepped back). Its
     /// n-th message's event gets the n-th, so the spool's order is the batch's.
-    public func reserveStamps(_ count: Int) -> timespec {
+    package func reserveStamps(_ count: Int) -> timespec {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return stampsLock.withLock {
@@ -389,13 +389,13 @@ public final class MailboxStore {
     }
 
     /// `time` plus `microseconds`.
-    public static func stamp(_ time: timespec, plus microseconds: Int) -> timespec {
+    package static func stamp(_ time: timespec, plus microseconds: Int) -> timespec {
         let nanoseconds = Int64(time.tv_nsec) + Int64(microseconds % 1_000_000) * 1_000
         return timespec(tv_sec: time.tv_sec + microseconds / 1_000_000 + Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     }
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
-    public func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
+    package func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
         try DurableFiles.replace(statePath, with: JSONText.render(newState.json()), faults: faults)
         state = newState
     }
@@ -434,7 +434,7 @@ public final class MailboxStore {
     /// Before a batch is built: the directories open for the poll still are the ones at their paths.
     /// `.pending` is made anew if something else took its place (returned, for the caller to report).
     @discardableResult
-    public func revalidateDirectories() -> [RefusedEntry] {
+    package func revalidateDirectories() -> [RefusedEntry] {
         let refused = directory.securePending()
         handles.revalidate()
         return refused
@@ -442,7 +442,7 @@ public final class MailboxStore {
 
     /// After the poll's last batch (nothing staged or committing any more): the directories'
     /// descriptors are closed, so that a mailbox between polls holds none.
-    public func closeDirectories() { handles.closeAll() }
+    package func closeDirectories() { handles.closeAll() }
 
     /// The directories the renames go to (attachments/xx/ appear as they are first needed),
     /// each created once: the store remembers those it made or found.

@@ -1,15 +1,15 @@
 import Foundation
 
 /// One queued message: its envelope, and per recipient what the server said so far.
-public struct QueuedMessage: Sendable, Equatable {
-    public enum RecipientState: String, Sendable { case pending, sent, failed }
+package struct QueuedMessage: Sendable, Equatable {
+    package enum RecipientState: String, Sendable { case pending, sent, failed }
 
-    public struct Recipient: Sendable, Equatable {
-        public var address: String
-        public var state: RecipientState
-        public var code: Int?
-        public var reply: String?
-        public init(address: String, state: RecipientState = .pending, code: Int? = nil, reply: String? = nil) {
+    package struct Recipient: Sendable, Equatable {
+        package var address: String
+        package var state: RecipientState
+        package var code: Int?
+        package var reply: String?
+        package init(address: String, state: RecipientState = .pending, code: Int? = nil, reply: String? = nil) {
             self.address = address
             self.state = state
             self.code = code
@@ -17,20 +17,20 @@ public struct QueuedMessage: Sendable, Equatable {
         }
     }
 
-    public var id: String
-    public var mailbox: String
-    public var envelopeFrom: String
-    public var recipients: [Recipient]
-    public var messageID: String
-    public var request: String?
-    public var contract: String?
+    package var id: String
+    package var mailbox: String
+    package var envelopeFrom: String
+    package var recipients: [Recipient]
+    package var messageID: String
+    package var request: String?
+    package var contract: String?
     /// Seconds since 1970.
-    public var created: Int64
-    public var attempts: Int
-    public var nextAttempt: Int64
-    public var lastError: String?
+    package var created: Int64
+    package var attempts: Int
+    package var nextAttempt: Int64
+    package var lastError: String?
 
-    public init(id: String, mailbox: String, envelopeFrom: String, recipients: [String], messageID: String,
+    package init(id: String, mailbox: String, envelopeFrom: String, recipients: [String], messageID: String,
                 request: String?, contract: String?, created: Int64) {
         self.id = id
         self.mailbox = mailbox
@@ -44,8 +44,8 @@ public struct QueuedMessage: Sendable, Equatable {
         nextAttempt = 0
     }
 
-    public var pending: [String] { recipients.filter { $0.state == .pending }.map(\.address) }
-    public var isFinished: Bool { !recipients.contains { $0.state == .pending } }
+    package var pending: [String] { recipients.filter { $0.state == .pending }.map(\.address) }
+    package var isFinished: Bool { !recipients.contains { $0.state == .pending } }
 
     /// The entry as JSON, keys sorted, rendered by the store's own writer (JSONSerialization
     /// took a quarter of the outbox's time).
@@ -95,24 +95,24 @@ public struct QueuedMessage: Sendable, Equatable {
 /// The outbound queue, Postfix-style directories: `queue/LANE/ID.eml` holds the
 /// message, `queue/LANE/ID.json` its envelope and state; a message is queued once its .json is
 /// renamed into place (both durable first). `queue/failed/` keeps what was given up.
-public struct OutboundQueue: Sendable {
-    public let root: String
+package struct OutboundQueue: Sendable {
+    package let root: String
     /// Called before each step of `enqueue` with its name: the crash tests stop it at any step.
     let faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
 
-    public let stateDirectory: String
+    package let stateDirectory: String
 
-    public init(stateDirectory: String, faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) {
+    package init(stateDirectory: String, faults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) {
         self.stateDirectory = stateDirectory
         root = stateDirectory + "/queue"
         self.faults = faults
     }
 
-    public var failedDirectory: String { root + "/failed" }
-    public func lane(_ mailbox: String) -> String { root + "/" + mailbox }
+    package var failedDirectory: String { root + "/failed" }
+    package func lane(_ mailbox: String) -> String { root + "/" + mailbox }
 
     /// Queues every message, durably, before returning.
-    public func enqueue(_ items: [(QueuedMessage, [UInt8])]) throws(DurableFiles.Failure) {
+    package func enqueue(_ items: [(QueuedMessage, [UInt8])]) throws(DurableFiles.Failure) {
         var directories: Set<String> = []
         var written: [String] = []
         for (item, bytes) in items {
@@ -139,16 +139,16 @@ public struct OutboundQueue: Sendable {
     }
 
     /// The messages of a lane, oldest first.
-    public func messages(in mailbox: String) -> [QueuedMessage] {
+    package func messages(in mailbox: String) -> [QueuedMessage] {
         Self.load(directory: lane(mailbox))
     }
 
-    public func failedMessages() -> [QueuedMessage] { Self.load(directory: failedDirectory) }
+    package func failedMessages() -> [QueuedMessage] { Self.load(directory: failedDirectory) }
 
     /// A lane's entries by id with their modification time (ns), without reading them: a lane
     /// re-reads only the files that changed, so a large deferred backlog costs a listing, not a
     /// parse of every entry at every tick.
-    public func stamps(in mailbox: String) -> [String: Int64] {
+    package func stamps(in mailbox: String) -> [String: Int64] {
         let directory = lane(mailbox)
         var result: [String: Int64] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
@@ -159,14 +159,14 @@ public struct OutboundQueue: Sendable {
         return result
     }
 
-    public func message(in mailbox: String, id: String) -> QueuedMessage? {
+    package func message(in mailbox: String, id: String) -> QueuedMessage? {
         guard let data = FileManager.default.contents(atPath: lane(mailbox) + "/" + id + ".json"),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
         return QueuedMessage(json: object)
     }
 
     /// Every lane's name (the outbound mailboxes with something queued).
-    public func lanes() -> [String] {
+    package func lanes() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0 != "failed" && $0 != "corrupt" && !$0.hasPrefix(".") }.sorted()
     }
 
@@ -180,7 +180,7 @@ public struct OutboundQueue: Sendable {
     }
 
     /// The ids of every queued and failed message.
-    public func allIDs() -> Set<String> {
+    package func allIDs() -> Set<String> {
         var ids: Set<String> = []
         for directory in lanes().map(lane) + [failedDirectory] {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
@@ -190,12 +190,12 @@ public struct OutboundQueue: Sendable {
         return ids
     }
 
-    public var corruptDirectory: String { root + "/corrupt" }
+    package var corruptDirectory: String { root + "/corrupt" }
 
     /// An entry that cannot be read (damaged JSON, a hand-edited file): moved with its message
     /// to `queue/corrupt/`, Postfix-style, so that it is neither retried for ever nor lost.
     /// Returns where it went.
-    public func setAside(_ id: String, in mailbox: String) throws(DurableFiles.Failure) -> String {
+    package func setAside(_ id: String, in mailbox: String) throws(DurableFiles.Failure) -> String {
         try DurableFiles.makeDirectory(corruptDirectory)
         let target = corruptDirectory + "/" + mailbox + "+" + id
         for suffix in [".eml", ".json"] where DurableFiles.exists(lane(mailbox) + "/" + id + suffix) {
@@ -205,26 +205,26 @@ public struct OutboundQueue: Sendable {
     }
 
     /// Whether the lane of `mailbox` holds the entry `id`.
-    public func holds(_ id: String, in mailbox: String) -> Bool {
+    package func holds(_ id: String, in mailbox: String) -> Bool {
         DurableFiles.exists(lane(mailbox) + "/" + id + ".json")
     }
 
-    public func messageBytes(_ item: QueuedMessage) -> [UInt8]? {
+    package func messageBytes(_ item: QueuedMessage) -> [UInt8]? {
         DurableFiles.read(lane(item.mailbox) + "/" + item.id + ".eml")
     }
 
-    public func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
+    package func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
         try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: JSONText.render(item.json()), faults: faults)
     }
 
     /// Delivered to everyone: gone from the queue.
-    public func remove(_ item: QueuedMessage) {
+    package func remove(_ item: QueuedMessage) {
         unlink(lane(item.mailbox) + "/" + item.id + ".json")
         unlink(lane(item.mailbox) + "/" + item.id + ".eml")
     }
 
     /// Given up: moved to `failed/` with its final state.
-    public func fail(_ item: QueuedMessage) throws(DurableFiles.Failure) {
+    package func fail(_ item: QueuedMessage) throws(DurableFiles.Failure) {
         try DurableFiles.makeDirectory(failedDirectory)
         if DurableFiles.exists(lane(item.mailbox) + "/" + item.id + ".eml") {
             try DurableFiles.rename(lane(item.mailbox) + "/" + item.id + ".eml", failedDirectory + "/" + item.id + ".eml")
@@ -235,7 +235,7 @@ public struct OutboundQueue: Sendable {
 
     /// `carteiro queue retry ID`: due now; a failed message goes back to its lane with its
     /// failed recipients pending again.
-    public func retry(id: String) throws(DurableFiles.Failure) -> Bool {
+    package func retry(id: String) throws(DurableFiles.Failure) -> Bool {
         for lane in lanes() {
             if var item = messages(in: lane).first(where: { $0.id == id }) {
                 item.nextAttempt = 0
@@ -254,7 +254,7 @@ public struct OutboundQueue: Sendable {
         return true
     }
 
-    public func delete(id: String) -> Bool {
+    package func delete(id: String) -> Bool {
         for directory in lanes().map(lane) + [failedDirectory] where DurableFiles.exists(directory + "/" + id + ".json") {
             unlink(directory + "/" + id + ".json")
             unlink(directory + "/" + id + ".eml")

@@ -10,14 +10,14 @@ import Foundation
 /// file in `<state>/control/`, which the daemon applies through the lane that owns the entry,
 /// and whose answer it writes beside it. With no daemon, the command takes the state
 /// directory's lock and applies itself (`QueueCommand.apply`).
-public enum QueueCommand: String, Sendable {
+package enum QueueCommand: String, Sendable {
     case retry, delete
     /// `carteiro poll [MAILBOX]`: the daemon polls now (`id`: a mailbox, or `*` for all).
     case poll
 
     /// A queue id is a file name Carteiro made: letters, digits, `-`, `_`, `.`, not first.
     /// Anything else (`../../x`, `a/b`) names nothing in the queue and is refused unread.
-    public static func isValidID(_ id: String) -> Bool {
+    package static func isValidID(_ id: String) -> Bool {
         guard let first = id.utf8.first, first != UInt8(ascii: "."), id.utf8.count <= 200 else { return false }
         return id.utf8.allSatisfy { byte in
             (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122)
@@ -25,10 +25,10 @@ public enum QueueCommand: String, Sendable {
         }
     }
 
-    public struct Answer: Sendable, Equatable {
-        public var done: Bool
-        public var message: String
-        public init(done: Bool, message: String) {
+    package struct Answer: Sendable, Equatable {
+        package var done: Bool
+        package var message: String
+        package init(done: Bool, message: String) {
             self.done = done
             self.message = message
         }
@@ -36,7 +36,7 @@ public enum QueueCommand: String, Sendable {
 
     /// Applies the command to the files: only for whoever owns the queue (the lock's holder
     /// with no daemon, or the daemon's lane for its own entries).
-    public func apply(id: String, queue: OutboundQueue) -> Answer {
+    package func apply(id: String, queue: OutboundQueue) -> Answer {
         guard Self.isValidID(id) else { return Answer(done: false, message: "\"\(id)\" is not a queue id") }
         switch self {
         case .retry:
@@ -54,21 +54,21 @@ public enum QueueCommand: String, Sendable {
 }
 
 /// The request files of `<state>/control/`: written by the command, taken and answered by the daemon.
-public struct QueueControl: Sendable {
-    public let directory: String
+package struct QueueControl: Sendable {
+    package let directory: String
 
-    public init(stateDirectory: String) {
+    package init(stateDirectory: String) {
         directory = stateDirectory + "/control"
     }
 
-    public struct Request: Sendable {
-        public var name: String
-        public var command: QueueCommand
-        public var id: String
+    package struct Request: Sendable {
+        package var name: String
+        package var command: QueueCommand
+        package var id: String
     }
 
     /// Writes a request (temporary name, then rename); returns its name.
-    public func send(_ command: QueueCommand, id: String) throws(DurableFiles.Failure) -> String {
+    package func send(_ command: QueueCommand, id: String) throws(DurableFiles.Failure) -> String {
         try DurableFiles.makeDirectory(directory)
         let folder = try SharedFolder(directory)
         let name = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -79,7 +79,7 @@ public struct QueueControl: Sendable {
 
     /// Waits for the daemon's answer; nil if none came within `timeout` (the request stays,
     /// and is applied when the daemon gets to it).
-    public func answer(to name: String, timeout: Duration) -> QueueCommand.Answer? {
+    package func answer(to name: String, timeout: Duration) -> QueueCommand.Answer? {
         let deadline = ContinuousClock.now + timeout
         guard let folder = try? SharedFolder(directory) else { return nil }
         while ContinuousClock.now < deadline {
@@ -99,7 +99,7 @@ public struct QueueControl: Sendable {
     /// The waiting requests, oldest name first; unreadable ones are answered as such. Entries
     /// that are not plain files with one name (a link, a FIFO, a device) are removed unread
     /// and returned in `refused`, for the caller to report.
-    public func pending() -> (requests: [Request], refused: [RefusedEntry]) {
+    package func pending() -> (requests: [Request], refused: [RefusedEntry]) {
         guard let folder = try? SharedFolder(directory) else { return ([], []) }
         var refused: [RefusedEntry] = []
         let names = folder.names().filter { $0.hasSuffix(".request") && !$0.hasPrefix(".") }.sorted()
@@ -128,7 +128,7 @@ public struct QueueControl: Sendable {
     }
 
     /// What no request of the desk's is: a link, a hard link, a FIFO, a device, a socket.
-    public static func isPlanted(_ problem: RegularFile.Problem) -> Bool {
+    package static func isPlanted(_ problem: RegularFile.Problem) -> Bool {
         switch problem {
         case .symbolicLink, .hardLink, .notRegular: true
         default: false
@@ -138,7 +138,7 @@ public struct QueueControl: Sendable {
     /// Writes the answer and removes the request. The answer is written under a fresh name
     /// (`O_EXCL`) and renamed over `NAME.answer`: a link planted at either name is replaced,
     /// never written through.
-    public func respond(to name: String, _ answer: QueueCommand.Answer) {
+    package func respond(to name: String, _ answer: QueueCommand.Answer) {
         guard let folder = try? SharedFolder(directory) else { return }
         respond(to: name, answer, in: folder)
     }
@@ -150,12 +150,12 @@ public struct QueueControl: Sendable {
     }
 
     /// How long an answer waits for its command to collect it (the command waits 30 s).
-    public static let answerLifetime: Int64 = 600
+    package static let answerLifetime: Int64 = 600
 
     /// Removes answers nobody collected and temporary files nobody finished, older than
     /// `answerLifetime`; returns how many.
     @discardableResult
-    public func sweep(now: Int64 = Int64(time(nil))) -> Int {
+    package func sweep(now: Int64 = Int64(time(nil))) -> Int {
         guard let folder = try? SharedFolder(directory) else { return 0 }
         var removed = 0
         for name in folder.names() where name.hasSuffix(".answer") || (name.hasPrefix(".") && name.hasSuffix(".tmp")) {
@@ -169,7 +169,7 @@ public struct QueueControl: Sendable {
 /// What a folder's `stat` says of its entries: any entry added, removed or renamed changes its
 /// modification time. A timer that looks into a folder often asks this first, and lists the
 /// folder only when it changed (see `FolderWatch`).
-public struct DirectoryStamp: Equatable, Sendable {
+package struct DirectoryStamp: Equatable, Sendable {
     let device: UInt64
     let inode: UInt64
     let seconds: Int
@@ -177,7 +177,7 @@ public struct DirectoryStamp: Equatable, Sendable {
     let changeSeconds: Int
     let changeNanoseconds: Int
 
-    public init?(_ path: String) {
+    package init?(_ path: String) {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         device = UInt64(info.st_dev)
@@ -192,7 +192,7 @@ public struct DirectoryStamp: Equatable, Sendable {
     /// times from a coarse clock (a few milliseconds): a file added in the same tick as the
     /// change before it leaves the stamp as it was, so a stamp that recent cannot vouch for
     /// what came after it.
-    public var settled: Bool {
+    package var settled: Bool {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return seconds < now.tv_sec - 1
@@ -201,14 +201,14 @@ public struct DirectoryStamp: Equatable, Sendable {
 
 /// Whether a folder needs listing at a tick: yes when it changed since a listing that left
 /// nothing in it to come back for, and at least every `forcedEvery` ticks whatever its stamp.
-public struct FolderWatch: Sendable {
+package struct FolderWatch: Sendable {
     private var quietStamp: DirectoryStamp?
     private var ticksSinceListing = 0
-    public static let forcedEvery = 25
+    package static let forcedEvery = 25
 
-    public init() {}
+    package init() {}
 
-    public mutating func shouldList(_ stamp: DirectoryStamp?) -> Bool {
+    package mutating func shouldList(_ stamp: DirectoryStamp?) -> Bool {
         ticksSinceListing += 1
         if let stamp, stamp == quietStamp, ticksSinceListing < Self.forcedEvery { return false }
         ticksSinceListing = 0
@@ -218,7 +218,7 @@ public struct FolderWatch: Sendable {
     /// After a listing that began at `stamp`: `quiet` when it took everything it found. A
     /// stamp of a change less than a second old is not trusted (see `DirectoryStamp.settled`):
     /// the folder is listed again until its stamp has settled.
-    public mutating func listed(_ stamp: DirectoryStamp?, quiet: Bool) {
+    package mutating func listed(_ stamp: DirectoryStamp?, quiet: Bool) {
         quietStamp = quiet && stamp?.settled == true ? stamp : nil
     }
 }

@@ -3,11 +3,11 @@ import Foundation
 /// What an outbound mailbox sent lately, for its sending limits (messages per minute,
 /// recipients per day): one line per sent message, `TIME RECIPIENTS`, the last 24 hours kept.
 /// Stored beside the lane's queue, so that a restart does not reset the count.
-public struct RateLedger: Sendable {
-    public let path: String
-    public private(set) var entries: [(time: Int64, recipients: Int)] = []
+package struct RateLedger: Sendable {
+    package let path: String
+    package private(set) var entries: [(time: Int64, recipients: Int)] = []
 
-    public init(path: String) {
+    package init(path: String) {
         self.path = path
         guard let bytes = DurableFiles.read(path) else { return }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
@@ -20,17 +20,17 @@ public struct RateLedger: Sendable {
     /// How far ahead of the clock an entry may be and still count: clocks of one machine
     /// disagree by less (an NTP step), while an entry from a clock that ran fast, then was set
     /// right (or a line written by hand), would otherwise hold the lane until that time comes.
-    public static let allowedSkew: Int64 = 300
+    package static let allowedSkew: Int64 = 300
 
     /// The entries dated more than `allowedSkew` after `now`: never counted (see `wait`), dropped
     /// at the next `record`; for the lane to report once.
-    public func future(now: Int64) -> [(time: Int64, recipients: Int)] {
+    package func future(now: Int64) -> [(time: Int64, recipients: Int)] {
         entries.filter { $0.time > now + Self.allowedSkew }
     }
 
     /// nil when a message to `recipients` may go now; else when it may. Entries from the
     /// future beyond `allowedSkew` are not counted.
-    public func wait(now: Int64, recipients: Int, perMinute: Int?, perDay: Int?) -> Int64? {
+    package func wait(now: Int64, recipients: Int, perMinute: Int?, perDay: Int?) -> Int64? {
         var until: Int64?
         let entries = self.entries.filter { $0.time <= now + Self.allowedSkew }
         if let perMinute {
@@ -55,7 +55,7 @@ public struct RateLedger: Sendable {
         return until
     }
 
-    public mutating func record(now: Int64, recipients: Int) throws(DurableFiles.Failure) {
+    package mutating func record(now: Int64, recipients: Int) throws(DurableFiles.Failure) {
         entries = entries.filter { $0.time > now - 86_400 && $0.time <= now + Self.allowedSkew }
         entries.append((now, recipients))
         let text = entries.map { "\($0.time) \($0.recipients)\n" }.joined()

@@ -8,19 +8,19 @@ import Foundation
 /// `R C` line each, appended). The inbound side asks it before attaching a reply to a request
 /// by its subject tag: anyone can type `[REQ#R]`, and a tag must not attach one customer's mail
 /// to another customer's request.
-public final class RequestContracts: @unchecked Sendable {
-    public let path: String
+package final class RequestContracts: @unchecked Sendable {
+    package let path: String
     private let lock = NSLock()
     // Under `lock`:
     private var contracts: [String: String] = [:]
     private var loadedSize: Int64 = -1
 
-    public init(stateDirectory: String) {
+    package init(stateDirectory: String) {
         path = stateDirectory + "/request-contracts"
     }
 
     /// The contract of `request`, when a notification about it was ever queued with one.
-    public func contract(of request: String) -> String? {
+    package func contract(of request: String) -> String? {
         lock.withLock {
             refresh()
             return contracts[request]
@@ -28,7 +28,7 @@ public final class RequestContracts: @unchecked Sendable {
     }
 
     /// Records that `request` belongs to `contract` (once per pair).
-    public func record(request: String, contract: String) throws(DurableFiles.Failure) {
+    package func record(request: String, contract: String) throws(DurableFiles.Failure) {
         lock.lock()
         defer { lock.unlock() }
         do {

@@ -8,19 +8,19 @@ import Foundation
 /// Attachments are shared by content (one file per SHA-256); a message staged meanwhile touches
 /// the file it reuses under `attachmentLock`, so a clean-up never removes one an event is about
 /// to point at.
-public enum Retention {
+package enum Retention {
     /// Held by staging (reuse of an attachment file) and by the clean-up (its removal).
-    public static let attachmentLock = NSLock()
+    package static let attachmentLock = NSLock()
 
-    public struct Outcome: Sendable, Equatable {
-        public var raw = 0
-        public var attachments = 0
-        public var failed = 0
-        public var bytes: Int64 = 0
-        public init() {}
+    package struct Outcome: Sendable, Equatable {
+        package var raw = 0
+        package var attachments = 0
+        package var failed = 0
+        package var bytes: Int64 = 0
+        package init() {}
     }
 
-    public static func clean(_ directory: StateDirectory, keepRaw: Duration?, keepAttachments: Duration?, keepFailed: Duration?,
+    package static func clean(_ directory: StateDirectory, keepRaw: Duration?, keepAttachments: Duration?, keepFailed: Duration?,
                              now: Int64 = Int64(Date().timeIntervalSince1970)) -> Outcome {
         var outcome = Outcome()
         let referenced = referencedFiles(directory)

@@ -12,13 +12,13 @@ import CarteiroConfig
 /// `renameat`/`unlinkat` (which act on the link itself, never on what it points at). Folders the
 /// service keeps inside a shared one (`.taken`, `.pending`) are opened the same way and must be
 /// the service's own: anything else found at their name is moved aside.
-public final class SharedFolder: Sendable {
-    public let path: String
+package final class SharedFolder: Sendable {
+    package let path: String
     let descriptor: Int32
 
     /// Opens the folder itself (its path is the operator's: the state directory or the spool
     /// setting, whose parents the group cannot write).
-    public init(_ path: String) throws(DurableFiles.Failure) {
+    package init(_ path: String) throws(DurableFiles.Failure) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { throw DurableFiles.failure("cannot open directory", path) }
         self.path = path
@@ -33,12 +33,12 @@ public final class SharedFolder: Sendable {
     deinit { close(descriptor) }
 
     /// A name as a path, for messages.
-    public func path(_ name: String) -> String { path + "/" + name }
+    package func path(_ name: String) -> String { path + "/" + name }
 
     /// The service's own folder `name` inside this one (made with `mode` if missing). Anything
     /// else at its name (a symbolic link, a file, a folder another user made) is moved aside as `NAME.refused-TIME-RANDOM`, `report`ed with
     /// its path, and the folder made anew; what is opened is checked on its descriptor.
-    public func ownFolder(_ name: String, mode: mode_t = 0o750, report: (RefusedEntry) -> Void) throws(DurableFiles.Failure) -> SharedFolder {
+    package func ownFolder(_ name: String, mode: mode_t = 0o750, report: (RefusedEntry) -> Void) throws(DurableFiles.Failure) -> SharedFolder {
         for _ in 0..<4 {
             let child = openat(descriptor, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if child >= 0 {
@@ -80,7 +80,7 @@ public final class SharedFolder: Sendable {
     }
 
     /// The folder's entries (not `.` and `..`), in no order.
-    public func names() -> [String] {
+    package func names() -> [String] {
         let copy = dup(descriptor)
         guard copy >= 0, let stream = fdopendir(copy) else {
             if copy >= 0 { close(copy) }
@@ -97,13 +97,13 @@ public final class SharedFolder: Sendable {
     }
 
     /// The entry itself (a link is not followed): nil when there is none.
-    public func status(_ name: String) -> stat? {
+    package func status(_ name: String) -> stat? {
         var info = stat()
         return fstatat(descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
     }
 
     /// A file's bytes: never through a link, checked on the opened descriptor.
-    public func read(_ name: String, limit: Int, requirements: RegularFile.Requirements = .init()) -> Result<[UInt8], RegularFile.Problem> {
+    package func read(_ name: String, limit: Int, requirements: RegularFile.Requirements = .init()) -> Result<[UInt8], RegularFile.Problem> {
         RegularFile.read(in: descriptor, name: name, limit: limit, requirements: requirements)
     }
 
@@ -112,7 +112,7 @@ public final class SharedFolder: Sendable {
     @discardableResult
     /// `group`: the file's group (the folder's, where the folder is not setgid); for commands run
     /// by a member or root, never needed by the daemon (its folders are setgid, its group theirs).
-    public func writeNew(_ name: String, _ bytes: [UInt8], mode: mode_t = 0o640, sync: Bool = true, group: gid_t? = nil) throws(DurableFiles.Failure) -> Bool {
+    package func writeNew(_ name: String, _ bytes: [UInt8], mode: mode_t = 0o640, sync: Bool = true, group: gid_t? = nil) throws(DurableFiles.Failure) -> Bool {
         let fd = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         if fd < 0 && errno == EEXIST { return false }
         guard fd >= 0 else { throw DurableFiles.failure("cannot create", path(name)) }
@@ -133,7 +133,7 @@ public final class SharedFolder: Sendable {
 
     /// Puts `bytes` at `name` whatever is there now (a planted link is replaced, not written
     /// through): written under a fresh temporary name made with `O_EXCL`, fsynced, renamed over.
-    public func replace(_ name: String, with bytes: [UInt8], mode: mode_t = 0o640, group: gid_t? = nil) throws(DurableFiles.Failure) {
+    package func replace(_ name: String, with bytes: [UInt8], mode: mode_t = 0o640, group: gid_t? = nil) throws(DurableFiles.Failure) {
         let temporary = Self.temporaryName(for: name)
         try writeNew(temporary, bytes, mode: mode, group: group)
         guard renameat(descriptor, temporary, descriptor, name) == 0 else {
@@ -144,28 +144,28 @@ public final class SharedFolder: Sendable {
     }
 
     /// `.NAME.PID.RANDOM.tmp`: a name nobody can have planted a link at in advance.
-    public static func temporaryName(for name: String) -> String {
+    package static func temporaryName(for name: String) -> String {
         ".\(name).\(getpid()).\(UInt64.random(in: 0...UInt64.max)).tmp"
     }
 
     /// Renames the entry itself (a link moves as a link) into `folder` as `newName`.
-    public func move(_ name: String, to folder: SharedFolder, as newName: String) -> Bool {
+    package func move(_ name: String, to folder: SharedFolder, as newName: String) -> Bool {
         renameat(descriptor, name, folder.descriptor, newName) == 0
     }
 
     /// Removes the entry itself (a link, not what it points at).
     @discardableResult
-    public func remove(_ name: String) -> Bool {
+    package func remove(_ name: String) -> Bool {
         unlinkat(descriptor, name, 0) == 0
     }
 
     /// Makes the folder's entries durable.
-    public func sync() throws(DurableFiles.Failure) {
+    package func sync() throws(DurableFiles.Failure) {
         guard fsync(descriptor) == 0 else { throw DurableFiles.failure("cannot fsync directory", path) }
     }
 
     /// The folder's own group.
-    public var group: gid_t? {
+    package var group: gid_t? {
         var info = stat()
         return fstat(descriptor, &info) == 0 ? info.st_gid : nil
     }
@@ -173,19 +173,19 @@ public final class SharedFolder: Sendable {
 
 /// An entry of a shared folder that was not what belongs there, and what was done with it:
 /// for the caller to report once (`shared folder entry refused`).
-public struct RefusedEntry: Sendable, Equatable {
-    public var path: String
-    public var reason: String
-    public var action: String
-    public init(path: String, reason: String, action: String) {
+package struct RefusedEntry: Sendable, Equatable {
+    package var path: String
+    package var reason: String
+    package var action: String
+    package init(path: String, reason: String, action: String) {
         self.path = path
         self.reason = reason
         self.action = action
     }
 
     /// The log message of the report (its journal catalog entry is keyed by it).
-    public static let message = "shared folder entry refused"
+    package static let message = "shared folder entry refused"
 
     /// The log fields of the report.
-    public var fields: KeyValuePairs<String, String> { ["path": path, "reason": reason, "action": action] }
+    package var fields: KeyValuePairs<String, String> { ["path": path, "reason": reason, "action": action] }
 }

@@ -7,25 +7,25 @@ import Glibc
 /// events, raw messages and attachments, remove the events they have taken, and drop
 /// submissions and queue requests, but never write the daemon's own files. Root acting on the
 /// service's directory acts as the service (`adopt`), so nothing it leaves belongs to root.
-public enum StateAccess: Equatable, Sendable {
+package enum StateAccess: Equatable, Sendable {
     /// This process owns the directory (or it does not exist yet, and this process would make it).
     case owner
     /// Another user: the desk's side only (outbox, control requests, reading).
     case member(owner: String)
 
-    public static func of(_ stateDirectory: String) -> StateAccess {
+    package static func of(_ stateDirectory: String) -> StateAccess {
         var info = stat()
         guard stat(stateDirectory, &info) == 0, info.st_uid != geteuid() else { return .owner }
         return .member(owner: userName(info.st_uid))
     }
 
-    public static func userName(_ uid: uid_t) -> String {
+    package static func userName(_ uid: uid_t) -> String {
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
         return String(cString: name)
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// Root, on a state directory that belongs to another user, becomes that user: its uid, its
@@ -33,7 +33,7 @@ public enum StateAccess: Equatable, Sendable {
     /// touched; a no-op for any other user or a directory root owns. Returns the user's name
     /// when it switched.
     @discardableResult
-    public static func adopt(_ stateDirectory: String) throws(Failure) -> String? {
+    package static func adopt(_ stateDirectory: String) throws(Failure) -> String? {
         guard geteuid() == 0 else { return nil }
         var info = stat()
         guard stat(stateDirectory, &info) == 0, info.st_uid != 0 else { return nil }
@@ -50,7 +50,7 @@ public enum StateAccess: Equatable, Sendable {
     }
 
     /// Whether this process may create files in `directory` (a member's outbox or control).
-    public static func canWrite(_ directory: String) -> Bool {
+    package static func canWrite(_ directory: String) -> Bool {
         access(directory, W_OK | X_OK) == 0
     }
 }

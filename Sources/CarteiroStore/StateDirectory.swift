@@ -5,23 +5,23 @@ import Foundation
 
 /// The layout of the state directory (the README's "State directory layout"). Paths in events
 /// are relative to `root`.
-public struct StateDirectory: Sendable {
-    public let root: String
-    public let spool: String
+package struct StateDirectory: Sendable {
+    package let root: String
+    package let spool: String
 
-    public init(root: String, spool: String) {
+    package init(root: String, spool: String) {
         self.root = root
         self.spool = spool
     }
 
     /// Events being written, not yet handed on; same file system as the spool, for rename.
-    public var pendingEvents: String { spool + "/.pending" }
-    public var raw: String { root + "/raw" }
-    public var attachments: String { root + "/attachments" }
-    public func mailbox(_ name: String) -> String { root + "/mailboxes/" + name }
+    package var pendingEvents: String { spool + "/.pending" }
+    package var raw: String { root + "/raw" }
+    package var attachments: String { root + "/attachments" }
+    package func mailbox(_ name: String) -> String { root + "/mailboxes/" + name }
 
     /// `acme-in/1700000000/42` → `acme-in+1700000000+42.json` (`+` appears in no name).
-    public static func eventFileName(_ id: String) -> String {
+    package static func eventFileName(_ id: String) -> String {
         String(decoding: id.utf8.map { $0 == UInt8(ascii: "/") ? UInt8(ascii: "+") : $0 }, as: UTF8.self) + ".json"
     }
 
@@ -29,21 +29,21 @@ public struct StateDirectory: Sendable {
     /// under the packaged unit): it reads the state directory, raw messages and attachments,
     /// removes events from the spool, and writes submissions into the outbox and queue requests
     /// into control. Everything else stays the daemon's (files 0640, directories 0750).
-    public enum Modes {
-        public static let root: mode_t = 0o2750
-        public static let readable: mode_t = 0o2750
-        public static let shared: mode_t = 0o2770
+    package enum Modes {
+        package static let root: mode_t = 0o2750
+        package static let readable: mode_t = 0o2750
+        package static let shared: mode_t = 0o2770
     }
 
-    public var outbox: String { root + "/outbox" }
-    public var control: String { root + "/control" }
+    package var outbox: String { root + "/outbox" }
+    package var control: String { root + "/control" }
 
     /// Makes the directories. The service's own folders inside shared ones (`.pending` in the
     /// spool, `rejected` in the outbox) are taken only if they are its own folders: a link or
     /// anything else a member put at their name is moved aside and returned, for the caller to
     /// report.
     @discardableResult
-    public func prepare(mailboxes: [String]) throws(DurableFiles.Failure) -> [RefusedEntry] {
+    package func prepare(mailboxes: [String]) throws(DurableFiles.Failure) -> [RefusedEntry] {
         var refused: [RefusedEntry] = []
         try DurableFiles.makeDirectory(root, mode: Modes.root)
         try DurableFiles.makeDirectory(spool, mode: Modes.shared)
@@ -60,7 +60,7 @@ public struct StateDirectory: Sendable {
 
     /// Before each batch of a poll: `.pending` in the spool (which the group can write) is still
     /// the service's own folder; anything else there is moved aside, a new one made, and returned.
-    public func securePending() -> [RefusedEntry] {
+    package func securePending() -> [RefusedEntry] {
         var refused: [RefusedEntry] = []
         guard let spoolFolder = try? SharedFolder(spool) else { return [] }
         _ = try? spoolFolder.ownFolder(".pending") { refused.append($0) }
@@ -69,7 +69,7 @@ public struct StateDirectory: Sendable {
 
     /// The secret that keys Carteiro's Message-IDs: 32 random bytes made on first use, kept
     /// readable by Carteiro alone. Losing it only means old replies thread by subject tag.
-    public func threadingSecret() throws(DurableFiles.Failure) -> [UInt8] {
+    package func threadingSecret() throws(DurableFiles.Failure) -> [UInt8] {
         let path = root + "/threading.key"
         if let existing = DurableFiles.read(path), existing.count >= 32 { return existing }
         var bytes = [UInt8](repeating: 0, count: 32)
@@ -99,7 +99,7 @@ public struct StateDirectory: Sendable {
 extension StateDirectory {
     /// Writes an event that has no mailbox batch behind it (a mailbox alert): to the pending
     /// area, fsynced, then renamed into the spool.
-    public func writeEvent(id: String, bytes: [UInt8]) throws(DurableFiles.Failure) {
+    package func writeEvent(id: String, bytes: [UInt8]) throws(DurableFiles.Failure) {
         let name = Self.eventFileName(id)
         let spoolFolder = try SharedFolder(spool)
         let pending = try spoolFolder.ownFolder(".pending") { _ in }

@@ -11,13 +11,13 @@ import Foundation
 /// An `flock(2)` on `<state>/carteiro.lock`: the kernel drops it when the process ends, however
 /// it ends, so a SIGKILLed daemon never leaves a stale lock behind. The file holds the holder's
 /// pid, for the message that names it.
-public final class StateLock: @unchecked Sendable {
-    public enum Failure: Error, CustomStringConvertible {
+package final class StateLock: @unchecked Sendable {
+    package enum Failure: Error, CustomStringConvertible {
         /// Another process holds it; its pid when the file says.
         case held(path: String, pid: Int32?)
         case unusable(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .held(let path, let pid):
                 let who = pid.map { "carteiro (pid \($0))" } ?? "another carteiro"
@@ -27,7 +27,7 @@ public final class StateLock: @unchecked Sendable {
         }
     }
 
-    public let path: String
+    package let path: String
     private let descriptor: Int32
 
     private init(path: String, descriptor: Int32) {
@@ -37,10 +37,10 @@ public final class StateLock: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
-    public static func path(stateDirectory: String) -> String { stateDirectory + "/carteiro.lock" }
+    package static func path(stateDirectory: String) -> String { stateDirectory + "/carteiro.lock" }
 
     /// Takes the lock without waiting, or says who holds it.
-    public static func acquire(stateDirectory: String) throws(Failure) -> StateLock {
+    package static func acquire(stateDirectory: String) throws(Failure) -> StateLock {
         do { try DurableFiles.makeDirectory(stateDirectory) } catch { throw .unusable(error.description) }
         let path = path(stateDirectory: stateDirectory)
         var descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o660)
@@ -68,7 +68,7 @@ public final class StateLock: @unchecked Sendable {
     }
 
     /// Whether a process holds the lock now (for `carteiro status`).
-    public static func isHeld(stateDirectory: String) -> (held: Bool, pid: Int32?) {
+    package static func isHeld(stateDirectory: String) -> (held: Bool, pid: Int32?) {
         let descriptor = open(path(stateDirectory: stateDirectory), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard descriptor >= 0 else { return (false, nil) }
         defer { close(descriptor) }

@@ -9,19 +9,19 @@ import Logging
 /// (explained in `systemd/carteiro.catalog`, `journalctl -x`), and every metadata key as a
 /// field of its own: `mailbox` → `CARTEIRO_MAILBOX`, so `journalctl CARTEIRO_CONTRACT=acme`
 /// shows one customer.
-public struct JournalLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+package struct JournalLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .info
 
-    public init(label: String) {}
+    package init(label: String) {}
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
     /// Messages an operator acts on, with the MESSAGE_ID their catalog entry has.
-    public static let messageIDs: [String: String] = [
+    package static let messageIDs: [String: String] = [
         "mailbox failing": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5f6",
         "mailbox recovered": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5f7",
         "poll failed": "7d0e6f1a2b3c4d5e8f90a1b2c3d4e5f8",
@@ -39,7 +39,7 @@ public struct JournalLogHandler: LogHandler {
 
     /// `queue_id` → `CARTEIRO_QUEUE_ID`: journald accepts only [A-Z0-9_], at most 64 characters,
     /// not starting with "_"; anything else would be dropped silently.
-    public static func fieldName(_ key: String) -> String {
+    package static func fieldName(_ key: String) -> String {
         let upper = key.uppercased().unicodeScalars.map { ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") ? Character($0) : "_" }
         return String(("CARTEIRO_" + String(upper)).prefix(64))
     }
@@ -55,7 +55,7 @@ public struct JournalLogHandler: LogHandler {
         }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         let message = event.message.description
         var fields = ["MESSAGE=\(message)", "PRIORITY=\(Self.priority(event.level))", "SYSLOG_IDENTIFIER=carteiro"]
         if let id = Self.messageIDs[message] { fields.append("MESSAGE_ID=\(id)") }
@@ -76,7 +76,7 @@ public struct JournalLogHandler: LogHandler {
 
     /// True when stderr is connected to the journal ($JOURNAL_STREAM names its device and
     /// inode): only then are entries sent natively.
-    public static func stderrIsJournal(environment: [String: String]) -> Bool {
+    package static func stderrIsJournal(environment: [String: String]) -> Bool {
         guard let value = environment["JOURNAL_STREAM"] else { return false }
         let parts = value.split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }

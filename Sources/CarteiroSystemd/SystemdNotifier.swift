@@ -6,16 +6,16 @@ import Glibc
 /// Tells systemd how the service is doing (sd_notify(3)): READY once the configuration is
 /// loaded and polling runs, STATUS in one line, WATCHDOG while the scheduler is alive,
 /// STOPPING at shutdown. Outside systemd (no $NOTIFY_SOCKET) every call does nothing.
-public struct SystemdNotifier: Sendable {
-    public init() {}
+package struct SystemdNotifier: Sendable {
+    package init() {}
 
-    public func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
-    public func status(_ text: String) { send("STATUS=\(text)") }
-    public func stopping() { send("STOPPING=1\nSTATUS=stopping") }
-    public func watchdog() { send("WATCHDOG=1") }
+    package func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
+    package func status(_ text: String) { send("STATUS=\(text)") }
+    package func stopping() { send("STOPPING=1\nSTATUS=stopping") }
+    package func watchdog() { send("WATCHDOG=1") }
 
     /// systemd 253+ wants MONOTONIC_USEC with RELOADING=1; 252 ignores it.
-    public func reloading() {
+    package func reloading() {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let microseconds = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
@@ -23,7 +23,7 @@ public struct SystemdNotifier: Sendable {
     }
 
     /// How often to send WATCHDOG=1: half of WatchdogSec=, or nil when systemd does not watch.
-    public var watchdogInterval: Duration? {
+    package var watchdogInterval: Duration? {
         var microseconds: UInt64 = 0
         guard sd_watchdog_enabled(0, &microseconds) > 0, microseconds > 0 else { return nil }
         return .microseconds(Int64(microseconds / 2))

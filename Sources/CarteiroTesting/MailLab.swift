@@ -2,24 +2,24 @@ import Foundation
 
 /// The mail lab's coordinates (`scripts/mail-lab start` writes them to `lab.env`).
 /// Tests that need real servers ask for `MailLab.current`; it is nil when no lab runs.
-public struct MailLab: Sendable {
-    public let directory: String
-    public let caFile: String
-    public let imapPort: Int
-    public let imapsPort: Int
-    public let pop3Port: Int
-    public let pop3sPort: Int
-    public let smtpStarttlsPort: Int
-    public let smtpTLSPort: Int
-    public let smtpPlainPort: Int
-    public let smtpSpool: String
+package struct MailLab: Sendable {
+    package let directory: String
+    package let caFile: String
+    package let imapPort: Int
+    package let imapsPort: Int
+    package let pop3Port: Int
+    package let pop3sPort: Int
+    package let smtpStarttlsPort: Int
+    package let smtpTLSPort: Int
+    package let smtpPlainPort: Int
+    package let smtpSpool: String
     /// The OAuth 2.0 token server (scripts/lab/token_server.py), e.g. http://127.0.0.1:31080.
-    public let tokenURL: String
+    package let tokenURL: String
     /// The Google-style service account key the token server trusts (JWT bearer).
-    public let serviceAccount: String
+    package let serviceAccount: String
 
     /// The lab named by `CARTEIRO_LAB_DIR`, else `/tmp/carteiro-lab`, if its lab.env exists.
-    public static let current: MailLab? = {
+    package static let current: MailLab? = {
         let directory = ProcessInfo.processInfo.environment["CARTEIRO_LAB_DIR"] ?? "/tmp/carteiro-lab"
         guard let text = try? String(contentsOfFile: directory + "/lab.env", encoding: .utf8) else { return nil }
         var values: [String: String] = [:]
@@ -37,17 +37,17 @@ public struct MailLab: Sendable {
     }()
 
     /// True when tests must not skip the lab: `.ci/run` and `scripts/test` set it.
-    public static var isRequired: Bool { ProcessInfo.processInfo.environment["CARTEIRO_LAB_REQUIRED"] == "1" }
+    package static var isRequired: Bool { ProcessInfo.processInfo.environment["CARTEIRO_LAB_REQUIRED"] == "1" }
 
     /// The password every lab user has: `NAME-secret`.
-    public static func password(of user: String) -> String { "\(user)-secret" }
+    package static func password(of user: String) -> String { "\(user)-secret" }
 
     /// The path of a file holding `user`'s password (mode 600).
-    public func passwordFile(of user: String) -> String { "\(directory)/secrets/\(user).password" }
+    package func passwordFile(of user: String) -> String { "\(directory)/secrets/\(user).password" }
 
     /// A complete configuration with one mailbox table (plus what validation needs around it).
     /// `mailbox` is the body of `[mailbox.NAME]`.
-    public static func configuration(name: String, mailbox: String) -> String {
+    package static func configuration(name: String, mailbox: String) -> String {
         let isOutbound = mailbox.contains("type = \"outbound\"")
         var text = "[daemon]\nsystem_outbound = \"\(isOutbound ? name : "system-out")\"\nstate_dir = \"/tmp/carteiro-test-state\"\n\n"
         text += "[mailbox.\(name)]\n\(mailbox)\n\n"
@@ -65,7 +65,7 @@ extension MailLab {
 
     /// Adds a lab user with an empty Maildir (and a Processed folder); Dovecot re-reads its
     /// passwd-file by itself. Each test takes users of its own, so tests run in parallel.
-    public func addUser(_ user: String) throws {
+    package func addUser(_ user: String) throws {
         let home = "\(directory)/mail/\(user)"
         for folder in ["", "/.Processed"] {
             for sub in ["cur", "new", "tmp"] {
@@ -90,7 +90,7 @@ extension MailLab {
     static let passwdLock = NSLock()
 
     /// Drops a message into the user's inbox the way a delivery agent does (tmp, then new).
-    public func deliver(_ message: String, to user: String) throws {
+    package func deliver(_ message: String, to user: String) throws {
         let name = "\(UInt64(Date().timeIntervalSince1970 * 1_000_000)).\(UUID().uuidString).lab"
         let maildir = "\(directory)/mail/\(user)/Maildir"
         let text = message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n", with: "\r\n")
@@ -100,7 +100,7 @@ extension MailLab {
     }
 
     /// Files in a user's folder ("" for the inbox, "Processed" …), and how many carry \Seen.
-    public func count(_ user: String, folder: String = "") -> (messages: Int, seen: Int) {
+    package func count(_ user: String, folder: String = "") -> (messages: Int, seen: Int) {
         let base = "\(directory)/mail/\(user)/Maildir" + (folder.isEmpty ? "" : "/.\(folder)")
         var messages = 0, seen = 0
         for sub in ["new", "cur"] {
@@ -113,7 +113,7 @@ extension MailLab {
     }
 
     /// A short message with a unique Message-ID.
-    public static func message(id: String, subject: String, from: String = "cliente@acme.example") -> String {
+    package static func message(id: String, subject: String, from: String = "cliente@acme.example") -> String {
         """
         From: Cliente <\(from)>
         To: suporte@acme.example
@@ -129,7 +129,7 @@ extension MailLab {
 
 extension MailLab {
     /// Delivers a message that the user has already read (\Seen), as if it had been there before.
-    public func deliverSeen(_ message: String, to user: String) throws {
+    package func deliverSeen(_ message: String, to user: String) throws {
         let name = "\(UInt64(Date().timeIntervalSince1970 * 1_000_000)).\(UUID().uuidString).lab:2,S"
         let path = "\(directory)/mail/\(user)/Maildir/cur/\(name)"
         let text = message.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n", with: "\r\n")
@@ -139,7 +139,7 @@ extension MailLab {
 
     /// Makes Dovecot forget the inbox's UIDs: at the next SELECT it numbers every message anew
     /// under a new UIDVALIDITY, as a server does after a restore or a migration.
-    public func resetUIDValidity(of user: String) throws {
+    package func resetUIDValidity(of user: String) throws {
         let maildir = "\(directory)/mail/\(user)/Maildir"
         for name in try FileManager.default.contentsOfDirectory(atPath: maildir)
         where name.hasPrefix("dovecot-uidlist") || name.hasPrefix("dovecot-uidvalidity") || name.hasPrefix("dovecot.index") {
@@ -148,7 +148,7 @@ extension MailLab {
     }
 
     /// Ends every session of the user (`doveadm kick`), as a server restart does to its clients.
-    public func kick(_ user: String) throws {
+    package func kick(_ user: String) throws {
         let kick = Process()
         kick.executableURL = URL(fileURLWithPath: "/usr/bin/doveadm")
         kick.arguments = ["-c", directory + "/dovecot/dovecot.conf", "kick", user]
@@ -159,7 +159,7 @@ extension MailLab {
     }
 
     /// How many IMAP logins of the user succeeded, from Dovecot's log.
-    public func imapLogins(of user: String) -> Int {
+    package func imapLogins(of user: String) -> Int {
         let log = (try? String(contentsOfFile: directory + "/dovecot/dovecot.log", encoding: .utf8)) ?? ""
         return log.components(separatedBy: "imap-login: Info: Login: user=<\(user)>").count - 1
     }

@@ -6,8 +6,8 @@ import Foundation
 /// A TCP server on 127.0.0.1 that plays a script: a greeting, then for each line it receives,
 /// the reply `respond` gives (nil: stay silent). For servers that lie, stall or lack a feature
 /// that the real lab servers have: "accepts and never answers", "IMAP without STARTTLS".
-public final class ScriptedServer: @unchecked Sendable {
-    public let port: Int
+package final class ScriptedServer: @unchecked Sendable {
+    package let port: Int
     private let listener: Int32
     private let greeting: String?
     private let respond: @Sendable (String, Writer) -> Void
@@ -17,16 +17,16 @@ public final class ScriptedServer: @unchecked Sendable {
 
     /// The client's side of the connection, for servers that flood or trickle: each write
     /// says whether the client is still there.
-    public struct Writer: Sendable {
+    package struct Writer: Sendable {
         let client: Int32
         /// Tells one client's connection from another's (for servers that keep state per connection).
-        public var connection: Int32 { client }
+        package var connection: Int32 { client }
         @discardableResult
-        public func write(_ text: String) -> Bool { write(Array(text.utf8)) }
+        package func write(_ text: String) -> Bool { write(Array(text.utf8)) }
         /// Drops the connection, as a server that crashes on a request does.
-        public func hangUp() { shutdown(client, Int32(SHUT_RDWR)) }
+        package func hangUp() { shutdown(client, Int32(SHUT_RDWR)) }
         @discardableResult
-        public func write(_ bytes: [UInt8]) -> Bool {
+        package func write(_ bytes: [UInt8]) -> Bool {
             var offset = 0
             while offset < bytes.count {
                 let sent = bytes[offset...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -38,7 +38,7 @@ public final class ScriptedServer: @unchecked Sendable {
     }
 
     /// Binds an ephemeral port on 127.0.0.1 and starts accepting.
-    public convenience init(greeting: String?, respond: @escaping @Sendable (String) -> String? = { _ in nil }) throws {
+    package convenience init(greeting: String?, respond: @escaping @Sendable (String) -> String? = { _ in nil }) throws {
         try self.init(greeting: greeting, stream: { line, writer in
             if let reply = respond(line) { writer.write(reply) }
         })
@@ -46,7 +46,7 @@ public final class ScriptedServer: @unchecked Sendable {
 
     /// A server whose answer to a line is written as it goes (floods, trickles, endless
     /// replies): `stream` returns when the answer is complete or the client has gone.
-    public init(greeting: String?, stream: @escaping @Sendable (String, Writer) -> Void) throws {
+    package init(greeting: String?, stream: @escaping @Sendable (String, Writer) -> Void) throws {
         self.greeting = greeting
         self.respond = stream
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -73,7 +73,7 @@ public final class ScriptedServer: @unchecked Sendable {
 
     /// Stops accepting and hangs up on every client. File descriptors are closed only by the
     /// threads that use them, so a number reused by another socket is never touched here.
-    public func stop() {
+    package func stop() {
         lock.lock()
         defer { lock.unlock() }
         guard !stopped else { return }

@@ -1,10 +1,10 @@
 import Foundation
 
 /// A fresh directory per test, removed when the value is released: tests run in parallel.
-public final class TemporaryDirectory: @unchecked Sendable {
-    public let path: String
+package final class TemporaryDirectory: @unchecked Sendable {
+    package let path: String
 
-    public init() throws {
+    package init() throws {
         let template = NSTemporaryDirectory() + "carteiro-test-XXXXXX"
         var bytes = Array(template.utf8CString)
         guard let created = mkdtemp(&bytes) else { throw POSIXError(.EACCES) }
@@ -15,7 +15,7 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     /// Writes `text` to `name` inside the directory and returns its path.
     @discardableResult
-    public func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
+    package func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
         let file = path + "/" + name
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try text.write(toFile: file, atomically: true, encoding: .utf8)
