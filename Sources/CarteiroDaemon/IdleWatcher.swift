@@ -43,8 +43,9 @@ final class IdleLoop: @unchecked Sendable {
 /// `idle_refresh`, with a NOOP in between: a dead or silent connection is noticed within that plus
 /// the mailbox's `timeout`, and reconnected with backoff. A server without IDLE is only polled.
 ///
-/// The watcher is a state machine on `IdleLoop.queue`; its connection belongs to the loop while
-/// it idles and to the one job that runs a blocking step otherwise, never to both.
+/// The watcher's lifecycle is an `IdleMachine` on `IdleLoop.queue`; its connection belongs to
+/// the loop while it idles and to the one job that runs a blocking step (or the poll it is lent
+/// to) otherwise, never to both.
 final class IdleWatcher: @unchecked Sendable {
     let mailbox: InboundMailbox
     let login: MailboxLogin
@@ -52,26 +53,20 @@ final class IdleWatcher: @unchecked Sendable {
     /// Asks for a poll of the mailbox now.
     let arrived: @Sendable () -> Void
     private let loop: IdleLoop
-    private let lock = NSLock()
-    /// Set once by `stop` (read from any thread).
-    private var stopped = false
+    /// Raised once by `stop` (read from any thread; the machine knows it too).
+    private let stopped = StopFlag()
 
     // Touched on the loop's queue only.
     /// The connection while it idles (during a blocking step, the step holds it).
     private var connection: Connection?
     private var readSource: DispatchSourceRead?
     private var refreshTimer: DispatchSourceTimer?
-    private var failures = 0
-    /// When the connection in hand was made: one that lasted `lastingConnection` resets the backoff.
-    private var connectedAt: ContinuousClock.Instant?
+    /// Where the lifecycle stands, and the backoff.
+    private var machine: IdleMachine
     /// What the server's news leads to: coalesced, spaced polls (see `IdleNews`).
     private var news = IdleNews()
     /// Armed while a poll is pending for news within the spacing.
     private var newsTimer: DispatchSourceTimer?
-    /// The connection is lent to a poll.
-    private var lentOut = false
-    /// A blocking step (connecting, refreshing) holds the connection.
-    private var working = false
 
     /// An authenticated connection in IDLE: the session, its client and the IDLE command's tag.
     struct Connection: @unchecked Sendable {
@@ -80,61 +75,52 @@ final class IdleWatcher: @unchecked Sendable {
         var session: MailSession { client.session }
     }
 
-    /// A connection must last this long for the reconnect backoff to start again from 5 s: a
-    /// server that accepts and drops every connection a second later gets 5, 10, 20 … s, not a
-    /// login every 5 s for ever.
-    static let lastingConnection: Duration = .seconds(60)
-
     init(mailbox: InboundMailbox, login: MailboxLogin, log: DaemonLog, loop: IdleLoop = .shared, arrived: @escaping @Sendable () -> Void) {
         self.mailbox = mailbox
         self.login = login
         self.log = log
         self.loop = loop
         self.arrived = arrived
+        machine = IdleMachine(pollInterval: mailbox.pollInterval)
     }
 
-    var isStopped: Bool { lock.withLock { stopped } }
+    var isStopped: Bool { stopped.isRaised }
 
     func start() {
-        loop.queue.async { [self] in connect(reconnecting: false) }
+        loop.queue.async { [self] in
+            if machine.start() == .connect { connect(reconnecting: false) }
+        }
     }
 
     /// Ends the IDLE connection (at once if it idles, else when its blocking step returns).
     func stop() {
-        let first = lock.withLock { () -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
+        guard !stopped.isRaised else { return }
+        stopped.raise()
         loop.queue.async { [self] in
             log.log(.info, "idle ended", ["mailbox": mailbox.name])
             newsTimer?.cancel()
             newsTimer = nil
-            close()
+            if machine.stop() == .close { close() }
         }
     }
 
     // MARK: - States (on the loop's queue)
 
     private func connect(reconnecting: Bool) {
-        guard !isStopped else { return }
-        working = true
         loop.perform { [self] in
             let result: Result<Connection?, MailConnectionError>
             do throws(MailConnectionError) { result = .success(try establish()) } catch { result = .failure(error) }
             loop.queue.async { [self] in
-                working = false
                 switch result {
                 case .success(let connection?):
-                    guard !isStopped else { return Self.discard(connection) }
-                    connectedAt = .now
+                    guard machine.connected(at: .now) == .wait else { return Self.discard(connection) }
                     log.log(.info, "idle", ["mailbox": mailbox.name])
                     news.reset(known: connection.client.folderCount)
                     // Mail that came while the connection was down was announced to nobody: a poll now.
                     if reconnecting { announce() }
                     wait(on: connection)
                 case .success(nil):
-                    return // the server offers no IDLE: polling only
+                    machine.offersNoIdle()
                 case .failure(let error):
                     lost(error)
                 }
@@ -204,19 +190,18 @@ final class IdleWatcher: @unchecked Sendable {
 
     /// Every `idle_refresh`: DONE, a NOOP (a dead connection fails here within `timeout`), IDLE again.
     private func refresh() {
-        guard let connection = disarm() else { return }
-        working = true
+        guard machine.state == .idling, let connection = disarm() else { return }
+        _ = machine.refreshDue()
         let heard = news
         loop.perform { [self] in
             let result: Result<(Connection, IdleNews), MailConnectionError>
             do throws(MailConnectionError) { result = .success(try renew(connection, news: heard)) } catch { result = .failure(error) }
             loop.queue.async { [self] in
-                working = false
                 switch result {
                 case .success(let (renewed, after)):
                     news.reset(known: after.known)
                     if after.grew { announce() }
-                    guard !isStopped else { return Self.discard(renewed) }
+                    guard machine.resumed() == .wait else { return Self.discard(renewed) }
                     wait(on: renewed)
                 case .failure(let error):
                     connection.session.interrupt()
@@ -231,14 +216,12 @@ final class IdleWatcher: @unchecked Sendable {
     /// 5 s only after a connection that lasted (`lastingConnection`).
     private func lost(_ error: MailConnectionError) {
         close()
-        guard !isStopped else { return }
-        if let connectedAt, ContinuousClock.now - connectedAt >= Self.lastingConnection { failures = 0 }
-        connectedAt = nil
-        failures += 1
-        let wait = Double(RetryPolicy.idleReconnect(pollInterval: mailbox.pollInterval).delay(after: failures).components.seconds)
-        log.log(failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
-                ["mailbox": mailbox.name, "reason": error.description, "retry_in": "\(Int(wait))s"])
-        loop.queue.asyncAfter(deadline: .now() + wait) { [self] in connect(reconnecting: true) }
+        guard case .reconnect(let delay) = machine.lost(at: .now) else { return }
+        log.log(machine.failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
+                ["mailbox": mailbox.name, "reason": error.description, "retry_in": ConfigDuration.format(delay)])
+        loop.queue.asyncAfter(deadline: .now() + Self.interval(delay)) { [self] in
+            if machine.reconnectDue() == .connect { connect(reconnecting: true) }
+        }
     }
 
     /// Stops waiting on the connection and hands it to the caller.
@@ -283,8 +266,8 @@ final class IdleWatcher: @unchecked Sendable {
     /// then reconnects); the poll opens a connection of its own.
     func lend() -> IMAPClient? {
         let taken = loop.queue.sync { () -> Connection? in
-            guard !isStopped, let connection = disarm() else { return nil }
-            lentOut = true
+            guard !isStopped, machine.state == .idling, let connection = disarm() else { return nil }
+            _ = machine.lend()
             return connection
         }
         guard let connection = taken else { return nil }
@@ -295,7 +278,6 @@ final class IdleWatcher: @unchecked Sendable {
             return connection.client
         } catch {
             loop.queue.async { [self] in
-                lentOut = false
                 connection.session.interrupt()
                 lost(error)
             }
@@ -318,12 +300,11 @@ final class IdleWatcher: @unchecked Sendable {
         // Handed over whole: from here only the loop touches the client.
         let handed = Connection(client: client, tag: "")
         loop.queue.async { [self] in
-            lentOut = false
             switch result {
             case .success(let tag):
                 var connection = handed
                 connection.tag = tag
-                guard !isStopped else { return Self.discard(connection) }
+                guard machine.resumed() == .wait else { return Self.discard(connection) }
                 // The poll's SELECT and what it expunged told the folder's count.
                 news.reset(known: handed.client.folderCount)
                 wait(on: connection)
@@ -338,7 +319,7 @@ final class IdleWatcher: @unchecked Sendable {
     /// Whether the watcher holds a connection (idling, refreshing or lent): a poll's own
     /// connection is then not kept, so a mailbox in IDLE has one connection, not two.
     var hasConnection: Bool {
-        loop.queue.sync { connection != nil || lentOut || working }
+        loop.queue.sync { machine.holdsConnection }
     }
 
     // MARK: - Blocking steps (on a worker)

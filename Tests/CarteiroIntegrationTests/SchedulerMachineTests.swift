@@ -8,13 +8,19 @@ struct SchedulerMachineTests {
     @Test func pollsBeyondTheSlotsWaitAndTakeTheSlotsInTurn() {
         var machine = SchedulerMachine(maxParallel: 2)
         machine.start()
-        #expect(machine.due("a") == [.launch("a")])
-        #expect(machine.due("b") == [.launch("b")])
-        #expect(machine.due("c") == [])
-        #expect(machine.due("c") == [], "a mailbox waits once")
-        #expect(machine.due("a") == [], "never two polls of one mailbox")
+        let result1 = machine.due("a")
+        #expect(result1 == [.launch("a")])
+        let result2 = machine.due("b")
+        #expect(result2 == [.launch("b")])
+        let result3 = machine.due("c")
+        #expect(result3 == [])
+        let result4 = machine.due("c")
+        #expect(result4 == [], "a mailbox waits once")
+        let result5 = machine.due("a")
+        #expect(result5 == [], "never two polls of one mailbox")
         #expect(machine.waiting == ["c"])
-        #expect(machine.finished("a", failed: false, known: true, next: .seconds(60), total: 3)
+        let result6 = machine.finished("a", failed: false, known: true, next: .seconds(60), total: 3)
+        #expect(result6
                 == [.answerWaiters("a"), .schedule("a", after: .seconds(60)), .launch("c")])
         #expect(machine.running == ["b", "c"])
     }
@@ -22,56 +28,80 @@ struct SchedulerMachineTests {
     @Test func aMailboxAskedForWhileItsPollRunsIsPolledOnceMoreAndOnlyThenAnswered() {
         var machine = SchedulerMachine(maxParallel: 4)
         machine.start()
-        #expect(machine.asked("a") == [.launch("a")])
-        #expect(machine.asked("a") == [])
-        #expect(machine.finished("a", failed: false, known: true, next: .seconds(60), total: 1) == [.schedule("a", after: .zero)])
-        #expect(machine.due("a") == [.launch("a")])
-        #expect(machine.finished("a", failed: false, known: true, next: .seconds(60), total: 1)
+        let result7 = machine.asked("a")
+        #expect(result7 == [.launch("a")])
+        let result8 = machine.asked("a")
+        #expect(result8 == [])
+        let result9 = machine.finished("a", failed: false, known: true, next: .seconds(60), total: 1)
+        #expect(result9 == [.schedule("a", after: .zero)])
+        let result10 = machine.due("a")
+        #expect(result10 == [.launch("a")])
+        let result11 = machine.finished("a", failed: false, known: true, next: .seconds(60), total: 1)
+        #expect(result11
                 == [.answerWaiters("a"), .schedule("a", after: .seconds(60))])
     }
 
     @Test func runOnceAnswersWhenEveryMailboxWasPolledWithTheFailures() {
         var machine = SchedulerMachine(maxParallel: 1)
-        #expect(machine.pollOnce(["a", "b"]) == [.launch("a")])
-        #expect(machine.finished("a", failed: true, known: true, next: .seconds(5), total: 2) == [.answerWaiters("a"), .launch("b")])
-        #expect(machine.finished("b", failed: false, known: true, next: .seconds(60), total: 2) == [.answerWaiters("b"), .onceDone(failures: 1)])
+        let result12 = machine.pollOnce(["a", "b"])
+        #expect(result12 == [.launch("a")])
+        let result13 = machine.finished("a", failed: true, known: true, next: .seconds(5), total: 2)
+        #expect(result13 == [.answerWaiters("a"), .launch("b")])
+        let result14 = machine.finished("b", failed: false, known: true, next: .seconds(60), total: 2)
+        #expect(result14 == [.answerWaiters("b"), .onceDone(failures: 1)])
         #expect(machine.mode == .ready, "nothing is scheduled after it: the schedule was never started")
         // And again: each run counts afresh.
-        #expect(machine.pollOnce(["a", "b"]) == [.launch("a")])
-        #expect(machine.finished("a", failed: false, known: true, next: .seconds(60), total: 2) == [.answerWaiters("a"), .launch("b")])
-        #expect(machine.finished("b", failed: false, known: true, next: .seconds(60), total: 2) == [.answerWaiters("b"), .onceDone(failures: 0)])
-        #expect(machine.pollOnce([]) == [.onceDone(failures: 0)])
+        let result15 = machine.pollOnce(["a", "b"])
+        #expect(result15 == [.launch("a")])
+        let result16 = machine.finished("a", failed: false, known: true, next: .seconds(60), total: 2)
+        #expect(result16 == [.answerWaiters("a"), .launch("b")])
+        let result17 = machine.finished("b", failed: false, known: true, next: .seconds(60), total: 2)
+        #expect(result17 == [.answerWaiters("b"), .onceDone(failures: 0)])
+        let result18 = machine.pollOnce([])
+        #expect(result18 == [.onceDone(failures: 0)])
     }
 
     @Test func aStopWaitsForThePollsInFlightAndStartsNothingMore() {
         var machine = SchedulerMachine(maxParallel: 1)
         machine.start()
-        #expect(machine.due("a") == [.launch("a")])
-        #expect(machine.due("b") == [])
-        #expect(machine.stop() == [])
+        let result19 = machine.due("a")
+        #expect(result19 == [.launch("a")])
+        let result20 = machine.due("b")
+        #expect(result20 == [])
+        let result21 = machine.stop()
+        #expect(result21 == [])
         #expect(machine.mode == .stopping)
-        #expect(machine.due("c") == [])
-        #expect(machine.asked("a") == [])
-        #expect(machine.finished("a", failed: false, known: true, next: .seconds(60), total: 2) == [.answerWaiters("a"), .stopped],
+        let result22 = machine.due("c")
+        #expect(result22 == [])
+        let result23 = machine.asked("a")
+        #expect(result23 == [])
+        let result24 = machine.finished("a", failed: false, known: true, next: .seconds(60), total: 2)
+        #expect(result24 == [.answerWaiters("a"), .stopped],
                 "b waited: it never starts")
         #expect(machine.mode == .stopped)
-        #expect(machine.stop() == [])
+        let result25 = machine.stop()
+        #expect(result25 == [])
     }
 
     @Test func aStopWithNothingRunningIsDoneAtOnce() {
         var machine = SchedulerMachine(maxParallel: 1)
         machine.start()
-        #expect(machine.stop() == [.stopped])
+        let result26 = machine.stop()
+        #expect(result26 == [.stopped])
     }
 
     @Test func aMailboxARemovedWhileItsPollRanGivesItsSlotBack() {
         var machine = SchedulerMachine(maxParallel: 1)
         machine.start()
-        #expect(machine.due("gone") == [.launch("gone")])
-        #expect(machine.due("b") == [])
-        #expect(machine.due("also-gone") == [])
+        let result27 = machine.due("gone")
+        #expect(result27 == [.launch("gone")])
+        let result28 = machine.due("b")
+        #expect(result28 == [])
+        let result29 = machine.due("also-gone")
+        #expect(result29 == [])
         machine.removed(["gone", "also-gone"])
-        #expect(machine.finished("gone", failed: false, known: false, next: .zero, total: 1) == [.launch("b")])
+        let result30 = machine.finished("gone", failed: false, known: false, next: .zero, total: 1)
+        #expect(result30 == [.launch("b")])
         #expect(machine.waiting.isEmpty)
     }
 
@@ -83,6 +113,7 @@ struct SchedulerMachineTests {
         machine.maxParallel = 0
         #expect(machine.maxParallel == 1, "never fewer than one slot")
         machine.maxParallel = 2
-        #expect(machine.fillSlots() == [.launch("b")])
+        let result31 = machine.fillSlots()
+        #expect(result31 == [.launch("b")])
     }
 }
