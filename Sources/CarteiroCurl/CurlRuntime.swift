@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CCurl
 import CCurlShim
+import Synchronization
 
 /// libcurl's process-wide set-up, done once before the first handle: `curl_global_init` is not
 /// thread-safe, and a write to a closed socket must not kill the daemon with SIGPIPE.
@@ -23,29 +24,19 @@ enum CurlRuntime {
 /// its session (one round trip, no certificate exchange) instead of a full handshake. Shares
 /// live as long as the process; there is one per server configured, so they stay few.
 enum TLSSessionCache {
-    nonisolated(unsafe) private static var shares: [String: UnsafeMutableRawPointer] = [:]
-    private static let lock = Mutex()
+    /// Each server's share, by its address (a pointer's bits: the shares are never freed).
+    private static let shares = Mutex<[String: UInt]>([:])
 
     /// The share for `endpoint`'s server; nil when libcurl cannot make one (the connection
     /// then does a full handshake, as it would without the cache).
     static func share(for endpoint: MailEndpoint) -> UnsafeMutableRawPointer? {
         let key = "\(endpoint.scheme)://\(endpoint.urlHost):\(endpoint.port)"
-        return lock.withLock { () -> UnsafeMutableRawPointer? in
+        let address = shares.withLock { shares -> UInt? in
             if let share = shares[key] { return share }
             guard let share = carteiro_curl_tls_share_new() else { return nil }
-            shares[key] = share
-            return share
+            shares[key] = UInt(bitPattern: share)
+            return UInt(bitPattern: share)
         }
-    }
-
-    /// A pthread mutex (CarteiroCurl does not import Foundation for NSLock).
-    final class Mutex: @unchecked Sendable {
-        private var mutex = pthread_mutex_t()
-        init() { pthread_mutex_init(&mutex, nil) }
-        func withLock<T>(_ body: () -> T) -> T {
-            pthread_mutex_lock(&mutex)
-            defer { pthread_mutex_unlock(&mutex) }
-            return body()
-        }
+        return address.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
     }
 }

@@ -5,13 +5,10 @@ import CarteiroStore
 import CarteiroSystemd
 import Dispatch
 import Foundation
+import Synchronization
 
 /// `carteiro run`: the inbound service and the webhook forwarder under one lifecycle, with
 /// systemd notifications, SIGHUP reload and SIGTERM/SIGINT shutdown.
-/// The pipe the signal handlers write to (see `Daemon.catchSignals`): set once, before any
-/// signal can come, then only read.
-nonisolated(unsafe) var signalPipe: (read: Int32, write: Int32) = (-1, -1)
-
 package final class Daemon: @unchecked Sendable {
     /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
     package static let stopDeadlineSeconds = 20
@@ -20,6 +17,8 @@ package final class Daemon: @unchecked Sendable {
     let environment: [String: String]
     let log: DaemonLog
     let notifier = SystemdNotifier()
+    /// How the daemon ends: `run` and `runOnce` return the status given here.
+    let ending = DaemonEnding()
     /// Serialises start, reload and stop.
     let queue = DispatchQueue(label: "carteiro.daemon")
     // Touched only on `queue`.
@@ -137,19 +136,21 @@ package final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// Polls every mailbox once and exits: 0, or 1 when a mailbox failed.
-    package func runOnce() -> Never {
+    /// Polls every mailbox once and sends what is queued once; returns the exit status: 0, or
+    /// 1 when a mailbox failed or a delivery did not happen.
+    package func runOnce() -> Int32 {
         let outbound = self.outbound
+        let ending = ending
         service.pollOnce { [log] failures in
             log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
             outbound.runOnce {
                 // A mailbox that failed, or a delivery that did not happen (refused, deferred).
                 let undelivered = outbound.deliveryProblems
                 if undelivered > 0 { log.log(.error, "sent once", ["undelivered": String(undelivered)]) }
-                exit(failures == 0 && undelivered == 0 ? 0 : 1)
+                ending.end(failures == 0 && undelivered == 0 ? 0 : 1)
             }
         }
-        dispatchMain()
+        return ending.wait()
     }
 
     /// Installs real handlers for SIGTERM, SIGINT and SIGHUP (call first thing in `run`): each
@@ -165,28 +166,38 @@ package final class Daemon: @unchecked Sendable {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
             _ = fcntl(end, F_SETFL, O_NONBLOCK)
         }
-        signalPipe = (ends[0], ends[1])
+        SignalPipe.read.store(ends[0], ordering: .releasing)
+        SignalPipe.write.store(ends[1], ordering: .releasing)
         for number in [SIGTERM, SIGINT, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { number in
                 var byte = UInt8(truncatingIfNeeded: number)
-                _ = write(signalPipe.write, &byte, 1)
+                _ = write(SignalPipe.write.load(ordering: .acquiring), &byte, 1)
             }
             sigemptyset(&action.sa_mask)
             action.sa_flags = SA_RESTART
             sigaction(number, &action, nil)
         }
+        // The thread that calls this (main, which then waits for the daemon to end) takes
+        // them, whatever mask the process was started with (a parent may block them):
+        // libdispatch's threads block every signal.
+        var wanted = sigset_t()
+        sigemptyset(&wanted)
+        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&wanted, number) }
+        pthread_sigmask(SIG_UNBLOCK, &wanted, nil)
     }
 
-    package func run() -> Never {
+    /// Runs until a SIGTERM or SIGINT has stopped everything; returns the exit status for `main`.
+    package func run() -> Int32 {
         // The handlers exist before READY=1 (and before any work): systemd may send SIGHUP or
         // SIGTERM the moment it hears READY, and an unhandled SIGHUP would end the process.
         // A signal that arrives while the services start waits on `queue` until they have.
-        if signalPipe.read < 0 { Self.catchSignals() }
-        let signals = DispatchSource.makeReadSource(fileDescriptor: signalPipe.read, queue: queue)
+        if SignalPipe.read.load(ordering: .acquiring) < 0 { Self.catchSignals() }
+        let signalRead = SignalPipe.read.load(ordering: .acquiring)
+        let signals = DispatchSource.makeReadSource(fileDescriptor: signalRead, queue: queue)
         signals.setEventHandler { [self] in
             var bytes = [UInt8](repeating: 0, count: 64)
-            let count = read(signalPipe.read, &bytes, bytes.count)
+            let count = read(signalRead, &bytes, bytes.count)
             for byte in bytes.prefix(max(count, 0)) {
                 let number = Int32(byte)
                 if number == SIGHUP { reload() } else { stop(signal: number == SIGTERM ? "TERM" : "INT") }
@@ -236,7 +247,7 @@ package final class Daemon: @unchecked Sendable {
         }
         statusTimer.resume()
         keepAlive.append(statusTimer)
-        dispatchMain()
+        return ending.wait()
     }
 
     func statusLine() -> String {
@@ -266,9 +277,9 @@ package final class Daemon: @unchecked Sendable {
         notifier.stopping()
         // Polls still running after the deadline are abandoned: their batch never committed,
         // so the next start fetches those messages again. Nothing is lost.
-        queue.asyncAfter(deadline: .now() + .seconds(Self.stopDeadlineSeconds)) { [log] in
+        queue.asyncAfter(deadline: .now() + .seconds(Self.stopDeadlineSeconds)) { [log, ending] in
             log.log(.warning, "stopped with polls still running", ["deadline": "\(Self.stopDeadlineSeconds)s"])
-            exit(0)
+            ending.end(0)
         }
         forwarder?.stop {}
         let group = DispatchGroup()
@@ -276,9 +287,9 @@ package final class Daemon: @unchecked Sendable {
         service.stop { group.leave() }
         group.enter()
         outbound.stop { group.leave() }
-        group.notify(queue: queue) { [log] in
+        group.notify(queue: queue) { [log, ending] in
             log.log(.notice, "stopped", [:])
-            exit(0)
+            ending.end(0)
         }
     }
 

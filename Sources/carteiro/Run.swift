@@ -106,8 +106,7 @@ struct Run: ParsableCommand {
             if case .secrets = error { throw ExitCode(78) }
             throw ExitCode(73) // EX_CANTCREAT: the state directory
         }
-        if once { daemon.runOnce() }
-        daemon.run()
+        Foundation.exit(once ? daemon.runOnce() : daemon.run())
     }
 }
 
