@@ -21,7 +21,7 @@ struct InboundIngest {
     let mailbox: InboundMailbox
     let contract: String?
     let builder: EventBuilder
-    let store: MailboxStore
+    let store: any MailboxLedger
     let log: DaemonLog
 
     struct Fetched {
@@ -181,7 +181,7 @@ struct InboundIngest {
         let built = BuildResults(count: messages.count)
         // Batches are built one after the other: their events' times follow the poll's order.
         let stamps = store.reserveStamps(messages.count)
-        for entry in store.revalidateDirectories() { log.log(.warning, RefusedEntry.message, entry.fields) }
+        for entry in store.prepareBatch() { log.log(.warning, RefusedEntry.message, entry.fields) }
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
@@ -192,7 +192,7 @@ struct InboundIngest {
                 let key = message.unreadable == nil ? Self.dedupeKey(event, bytes: message.bytes) : "unreadable:" + event.id
                 var staged = try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
                                              event: event.renderedBytes(), raw: message.bytes, attachments: attachments,
-                                             stamp: MailboxStore.stamp(stamps, plus: index))
+                                             stamp: stamps.advanced(byMicroseconds: index))
                 staged.summary = [("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
                                   ("from", event.message?.from?.address ?? ""), ("request", event.request ?? "")]
                 built.set(index, .success(staged))
@@ -343,7 +343,7 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
     func close() {
         drain()
         // Nothing is staged or committed any more: the store's open directories are closed.
-        ingest.store.closeDirectories()
+        ingest.store.pollEnded()
         let (count, unreported) = lock.withLock { (handedOn, !reported) }
         if unreported && count > 0 {
             ingest.log.log(.info, "messages handed on before the poll failed",

@@ -17,11 +17,12 @@ package final class InboundService: @unchecked Sendable {
         }
     }
 
-    let directory: StateDirectory
+    /// Where the mailboxes' ledgers and the spool are kept.
+    let store: any StateStore
     let scheduler: InboundScheduler
     let log: DaemonLog
-    /// Per mailbox, kept across reloads: a store is made once, when its mailbox first appears.
-    var stores: [String: MailboxStore] = [:]
+    /// Per mailbox, kept across reloads: a ledger is made once, when its mailbox first appears.
+    var ledgers: [String: any MailboxLedger] = [:]
     /// The contract of each mailbox, for alert events (replaced by a reload).
     let contracts = ContractTable()
     var mailboxCount: Int
@@ -60,15 +61,15 @@ package final class InboundService: @unchecked Sendable {
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
                                             secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
         mailboxCount = configuration.inboundMailboxes.filter(\.enabled).count
-        directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
-        let directory = self.directory
+        store = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        let store = self.store
         let contracts = self.contracts
         let alert: InboundScheduler.Alert = { mailbox, status, recovered in
             let event = MailboxAlert(kind: recovered ? .recovered : .failing, mailbox: mailbox.name, contract: contracts.get(mailbox.name),
                                      failingSince: status.failingSince ?? 0, failures: status.consecutiveFailures,
                                      error: status.lastError, at: Int64(Date().timeIntervalSince1970))
             do {
-                try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes())
+                try store.writeEvent(id: event.id, bytes: event.json().renderedBytes())
             } catch {
                 log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": event.kind.rawValue, "reason": "\(error)"])
             }
@@ -154,12 +155,14 @@ package final class InboundService: @unchecked Sendable {
         guard problems.isEmpty else { throw .secrets(problems) }
         let builder: EventBuilder
         do {
-            try directory.prepare(mailboxes: configuration.inboundMailboxes.map(\.name))
-            for mailbox in configuration.inboundMailboxes where stores[mailbox.name] == nil {
-                stores[mailbox.name] = try MailboxStore(directory: directory, mailbox: mailbox.name, faults: storeFaults)
+            for entry in try store.prepare(mailboxes: configuration.inboundMailboxes.map(\.name)) {
+                log.log(.warning, RefusedEntry.message, entry.fields)
+            }
+            for mailbox in configuration.inboundMailboxes where ledgers[mailbox.name] == nil {
+                ledgers[mailbox.name] = try store.ledger(for: mailbox.name, faults: storeFaults)
             }
             let contracts = RequestContracts(stateDirectory: configuration.daemon.stateDirectory)
-            builder = EventBuilder(threading: RequestThreading(secret: try directory.threadingSecret()),
+            builder = EventBuilder(threading: RequestThreading(secret: try store.threadingSecret()),
                                    ownAddresses: Set(configuration.outboundMailboxes.map(\.sender.address)),
                                    contractOfRequest: { contracts.contract(of: $0) })
         } catch {
@@ -169,10 +172,10 @@ package final class InboundService: @unchecked Sendable {
         let kept = keptSessions
         var table: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes {
-            guard let store = stores[mailbox.name], let login = logins[mailbox.name] else { continue }
+            guard let ledger = ledgers[mailbox.name], let login = logins[mailbox.name] else { continue }
             let contract = configuration.contract(owning: mailbox.name)?.id
             table[mailbox.name] = contract
-            let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: store, log: log)
+            let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: ledger, log: log)
             let source = makeSource(mailbox, log, kept)
             sources[mailbox.name] = source
             pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try source.poll(ingest, login: login) } }
@@ -224,7 +227,7 @@ package final class InboundService: @unchecked Sendable {
 
     package func start() {
         log.log(.notice, "polling started", ["mailboxes": String(mailboxCount),
-                                             "state_dir": directory.root, "spool": directory.spool])
+                                             "state_dir": store.location, "spool": store.spoolLocation])
         scheduler.start()
         started = true
         updateWatchers(scheduler.mailboxes)
@@ -257,8 +260,6 @@ package final class InboundService: @unchecked Sendable {
         }
     }
 }
-
-extension MailboxStore: @unchecked Sendable {}
 
 /// The contract of each inbound mailbox, replaced whole by a reload.
 final class ContractTable: @unchecked Sendable {

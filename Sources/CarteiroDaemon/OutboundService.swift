@@ -56,7 +56,7 @@ package final class OutboundService: @unchecked Sendable {
                                             secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
         let passwords = try Self.passwords(configuration, environment: environment)
         do {
-            try directory.prepare(mailboxes: [])
+            for entry in try directory.prepare(mailboxes: []) { log.log(.warning, RefusedEntry.message, entry.fields) }
             _ = try SharedFolder(outbox).ownFolder(".taken") { log.log(.warning, RefusedEntry.message, $0.fields) }
             resolver = SubmissionResolver(configuration: configuration, threading: RequestThreading(secret: try directory.threadingSecret()),
                                           hostname: OutboundService.hostname(configuration))

@@ -18,7 +18,7 @@ struct SourcePoll<Source: MailSource> {
     let login: MailboxLogin
 
     var mailbox: InboundMailbox { ingest.mailbox }
-    var store: MailboxStore { ingest.store }
+    var store: any MailboxLedger { ingest.store }
 
     func poll() throws(PollFailure) -> PollOutcome {
         try ingest.finishInterruptedCommit()

@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a store could not do what was asked (a disk that refuses, a file that cannot be made).
+package typealias StoreFailure = DurableFiles.Failure
+
+/// Where Carteiro keeps what it must not lose, as the daemon sees it: each inbound mailbox's
+/// ledger, the spool's events, the threading secret. The state directory (`StateDirectory`) is
+/// the first conformer; a store shared by several nodes (a database) would be another, and the
+/// pipeline, the scheduler and the sources would not change.
+package protocol StateStore: Sendable {
+    /// Where the store is, for the journal (a directory, a database's name).
+    var location: String { get }
+    /// Where the desk finds the events.
+    var spoolLocation: String { get }
+
+    /// Makes ready what the mailboxes need; what it had to refuse on the way (something a
+    /// member of the desk's group put where the store's own entries go) is returned, to report.
+    func prepare(mailboxes: [String]) throws(StoreFailure) -> [RefusedEntry]
+
+    /// The ledger of one inbound mailbox: its cursor, strikes, dedupe keys and batch commit.
+    /// `faults` stops its commits at a named step (the crash tests); nil in the daemon.
+    func ledger(for mailbox: String, faults: (@Sendable (String) throws(StoreFailure) -> Void)?) throws(StoreFailure) -> any MailboxLedger
+
+    /// The key that signs request ids in subjects and Message-IDs, made once and kept.
+    func threadingSecret() throws(StoreFailure) -> [UInt8]
+
+    /// An event that is not a message (a mailbox failing, an authorization running out),
+    /// written into the spool durably.
+    func writeEvent(id: String, bytes: [UInt8]) throws(StoreFailure)
+}
+
+/// One inbound mailbox's durable state, as the poll and its pipeline use it, in this order:
+/// messages staged (their files or rows written, not yet handed on), then committed together
+/// with the cursor they reach (the commit point: after it each message is handed on exactly
+/// once, whatever crashes), and only then `after_fetch` on the server.
+///
+/// One poll at a time uses a ledger (the scheduler never runs two polls of a mailbox); within
+/// it, messages are staged from several threads at once, and batches are committed in order.
+package protocol MailboxLedger: AnyObject, Sendable {
+    var name: String { get }
+    /// The state as last committed or recorded.
+    var state: MailboxState { get }
+    /// The keys of every message handed on (see `InboundIngest.dedupeKey`).
+    var dedupeKeys: Set<String> { get }
+
+    /// A commit cut short after its commit point is finished before anything else is fetched.
+    func finishInterruptedCommit() throws(StoreFailure)
+    /// A state change that hands nothing on (a new cursor, a strike).
+    func record(_ state: MailboxState) throws(StoreFailure)
+    /// Times for a batch's events, `count` of them, increasing, later than any before.
+    func reserveStamps(_ count: Int) -> timespec
+    /// Writes a message's event, raw message and attachments, not yet handed on. Safe from
+    /// several threads at once for different messages.
+    func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])],
+               stamp: timespec?) throws(StoreFailure) -> StagedMessage
+    /// A staged message that will not be committed: what it wrote goes.
+    func discard(_ message: StagedMessage)
+    /// Hands the batch on with the state it reaches: all of it, or (after a crash) none.
+    func commit(_ messages: [StagedMessage], newState: MailboxState) throws(StoreFailure)
+    /// Keeps the dedupe keys of messages still on the server; returns how many went.
+    func compactKeys(keeping present: Set<String>) throws(StoreFailure) -> Int
+    /// Before a batch is built: what the store had to refuse since the last (to report).
+    func prepareBatch() -> [RefusedEntry]
+    /// After a poll's last batch: whatever the store held open for the poll is let go.
+    func pollEnded()
+}
+
+extension StateDirectory: StateStore {
+    package var location: String { root }
+    package var spoolLocation: String { spool }
+
+    package func ledger(for mailbox: String, faults: (@Sendable (String) throws(StoreFailure) -> Void)?) throws(StoreFailure) -> any MailboxLedger {
+        try MailboxStore(directory: self, mailbox: mailbox, faults: faults)
+    }
+}
+
+extension MailboxStore: MailboxLedger {
+    package func prepareBatch() -> [RefusedEntry] { revalidateDirectories() }
+    package func pollEnded() { closeDirectories() }
+}
+
+extension timespec {
+    /// This time plus `microseconds` (a batch's n-th event gets its first time plus n).
+    package func advanced(byMicroseconds microseconds: Int) -> timespec {
+        let nanoseconds = Int64(tv_nsec) + Int64(microseconds % 1_000_000) * 1_000
+        return timespec(tv_sec: tv_sec + microseconds / 1_000_000 + Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+    }
+}
