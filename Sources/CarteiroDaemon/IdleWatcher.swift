@@ -69,9 +69,15 @@ final class IdleWatcher: @unchecked Sendable {
     private var newsTimer: DispatchSourceTimer?
 
     /// An authenticated connection in IDLE: the session, its client and the IDLE command's tag.
-    struct Connection: @unchecked Sendable {
-        let client: IMAPClient
+    /// Handed between the loop and the one blocking step or poll that has it (see `IdleMachine`).
+    struct Connection: Sendable {
+        private let handle: Handover<IMAPClient>
         var tag: String
+        init(client: IMAPClient, tag: String) {
+            handle = Handover(client)
+            self.tag = tag
+        }
+        var client: IMAPClient { handle.value }
         var session: MailSession { client.session }
     }
 

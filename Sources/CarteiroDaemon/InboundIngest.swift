@@ -4,15 +4,15 @@ import CarteiroMail
 import CarteiroStore
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Results filled in by concurrent workers, one slot each.
-final class BuildResults: @unchecked Sendable {
+final class BuildResults: Sendable {
     typealias Built = Result<StagedMessage, PollFailure>
-    private var slots: [Built?]
-    private let lock = NSLock()
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: Built) { lock.lock(); slots[index] = value; lock.unlock() }
-    func get(_ index: Int) -> Built? { lock.lock(); defer { lock.unlock() }; return slots[index] }
+    private let slots: Mutex<[Built?]>
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+    func set(_ index: Int, _ value: Built) { slots.withLock { $0[index] = value } }
+    func get(_ index: Int) -> Built? { slots.withLock { $0[index] } }
 }
 
 /// The part of a poll that does not depend on the protocol: a fetched message becomes an
@@ -24,7 +24,7 @@ struct InboundIngest {
     let store: any MailboxLedger
     let log: DaemonLog
 
-    struct Fetched {
+    struct Fetched: Sendable {
         /// The source's key of the message (see `SourceItem.key`).
         var key: String
         var origin: MessageOrigin
@@ -277,20 +277,19 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
         if let failure = lock.withLock({ failure }) { throw failure }
         room.wait()
         inFlight.enter()
-        let batch = UncheckedBatch(messages: messages)
         batchCount += 1
         let prefix = "\(nonce)-\(batchCount)"
         building.async {
-            let built = self.ingest.build(batch.messages, token: prefix)
+            let built = self.ingest.build(messages, token: prefix)
             self.committing.async {
                 defer { self.room.signal(); self.inFlight.leave() }
                 guard self.lock.withLock({ self.failure == nil }) else {
                     // An earlier batch failed: this one is not committed, its files go.
-                    self.ingest.discard(batch.messages.count, built: built)
+                    self.ingest.discard(messages.count, built: built)
                     return
                 }
                 do throws(PollFailure) {
-                    let (staged, duplicates) = try self.ingest.select(batch.messages.count, built: built, seenInBatch: &self.seenInBatch)
+                    let (staged, duplicates) = try self.ingest.select(messages.count, built: built, seenInBatch: &self.seenInBatch)
                     var next = self.ingest.store.state
                     advance(&next)
                     do throws(DurableFiles.Failure) {
@@ -349,9 +348,5 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
             ingest.log.log(.info, "messages handed on before the poll failed",
                            ["mailbox": ingest.mailbox.name, "contract": ingest.contract ?? "", "count": String(count)])
         }
-    }
-
-    private struct UncheckedBatch: @unchecked Sendable {
-        let messages: [InboundIngest.Fetched]
     }
 }

@@ -3,6 +3,7 @@ import CarteiroEvents
 import CarteiroStore
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Polls every inbound mailbox on its own interval: one alarm over a calendar of every
 /// mailbox's next poll, with jitter, at most `max_parallel_polls` at a time, exponential backoff
@@ -334,11 +335,10 @@ extension Duration {
 }
 
 /// The answers of a `pollNow`, handed over once every mailbox has answered.
-final class PollResults: @unchecked Sendable {
-    private var results: [(String, Result<PollOutcome, PollFailure>)] = []
+final class PollResults: Sendable {
+    private let results = Mutex<[(String, Result<PollOutcome, PollFailure>)]>([])
     private let expected: Int
     private let completion: @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void
-    private let lock = NSLock()
 
     init(expected: Int, completion: @escaping @Sendable ([(String, Result<PollOutcome, PollFailure>)]) -> Void) {
         self.expected = expected
@@ -346,10 +346,10 @@ final class PollResults: @unchecked Sendable {
     }
 
     func add(_ name: String, _ result: Result<PollOutcome, PollFailure>) {
-        lock.lock()
-        results.append((name, result))
-        let done = results.count == expected ? results : nil
-        lock.unlock()
+        let done = results.withLock { results in
+            results.append((name, result))
+            return results.count == expected ? results : nil
+        }
         if let done { completion(done.sorted { $0.0 < $1.0 }) }
     }
 }

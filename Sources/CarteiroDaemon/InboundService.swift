@@ -3,6 +3,7 @@ import CarteiroOAuth
 import CarteiroEvents
 import CarteiroStore
 import Foundation
+import Synchronization
 
 /// The inbound half of the daemon: a store and a poller per inbound mailbox, driven by the scheduler.
 package final class InboundService: @unchecked Sendable {
@@ -262,9 +263,8 @@ package final class InboundService: @unchecked Sendable {
 }
 
 /// The contract of each inbound mailbox, replaced whole by a reload.
-final class ContractTable: @unchecked Sendable {
-    private var table: [String: String] = [:]
-    private let lock = NSLock()
-    func set(_ value: [String: String]) { lock.lock(); table = value; lock.unlock() }
-    func get(_ name: String) -> String? { lock.lock(); defer { lock.unlock() }; return table[name] }
+final class ContractTable: Sendable {
+    private let table = Mutex<[String: String]>([:])
+    func set(_ value: [String: String]) { table.withLock { $0 = value } }
+    func get(_ name: String) -> String? { table.withLock { $0[name] } }
 }

@@ -1,6 +1,7 @@
 import CarteiroConfig
 import CarteiroCurl
 import Foundation
+import Synchronization
 
 /// Authenticated IMAP sessions kept between polls, at most one per mailbox: the next poll of
 /// the mailbox opens its folder again on the kept session (EXAMINE or SELECT report UIDVALIDITY,
@@ -9,17 +10,23 @@ import Foundation
 /// back when the poll succeeded; a session that failed, that the server ended (`BYE`, a closed
 /// connection, noticed before it is used), whose mailbox a reload changed or removed, or whose
 /// credentials changed (a new password, a refreshed OAuth token) is closed instead.
-final class KeptSessions: @unchecked Sendable {
-    private struct Kept: @unchecked Sendable {
-        let client: IMAPClient
+final class KeptSessions: Sendable {
+    /// A session between polls: nobody uses it until a poll takes it out.
+    private struct Kept: Sendable {
+        private let handle: Handover<IMAPClient>
         let mailbox: InboundMailbox
         let credentials: MailSession.Credentials
+        init(client: IMAPClient, mailbox: InboundMailbox, credentials: MailSession.Credentials) {
+            handle = Handover(client)
+            self.mailbox = mailbox
+            self.credentials = credentials
+        }
+        var client: IMAPClient { handle.value }
     }
 
-    private let lock = NSLock()
-    private var kept: [String: Kept] = [:]
+    private let kept = Mutex<[String: Kept]>([:])
     /// The IDLE watcher of each mailbox in IDLE: its connection is lent to the mailbox's polls.
-    private var watchers: [String: IdleWatcher] = [:]
+    private let watchers = Mutex<[String: IdleWatcher]>([:])
 
     /// A session for a poll: the mailbox's kept one, or its IDLE connection, lent.
     enum Taken {
@@ -34,15 +41,15 @@ final class KeptSessions: @unchecked Sendable {
 
     /// The mailbox's IDLE watcher (nil: none any more).
     func register(_ watcher: IdleWatcher?, for name: String) {
-        lock.withLock { watchers[name] = watcher }
+        watchers.withLock { $0[name] = watcher }
     }
 
     /// For a poll: the IDLE connection when the mailbox idles on one just now, else the kept
     /// session (see `take(_:credentials:)`).
     func session(for mailbox: InboundMailbox, credentials: MailSession.Credentials) -> Taken? {
-        if let watcher = lock.withLock({ watchers[mailbox.name] }), let client = watcher.lend() {
+        if let watcher = watchers.withLock({ $0[mailbox.name] }), let client = watcher.lend() {
             // A session kept while the IDLE connection was down is one too many now.
-            lock.withLock { kept.removeValue(forKey: mailbox.name) }?.client.session.interrupt()
+            kept.withLock { $0.removeValue(forKey: mailbox.name) }?.client.session.interrupt()
             return .lent(client, from: watcher)
         }
         return take(mailbox, credentials: credentials).map { .kept($0) }
@@ -59,7 +66,7 @@ final class KeptSessions: @unchecked Sendable {
             watcher.giveBack(client, failure: reason)
             return
         }
-        guard failure == nil, lock.withLock({ watchers[mailbox.name] })?.hasConnection != true else {
+        guard failure == nil, watchers.withLock({ $0[mailbox.name] })?.hasConnection != true else {
             client.logout()
             return
         }
@@ -74,7 +81,7 @@ final class KeptSessions: @unchecked Sendable {
     /// `credentials`: whatever the server said since the last poll is read first, without
     /// waiting, and a `BYE` or a closed connection discards the session.
     func take(_ mailbox: InboundMailbox, credentials: MailSession.Credentials) -> IMAPClient? {
-        guard let entry = lock.withLock({ kept.removeValue(forKey: mailbox.name) }) else { return nil }
+        guard let entry = kept.withLock({ $0.removeValue(forKey: mailbox.name) }) else { return nil }
         guard entry.mailbox == mailbox, entry.credentials.user == credentials.user, entry.credentials.password == credentials.password,
               entry.credentials.bearer == credentials.bearer, Self.drain(entry.client.session) else {
             entry.client.session.interrupt()
@@ -91,14 +98,15 @@ final class KeptSessions: @unchecked Sendable {
         }
         client.session.sessionDeadline = nil
         client.session.shrinkBuffers()
-        let old = lock.withLock { kept.updateValue(Kept(client: client, mailbox: mailbox, credentials: credentials), forKey: mailbox.name) }
+        let entry = Kept(client: client, mailbox: mailbox, credentials: credentials)
+        let old = kept.withLock { $0.updateValue(entry, forKey: mailbox.name) }
         old?.client.session.interrupt()
     }
 
     /// After a reload: sessions of mailboxes that are gone or changed are closed.
     func prune(keeping mailboxes: [InboundMailbox]) {
         let current = Dictionary(mailboxes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let closing = lock.withLock { () -> [Kept] in
+        let closing = kept.withLock { kept -> [Kept] in
             let stale = kept.filter { current[$0.key] != $0.value.mailbox }
             for name in stale.keys { kept[name] = nil }
             return Array(stale.values)
@@ -109,14 +117,14 @@ final class KeptSessions: @unchecked Sendable {
     /// At shutdown: every kept session is logged out, all at once (each LOGOUT is bounded to
     /// 10 s, as at the end of any poll).
     func closeAll() {
-        let closing = lock.withLock { () -> [Kept] in
+        let closing = kept.withLock { kept -> [Kept] in
             defer { kept = [:] }
             return Array(kept.values)
         }
         DispatchQueue.concurrentPerform(iterations: closing.count) { closing[$0].client.logout() }
     }
 
-    var count: Int { lock.withLock { kept.count } }
+    var count: Int { kept.withLock { $0.count } }
 
     /// Reads what the server sent unasked since the last poll (`* N EXISTS` and the like, which
     /// the poll's EXAMINE reports again); false when the session is no longer usable.

@@ -5,6 +5,7 @@ import CarteiroOutbound
 import CarteiroStore
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The outbound half of the daemon: the outbox watcher that turns submissions into queued
 /// messages, and one SMTP lane per outbound mailbox.
@@ -100,7 +101,7 @@ package final class OutboundService: @unchecked Sendable {
     /// A reload: lanes whose mailbox, password, lifetime and name are unchanged go on; changed
     /// ones finish the message in flight and are replaced; removed ones stop (their queue stays
     /// on disk); new ones start. Submissions are resolved against the new configuration.
-    package struct Reload: @unchecked Sendable {
+    package struct Reload: Sendable {
         let configuration: Configuration
         let passwords: [String: Secret]
         let resolver: SubmissionResolver
@@ -477,10 +478,9 @@ package final class OutboundService: @unchecked Sendable {
 }
 
 /// Resolutions filled in by concurrent workers, one slot each.
-final class ResolvedSubmissions: @unchecked Sendable {
-    private var slots: [Result<[OutboundMessage], SubmissionRejection>?]
-    private let lock = NSLock()
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: Result<[OutboundMessage], SubmissionRejection>) { lock.lock(); slots[index] = value; lock.unlock() }
-    func get(_ index: Int) -> Result<[OutboundMessage], SubmissionRejection>? { lock.lock(); defer { lock.unlock() }; return slots[index] }
+final class ResolvedSubmissions: Sendable {
+    private let slots: Mutex<[Result<[OutboundMessage], SubmissionRejection>?]>
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+    func set(_ index: Int, _ value: Result<[OutboundMessage], SubmissionRejection>) { slots.withLock { $0[index] = value } }
+    func get(_ index: Int) -> Result<[OutboundMessage], SubmissionRejection>? { slots.withLock { $0[index] } }
 }

@@ -4,6 +4,7 @@ import Glibc
 import CarteiroConfig
 import CarteiroStore
 import Foundation
+import Synchronization
 
 /// Why no access token could be had.
 package enum OAuthFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -38,17 +39,20 @@ package struct TokenStatus: Sendable {
 /// access token is used; a refused grant is remembered, so the endpoint is not asked again until
 /// a person authorizes; an endpoint that is down is asked again with backoff, and meanwhile a
 /// still-valid access token keeps working.
-package final class TokenBroker: @unchecked Sendable {
+package final class TokenBroker: Sendable {
     package typealias Event = @Sendable (_ level: String, _ message: String, _ fields: [String: String]) -> Void
 
     let stateDirectory: String
     let secrets: SecretResolver
     let onEvent: Event
     let clock: @Sendable () -> Int64
-    private let lock = NSLock()
-    private var clients: [String: OAuthClient] = [:]
-    private var accountLocks: [String: NSLock] = [:]
-    private var backoff: [String: (until: Int64, failures: Int, failure: OAuthFailure)] = [:]
+    /// The clients as configured, a lock per account, and each account's wait after a failure.
+    private struct Shared {
+        var clients: [String: OAuthClient] = [:]
+        var accountLocks: [String: NSLock] = [:]
+        var backoff: [String: (until: Int64, failures: Int, failure: OAuthFailure)] = [:]
+    }
+    private let shared = Mutex(Shared())
 
     /// The crash tests' seam into every token store's save (see `TokenStore`).
     let storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
@@ -67,14 +71,14 @@ package final class TokenBroker: @unchecked Sendable {
 
     /// A reload: the clients as now configured. Tokens on disk stay.
     package func update(clients: [OAuthClient]) {
-        lock.lock()
-        defer { lock.unlock() }
         let next = Dictionary(clients.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        // A changed client starts afresh (no backoff carried over from its old settings).
-        for (name, client) in next where self.clients[name] != client {
-            backoff = backoff.filter { !$0.key.hasPrefix(name + "\u{0}") }
+        shared.withLock { shared in
+            // A changed client starts afresh (no backoff carried over from its old settings).
+            for (name, client) in next where shared.clients[name] != client {
+                shared.backoff = shared.backoff.filter { !$0.key.hasPrefix(name + "\u{0}") }
+            }
+            shared.clients = next
         }
-        self.clients = next
     }
 
     package func store(client: String, user: String) -> TokenStore {
@@ -82,19 +86,18 @@ package final class TokenBroker: @unchecked Sendable {
     }
 
     func accountLock(_ key: String) -> NSLock {
-        lock.lock()
-        defer { lock.unlock() }
-        if let existing = accountLocks[key] { return existing }
-        let created = NSLock()
-        accountLocks[key] = created
-        return created
+        shared.withLock { shared in
+            if let existing = shared.accountLocks[key] { return existing }
+            let created = NSLock()
+            shared.accountLocks[key] = created
+            return created
+        }
     }
 
+    private func client(_ name: String) -> OAuthClient? { shared.withLock { $0.clients[name] } }
+
     package func status(client name: String, user: String) -> TokenStatus? {
-        lock.lock()
-        let client = clients[name]
-        lock.unlock()
-        guard let client else { return nil }
+        guard let client = client(name) else { return nil }
         return TokenStatus(record: store(client: name, user: user).load(), grant: client.grant, refreshTokenLifetime: client.refreshTokenLifetime)
     }
 
@@ -115,10 +118,7 @@ package final class TokenBroker: @unchecked Sendable {
 
     /// An access token for `user` through client `name`.
     package func accessToken(client name: String, user: String) -> Result<Secret, OAuthFailure> {
-        lock.lock()
-        let client = clients[name]
-        lock.unlock()
-        guard let client else { return .failure(.configuration("there is no [oauth.\(name)]")) }
+        guard let client = client(name) else { return .failure(.configuration("there is no [oauth.\(name)]")) }
         let key = name + "\u{0}" + user
         let account = accountLock(key)
         account.lock()
@@ -153,9 +153,7 @@ package final class TokenBroker: @unchecked Sendable {
         var record = store.load() ?? TokenRecord()
         if let token = record.accessToken, record.accessValid(at: now, margin: record.refreshMargin) { return .success(token) }
         let stillValid = record.accessToken.flatMap { record.accessValid(at: now, margin: 5) ? $0 : nil }
-        lock.lock()
-        let waiting = backoff[key]
-        lock.unlock()
+        let waiting = shared.withLock { $0.backoff[key] }
         if let waiting, now < waiting.until {
             if let stillValid { return .success(stillValid) }
             return .failure(waiting.failure)
@@ -184,9 +182,7 @@ package final class TokenBroker: @unchecked Sendable {
             do { try store.save(record) } catch {
                 return .failure(.transient("cannot store the tokens: \(error.description)"))
             }
-            lock.lock()
-            let recovered = backoff.removeValue(forKey: key) != nil
-            lock.unlock()
+            let recovered = shared.withLock { $0.backoff.removeValue(forKey: key) != nil }
             if recovered { onEvent("notice", "oauth token endpoint recovered", ["oauth": client.name, "user": user]) }
             return .success(response.accessToken)
         case .failure(let failure):
@@ -197,13 +193,14 @@ package final class TokenBroker: @unchecked Sendable {
                 onEvent("error", "oauth authorization needed", ["oauth": client.name, "user": user, "reason": reason])
                 return .failure(failure)
             case .configuration, .transient:
-                lock.lock()
-                let failures = (backoff[key]?.failures ?? 0) + 1
                 // Transient: 15 s, 30 s … 10 min; configuration: 10 min (it will not fix itself sooner).
                 let policy = RetryPolicy.tokenEndpoint
-                let wait: Int64 = (failure.isTransient ? policy.delay(after: failures) : policy.cap).components.seconds
-                backoff[key] = (now + wait, failures, failure)
-                lock.unlock()
+                let wait = shared.withLock { shared -> Int64 in
+                    let failures = (shared.backoff[key]?.failures ?? 0) + 1
+                    let wait = (failure.isTransient ? policy.delay(after: failures) : policy.cap).components.seconds
+                    shared.backoff[key] = (now + wait, failures, failure)
+                    return wait
+                }
                 onEvent(failure.isTransient ? "warning" : "error", "oauth token request failed",
                         ["oauth": client.name, "user": user, "reason": failure.description, "retry_in": "\(wait)s"])
                 if let stillValid { return .success(stillValid) }
@@ -291,9 +288,7 @@ package final class TokenBroker: @unchecked Sendable {
             record.authorizedAt = now
             try store.save(record)
         }
-        lock.lock()
-        backoff.removeValue(forKey: key)
-        lock.unlock()
+        _ = shared.withLock { $0.backoff.removeValue(forKey: key) }
     }
 
     /// Accounts whose refresh token runs out within the client's warning time (once per refresh
@@ -302,10 +297,7 @@ package final class TokenBroker: @unchecked Sendable {
         var found: [(String, String, Int64)] = []
         let now = clock()
         for (name, user) in accounts {
-            lock.lock()
-            let client = clients[name]
-            lock.unlock()
-            guard let client, let lifetime = client.refreshTokenLifetime else { continue }
+            guard let client = client(name), let lifetime = client.refreshTokenLifetime else { continue }
             let store = store(client: name, user: user)
             _ = try? store.locked {
                 guard var record = store.load(), record.refreshToken != nil, record.needsAuthorization == nil, !record.expiryWarned else { return }

@@ -2,6 +2,7 @@ import CarteiroConfig
 import CarteiroEvents
 import CarteiroMail
 import Foundation
+import Synchronization
 import Mustache
 
 /// Turns a submission into messages: which mailbox sends (explicit → step's
@@ -397,7 +398,7 @@ package struct SubmissionResolver: Sendable {
 }
 
 /// A template ready to render: Mustache, or constant text that needs no engine.
-struct CompiledTemplate: @unchecked Sendable {
+struct CompiledTemplate: Sendable {
     let template: MustacheTemplate?
     let constant: String
 
@@ -417,14 +418,13 @@ struct CompiledTemplate: @unchecked Sendable {
 }
 
 /// Step templates are the same for every submission: each is parsed once.
-final class TemplateCache: @unchecked Sendable {
-    private var entries: [String: CompiledTemplate] = [:]
-    private let lock = NSLock()
-    func get(_ key: String) -> CompiledTemplate? { lock.lock(); defer { lock.unlock() }; return entries[key] }
+final class TemplateCache: Sendable {
+    private let entries = Mutex<[String: CompiledTemplate]>([:])
+    func get(_ key: String) -> CompiledTemplate? { entries.withLock { $0[key] } }
     func set(_ key: String, _ value: CompiledTemplate) {
-        lock.lock()
-        if entries.count > 1000 { entries.removeAll() }
-        entries[key] = value
-        lock.unlock()
+        entries.withLock { entries in
+            if entries.count > 1000 { entries.removeAll() }
+            entries[key] = value
+        }
     }
 }

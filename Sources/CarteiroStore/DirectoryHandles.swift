@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 /// Descriptors of the few directories a poll's batches write into (the raw messages' folder,
 /// the pending events, the spool, the attachments), so that each of a message's files is
@@ -13,19 +14,18 @@ import Foundation
 /// mailbox holds no descriptor. A descriptor found stale by `revalidate` (its path now names
 /// another directory, or none) is set aside, never closed while a batch may still be using
 /// it, and closed with the rest. Safe from several threads.
-final class DirectoryHandles: @unchecked Sendable {
+final class DirectoryHandles: Sendable {
     /// Directories that lie in a folder the desk's group can write (`.pending` in the spool):
     /// opened without following a link at their name, and only if they are this user's own.
     /// The others (the raw messages, the attachments, the spool itself) are opened as their
     /// paths say: an operator may have made one a link to another disk.
     private let guarded: Set<String>
-    private var open: [String: Int32] = [:]
+    /// The descriptors open by path, and those set aside until `closeAll`.
+    private let table = Mutex<(open: [String: Int32], retired: [Int32])>(([:], []))
 
     init(guarded: Set<String> = []) {
         self.guarded = guarded
     }
-    private var retired: [Int32] = []
-    private let lock = NSLock()
 
     deinit { closeAll() }
 
@@ -49,51 +49,52 @@ final class DirectoryHandles: @unchecked Sendable {
     /// this user's: one that is not fails closed (`-1`, which every operation on it refuses)
     /// rather than be reached by path.
     private func descriptor(_ directory: String) -> Int32? {
-        lock.lock()
-        defer { lock.unlock() }
-        if let fd = open[directory] { return fd }
-        guard guarded.contains(directory) else {
-            let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { return nil }
-            open[directory] = fd
+        let guarded = guarded.contains(directory)
+        return table.withLock { table -> Int32? in
+            if let fd = table.open[directory] { return fd }
+            guard guarded else {
+                let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard fd >= 0 else { return nil }
+                table.open[directory] = fd
+                return fd
+            }
+            let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { return errno == ELOOP || errno == ENOTDIR ? -1 : nil }
+            var info = stat()
+            guard fstat(fd, &info) == 0, info.st_uid == geteuid() else {
+                close(fd)
+                return -1
+            }
+            table.open[directory] = fd
             return fd
         }
-        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return errno == ELOOP || errno == ENOTDIR ? -1 : nil }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_uid == geteuid() else {
-            close(fd)
-            return -1
-        }
-        open[directory] = fd
-        return fd
     }
 
     /// Before each batch: a descriptor whose path no longer names the same directory (moved,
     /// replaced, removed) is set aside, and the path opened again when next needed.
     func revalidate() {
-        lock.lock()
-        defer { lock.unlock() }
-        for (path, fd) in open {
-            var byPath = stat(), byDescriptor = stat()
-            let found = guarded.contains(path) ? lstat(path, &byPath) : stat(path, &byPath)
-            if found == 0, fstat(fd, &byDescriptor) == 0,
-               byPath.st_dev == byDescriptor.st_dev, byPath.st_ino == byDescriptor.st_ino { continue }
-            open[path] = nil
-            retired.append(fd)
+        let guarded = guarded
+        table.withLock { table in
+            for (path, fd) in table.open {
+                var byPath = stat(), byDescriptor = stat()
+                let found = guarded.contains(path) ? lstat(path, &byPath) : stat(path, &byPath)
+                if found == 0, fstat(fd, &byDescriptor) == 0,
+                   byPath.st_dev == byDescriptor.st_dev, byPath.st_ino == byDescriptor.st_ino { continue }
+                table.open[path] = nil
+                table.retired.append(fd)
+            }
         }
     }
 
     /// Once nothing uses them: every descriptor closed.
     func closeAll() {
-        lock.lock()
-        defer { lock.unlock() }
-        for fd in open.values { close(fd) }
-        for fd in retired { close(fd) }
-        open.removeAll()
-        retired.removeAll()
+        table.withLock { table in
+            for fd in table.open.values { close(fd) }
+            for fd in table.retired { close(fd) }
+            table = ([:], [])
+        }
     }
 
     /// How many are open (for tests).
-    var count: Int { lock.withLock { open.count + retired.count } }
+    var count: Int { table.withLock { $0.open.count + $0.retired.count } }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 /// A message whose files are written (temporary names, fsynced) but not yet handed on.
 package struct StagedMessage: Sendable {
@@ -27,23 +28,32 @@ package struct StagedMessage: Sendable {
 /// on, and a crash after it is finished at the next start (renames redone, state applied).
 /// A crash before it leaves only temporary files, which are removed, and the messages are
 /// fetched again. Either way each message becomes exactly one event.
-package final class MailboxStore: @unchecked Sendable {
+package final class MailboxStore: Sendable {
     package let name: String
     let directory: StateDirectory
     let folder: String
-    package private(set) var state = MailboxState()
-    /// Keys of messages handed on: a new UIDVALIDITY does not re-create old requests.
-    package private(set) var dedupeKeys: Set<String> = []
-    private var knownDirectories: Set<String> = []
-    private let directoriesLock = NSLock()
+    /// What the disk holds, as last committed: the state, the keys of messages handed on (a
+    /// new UIDVALIDITY does not re-create old requests), and whether an intent file may be on
+    /// disk (at the start, and after a commit that did not get as far as removing its own;
+    /// otherwise a poll need not look for one).
+    private struct Committed {
+        var state = MailboxState()
+        var dedupeKeys: Set<String> = []
+        var intentMayRemain = true
+    }
+    private let committed = Mutex(Committed())
+    package var state: MailboxState { committed.withLock { $0.state } }
+    package var dedupeKeys: Set<String> { committed.withLock { $0.dedupeKeys } }
+    private var intentMayRemain: Bool {
+        get { committed.withLock { $0.intentMayRemain } }
+        set { committed.withLock { $0.intentMayRemain = newValue } }
+    }
+    /// The directories made or found so far (each is made once).
+    private let knownDirectories = Mutex<Set<String>>([])
     /// The directories a poll's batches write into, open while it runs (`closeDirectories`).
     let handles: DirectoryHandles
-    /// The time given to the last event staged (`reserveStamps`), under `stampsLock`.
-    private var lastStamp = timespec()
-    private let stampsLock = NSLock()
-    /// Whether an intent file may be on disk: at the start, and after a commit that did not
-    /// get as far as removing its own. Otherwise a poll need not look for one.
-    private var intentMayRemain = true
+    /// The time given to the last event staged (`reserveStamps`).
+    private let lastStamp = Mutex(timespec())
 
     var statePath: String { folder + "/state.json" }
     var intentPath: String { folder + "/intent.json" }
@@ -80,17 +90,19 @@ package final class MailboxStore: @unchecked Sendable {
         let removed = dedupeKeys.count - kept.count
         guard removed > 0 else { return 0 }
         try DurableFiles.replace(keysPath, with: Array(kept.sorted().map { $0 + "\n" }.joined().utf8))
-        dedupeKeys = kept
+        committed.withLock { $0.dedupeKeys = kept }
         return removed
     }
 
     /// The state and the keys as the disk has them.
     private func load() {
         if let data = DurableFiles.read(statePath), let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
-            state = MailboxState(json: object)
+            let loaded = MailboxState(json: object)
+            committed.withLock { $0.state = loaded }
         }
         if let data = DurableFiles.read(keysPath) {
-            for line in data.split(separator: 10) where !line.isEmpty { dedupeKeys.insert(String(decoding: line, as: UTF8.self)) }
+            let keys = data.split(separator: 10).lazy.filter { !$0.isEmpty }.map { String(decoding: $0, as: UTF8.self) }
+            committed.withLock { $0.dedupeKeys.formUnion(keys) }
         }
     }
 
@@ -255,8 +267,10 @@ package final class MailboxStore: @unchecked Sendable {
         try DurableFiles.replace(statePath, with: JSONText.render(advanced.json()))
         try faults?("intent removed")
         intentMayRemain = unlink(intentPath) != 0 && errno != ENOENT
-        state = advanced
-        dedupeKeys.formUnion(keys)
+        committed.withLock {
+            $0.state = advanced
+            $0.dedupeKeys.formUnion(keys)
+        }
     }
 
     /// The spool is read oldest first by modification time (the webhook keeps each mailbox's
@@ -267,7 +281,7 @@ package final class MailboxStore: @unchecked Sendable {
     package func reserveStamps(_ count: Int) -> timespec {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return stampsLock.withLock {
+        return lastStamp.withLock { lastStamp in
             if (now.tv_sec, now.tv_nsec) <= (lastStamp.tv_sec, lastStamp.tv_nsec) { now = Self.stamp(lastStamp, plus: 1) }
             lastStamp = Self.stamp(now, plus: max(count, 1) - 1)
             return now
@@ -282,7 +296,7 @@ package final class MailboxStore: @unchecked Sendable {
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
     package func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
         try DurableFiles.replace(statePath, with: JSONText.render(newState.json()), faults: faults)
-        state = newState
+        committed.withLock { $0.state = newState }
     }
 
     private func appendKeys(_ keys: [String]) throws(DurableFiles.Failure) {
@@ -332,14 +346,14 @@ package final class MailboxStore: @unchecked Sendable {
     /// The directories the renames go to (attachments/xx/ appear as they are first needed),
     /// each created once: the store remembers those it made or found.
     private func makeDirectories(for paths: [String]) throws(DurableFiles.Failure) {
-        directoriesLock.lock()
-        defer { directoriesLock.unlock() }
-        // Most paths share a directory already made: one parent and one lookup each.
-        for path in paths {
-            let directory = DurableFiles.parent(path)
-            guard !knownDirectories.contains(directory) else { continue }
-            try DurableFiles.makeDirectory(directory)
-            knownDirectories.insert(directory)
+        try knownDirectories.withLock { known throws(DurableFiles.Failure) in
+            // Most paths share a directory already made: one parent and one lookup each.
+            for path in paths {
+                let directory = DurableFiles.parent(path)
+                guard !known.contains(directory) else { continue }
+                try DurableFiles.makeDirectory(directory)
+                known.insert(directory)
+            }
         }
     }
 }
