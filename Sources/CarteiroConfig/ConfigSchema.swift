@@ -10,13 +10,13 @@ package enum ConfigSchema {
     package static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
         KeySpec("system_outbound", .name, nil, "The system's default outbound mailbox: every workflow step sends through it unless told otherwise.", required: true),
         KeySpec("state_dir", .path, "$STATE_DIRECTORY, else /var/lib/carteiro (/var/lib/carteiro-NAME for an instance's NAME.conf)", "Where Carteiro keeps the event spool, the outbox, the queue and each mailbox's state. Nothing outside it is written."),
-        KeySpec("poll_interval", .duration(minimumSeconds: 1), "60s", "How often an inbound mailbox is polled, unless the mailbox says otherwise."),
-        KeySpec("max_parallel_polls", .integer(1...1024), "8", "How many mailboxes are polled at the same time, at most."),
-        KeySpec("alert_after", .duration(minimumSeconds: 0), "15m", "A mailbox failing for longer than this raises a mailbox.failing event (and mailbox.recovered when it works again)."),
-        KeySpec("queue_lifetime", .duration(minimumSeconds: 60), "5d", "How long an outbound message is retried after temporary failures before it is given up."),
-        KeySpec("keep_raw", .duration(minimumSeconds: 3600), "90d", "Raw messages older than this are removed, unless an event still waiting in the spool points at them."),
-        KeySpec("keep_attachments", .duration(minimumSeconds: 3600), "90d", "Attachments older than this are removed, unless an event still waiting in the spool points at them (a reused one is as new as its latest message)."),
-        KeySpec("keep_failed", .duration(minimumSeconds: 3600), "30d", "Given-up outbound messages in queue/failed/ older than this are removed."),
+        KeySpec("poll_interval", .duration(minimumSeconds: 1), .duration(60), "How often an inbound mailbox is polled, unless the mailbox says otherwise."),
+        KeySpec("max_parallel_polls", .integer(1...1024), .integer(8), "How many mailboxes are polled at the same time, at most."),
+        KeySpec("alert_after", .duration(minimumSeconds: 0), .duration(15 * 60), "A mailbox failing for longer than this raises a mailbox.failing event (and mailbox.recovered when it works again)."),
+        KeySpec("queue_lifetime", .duration(minimumSeconds: 60), .duration(5 * 86_400), "How long an outbound message is retried after temporary failures before it is given up."),
+        KeySpec("keep_raw", .duration(minimumSeconds: 3600), .duration(90 * 86_400), "Raw messages older than this are removed, unless an event still waiting in the spool points at them."),
+        KeySpec("keep_attachments", .duration(minimumSeconds: 3600), .duration(90 * 86_400), "Attachments older than this are removed, unless an event still waiting in the spool points at them (a reused one is as new as its latest message)."),
+        KeySpec("keep_failed", .duration(minimumSeconds: 3600), .duration(30 * 86_400), "Given-up outbound messages in queue/failed/ older than this are removed."),
         KeySpec("hostname", .string, "the machine's host name", "The name Carteiro gives itself in EHLO and in the Message-IDs it makes."),
     ])
 
@@ -32,9 +32,9 @@ package enum ConfigSchema {
         KeySpec("webhook_token_env", .string, "unset", "Read the webhook's bearer token from this environment variable."),
         KeySpec("webhook_token_credential", .string, "unset", "Read the webhook's bearer token from systemd's credential NAME."),
         KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file for the webhook, as well as the system's."),
-        KeySpec("tls_verify", .boolean, "true", "Verify the webhook's certificate."),
-        KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long one POST may take."),
-        KeySpec("inline_attachments", .size, "0 (never)", "Attachments up to this size in all go inside the POSTed event, base64 in content_base64, so a desk on another machine needs no shared folder."),
+        KeySpec("tls_verify", .boolean, .boolean(true), "Verify the webhook's certificate."),
+        KeySpec("timeout", .duration(minimumSeconds: 1), .duration(30), "How long one POST may take."),
+        KeySpec("inline_attachments", .size, .size(0, note: "never"), "Attachments up to this size in all go inside the POSTed event, base64 in content_base64, so a desk on another machine needs no shared folder."),
     ])
 
     package static let mailbox = TableSpec(pattern: ["mailbox", "*"], title: "[mailbox.NAME]", doc: "A mailbox: inbound (read by polling IMAP or POP3) or outbound (an SMTP profile to send through).", keys: [
@@ -48,30 +48,30 @@ package enum ConfigSchema {
         KeySpec("password_env", .string, "unset", "Read the password from this environment variable."),
         KeySpec("password_credential", .string, "unset", "Read the password from systemd's credential NAME: $CREDENTIALS_DIRECTORY/NAME under the unit, loaded by LoadCredential=NAME:/etc/carteiro/credentials/NAME (check-config --units prints the lines); outside it, credentials/NAME beside the configuration file."),
         KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file as well as the system's, for a server with a private CA."),
-        KeySpec("tls_verify", .boolean, "true", "Verify the server's certificate and name. false is an explicit, logged opt-out for a lab."),
-        KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the server to connect or answer before the attempt counts as failed."),
+        KeySpec("tls_verify", .boolean, .boolean(true), "Verify the server's certificate and name. false is an explicit, logged opt-out for a lab."),
+        KeySpec("timeout", .duration(minimumSeconds: 1), .duration(30), "How long to wait for the server to connect or answer before the attempt counts as failed."),
         KeySpec("oauth", .name, "unset", "Log in with OAuth 2.0 instead of a password: the [oauth.NAME] client whose tokens this mailbox uses (then no password key). `user` is the mailbox's address."),
         KeySpec("oauth_mechanism", .choice(["xoauth2", "oauthbearer"]), "xoauth2", "The SASL mechanism that carries the token: XOAUTH2 (Microsoft, Google) or OAUTHBEARER (RFC 7628)."),
         // Inbound only.
         KeySpec("provider", .choice(["imaps", "imap", "pops", "pop"]), nil, "imaps, pops: implicit TLS; imap, pop: STARTTLS (demanded unless starttls = false).", scope: .inbound, required: true),
-        KeySpec("folder", .string, "INBOX", "The IMAP folder to read. POP3 has only the inbox.", scope: .inbound),
-        KeySpec("idle", .boolean, "true", "IMAP: keep a connection in IDLE (RFC 2177) when the server offers it, so new mail becomes an event within seconds; poll_interval still runs as a safety net. false: poll only.", scope: .inbound),
-        KeySpec("idle_refresh", .duration(minimumSeconds: 30), "10m", "IMAP IDLE is ended and begun again this often (at most 29 minutes, RFC 2177): a dead or silent connection is noticed within this plus timeout.", scope: .inbound),
-        KeySpec("enabled", .boolean, "true", "false keeps the mailbox configured but idle: it is not polled (status says so), its state stays.", scope: .inbound),
-        KeySpec("after_fetch", .afterFetch, "keep", "What happens on the server once a message's event is safely on disk: keep, seen (IMAP), delete, or move:FOLDER (IMAP).", scope: .inbound),
-        KeySpec("import_existing", .choice(["unseen", "all", "none"]), "unseen", "What the first poll takes: the unseen messages, all of them, or none (start from now).", scope: .inbound),
-        KeySpec("max_message_size", .size, "25MB", "A larger message is not downloaded: its event carries the headers and the flag oversize.", scope: .inbound),
-        KeySpec("starttls", .boolean, "true", "imap and pop only: demand STARTTLS. false allows a plain-text session (and is logged as a warning).", scope: .inbound),
+        KeySpec("folder", .string, .text("INBOX"), "The IMAP folder to read. POP3 has only the inbox.", scope: .inbound),
+        KeySpec("idle", .boolean, .boolean(true), "IMAP: keep a connection in IDLE (RFC 2177) when the server offers it, so new mail becomes an event within seconds; poll_interval still runs as a safety net. false: poll only.", scope: .inbound),
+        KeySpec("idle_refresh", .duration(minimumSeconds: 30), .duration(10 * 60), "IMAP IDLE is ended and begun again this often (at most 29 minutes, RFC 2177): a dead or silent connection is noticed within this plus timeout.", scope: .inbound),
+        KeySpec("enabled", .boolean, .boolean(true), "false keeps the mailbox configured but idle: it is not polled (status says so), its state stays.", scope: .inbound),
+        KeySpec("after_fetch", .afterFetch, .value(.afterFetch(.keep)), "What happens on the server once a message's event is safely on disk: keep, seen (IMAP), delete, or move:FOLDER (IMAP).", scope: .inbound),
+        KeySpec("import_existing", .choice(["unseen", "all", "none"]), .text("unseen"), "What the first poll takes: the unseen messages, all of them, or none (start from now).", scope: .inbound),
+        KeySpec("max_message_size", .size, .size(25 << 20), "A larger message is not downloaded: its event carries the headers and the flag oversize.", scope: .inbound),
+        KeySpec("starttls", .boolean, .boolean(true), "imap and pop only: demand STARTTLS. false allows a plain-text session (and is logged as a warning).", scope: .inbound),
         KeySpec("poll_interval", .duration(minimumSeconds: 1), "[daemon] poll_interval", "How often this mailbox is polled.", scope: .inbound),
         KeySpec("alert_after", .duration(minimumSeconds: 0), "[daemon] alert_after", "How long this mailbox may fail before mailbox.failing is raised.", scope: .inbound),
-        KeySpec("max_poll_time", .duration(minimumSeconds: 10), "10m", "The longest one poll may take, however slowly the server sends: a server that trickles cannot hold a polling slot for longer. What was handed on by then stays handed on; the next poll goes on from there.", scope: .inbound),
+        KeySpec("max_poll_time", .duration(minimumSeconds: 10), .duration(10 * 60), "The longest one poll may take, however slowly the server sends: a server that trickles cannot hold a polling slot for longer. What was handed on by then stays handed on; the next poll goes on from there.", scope: .inbound),
         // Outbound only.
         KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
-        KeySpec("tls", .choice(["none", "starttls", "tls"]), "starttls", "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
-        KeySpec("auth", .boolean, "false", "Log in before sending (then user and a password source are required).", scope: .outbound),
+        KeySpec("tls", .choice(["none", "starttls", "tls"]), .text("starttls"), "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
+        KeySpec("auth", .boolean, .boolean(false), "Log in before sending (then user and a password source are required).", scope: .outbound),
         KeySpec("max_messages_per_minute", .integer(1...100_000), "unset (no limit)", "At most this many messages a minute through this mailbox (Microsoft 365: 30). More wait their turn; none fails for it.", scope: .outbound),
         KeySpec("max_recipients_per_day", .integer(1...10_000_000), "unset (no limit)", "At most this many recipients a day (Microsoft 365: 10000). Counted across restarts; more wait.", scope: .outbound),
-        KeySpec("max_attachment_size", .size, "25MB", "The most a notification's attachments may hold together (before encoding); a submission with more is rejected.", scope: .outbound),
+        KeySpec("max_attachment_size", .size, .size(25 << 20), "The most a notification's attachments may hold together (before encoding); a submission with more is rejected.", scope: .outbound),
     ])
 
     package static let oauth = TableSpec(pattern: ["oauth", "*"], title: "[oauth.NAME]", doc: "An OAuth 2.0 client (an application registered at Microsoft Entra, Google Cloud or another authorization server), shared by the mailboxes that name it with oauth = \"NAME\". Tokens are kept per client and mailbox user in the state directory.", keys: [
@@ -90,11 +90,11 @@ package enum ConfigSchema {
         KeySpec("service_account_key_file", .path, "unset", "jwt_bearer: the service account's JSON key file (chmod 600); its RS256 key signs the assertions, for the mailbox's user."),
         KeySpec("service_account_key_credential", .string, "unset", "jwt_bearer: the JSON key as systemd's credential NAME."),
         KeySpec("refresh_token_lifetime", .duration(minimumSeconds: 60), "microsoft: 90d; otherwise unset", "How long a refresh token lives without use, where the provider says (Google: 7d for apps in testing). Carteiro alerts before it runs out."),
-        KeySpec("expiry_warning", .duration(minimumSeconds: 0), "7d", "How long before a refresh token or its authorization runs out a mailbox.expiring event and journal entry are raised."),
-        KeySpec("redirect_port", .integer(0...65535), "0 (any free port)", "The loopback port carteiro authorize receives the redirect on (http://127.0.0.1:PORT/); register that redirect URI with the application."),
+        KeySpec("expiry_warning", .duration(minimumSeconds: 0), .duration(7 * 86_400), "How long before a refresh token or its authorization runs out a mailbox.expiring event and journal entry are raised."),
+        KeySpec("redirect_port", .integer(0...65535), .integer(0, note: "any free port"), "The loopback port carteiro authorize receives the redirect on (http://127.0.0.1:PORT/); register that redirect URI with the application."),
         KeySpec("ca_file", .path, "unset", "Trust the CA certificates in this PEM file for the token endpoint, as well as the system's."),
-        KeySpec("tls_verify", .boolean, "true", "Verify the token endpoint's certificate."),
-        KeySpec("timeout", .duration(minimumSeconds: 1), "30s", "How long to wait for the token endpoint."),
+        KeySpec("tls_verify", .boolean, .boolean(true), "Verify the token endpoint's certificate."),
+        KeySpec("timeout", .duration(minimumSeconds: 1), .duration(30), "How long to wait for the token endpoint."),
     ])
 
     package static let contract = TableSpec(pattern: ["contract", "*"], title: "[contract.NAME]", doc: "A customer agreement: it owns the requests that arrive in its inbound mailboxes and answers through its outbound mailbox.", keys: [
@@ -163,19 +163,62 @@ package struct KeySpec: Sendable {
 
     package let key: String
     package let type: ConfigType
-    /// The default as documentation shows it; nil when the key is required or has none.
-    package let defaultDescription: String?
+    /// What an absent key means; nil when the key is required or has none.
+    package let defaultValue: ConfigDefault?
     package let doc: String
     package let scope: Scope
     package let required: Bool
 
-    init(_ key: String, _ type: ConfigType, _ defaultDescription: String?, _ doc: String, scope: Scope = .always, required: Bool = false) {
+    init(_ key: String, _ type: ConfigType, _ defaultValue: ConfigDefault?, _ doc: String, scope: Scope = .always, required: Bool = false) {
         self.key = key
         self.type = type
-        self.defaultDescription = defaultDescription
+        self.defaultValue = defaultValue
         self.doc = doc
         self.scope = scope
         self.required = required
+    }
+
+    /// The default as the reference and the man page show it.
+    package var defaultDescription: String? { defaultValue?.description }
+}
+
+/// A key's default: a value, which the builder takes when the key is absent and the reference
+/// renders (declared once, here), or words for a default that depends on something else (the
+/// protocol, another key, the machine).
+package enum ConfigDefault: Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    case value(TypedValue, note: String? = nil)
+    case words(String)
+
+    package init(stringLiteral words: String) { self = .words(words) }
+
+    static func duration(_ seconds: Int64) -> ConfigDefault { .value(.duration(.seconds(seconds))) }
+    static func integer(_ number: Int, note: String? = nil) -> ConfigDefault { .value(.integer(number), note: note) }
+    static func size(_ bytes: Int, note: String? = nil) -> ConfigDefault { .value(.size(bytes), note: note) }
+    static func boolean(_ flag: Bool) -> ConfigDefault { .value(.boolean(flag)) }
+    static func text(_ text: String) -> ConfigDefault { .value(.string(text)) }
+
+    package var description: String {
+        switch self {
+        case .words(let words): return words
+        case .value(let value, let note):
+            let shown: String = switch value {
+            case .duration(let duration): ConfigDuration.format(duration)
+            case .size(let bytes): bytes == 0 ? "0" : ConfigSize.format(bytes)
+            case .integer(let number): String(number)
+            case .boolean(let flag): flag ? "true" : "false"
+            case .string(let text): text
+            case .afterFetch(let afterFetch): afterFetch.description
+            case .names(let names): names.joined(separator: ", ")
+            case .address(let address): address.description
+            }
+            return note.map { "\(shown) (\($0))" } ?? shown
+        }
+    }
+
+    /// The value, when the default is one.
+    var typed: TypedValue? {
+        if case .value(let value, _) = self { return value }
+        return nil
     }
 }
 

@@ -52,9 +52,9 @@ package struct DaemonSettings: Sendable {
     package var queueLifetime: Duration
     package var hostname: String?
     /// Retention: how long raw messages, attachments and given-up messages are kept.
-    package var keepRaw: Duration = .seconds(90 * 86_400)
-    package var keepAttachments: Duration = .seconds(90 * 86_400)
-    package var keepFailed: Duration = .seconds(30 * 86_400)
+    package var keepRaw: Duration
+    package var keepAttachments: Duration
+    package var keepFailed: Duration
 }
 
 package struct EventSettings: Sendable, Equatable {
@@ -65,9 +65,9 @@ package struct EventSettings: Sendable, Equatable {
     /// Sent as `Authorization: Bearer …`.
     package var webhookToken: SecretSource? = nil
     package var webhookTLS: TLSSettings = TLSSettings()
-    package var webhookTimeout: Duration = .seconds(30)
+    package var webhookTimeout: Duration
     /// Attachments up to this many bytes in all go inline (base64) in the POST; 0: never.
-    package var inlineAttachments: Int = 0
+    package var inlineAttachments: Int
 }
 
 /// TLS settings shared by every kind of mailbox.
@@ -180,10 +180,10 @@ package struct InboundMailbox: Sendable, Equatable {
     /// OAuth 2.0 instead of the password (which is then unused).
     package var oauth: OAuthLogin? = nil
     /// false: configured but not polled.
-    package var enabled: Bool = true
+    package var enabled: Bool
     /// IMAP IDLE between polls (when the server offers it), and how often it is begun again.
-    package var idle: Bool = true
-    package var idleRefresh: Duration = .seconds(600)
+    package var idle: Bool
+    package var idleRefresh: Duration
     package var folder: String
     package var afterFetch: AfterFetch
     package var importExisting: ImportExisting
@@ -225,7 +225,7 @@ package struct OutboundMailbox: Sendable, Equatable {
     /// OAuth 2.0 instead of a password (`auth` is then true).
     package var oauth: OAuthLogin? = nil
     /// The most a notification's attachments may hold together.
-    package var maxAttachmentSize: Int = 25 << 20
+    package var maxAttachmentSize: Int
     /// Sending limits; nil: none.
     package var maxMessagesPerMinute: Int? = nil
     package var maxRecipientsPerDay: Int? = nil

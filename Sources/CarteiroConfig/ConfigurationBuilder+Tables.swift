@@ -1,6 +1,6 @@
 extension ConfigurationBuilder {
     func readTLS(_ reader: TableReader) -> TLSSettings {
-        TLSSettings(caFile: reader.string("ca_file"), verify: reader.boolean("tls_verify") ?? true)
+        TLSSettings(caFile: reader.string("ca_file"), verify: reader.booleanOrDefault("tls_verify"))
     }
 
     func readInbound(_ reader: TableReader, diagnostics: inout DiagnosticList) -> InboundMailbox {
@@ -28,24 +28,25 @@ extension ConfigurationBuilder {
             user: reader.string("user") ?? "",
             password: password ?? .inline(Secret("")),
             oauth: oauth,
-            enabled: reader.boolean("enabled") ?? true,
-            idle: (reader.boolean("idle") ?? true) && provider.family.canWaitForNews,
-            idleRefresh: min(reader.duration("idle_refresh") ?? .seconds(600), .seconds(29 * 60)),
-            folder: reader.string("folder") ?? "INBOX",
-            afterFetch: reader.afterFetch("after_fetch") ?? .keep,
-            importExisting: reader.string("import_existing").flatMap(ImportExisting.init(rawValue:)) ?? .unseen,
-            maxMessageSize: reader.size("max_message_size") ?? 25 << 20,
-            starttls: reader.boolean("starttls") ?? true,
+            enabled: reader.booleanOrDefault("enabled"),
+            idle: reader.booleanOrDefault("idle") && provider.family.canWaitForNews,
+            idleRefresh: min(reader.durationOrDefault("idle_refresh"), .seconds(29 * 60)),
+            folder: reader.stringOrDefault("folder"),
+            afterFetch: reader.afterFetch("after_fetch") ?? reader.spec.defaultAfterFetch("after_fetch"),
+            importExisting: ImportExisting(rawValue: reader.stringOrDefault("import_existing")) ?? .unseen,
+            maxMessageSize: reader.sizeOrDefault("max_message_size"),
+            starttls: reader.booleanOrDefault("starttls"),
             tls: readTLS(reader),
-            timeout: reader.duration("timeout") ?? .seconds(30),
-            pollInterval: reader.duration("poll_interval") ?? .seconds(60),
-            alertAfter: reader.duration("alert_after") ?? .seconds(15 * 60),
-            maxPollTime: reader.duration("max_poll_time") ?? .seconds(10 * 60),
+            timeout: reader.durationOrDefault("timeout"),
+            // Until the daemon's own are known (the builder sets them when the mailbox has none).
+            pollInterval: reader.duration("poll_interval") ?? ConfigSchema.daemon.defaultDuration("poll_interval"),
+            alertAfter: reader.duration("alert_after") ?? ConfigSchema.daemon.defaultDuration("alert_after"),
+            maxPollTime: reader.durationOrDefault("max_poll_time"),
             location: reader.table.location)
     }
 
     func readOutbound(_ reader: TableReader, diagnostics: inout DiagnosticList) -> OutboundMailbox {
-        let mode = reader.string("tls").flatMap(OutboundTLSMode.init(rawValue:)) ?? .starttls
+        let mode = OutboundTLSMode(rawValue: reader.stringOrDefault("tls")) ?? .starttls
         let password = reader.secretSource(diagnostics: &diagnostics)
         let oauth = readOAuthLogin(reader, hasPassword: password != nil, diagnostics: &diagnostics)
         if oauth != nil, reader.boolean("auth") == false {
@@ -58,15 +59,15 @@ extension ConfigurationBuilder {
             port: reader.integer("port") ?? mode.defaultPort,
             sender: reader.address("sender") ?? MailAddress(address: "invalid@invalid"),
             tlsMode: mode,
-            auth: oauth != nil || (reader.boolean("auth") ?? false),
+            auth: oauth != nil || reader.booleanOrDefault("auth"),
             user: reader.string("user"),
             password: password,
             oauth: oauth,
-            maxAttachmentSize: reader.size("max_attachment_size") ?? 25 << 20,
+            maxAttachmentSize: reader.sizeOrDefault("max_attachment_size"),
             maxMessagesPerMinute: reader.integer("max_messages_per_minute"),
             maxRecipientsPerDay: reader.integer("max_recipients_per_day"),
             tls: readTLS(reader),
-            timeout: reader.duration("timeout") ?? .seconds(30),
+            timeout: reader.durationOrDefault("timeout"),
             location: reader.table.location)
     }
 
@@ -133,8 +134,8 @@ extension ConfigurationBuilder {
             clientID: reader.string("client_id") ?? "", clientSecret: secret, grant: grant,
             authorizationURL: authorizationURL, deviceAuthorizationURL: deviceURL, tokenURL: tokenURL ?? "",
             scopes: reader.names("scopes") ?? preset.scopes, serviceAccountKey: key, refreshTokenLifetime: lifetime,
-            expiryWarning: reader.duration("expiry_warning") ?? .seconds(7 * 86_400), redirectPort: reader.integer("redirect_port") ?? 0,
-            tls: readTLS(reader), timeout: reader.duration("timeout") ?? .seconds(30), location: reader.table.location)
+            expiryWarning: reader.durationOrDefault("expiry_warning"), redirectPort: reader.integerOrDefault("redirect_port"),
+            tls: readTLS(reader), timeout: reader.durationOrDefault("timeout"), location: reader.table.location)
     }
 
     func readStep(_ reader: TableReader, workflow: String, diagnostics: inout DiagnosticList) -> WorkflowStep {

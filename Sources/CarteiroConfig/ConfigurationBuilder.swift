@@ -96,25 +96,26 @@ package struct ConfigurationBuilder {
         }
 
         let stateDirectory = daemonReader?.string("state_dir") ?? Self.defaultStateDirectory(environment, configurationFile: files.first)
+        let schema = ConfigSchema.daemon
         let daemon = DaemonSettings(
             systemOutbound: daemonReader?.string("system_outbound") ?? "",
             stateDirectory: stateDirectory,
-            pollInterval: daemonReader?.duration("poll_interval") ?? .seconds(60),
-            maxParallelPolls: daemonReader?.integer("max_parallel_polls") ?? 8,
-            alertAfter: daemonReader?.duration("alert_after") ?? .seconds(15 * 60),
-            queueLifetime: daemonReader?.duration("queue_lifetime") ?? .seconds(5 * 86_400),
+            pollInterval: daemonReader?.duration("poll_interval") ?? schema.defaultDuration("poll_interval"),
+            maxParallelPolls: daemonReader?.integer("max_parallel_polls") ?? schema.defaultInteger("max_parallel_polls"),
+            alertAfter: daemonReader?.duration("alert_after") ?? schema.defaultDuration("alert_after"),
+            queueLifetime: daemonReader?.duration("queue_lifetime") ?? schema.defaultDuration("queue_lifetime"),
             hostname: daemonReader?.string("hostname"),
-            keepRaw: daemonReader?.duration("keep_raw") ?? .seconds(90 * 86_400),
-            keepAttachments: daemonReader?.duration("keep_attachments") ?? .seconds(90 * 86_400),
-            keepFailed: daemonReader?.duration("keep_failed") ?? .seconds(30 * 86_400))
+            keepRaw: daemonReader?.duration("keep_raw") ?? schema.defaultDuration("keep_raw"),
+            keepAttachments: daemonReader?.duration("keep_attachments") ?? schema.defaultDuration("keep_attachments"),
+            keepFailed: daemonReader?.duration("keep_failed") ?? schema.defaultDuration("keep_failed"))
         var events = EventSettings(spool: eventsReader?.string("spool") ?? stateDirectory + "/events",
-                                   webhook: eventsReader?.string("webhook"))
+                                   webhook: eventsReader?.string("webhook"),
+                                   webhookTimeout: eventsReader?.duration("timeout") ?? ConfigSchema.events.defaultDuration("timeout"),
+                                   inlineAttachments: eventsReader?.size("inline_attachments") ?? ConfigSchema.events.defaultSize("inline_attachments"))
         if let reader = eventsReader {
             events.webhookSecret = reader.secretSource("webhook_secret", diagnostics: &diagnostics)
             events.webhookToken = reader.secretSource("webhook_token", diagnostics: &diagnostics)
-            events.webhookTLS = TLSSettings(caFile: reader.string("ca_file"), verify: reader.boolean("tls_verify") ?? true)
-            events.webhookTimeout = reader.duration("timeout") ?? .seconds(30)
-            events.inlineAttachments = reader.size("inline_attachments") ?? 0
+            events.webhookTLS = TLSSettings(caFile: reader.string("ca_file"), verify: reader.booleanOrDefault("tls_verify"))
             if events.webhook == nil, let key = ["webhook_secret", "webhook_token", "inline_attachments"].first(where: reader.has) {
                 diagnostics.warning(reader.keyLocation(key), "`\(key)` is unused without `webhook`")
             }

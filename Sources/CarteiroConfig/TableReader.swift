@@ -104,3 +104,44 @@ extension String {
         return first.lowercased() + dropFirst()
     }
 }
+
+extension TableSpec {
+    /// The schema's default for `key`, when it is a value.
+    func typedDefault(_ key: String) -> TypedValue? { self.key(key)?.defaultValue?.typed }
+
+    // The builder's fallbacks: what the schema declares (`ConfigDefaultTests` holds every
+    // key that has one to it, so that none of these falls through to its last line).
+    func defaultDuration(_ key: String) -> Duration {
+        if case .duration(let value)? = typedDefault(key) { return value }
+        return .zero
+    }
+    func defaultInteger(_ key: String) -> Int {
+        if case .integer(let value)? = typedDefault(key) { return value }
+        return 0
+    }
+    func defaultSize(_ key: String) -> Int {
+        if case .size(let value)? = typedDefault(key) { return value }
+        return 0
+    }
+    func defaultBoolean(_ key: String) -> Bool {
+        if case .boolean(let value)? = typedDefault(key) { return value }
+        return false
+    }
+    func defaultAfterFetch(_ key: String) -> AfterFetch {
+        if case .afterFetch(let value)? = typedDefault(key) { return value }
+        return .keep
+    }
+    func defaultString(_ key: String) -> String {
+        if case .string(let value)? = typedDefault(key) { return value }
+        return ""
+    }
+}
+
+extension TableReader {
+    /// The key's value, or the schema's default for it.
+    func durationOrDefault(_ key: String) -> Duration { duration(key) ?? spec.defaultDuration(key) }
+    func integerOrDefault(_ key: String) -> Int { integer(key) ?? spec.defaultInteger(key) }
+    func sizeOrDefault(_ key: String) -> Int { size(key) ?? spec.defaultSize(key) }
+    func booleanOrDefault(_ key: String) -> Bool { boolean(key) ?? spec.defaultBoolean(key) }
+    func stringOrDefault(_ key: String) -> String { string(key) ?? spec.defaultString(key) }
+}

@@ -1,5 +1,5 @@
 /// A value after the schema has read it.
-enum TypedValue: Sendable {
+package enum TypedValue: Sendable {
     case string(String)
     case integer(Int)
     case boolean(Bool)
