@@ -47,9 +47,11 @@ let package = Package(
         .target(name: "CarteiroConfig", dependencies: ["CFileSync"]),
         .target(name: "CByteSearch"),
         .target(name: "CarteiroMail", dependencies: ["CByteSearch"]),
-        .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CCrypto", "CByteSearch"]),
+        // JSON: the writer of events and state files, escaping, and the reader of Carteiro's own files.
+        .target(name: "CarteiroJSON", dependencies: ["CByteSearch"]),
+        .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CarteiroJSON", "CCrypto", "CByteSearch"]),
         .target(name: "CFileSync"),
-        .target(name: "CarteiroStore", dependencies: ["CFileSync", "CarteiroConfig"]),
+        .target(name: "CarteiroStore", dependencies: ["CFileSync", "CarteiroConfig", "CarteiroJSON"]),
         .target(
             name: "CarteiroOutbound",
             dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroEvents", .product(name: "Mustache", package: "swift-mustache")]
@@ -61,18 +63,18 @@ let package = Package(
         ),
         // OAuth 2.0: token records and their durable store, the token endpoint, service-account
         // assertions (libcrypto), the broker that refreshes each account once at a time, authorization.
-        .target(name: "CarteiroOAuth", dependencies: ["CarteiroConfig", "CarteiroCurl", "CarteiroStore", "CCrypto"]),
+        .target(name: "CarteiroOAuth", dependencies: ["CarteiroConfig", "CarteiroCurl", "CarteiroJSON", "CarteiroStore", "CCrypto"]),
         .target(
             name: "CarteiroDaemon",
             dependencies: [
-                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroStore", "CarteiroSystemd", "CarteiroOutbound", "CarteiroOAuth",
+                "CarteiroConfig", "CarteiroCurl", "CarteiroMail", "CarteiroEvents", "CarteiroJSON", "CarteiroStore", "CarteiroSystemd", "CarteiroOutbound", "CarteiroOAuth",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "carteiro",
             dependencies: [
-                "CarteiroDaemon", "CarteiroConfig", "CarteiroEvents", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd", "CarteiroOAuth",
+                "CarteiroDaemon", "CarteiroConfig", "CarteiroEvents", "CarteiroJSON", "CarteiroOutbound", "CarteiroStore", "CarteiroSystemd", "CarteiroOAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -82,7 +84,7 @@ let package = Package(
         // (built by scripts/fuzz), the findings replayed by CarteiroFuzzingTests.
         .target(
             name: "CarteiroFuzzing",
-            dependencies: ["CarteiroConfig", "CarteiroCurl", "CarteiroEvents", "CarteiroMail", "CarteiroOutbound"]
+            dependencies: ["CarteiroConfig", "CarteiroCurl", "CarteiroEvents", "CarteiroJSON", "CarteiroMail", "CarteiroOutbound"]
         ),
         .testTarget(
             name: "CarteiroConfigTests",
@@ -91,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroEventsTests",
-            dependencies: ["CarteiroEvents", "CarteiroMail"],
+            dependencies: ["CarteiroEvents", "CarteiroJSON", "CarteiroMail", "CarteiroTesting"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -101,7 +103,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroStoreTests",
-            dependencies: ["CarteiroStore", "CarteiroTesting"]
+            dependencies: ["CarteiroStore", "CarteiroJSON", "CarteiroTesting"]
         ),
         .testTarget(
             name: "CarteiroOutboundTests",
@@ -109,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroIntegrationTests",
-            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroEvents", "CarteiroOAuth", "CarteiroTesting", "carteiro"]
+            dependencies: ["CarteiroDaemon", "CarteiroCurl", "CarteiroConfig", "CarteiroEvents", "CarteiroJSON", "CarteiroOAuth", "CarteiroTesting", "carteiro"]
         ),
     ],
     swiftLanguageModes: [.v6]

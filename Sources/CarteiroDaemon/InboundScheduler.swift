@@ -1,3 +1,4 @@
+import CarteiroJSON
 import CarteiroConfig
 import CarteiroEvents
 import CarteiroStore

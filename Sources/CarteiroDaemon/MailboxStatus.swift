@@ -1,3 +1,4 @@
+import CarteiroJSON
 import CarteiroEvents
 import Foundation
 
@@ -28,16 +29,16 @@ package struct MailboxStatus: Sendable {
         return .object(members)
     }
 
-    init?(json: [String: Any]) {
-        guard let name = json["name"] as? String else { return nil }
+    init?(json: JSONValue) {
+        guard let name = json["name"]?.string else { return nil }
         self.name = name
-        lastPoll = (json["last_poll"] as? NSNumber)?.int64Value
-        lastSuccess = (json["last_success"] as? NSNumber)?.int64Value
-        failingSince = (json["failing_since"] as? NSNumber)?.int64Value
-        consecutiveFailures = json["consecutive_failures"] as? Int ?? 0
-        lastError = json["last_error"] as? String
-        handedOn = json["handed_on"] as? Int ?? 0
-        nextPoll = (json["next_poll"] as? NSNumber)?.int64Value
-        alerted = json["alerted"] as? Bool ?? false
+        lastPoll = json["last_poll"]?.int64
+        lastSuccess = json["last_success"]?.int64
+        failingSince = json["failing_since"]?.int64
+        consecutiveFailures = json["consecutive_failures"]?.int ?? 0
+        lastError = json["last_error"]?.string
+        handedOn = json["handed_on"]?.int ?? 0
+        nextPoll = json["next_poll"]?.int64
+        alerted = json["alerted"]?.bool ?? false
     }
 }

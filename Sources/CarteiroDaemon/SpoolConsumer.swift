@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CarteiroConfig
+import CarteiroJSON
 import CarteiroStore
 import Dispatch
 import Foundation
@@ -56,13 +57,13 @@ package final class SpoolConsumer: @unchecked Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         guard changed || now - stateWrittenAt >= 10 else { return }
         stateWrittenAt = now
-        var object: [String: Any] = sink.healthFields
-        if let lastSuccess { object["last_success"] = lastSuccess }
-        if let failingSince { object["failing_since"] = failingSince }
-        if let lastError { object["last_error"] = lastError }
+        var object: [String: JSONValue] = sink.healthFields.mapValues(JSONValue.string)
+        if let lastSuccess { object["last_success"] = .number(lastSuccess) }
+        if let failingSince { object["failing_since"] = .number(failingSince) }
+        if let lastError { object["last_error"] = .string(lastError) }
         let path = stateDirectory + "/\(sink.kind).json"
-        do {
-            try DurableFiles.replace(path, with: [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])))
+        do throws(DurableFiles.Failure) {
+            try DurableFiles.replace(path, with: JSONValue.object(object.sorted { $0.key < $1.key }).renderedCompact())
         } catch {
             log.log(.error, "cannot write the event sink's health", ["path": path, "reason": "\(error)"])
         }

@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroJSON
 import CarteiroOAuth
 import CarteiroStore
 import Foundation
@@ -10,8 +11,7 @@ package enum StatusReport {
                               spool: String? = nil, webhook: String? = nil,
                               now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let path = stateDirectory + "/status.json"
-        guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let data = FileManager.default.contents(atPath: path), let object = JSONValue.parse(Array(data)) else {
             var text = "carteiro is not running, or has not polled yet: no \(path)\n"
             for account in oauth {
                 text += "oauth \(account.client) \(account.user) (\(account.mailboxes.joined(separator: ", "))): "
@@ -19,7 +19,7 @@ package enum StatusReport {
             }
             return (text, false)
         }
-        let pid = object["pid"] as? Int ?? 0
+        let pid = object["pid"]?.int ?? 0
         // Whether a daemon runs is the state directory's lock, not the pid in the file (which
         // may be stale, reused by another process, damaged or forged).
         let running = StateLock.isHeld(stateDirectory: stateDirectory).held
@@ -30,7 +30,7 @@ package enum StatusReport {
             let seconds = overflow ? 0 : max(0, difference)
             return seconds < 120 ? "\(seconds)s ago" : seconds < 7200 ? "\(seconds / 60)m ago" : "\(seconds / 3600)h ago"
         }
-        for entry in object["mailboxes"] as? [[String: Any]] ?? [] {
+        for entry in object["mailboxes"]?.array ?? [] {
             guard let status = MailboxStatus(json: entry) else { continue }
             let label = descriptions[status.name].flatMap { $0.isEmpty ? nil : " (\($0))" } ?? ""
             guard status.lastPoll != nil || status.consecutiveFailures > 0 else {
@@ -46,12 +46,11 @@ package enum StatusReport {
         lines.append("spool: \(backlog.count) event\(backlog.count == 1 ? "" : "s") waiting for the desk" + (backlog.oldestAge.map { ", the oldest \(ago(now - $0))" } ?? ""))
         if let webhook {
             var line = "webhook \(webhook): "
-            if let data = FileManager.default.contents(atPath: stateDirectory + "/webhook.json"),
-               let health = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-                if let since = (health["failing_since"] as? NSNumber)?.int64Value {
-                    line += "FAILING since \(ago(since))" + ((health["last_error"] as? String).map { " (\($0))" } ?? "")
+            if let data = FileManager.default.contents(atPath: stateDirectory + "/webhook.json"), let health = JSONValue.parse(Array(data)) {
+                if let since = health["failing_since"]?.int64 {
+                    line += "FAILING since \(ago(since))" + (health["last_error"]?.string.map { " (\($0))" } ?? "")
                 } else {
-                    line += "ok, last event accepted \(ago((health["last_success"] as? NSNumber)?.int64Value))"
+                    line += "ok, last event accepted \(ago(health["last_success"]?.int64))"
                 }
             } else {
                 line += "nothing posted yet"
@@ -113,68 +112,73 @@ package enum StatusReport {
 
     package static func json(_ inputs: Inputs, now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let state = inputs.stateDirectory
-        let recorded = FileManager.default.contents(atPath: state + "/status.json").flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let recorded = FileManager.default.contents(atPath: state + "/status.json").flatMap { JSONValue.parse(Array($0)) }
         let lock = StateLock.isHeld(stateDirectory: state)
-        var document: [String: Any] = ["running": lock.held, "state_dir": state, "now": now]
-        if let pid = lock.pid { document["pid"] = Int(pid) }
+        var document: [String: JSONValue] = ["running": .bool(lock.held), "state_dir": .string(state), "now": .number(now)]
+        if let pid = lock.pid { document["pid"] = .number(Int64(pid)) }
         if let written = recorded?["written_at"] { document["recorded_at"] = written }
-        document["configuration"] = inputs.configurationProblem.map { "broken: \($0)" } ?? "ok"
-        let statuses = Dictionary((recorded?["mailboxes"] as? [[String: Any]] ?? []).compactMap { entry in (entry["name"] as? String).map { ($0, entry) } },
+        document["configuration"] = .string(inputs.configurationProblem.map { "broken: \($0)" } ?? "ok")
+        let statuses = Dictionary((recorded?["mailboxes"]?.array ?? []).compactMap { entry in entry["name"]?.string.map { ($0, entry) } },
                                   uniquingKeysWith: { first, _ in first })
-        var mailboxes: [[String: Any]] = []
+        var mailboxes: [JSONValue] = []
         let names = inputs.mailboxes.isEmpty ? statuses.keys.sorted().map { ($0, nil as String?, "", true) } : inputs.mailboxes.map { ($0.name, $0.contract, $0.description, $0.enabled) }
         for (name, contract, description, enabled) in names {
-            var entry: [String: Any] = ["name": name, "description": description]
-            entry["contract"] = contract ?? NSNull()
-            let recordedEntry = statuses[name] ?? [:]
-            let failures = (recordedEntry["consecutive_failures"] as? Int) ?? 0
-            entry["state"] = !enabled ? "disabled" : recordedEntry["last_poll"] == nil && failures == 0 ? "not polled" : failures > 0 ? "failing" : "ok"
+            var entry: [String: JSONValue] = ["name": .string(name), "description": .string(description), "contract": .optional(contract)]
+            let recordedEntry = statuses[name] ?? .object([])
+            let failures = recordedEntry["consecutive_failures"]?.int ?? 0
+            entry["state"] = .string(!enabled ? "disabled" : recordedEntry["last_poll"] == nil && failures == 0 ? "not polled" : failures > 0 ? "failing" : "ok")
             for key in ["handed_on", "consecutive_failures", "last_poll", "last_success", "failing_since", "last_error", "next_poll"] {
                 if let value = recordedEntry[key] { entry[key] = value }
             }
-            mailboxes.append(entry)
+            mailboxes.append(sorted(entry))
         }
-        document["mailboxes"] = mailboxes
+        document["mailboxes"] = .array(mailboxes)
         let backlog = Self.backlog(spool: inputs.spool, now: now)
-        document["spool"] = ["path": inputs.spool, "events": backlog.count, "oldest_age_seconds": backlog.oldestAge.map { $0 as Any } ?? NSNull()] as [String: Any]
+        document["spool"] = sorted(["path": .string(inputs.spool), "events": .number(Int64(backlog.count)),
+                                    "oldest_age_seconds": backlog.oldestAge.map { .number($0) } ?? .null])
         if let url = inputs.webhook {
-            var webhook: [String: Any] = ["url": url, "backlog": backlog.count]
-            if let data = FileManager.default.contents(atPath: state + "/webhook.json"),
-               let health = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            var webhook: [String: JSONValue] = ["url": .string(url), "backlog": .number(Int64(backlog.count))]
+            if let data = FileManager.default.contents(atPath: state + "/webhook.json"), let health = JSONValue.parse(Array(data)) {
                 for key in ["last_success", "failing_since", "last_error"] { if let value = health[key] { webhook[key] = value } }
             }
-            document["webhook"] = webhook
+            document["webhook"] = sorted(webhook)
         } else {
-            document["webhook"] = NSNull()
+            document["webhook"] = .null
         }
         let queue = OutboundQueue(stateDirectory: state)
-        var lanes: [[String: Any]] = []
+        var lanes: [JSONValue] = []
         let laneNames = inputs.lanes.isEmpty ? queue.lanes().map { ($0, nil as Int?, nil as Int?) } : inputs.lanes.map { ($0.name, $0.perMinute, $0.perDay) }
         for (name, perMinute, perDay) in laneNames {
             let items = queue.messages(in: name)
-            var lane: [String: Any] = ["name": name, "queued": items.count, "deferred": items.filter { $0.attempts > 0 }.count]
-            if let error = items.compactMap(\.lastError).first { lane["last_error"] = error }
+            var lane: [String: JSONValue] = ["name": .string(name), "queued": .number(Int64(items.count)),
+                                             "deferred": .number(Int64(items.filter { $0.attempts > 0 }.count))]
+            if let error = items.compactMap(\.lastError).first { lane["last_error"] = .string(error) }
             if perMinute != nil || perDay != nil, !items.isEmpty,
                let until = RateLedger(path: queue.root + "/" + name + "/.rate").wait(now: now, recipients: 1, perMinute: perMinute, perDay: perDay) {
-                lane["throttled_until"] = until
+                lane["throttled_until"] = .number(until)
             }
-            lanes.append(lane)
+            lanes.append(sorted(lane))
         }
-        document["lanes"] = lanes
-        document["failed"] = queue.failedMessages().count
-        document["oauth"] = inputs.oauth.map { account -> [String: Any] in
+        document["lanes"] = .array(lanes)
+        document["failed"] = .number(Int64(queue.failedMessages().count))
+        document["oauth"] = .array(inputs.oauth.map { account -> JSONValue in
             let record = TokenStore(stateDirectory: state, client: account.client, user: account.user).load()
-            var entry: [String: Any] = ["client": account.client, "user": account.user, "mailboxes": account.mailboxes]
-            entry["needs_authorization"] = record?.needsAuthorization ?? (record == nil && account.grant.isInteractive ? "never authorized" : NSNull() as Any)
+            var entry: [String: JSONValue] = ["client": .string(account.client), "user": .string(account.user),
+                                              "mailboxes": .array(account.mailboxes.map(JSONValue.string))]
+            entry["needs_authorization"] = .optional(record?.needsAuthorization ?? (record == nil && account.grant.isInteractive ? "never authorized" : nil))
             if let record {
-                entry["access_valid_for_seconds"] = record.accessToken != nil && record.accessExpiresAt > now ? record.accessExpiresAt - now : 0
-                if let last = record.lastRefreshAt { entry["last_refresh"] = last }
-                if let issued = record.refreshIssuedAt { entry["refresh_token_issued"] = issued }
+                entry["access_valid_for_seconds"] = .number(record.accessToken != nil && record.accessExpiresAt > now ? record.accessExpiresAt - now : 0)
+                if let last = record.lastRefreshAt { entry["last_refresh"] = .number(last) }
+                if let issued = record.refreshIssuedAt { entry["refresh_token_issued"] = .number(issued) }
             }
-            return entry
-        }
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
-        return (String(decoding: data, as: UTF8.self) + "\n", lock.held)
+            return sorted(entry)
+        })
+        return (sorted(document).rendered(), lock.held)
+    }
+
+    /// An object with its keys in order, as `status --json` has always written them.
+    static func sorted(_ members: [String: JSONValue]) -> JSONValue {
+        .object(members.sorted { $0.key < $1.key })
     }
 
     /// An OAuth account as `status` lists it.

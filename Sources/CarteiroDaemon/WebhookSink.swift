@@ -4,6 +4,7 @@ import Glibc
 import CarteiroConfig
 import CarteiroCurl
 import CarteiroEvents
+import CarteiroJSON
 import Foundation
 
 /// With `[events] webhook` set, each event is POSTed to the desk; a 2xx answer takes it.
@@ -68,25 +69,21 @@ package struct WebhookSink: EventSink {
     /// The event as POSTed: with attachments inline (base64 in `content_base64`) while they fit
     /// in `inline_attachments`, the rest by their path as in the spool.
     func payload(_ body: [UInt8]) -> [UInt8] {
-        guard settings.inlineAttachments > 0,
-              var event = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-              var message = event["message"] as? [String: Any],
-              let attachments = message["attachments"] as? [[String: Any]], !attachments.isEmpty else { return body }
+        guard settings.inlineAttachments > 0, let event = JSONValue.parse(body), let attachments = event["message"]?["attachments"]?.array,
+              !attachments.isEmpty else { return body }
         var left = settings.inlineAttachments
         var changed = false
-        message["attachments"] = attachments.map { attachment -> [String: Any] in
-            guard let path = attachment["path"] as? String, let size = attachment["size"] as? Int, size <= left,
-                  path.hasPrefix("attachments/"),
+        let inlined = attachments.map { attachment -> JSONValue in
+            guard let path = attachment["path"]?.string, let size = attachment["size"]?.int, size <= left,
+                  path.hasPrefix("attachments/"), case .object(let members) = attachment,
                   case .success(let bytes) = RegularFile.read(beneath: settings.stateDirectory, path: path, limit: size,
                                                               requirements: .init(singleLink: true, owner: geteuid())) else { return attachment }
             left -= size
             changed = true
-            var inline = attachment
-            inline["content_base64"] = Data(bytes).base64EncodedString()
-            return inline
+            return .object(members + [("content_base64", .string(Data(bytes).base64EncodedString()))])
         }
         guard changed else { return body }
-        event["message"] = message
-        return (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys])).map { [UInt8]($0) } ?? body
+        // The event as it was, its attachments now with their content.
+        return event.replacing(["message", "attachments"], with: .array(inlined)).renderedBytes()
     }
 }

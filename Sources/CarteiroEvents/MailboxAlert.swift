@@ -1,3 +1,4 @@
+import CarteiroJSON
 import CarteiroMail
 
 /// `mailbox.failing` (a mailbox has failed for longer than `alert_after`) and

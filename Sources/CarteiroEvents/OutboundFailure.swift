@@ -1,3 +1,4 @@
+import CarteiroJSON
 import CarteiroMail
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import CarteiroJSON
 import CarteiroMail
 
 /// Where a message came from, as its source names it: the path under the mailbox that makes

@@ -1,4 +1,5 @@
 import CarteiroConfig
+import CarteiroJSON
 import Foundation
 
 /// What Carteiro holds for one OAuth account (a client and a mailbox user): the tokens, when
@@ -42,22 +43,24 @@ package struct TokenRecord: Sendable, Equatable {
         return min(max(lifetime / 4, 10), 300)
     }
 
+    /// The record as its file holds it: keys sorted, one a line.
     func json() -> [UInt8] {
-        var object: [String: Any] = ["access_expires_at": accessExpiresAt, "access_issued_at": accessIssuedAt, "expiry_warned": expiryWarned]
-        if let refreshToken { object["refresh_token"] = refreshToken.value }
-        if let accessToken { object["access_token"] = accessToken.value }
-        if let refreshIssuedAt { object["refresh_issued_at"] = refreshIssuedAt }
-        if let lastRefreshAt { object["last_refresh_at"] = lastRefreshAt }
-        if let authorizedAt { object["authorized_at"] = authorizedAt }
-        if let needsAuthorization { object["needs_authorization"] = needsAuthorization }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
-        return [UInt8](data) + [0x0A]
+        var members: [(String, JSONValue)] = [("access_expires_at", .number(accessExpiresAt))]
+        members.append(("access_issued_at", .number(accessIssuedAt)))
+        if let accessToken { members.append(("access_token", .string(accessToken.value))) }
+        if let authorizedAt { members.append(("authorized_at", .number(authorizedAt))) }
+        members.append(("expiry_warned", .bool(expiryWarned)))
+        if let lastRefreshAt { members.append(("last_refresh_at", .number(lastRefreshAt))) }
+        if let needsAuthorization { members.append(("needs_authorization", .string(needsAuthorization))) }
+        if let refreshIssuedAt { members.append(("refresh_issued_at", .number(refreshIssuedAt))) }
+        if let refreshToken { members.append(("refresh_token", .string(refreshToken.value))) }
+        return JSONValue.object(members).renderedBytes()
     }
 
     static func parse(_ bytes: [UInt8]) -> TokenRecord? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
-        func int(_ key: String) -> Int64? { (object[key] as? NSNumber).map { $0.int64Value } }
-        func text(_ key: String) -> String? { object[key] as? String }
+        guard let object = JSONValue.parse(bytes), object.members != nil else { return nil }
+        func int(_ key: String) -> Int64? { object[key]?.int64 }
+        func text(_ key: String) -> String? { object[key]?.string }
         var record = TokenRecord()
         // Times are clamped to 1970…2100: a damaged or edited file cannot make arithmetic trap.
         func time(_ key: String) -> Int64? { int(key).map { min(max($0, 0), TokenRecord.latestTime) } }
@@ -69,7 +72,7 @@ package struct TokenRecord: Sendable, Equatable {
         record.lastRefreshAt = time("last_refresh_at")
         record.authorizedAt = time("authorized_at")
         record.needsAuthorization = text("needs_authorization")
-        record.expiryWarned = (object["expiry_warned"] as? Bool) ?? false
+        record.expiryWarned = object["expiry_warned"]?.bool ?? false
         return record
     }
 }

@@ -1,3 +1,4 @@
+import CarteiroJSON
 import Foundation
 
 /// Where a mailbox's source stands: opaque to the store, which keeps it with the batch that
@@ -21,7 +22,7 @@ package struct SourceCursor: Sendable, Equatable {
     /// Encodes a source's position (keys sorted, so the same position is the same bytes).
     package init<Position: Encodable>(kind: String, _ position: Position) {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         self.kind = kind
         json = (try? encoder.encode(position)).map { Array($0) } ?? Array("{}".utf8)
     }
@@ -73,15 +74,15 @@ package struct MailboxState: Sendable, Equatable {
     /// Messages given up as unreadable (their strikes reached the limit).
     package var givenUp: Set<String> { Set(strikes.filter { $0.value.count >= Strike.limit }.keys) }
 
-    func json() -> JSONText.Value {
-        var members: [(String, JSONText.Value)] = []
+    func json() -> JSONValue {
+        var members: [(String, JSONValue)] = []
         if let cursor {
             members.append(("cursor", .object([("kind", .string(cursor.kind)), ("position", .raw(cursor.json))])))
         }
-        members.append(("handed_on", .int(handedOn)))
+        members.append(("handed_on", .number(Int64(handedOn))))
         if !strikes.isEmpty {
             members.append(("strikes", .object(strikes.sorted { $0.key < $1.key }.map { key, strike in
-                (key, .object([("count", .int(strike.count)), ("reason", .string(strike.reason))]))
+                (key, .object([("count", .number(Int64(strike.count))), ("reason", .string(strike.reason))]))
             })))
         }
         if !suspects.isEmpty { members.append(("suspects", .array(suspects.map { .string($0) }))) }
@@ -91,25 +92,24 @@ package struct MailboxState: Sendable, Equatable {
     /// The members state files held before cursors: IMAP's and POP3's positions side by side.
     static let legacyMembers = ["uidvalidity", "last_uid", "after_fetch_from", "uidls"]
 
-    init(json: [String: Any]) {
-        handedOn = json["handed_on"] as? Int ?? 0
-        suspects = json["suspects"] as? [String] ?? []
-        for (key, value) in json["strikes"] as? [String: Any] ?? [:] {
-            guard let object = value as? [String: Any], let count = object["count"] as? Int else { continue }
-            strikes[key] = Strike(count: count, reason: object["reason"] as? String ?? "")
+    init(json: JSONValue) {
+        handedOn = json["handed_on"]?.int ?? 0
+        suspects = json["suspects"]?.strings ?? []
+        for (key, value) in json["strikes"]?.members ?? [] {
+            guard let count = value["count"]?.int else { continue }
+            strikes[key] = Strike(count: count, reason: value["reason"]?.string ?? "")
         }
-        if let cursor = json["cursor"] as? [String: Any], let kind = cursor["kind"] as? String, let position = cursor["position"],
-           let bytes = try? JSONSerialization.data(withJSONObject: position, options: [.sortedKeys, .fragmentsAllowed]) {
-            self.cursor = SourceCursor(kind: kind, json: Array(bytes))
+        if let cursor = json["cursor"], let kind = cursor["kind"]?.string, let position = cursor["position"] {
+            self.cursor = SourceCursor(kind: kind, json: position.renderedCompact())
             return
         }
         // A state file written before cursors: its position members are kept as they are, and
         // the mailbox's source reads them on its first poll (each takes its own members). A
         // mailbox never polled had no `uidvalidity`, no UIDLs and nothing handed on.
-        let legacy = json.filter { Self.legacyMembers.contains($0.key) }
-        let polled = json["uidvalidity"] != nil || !(json["uidls"] as? [Any] ?? []).isEmpty || handedOn > 0
-        if polled, let bytes = try? JSONSerialization.data(withJSONObject: legacy, options: [.sortedKeys]) {
-            cursor = SourceCursor(kind: SourceCursor.legacy, json: Array(bytes))
+        let legacy = (json.members ?? []).filter { Self.legacyMembers.contains($0.0) }
+        let polled = json["uidvalidity"] != nil || !(json["uidls"]?.array ?? []).isEmpty || handedOn > 0
+        if polled {
+            cursor = SourceCursor(kind: SourceCursor.legacy, json: JSONValue.object(legacy).renderedCompact())
         }
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CarteiroJSON
 import Foundation
 import Synchronization
 
@@ -96,7 +97,7 @@ package final class MailboxStore: Sendable {
 
     /// The state and the keys as the disk has them.
     private func load() {
-        if let data = DurableFiles.read(statePath), let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
+        if let data = DurableFiles.read(statePath), let object = JSONValue.parse(data) {
             let loaded = MailboxState(json: object)
             committed.withLock { $0.state = loaded }
         }
@@ -122,17 +123,16 @@ package final class MailboxStore: Sendable {
 
     /// Finishes a batch interrupted after its intent was durable; discards one interrupted before.
     func recover() throws(DurableFiles.Failure) {
-        if let data = DurableFiles.read(intentPath),
-           let intent = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
-            let renames = (intent["renames"] as? [[String]] ?? []).filter { $0.count == 2 }
+        if let data = DurableFiles.read(intentPath), let intent = JSONValue.parse(data) {
+            let renames = (intent["renames"]?.array ?? []).compactMap(\.strings).filter { $0.count == 2 }
             try makeDirectories(for: renames.map { $0[1] })
             for pair in renames where DurableFiles.exists(pair[0]) {
                 try DurableFiles.rename(place(pair[0]), place(pair[1]))
             }
             try syncDirectories(of: renames.map { $0[1] })
-            if let keys = intent["keys"] as? [String] { try appendKeys(keys) }
-            if let stateObject = intent["state"] as? [String: Any] {
-                try DurableFiles.replace(statePath, with: JSONText.render(MailboxState(json: stateObject).json()))
+            if let keys = intent["keys"]?.strings { try appendKeys(keys) }
+            if let stateObject = intent["state"] {
+                try DurableFiles.replace(statePath, with: MailboxState(json: stateObject).json().renderedCompact())
             }
             try? FileManager.default.removeItem(atPath: intentPath)
         }
@@ -235,7 +235,7 @@ package final class MailboxStore: Sendable {
         let written = messages.flatMap(\.written)
         let shared = messages.flatMap(\.shared)
         let keys = messages.map(\.dedupeKey)
-        let intent = JSONText.Value.object([
+        let intent = JSONValue.object([
             ("keys", .array(keys.map { .string($0) })),
             ("renames", .array(renames.map { .array([.string($0.from), .string($0.to)]) })),
             ("state", advanced.json()),
@@ -254,7 +254,7 @@ package final class MailboxStore: Sendable {
         // The commit point: once this file is durable, the batch is handed on.
         try faults?("intent")
         intentMayRemain = true
-        try DurableFiles.replace(intentPath, with: JSONText.render(intent))
+        try DurableFiles.replace(intentPath, with: intent.renderedCompact())
         for (index, pair) in renames.enumerated() {
             try faults?("rename \(index)")
             try DurableFiles.rename(place(pair.from), place(pair.to))
@@ -264,7 +264,7 @@ package final class MailboxStore: Sendable {
         try faults?("keys")
         try appendKeys(keys)
         try faults?("state")
-        try DurableFiles.replace(statePath, with: JSONText.render(advanced.json()))
+        try DurableFiles.replace(statePath, with: advanced.json().renderedCompact())
         try faults?("intent removed")
         intentMayRemain = unlink(intentPath) != 0 && errno != ENOENT
         committed.withLock {
@@ -295,7 +295,7 @@ package final class MailboxStore: Sendable {
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
     package func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(statePath, with: JSONText.render(newState.json()), faults: faults)
+        try DurableFiles.replace(statePath, with: newState.json().renderedCompact(), faults: faults)
         committed.withLock { $0.state = newState }
     }
 

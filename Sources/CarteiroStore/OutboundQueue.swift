@@ -1,3 +1,4 @@
+import CarteiroJSON
 import Foundation
 
 /// One queued message: its envelope, and per recipient what the server said so far.
@@ -47,21 +48,20 @@ package struct QueuedMessage: Sendable, Equatable {
     package var pending: [String] { recipients.filter { $0.state == .pending }.map(\.address) }
     package var isFinished: Bool { !recipients.contains { $0.state == .pending } }
 
-    /// The entry as JSON, keys sorted, rendered by the store's own writer (JSONSerialization
-    /// took a quarter of the outbox's time).
-    func json() -> JSONText.Value {
-        var members: [(String, JSONText.Value)] = [("attempts", .int(attempts))]
+    /// The entry as JSON, keys sorted (JSONSerialization took a quarter of the outbox's time).
+    func json() -> JSONValue {
+        var members: [(String, JSONValue)] = [("attempts", .number(Int64(attempts)))]
         if let contract { members.append(("contract", .string(contract))) }
-        members.append(("created", .int(Int(created))))
+        members.append(("created", .number(created)))
         members.append(("envelope_from", .string(envelopeFrom)))
         members.append(("id", .string(id)))
         if let lastError { members.append(("last_error", .string(lastError))) }
         members.append(("mailbox", .string(mailbox)))
         members.append(("message_id", .string(messageID)))
-        members.append(("next_attempt", .int(Int(nextAttempt))))
+        members.append(("next_attempt", .number(nextAttempt)))
         members.append(("recipients", .array(recipients.map { r in
-            var entry: [(String, JSONText.Value)] = [("address", .string(r.address))]
-            if let code = r.code { entry.append(("code", .int(code))) }
+            var entry: [(String, JSONValue)] = [("address", .string(r.address))]
+            if let code = r.code { entry.append(("code", .number(Int64(code)))) }
             if let reply = r.reply { entry.append(("reply", .string(reply))) }
             entry.append(("state", .string(r.state.rawValue)))
             return .object(entry)
@@ -70,25 +70,25 @@ package struct QueuedMessage: Sendable, Equatable {
         return .object(members)
     }
 
-    init?(json: [String: Any]) {
-        guard let id = json["id"] as? String, let mailbox = json["mailbox"] as? String,
-              let from = json["envelope_from"] as? String, let messageID = json["message_id"] as? String,
-              let recipients = json["recipients"] as? [[String: Any]] else { return nil }
+    init?(json: JSONValue) {
+        guard let id = json["id"]?.string, let mailbox = json["mailbox"]?.string,
+              let from = json["envelope_from"]?.string, let messageID = json["message_id"]?.string,
+              let recipients = json["recipients"]?.array else { return nil }
         self.id = id
         self.mailbox = mailbox
         envelopeFrom = from
         self.messageID = messageID
         self.recipients = recipients.compactMap { entry in
-            guard let address = entry["address"] as? String else { return nil }
-            return Recipient(address: address, state: RecipientState(rawValue: entry["state"] as? String ?? "") ?? .pending,
-                             code: entry["code"] as? Int, reply: entry["reply"] as? String)
+            guard let address = entry["address"]?.string else { return nil }
+            return Recipient(address: address, state: RecipientState(rawValue: entry["state"]?.string ?? "") ?? .pending,
+                             code: entry["code"]?.int, reply: entry["reply"]?.string)
         }
-        request = json["request"] as? String
-        contract = json["contract"] as? String
-        created = (json["created"] as? NSNumber)?.int64Value ?? 0
-        attempts = json["attempts"] as? Int ?? 0
-        nextAttempt = (json["next_attempt"] as? NSNumber)?.int64Value ?? 0
-        lastError = json["last_error"] as? String
+        request = json["request"]?.string
+        contract = json["contract"]?.string
+        created = json["created"]?.int64 ?? 0
+        attempts = json["attempts"]?.int ?? 0
+        nextAttempt = json["next_attempt"]?.int64 ?? 0
+        lastError = json["last_error"]?.string
     }
 }
 
@@ -121,7 +121,7 @@ package struct OutboundQueue: Sendable {
             try faults?("write \(item.id).eml")
             try DurableFiles.writeUnsynced(bytes, to: directory + "/" + item.id + ".eml")
             try faults?("write \(item.id).json.tmp")
-            try DurableFiles.writeUnsynced(JSONText.render(item.json()), to: directory + "/." + item.id + ".json.tmp")
+            try DurableFiles.writeUnsynced(item.json().renderedCompact(), to: directory + "/." + item.id + ".json.tmp")
             written += [directory + "/" + item.id + ".eml", directory + "/." + item.id + ".json.tmp"]
         }
         // Group commit: every file of the batch durable at once (one syncfs, not two fsyncs a message).
@@ -161,7 +161,7 @@ package struct OutboundQueue: Sendable {
 
     package func message(in mailbox: String, id: String) -> QueuedMessage? {
         guard let data = FileManager.default.contents(atPath: lane(mailbox) + "/" + id + ".json"),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+              let object = JSONValue.parse(Array(data)) else { return nil }
         return QueuedMessage(json: object)
     }
 
@@ -174,7 +174,7 @@ package struct OutboundQueue: Sendable {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
         return names.compactMap { name in
             guard let data = FileManager.default.contents(atPath: directory + "/" + name),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+                  let object = JSONValue.parse(Array(data)) else { return nil }
             return QueuedMessage(json: object)
         }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
@@ -214,7 +214,7 @@ package struct OutboundQueue: Sendable {
     }
 
     package func update(_ item: QueuedMessage) throws(DurableFiles.Failure) {
-        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: JSONText.render(item.json()), faults: faults)
+        try DurableFiles.replace(lane(item.mailbox) + "/" + item.id + ".json", with: item.json().renderedCompact(), faults: faults)
     }
 
     /// Delivered to everyone: gone from the queue.
@@ -229,7 +229,7 @@ package struct OutboundQueue: Sendable {
         if DurableFiles.exists(lane(item.mailbox) + "/" + item.id + ".eml") {
             try DurableFiles.rename(lane(item.mailbox) + "/" + item.id + ".eml", failedDirectory + "/" + item.id + ".eml")
         }
-        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: JSONText.render(item.json()))
+        try DurableFiles.replace(failedDirectory + "/" + item.id + ".json", with: item.json().renderedCompact())
         unlink(lane(item.mailbox) + "/" + item.id + ".json")
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CarteiroConfig
+import CarteiroJSON
 import Foundation
 
 /// How `carteiro queue retry|delete` reaches the queue's owner. While a daemon runs, each lane
@@ -72,7 +73,7 @@ package struct QueueControl: Sendable {
         try DurableFiles.makeDirectory(directory)
         let folder = try SharedFolder(directory)
         let name = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let body = JSONText.render(.object([("command", .string(command.rawValue)), ("id", .string(id))]))
+        let body = JSONValue.object([("command", .string(command.rawValue)), ("id", .string(id))]).renderedCompact()
         try folder.replace(name + ".request", with: body)
         return name
     }
@@ -84,9 +85,9 @@ package struct QueueControl: Sendable {
         guard let folder = try? SharedFolder(directory) else { return nil }
         while ContinuousClock.now < deadline {
             if case .success(let data) = folder.read(name + ".answer", limit: Self.maximumSize),
-               let object = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] {
+               let object = JSONValue.parse(data) {
                 folder.remove(name + ".answer")
-                return QueueCommand.Answer(done: object["done"] as? Bool ?? false, message: object["message"] as? String ?? "")
+                return QueueCommand.Answer(done: object["done"]?.bool ?? false, message: object["message"]?.string ?? "")
             }
             usleep(50_000)
         }
@@ -117,8 +118,8 @@ package struct QueueControl: Sendable {
             default: break
             }
             guard case .success(let bytes) = read,
-                  let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-                  let command = (object["command"] as? String).flatMap(QueueCommand.init(rawValue:)), let id = object["id"] as? String else {
+                  let object = JSONValue.parse(bytes),
+                  let command = object["command"]?.string.flatMap(QueueCommand.init(rawValue:)), let id = object["id"]?.string else {
                 respond(to: name, QueueCommand.Answer(done: false, message: "the request could not be read"), in: folder)
                 return nil
             }
@@ -144,7 +145,7 @@ package struct QueueControl: Sendable {
     }
 
     func respond(to name: String, _ answer: QueueCommand.Answer, in folder: SharedFolder) {
-        let body = JSONText.render(.object([("done", .bool(answer.done)), ("message", .string(answer.message))]))
+        let body = JSONValue.object([("done", .bool(answer.done)), ("message", .string(answer.message))]).renderedCompact()
         try? folder.replace(name + ".answer", with: body)
         folder.remove(name + ".request")
     }

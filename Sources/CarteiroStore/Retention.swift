@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CarteiroJSON
 import Foundation
 
 /// Removes what the state directory no longer needs: raw messages and attachments older than
@@ -59,10 +60,10 @@ package enum Retention {
         for folder in [spool] + (pending.map { [$0] } ?? []) {
             for name in folder.names() where name.hasSuffix(".json") {
                 guard case .success(let bytes) = folder.read(name, limit: 256 << 20, requirements: .init(singleLink: true, owner: geteuid())),
-                      let event = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { continue }
-                if let raw = event["raw"] as? String { paths.insert(raw) }
-                for attachment in (event["message"] as? [String: Any])?["attachments"] as? [[String: Any]] ?? [] {
-                    if let path = attachment["path"] as? String { paths.insert(path) }
+                      let event = JSONValue.parse(bytes) else { continue }
+                if let raw = event["raw"]?.string { paths.insert(raw) }
+                for attachment in event["message"]?["attachments"]?.array ?? [] {
+                    if let path = attachment["path"]?.string { paths.insert(path) }
                 }
             }
         }

@@ -1,3 +1,4 @@
+import CarteiroJSON
 import Foundation
 import Testing
 @testable import CarteiroEvents

@@ -176,9 +176,10 @@ struct SourcePoll<Source: MailSource> {
     func settle(_ listing: SourceListing<Source.Cursor>, at position: Source.Cursor?) throws {
         let final = listing.advance(position, [], true)
         var state = store.state
-        let cursor = SourceCursor(kind: Source.kind, final)
-        guard state.cursor != cursor else { return }
-        state.cursor = cursor
+        // Compared as positions, not bytes: a cursor read back from the file is the same
+        // position however its JSON was spelled.
+        guard state.cursor?.kind != Source.kind || state.cursor.flatMap(Source.cursor(from:)) != final else { return }
+        state.cursor = SourceCursor(kind: Source.kind, final)
         try store.record(state)
     }
 

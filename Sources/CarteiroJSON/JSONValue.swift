@@ -1,7 +1,9 @@
 import CByteSearch
 
 /// A JSON value that keeps its keys in the order they were written, so that events read
-/// the way carteiro-events(5) shows them and golden files compare byte for byte.
+/// the way carteiro-events(5) shows them and golden files compare byte for byte. Carteiro's
+/// one JSON: it renders events, state and status files (pretty, or compact for the small files
+/// written at every commit), and reads them back (`JSONValue.parse`).
 package indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -11,6 +13,8 @@ package indirect enum JSONValue: Sendable, Equatable {
     case utf8([UInt8])
     case array([JSONValue])
     case object([(String, JSONValue)])
+    /// JSON rendered already (a source's cursor), written as it is.
+    case raw([UInt8])
 
     package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered() == rhs.rendered() }
 
@@ -33,6 +37,36 @@ package indirect enum JSONValue: Sendable, Equatable {
         return out
     }
 
+    /// On one line, without spaces: for the small files written at every commit.
+    package func renderedCompact() -> [UInt8] {
+        var out: [UInt8] = []
+        writeCompact(to: &out)
+        return out
+    }
+
+    func writeCompact(to out: inout [UInt8]) {
+        switch self {
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                item.writeCompact(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            for (index, (key, value)) in members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                Self.escape(key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                value.writeCompact(to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        default:
+            write(to: &out, indent: 0)
+        }
+    }
+
     /// About the rendered size: exact but for escapes (a few bytes each).
     func estimatedSize(indent: Int) -> Int {
         switch self {
@@ -41,6 +75,7 @@ package indirect enum JSONValue: Sendable, Equatable {
         case .utf8(let bytes): bytes.count + 2
         case .array(let items): items.reduce(2 + indent) { $0 + $1.estimatedSize(indent: indent + 2) + indent + 4 }
         case .object(let members): members.reduce(2 + indent) { $0 + $1.0.utf8.count + $1.1.estimatedSize(indent: indent + 2) + indent + 8 }
+        case .raw(let bytes): bytes.count
         }
     }
 
@@ -55,6 +90,7 @@ package indirect enum JSONValue: Sendable, Equatable {
         case .number(let n): out.append(contentsOf: String(n).utf8)
         case .string(let s): Self.escape(s, into: &out)
         case .utf8(let bytes): bytes.withUnsafeBufferPointer { Self.escape($0, into: &out) }
+        case .raw(let bytes): out.append(contentsOf: bytes)
         case .array(let items):
             if items.isEmpty { out.append(contentsOf: "[]".utf8); return }
             if items.allSatisfy({ switch $0 { case .string, .utf8: true; default: false } }) && items.count <= 4 {
@@ -114,7 +150,7 @@ package indirect enum JSONValue: Sendable, Equatable {
 
     /// RFC 8259 escaping on the UTF-8 bytes; runs of plain bytes are copied at once.
     /// U+2028 and U+2029 are escaped too, for JavaScript consumers.
-    static func escape(_ text: String, into out: inout [UInt8]) {
+    package static func escape(_ text: String, into out: inout [UInt8]) {
         var text = text
         text.withUTF8 { escape($0, into: &out) }
     }

@@ -3,38 +3,38 @@
 /// document written often enough that building a `JSONValue` tree first showed in profiles:
 /// the event of every message. `RequestEvent.renderedBytes()` is held to `json()` by tests
 /// and by the fuzzer.
-struct JSONWriter {
-    private(set) var out: [UInt8] = []
+package struct JSONWriter {
+    package private(set) var out: [UInt8] = []
     /// For each open object or array: whether nothing has been written in it yet.
     private var empty: [Bool] = []
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         out.reserveCapacity(capacity)
     }
 
     /// The document, with its final newline.
-    mutating func finish() -> [UInt8] {
+    package mutating func finish() -> [UInt8] {
         out.append(10)
         return out
     }
 
-    mutating func beginObject() {
+    package mutating func beginObject() {
         out.append(UInt8(ascii: "{"))
         empty.append(true)
     }
 
-    mutating func endObject() { close(UInt8(ascii: "}")) }
+    package mutating func endObject() { close(UInt8(ascii: "}")) }
 
     /// An array laid out one item a line (anything but up to four strings; see `strings`).
-    mutating func beginArray() {
+    package mutating func beginArray() {
         out.append(UInt8(ascii: "["))
         empty.append(true)
     }
 
-    mutating func endArray() { close(UInt8(ascii: "]")) }
+    package mutating func endArray() { close(UInt8(ascii: "]")) }
 
     /// Before an object's member: its name.
-    mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         newItem()
         JSONValue.escape(name, into: &out)
         out.append(UInt8(ascii: ":"))
@@ -42,26 +42,26 @@ struct JSONWriter {
     }
 
     /// Before an item of an array laid out one a line.
-    mutating func item() { newItem() }
+    package mutating func item() { newItem() }
 
-    mutating func string(_ text: String) { JSONValue.escape(text, into: &out) }
+    package mutating func string(_ text: String) { JSONValue.escape(text, into: &out) }
 
-    mutating func utf8(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { JSONValue.escape($0, into: &out) } }
+    package mutating func utf8(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { JSONValue.escape($0, into: &out) } }
 
-    mutating func optional(_ text: String?) {
+    package mutating func optional(_ text: String?) {
         if let text { string(text) } else { null() }
     }
 
-    mutating func optional(utf8 bytes: [UInt8]?) {
+    package mutating func optional(utf8 bytes: [UInt8]?) {
         if let bytes { utf8(bytes) } else { null() }
     }
 
-    mutating func null() { out.append(contentsOf: "null".utf8) }
+    package mutating func null() { out.append(contentsOf: "null".utf8) }
 
-    mutating func number(_ value: Int64) { out.append(contentsOf: String(value).utf8) }
+    package mutating func number(_ value: Int64) { out.append(contentsOf: String(value).utf8) }
 
     /// An array of strings: on one line when there are four at most, as `JSONValue` does.
-    mutating func strings(_ items: [String]) {
+    package mutating func strings(_ items: [String]) {
         if items.isEmpty {
             out.append(contentsOf: "[]".utf8)
         } else if items.count <= 4 {
