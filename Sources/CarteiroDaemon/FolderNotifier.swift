@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Synchronization
 
 /// Calls `changed` on `queue` when a file is created, written or renamed into one of a few
 /// folders (Linux inotify), so that a waiting daemon looks at its outbox when something arrives
@@ -7,12 +8,15 @@ import Glibc
 /// content: `changed` only says "look now", and the caller lists the folder as it would at a
 /// tick. What inotify can miss (a queue overflow, a folder replaced under its watch) is caught
 /// by the caller's slower tick, which also calls `rewatch` to follow a replaced folder.
+///
+/// Sendable on its word: the read source is libdispatch's, safe from any thread (`cancel`), but
+/// not marked Sendable by the Dispatch overlay; everything else is a constant or under `watched`.
 final class FolderNotifier: @unchecked Sendable {
     private let descriptor: Int32
     private let source: DispatchSourceRead
     private let paths: [String]
-    // On `queue` only: the watch of each path, and the folder (device, inode) it watches.
-    private var watched: [String: (watch: Int32, device: UInt64, inode: UInt64)] = [:]
+    /// The watch of each path, and the folder (device, inode) it watches (changed on `queue`).
+    private let watched: Mutex<[String: (watch: Int32, device: UInt64, inode: UInt64)]>
 
     static let mask = UInt32(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO)
 
@@ -31,7 +35,7 @@ final class FolderNotifier: @unchecked Sendable {
         }
         self.descriptor = descriptor
         self.paths = paths
-        self.watched = watched
+        self.watched = Mutex(watched)
         source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
         source.setEventHandler { [descriptor] in
             // Drained (up to 1 MB a wake-up; more wakes the source again): one look serves every
@@ -54,7 +58,7 @@ final class FolderNotifier: @unchecked Sendable {
         for path in paths {
             var info = stat()
             guard stat(path, &info) == 0 else { continue }
-            if let current = watched[path], current.device == UInt64(info.st_dev), current.inode == UInt64(info.st_ino) { continue }
+            if let current = watched.withLock({ $0[path] }), current.device == UInt64(info.st_dev), current.inode == UInt64(info.st_ino) { continue }
             watch(path)
         }
     }
@@ -64,7 +68,7 @@ final class FolderNotifier: @unchecked Sendable {
     }
 
     private func watch(_ path: String) {
-        if let watch = Self.watch(path, with: descriptor) { watched[path] = watch }
+        if let watch = Self.watch(path, with: descriptor) { watched.withLock { $0[path] = watch } }
     }
 
     private static func watch(_ path: String, with descriptor: Int32) -> (watch: Int32, device: UInt64, inode: UInt64)? {

@@ -2,35 +2,42 @@ import CarteiroConfig
 import CarteiroCurl
 import CarteiroMail
 import Foundation
+import Synchronization
 
 /// The one loop every IDLE connection waits on. A connection in IDLE costs a read source and a
 /// timer on `queue` (libdispatch waits on all of them with one epoll), no thread; the steps that
 /// block (connecting, logging in, ending and beginning IDLE) run on `work`, at most
 /// `maximumWorkers` at once, so a thousand mailboxes starting together do not make a thousand
 /// threads.
-final class IdleLoop: @unchecked Sendable {
+final class IdleLoop: Sendable {
     static let shared = IdleLoop()
     /// Owns every watcher's state.
     let queue = DispatchQueue(label: "carteiro.idle")
     private let work = DispatchQueue(label: "carteiro.idle.work", attributes: .concurrent)
     static let maximumWorkers = 16
-    /// Touched on `queue` only.
-    private var running = 0
-    private var waiting: [@Sendable () -> Void] = []
+    /// The jobs running, and those waiting for a worker (changed on `queue` only).
+    private let jobs = Mutex<(running: Int, waiting: [@Sendable () -> Void])>((0, []))
 
     /// Runs `job` on a worker when one is free (called on `queue`).
     func perform(_ job: @escaping @Sendable () -> Void) {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard running < Self.maximumWorkers else {
-            waiting.append(job)
-            return
+        let start = jobs.withLock { jobs -> Bool in
+            guard jobs.running < Self.maximumWorkers else {
+                jobs.waiting.append(job)
+                return false
+            }
+            jobs.running += 1
+            return true
         }
-        running += 1
+        guard start else { return }
         work.async { [self] in
             job()
             queue.async { [self] in
-                running -= 1
-                if !waiting.isEmpty { perform(waiting.removeFirst()) }
+                let next = jobs.withLock { jobs -> (@Sendable () -> Void)? in
+                    jobs.running -= 1
+                    return jobs.waiting.isEmpty ? nil : jobs.waiting.removeFirst()
+                }
+                if let next { perform(next) }
             }
         }
     }

@@ -247,23 +247,25 @@ struct InboundIngest {
 /// The poll learns which batches are durable from `takeCommitted`, so that `after_fetch` is
 /// only ever applied to those; a failed commit stops every later one, so the state never moves
 /// past a batch that is not on disk. `drain` must run before the poll returns, whatever happens.
-final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
+final class IngestPipeline<Token: Sendable>: Sendable {
     private let ingest: InboundIngest
     private let building = DispatchQueue(label: "carteiro.ingest.build")
     private let committing = DispatchQueue(label: "carteiro.ingest.commit")
     private let room: DispatchSemaphore
     private let inFlight = DispatchGroup()
-    private let lock = NSLock()
-    // Under `lock`:
-    private var failure: PollFailure?
-    private var committed: [Token] = []
-    private var handedOn = 0
-    private var duplicates = 0
-    private var reported = false
-    // On `committing` only:
-    private var seenInBatch: Set<String> = []
-    // On the poll's thread only:
-    private var batchCount = 0
+    /// What the poll learns: the first failure, the batches committed since it last asked, the counts.
+    private struct Progress {
+        var failure: PollFailure?
+        var committed: [Token] = []
+        var handedOn = 0
+        var duplicates = 0
+        var reported = false
+    }
+    private let progress = Mutex(Progress())
+    /// The keys of the poll's messages so far (the committing queue's alone, so never contended).
+    private let seenInBatch = Mutex<Set<String>>([])
+    /// Batches submitted (the poll's thread alone): names each batch's temporary files.
+    private let batchCount = Atomic<Int>(0)
     private let nonce = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     init(_ ingest: InboundIngest, depth: Int = 2) {
@@ -274,22 +276,24 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
     /// Queues a batch; `advance` turns the state before it into the state after it. Blocks
     /// while `depth` batches are already queued.
     func submit(_ messages: [InboundIngest.Fetched], token: Token, advance: @escaping @Sendable (inout MailboxState) -> Void) throws(PollFailure) {
-        if let failure = lock.withLock({ failure }) { throw failure }
+        if let failure = progress.withLock({ $0.failure }) { throw failure }
         room.wait()
         inFlight.enter()
-        batchCount += 1
-        let prefix = "\(nonce)-\(batchCount)"
+        let number = batchCount.add(1, ordering: .relaxed).newValue
+        let prefix = "\(nonce)-\(number)"
         building.async {
             let built = self.ingest.build(messages, token: prefix)
             self.committing.async {
                 defer { self.room.signal(); self.inFlight.leave() }
-                guard self.lock.withLock({ self.failure == nil }) else {
+                guard self.progress.withLock({ $0.failure == nil }) else {
                     // An earlier batch failed: this one is not committed, its files go.
                     self.ingest.discard(messages.count, built: built)
                     return
                 }
                 do throws(PollFailure) {
-                    let (staged, duplicates) = try self.ingest.select(messages.count, built: built, seenInBatch: &self.seenInBatch)
+                    let (staged, duplicates) = try self.seenInBatch.withLock { seen throws(PollFailure) in
+                        try self.ingest.select(messages.count, built: built, seenInBatch: &seen)
+                    }
                     var next = self.ingest.store.state
                     advance(&next)
                     do throws(DurableFiles.Failure) {
@@ -297,10 +301,10 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
                     } catch {
                         throw .storage(error.description)
                     }
-                    self.lock.withLock {
-                        self.committed.append(token)
-                        self.handedOn += staged.count
-                        self.duplicates += duplicates
+                    self.progress.withLock {
+                        $0.committed.append(token)
+                        $0.handedOn += staged.count
+                        $0.duplicates += duplicates
                     }
                     // One line per message handed on: "did the mail from X arrive?" is a journal query.
                     let mailbox = self.ingest.mailbox.name, contract = self.ingest.contract ?? ""
@@ -308,7 +312,7 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
                         [("mailbox", mailbox), ("contract", contract)] + $0.summary.filter { !$0.1.isEmpty }
                     })
                 } catch {
-                    self.lock.withLock { if self.failure == nil { self.failure = error } }
+                    self.progress.withLock { if $0.failure == nil { $0.failure = error } }
                 }
             }
         }
@@ -316,10 +320,12 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
 
     /// The batches committed since the last call, oldest first; throws the first failure.
     func takeCommitted() throws(PollFailure) -> [Token] {
-        lock.lock()
-        defer { lock.unlock() }
+        let (failure, committed) = progress.withLock { progress -> (PollFailure?, [Token]) in
+            if let failure = progress.failure { return (failure, []) }
+            defer { progress.committed.removeAll() }
+            return (nil, progress.committed)
+        }
         if let failure { throw failure }
-        defer { committed.removeAll() }
         return committed
     }
 
@@ -331,9 +337,9 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
     /// Waits for every queued batch and returns the counts, which the poll then reports.
     func finish() -> (handedOn: Int, duplicates: Int) {
         drain()
-        return lock.withLock {
-            reported = true
-            return (handedOn, duplicates)
+        return progress.withLock {
+            $0.reported = true
+            return ($0.handedOn, $0.duplicates)
         }
     }
 
@@ -343,7 +349,7 @@ final class IngestPipeline<Token: Sendable>: @unchecked Sendable {
         drain()
         // Nothing is staged or committed any more: the store's open directories are closed.
         ingest.store.pollEnded()
-        let (count, unreported) = lock.withLock { (handedOn, !reported) }
+        let (count, unreported) = progress.withLock { ($0.handedOn, !$0.reported) }
         if unreported && count > 0 {
             ingest.log.log(.info, "messages handed on before the poll failed",
                            ["mailbox": ingest.mailbox.name, "contract": ingest.contract ?? "", "count": String(count)])

@@ -6,6 +6,7 @@ import CarteiroJSON
 import CarteiroStore
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Where the events of the spool go when the desk does not take them from the spool itself: a
 /// webhook (`WebhookSink`) today. A sink only delivers one event; the `SpoolConsumer` that
@@ -24,7 +25,7 @@ protocol EventSink: Sendable {
 /// out in order per mailbox: a refused event holds back the ones after it in its mailbox, and
 /// that mailbox retries with `RetryPolicy.webhook`; other mailboxes carry on. The sink's health
 /// (last success, failing since, last error) is written to `KIND.json` for `status`.
-package final class SpoolConsumer: @unchecked Sendable {
+package final class SpoolConsumer: Sendable {
     static let tick: DispatchTimeInterval = .milliseconds(250)
 
     let spool: String
@@ -32,14 +33,21 @@ package final class SpoolConsumer: @unchecked Sendable {
     let log: DaemonLog
     /// Where the health file goes; empty: none.
     let stateDirectory: String
-    // Touched only on `queue`: the health, and each mailbox's wait after a refusal.
-    var lastSuccess: Int64?
-    var failingSince: Int64?
-    var lastError: String?
-    var stateWrittenAt: Int64 = 0
-    var backoff: [String: (until: ContinuousClock.Instant, failures: Int)] = [:]
+    /// The sink's health, and each mailbox's wait after a refusal (changed on `queue`).
+    struct Health {
+        var lastSuccess: Int64?
+        var failingSince: Int64?
+        var lastError: String?
+        var writtenAt: Int64 = 0
+        var backoff: [String: (until: ContinuousClock.Instant, failures: Int)] = [:]
+    }
+    private let health = Mutex(Health())
+    /// Each mailbox's wait after a refusal.
+    var backoff: [String: (until: ContinuousClock.Instant, failures: Int)] {
+        get { health.withLock { $0.backoff } }
+        set { health.withLock { $0.backoff = newValue } }
+    }
     let queue: DispatchQueue
-    var timer: DispatchSourceTimer?
     /// Raised by `stop` at once, so the pass in flight ends after its current event.
     let stopping = StopFlag()
 
@@ -52,15 +60,15 @@ package final class SpoolConsumer: @unchecked Sendable {
     }
 
     /// Writes the health file when the health changed, or at most every 10 s while it works.
-    func recordState(changed: Bool) {
+    func recordState(changed: Bool, _ health: inout Health) {
         guard !stateDirectory.isEmpty else { return }
         let now = Int64(Date().timeIntervalSince1970)
-        guard changed || now - stateWrittenAt >= 10 else { return }
-        stateWrittenAt = now
+        guard changed || now - health.writtenAt >= 10 else { return }
+        health.writtenAt = now
         var object: [String: JSONValue] = sink.healthFields.mapValues(JSONValue.string)
-        if let lastSuccess { object["last_success"] = .number(lastSuccess) }
-        if let failingSince { object["failing_since"] = .number(failingSince) }
-        if let lastError { object["last_error"] = .string(lastError) }
+        if let lastSuccess = health.lastSuccess { object["last_success"] = .number(lastSuccess) }
+        if let failingSince = health.failingSince { object["failing_since"] = .number(failingSince) }
+        if let lastError = health.lastError { object["last_error"] = .string(lastError) }
         let path = stateDirectory + "/\(sink.kind).json"
         do throws(DurableFiles.Failure) {
             try DurableFiles.replace(path, with: JSONValue.object(object.sorted { $0.key < $1.key }).renderedCompact())
@@ -70,23 +78,20 @@ package final class SpoolConsumer: @unchecked Sendable {
     }
 
     package func start() {
-        queue.async { [self] in
-            let timer = DispatchSource.makeTimerSource(queue: queue)
-            timer.schedule(deadline: .now(), repeating: Self.tick, leeway: .milliseconds(50))
-            timer.setEventHandler { [weak self] in self?.deliverRound() }
-            self.timer = timer
-            timer.resume()
-        }
+        queue.async { [self] in round() }
+    }
+
+    /// A round now, and the next a tick after it ends, until the stop.
+    private func round() {
+        guard !stopping.isRaised else { return }
+        deliverRound()
+        queue.asyncAfter(deadline: .now() + Self.tick) { [weak self] in self?.round() }
     }
 
     /// Stops after the delivery in flight, if any.
     package func stop(completion: @escaping @Sendable () -> Void) {
         stopping.raise()
-        queue.async { [self] in
-            timer?.cancel()
-            timer = nil
-            completion()
-        }
+        queue.async { completion() }
     }
 
     /// The largest event read from the spool: far above any event Carteiro writes (bodies are
@@ -128,6 +133,13 @@ package final class SpoolConsumer: @unchecked Sendable {
     func deliverRound() {
         let now = ContinuousClock.now
         guard let folder = try? SharedFolder(spool) else { return }
+        // The round's own copy, put back as it ends (only this queue changes it).
+        var health = self.health.withLock { $0 }
+        defer { self.health.withLock { [health] in $0 = health } }
+        var backoff: [String: (until: ContinuousClock.Instant, failures: Int)] {
+            get { health.backoff }
+            set { health.backoff = newValue }
+        }
         for (lane, files) in lanes(folder).sorted(by: { $0.key < $1.key }) {
             if let wait = backoff[lane], wait.until > now { continue }
             for name in files {
@@ -146,10 +158,10 @@ package final class SpoolConsumer: @unchecked Sendable {
                     if backoff.removeValue(forKey: lane) != nil {
                         log.log(.notice, "\(sink.kind) accepts events again", ["mailbox": lane])
                     }
-                    lastSuccess = Int64(Date().timeIntervalSince1970)
-                    let recovered = failingSince != nil && backoff.isEmpty
-                    if recovered { failingSince = nil; lastError = nil }
-                    recordState(changed: recovered)
+                    health.lastSuccess = Int64(Date().timeIntervalSince1970)
+                    let recovered = health.failingSince != nil && health.backoff.isEmpty
+                    if recovered { health.failingSince = nil; health.lastError = nil }
+                    recordState(changed: recovered, &health)
                     continue
                 }
                 let failures = (backoff[lane]?.failures ?? 0) + 1
@@ -157,9 +169,9 @@ package final class SpoolConsumer: @unchecked Sendable {
                 backoff[lane] = (ContinuousClock.now + delay, failures)
                 log.log(.warning, "\(sink.kind) refused an event", ["mailbox": lane, "event": name, "reason": reason,
                                                                     "retry_in": "\(delay.components.seconds)s"])
-                if failingSince == nil { failingSince = Int64(Date().timeIntervalSince1970) }
-                lastError = reason
-                recordState(changed: true)
+                if health.failingSince == nil { health.failingSince = Int64(Date().timeIntervalSince1970) }
+                health.lastError = reason
+                recordState(changed: true, &health)
                 break
             }
         }
