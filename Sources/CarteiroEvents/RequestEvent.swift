@@ -13,9 +13,14 @@ package struct MessageOrigin: Sendable, Hashable {
         self.components = components.map(Self.fileSafe)
     }
 
+    /// Components known to be safe (digits), taken as they are.
+    private init(safe components: [String]) {
+        self.components = components
+    }
+
     /// `1700000000/42`.
     package static func imap(uidValidity: UInt32, uid: UInt32) -> MessageOrigin {
-        MessageOrigin(["\(uidValidity)", "\(uid)"])
+        MessageOrigin(safe: [String(uidValidity), String(uid)])
     }
 
     /// `uidl/<UIDL with unsafe characters %-encoded>`.

@@ -1,6 +1,7 @@
 import CarteiroConfig
 import CarteiroCurl
 import CarteiroEvents
+import CarteiroJSON
 import CarteiroMail
 import CarteiroOutbound
 import Foundation
@@ -13,7 +14,17 @@ import Foundation
 package enum FuzzTargets {
     package static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
         ("config", config), ("message", message), ("imap", imap), ("pop3", pop3), ("smtp", smtp), ("submission", submission),
+        ("json", json),
     ]
+
+    /// Carteiro's own files read back (a state file cut short, a control request planted by a
+    /// member of the desk's group): parsed, and what parses renders and parses again the same.
+    package static func json(_ bytes: [UInt8]) {
+        guard let value = JSONValue.parse(bytes) else { return }
+        guard JSONValue.parse(value.renderedBytes()) == value, JSONValue.parse(value.renderedCompact()) == value else {
+            fatalError("JSON did not read back as it was written")
+        }
+    }
 
     /// The configuration language, then the whole configuration (schema, validation, summary).
     package static func config(_ bytes: [UInt8]) {

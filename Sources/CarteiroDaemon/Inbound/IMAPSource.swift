@@ -117,7 +117,11 @@ final class IMAPConnection: SourceConnection {
     func finish() -> String? { nil }
 
     func key(_ uid: UInt32) -> String { "\(uidValidity)/\(uid)" }
-    func item(_ uid: UInt32, size: Int) -> SourceItem { SourceItem(key: key(uid), size: size, origin: .imap(uidValidity: uidValidity, uid: uid)) }
+    func item(_ uid: UInt32, size: Int) -> SourceItem {
+        SourceItem(key: key(uid), size: size, origin: .imap(uidValidity: uidValidity, uid: uid), number: Int(uid))
+    }
+    /// The UID of an item of this round.
+    func uid(of item: SourceItem) -> UInt32 { UInt32(clamping: item.number) }
     /// The UID of a key of this round's UIDVALIDITY.
     func uid(_ key: String) -> UInt32? {
         let prefix = "\(uidValidity)/"
@@ -233,7 +237,7 @@ final class IMAPConnection: SourceConnection {
                 // Never below where the folder stood: a batch of a message passed over earlier
                 // (below it) does not take the position back.
                 var next = from ?? start
-                let batchLast = handed.compactMap { UInt32($0.key.dropFirst(prefix.count)) }.max() ?? 0
+                let batchLast = UInt32(clamping: handed.map(\.number).max() ?? 0)
                 next.lastUID = max(next.lastUID, batchLast, last ? finalLastUID : 0)
                 return next
             },
@@ -274,7 +278,7 @@ final class IMAPConnection: SourceConnection {
         let oversize = batch.filter { $0.size > limit }
         // The sizes are the listing's: asked again, they would cost the server and the parse.
         func tag(_ items: [SourceItem], _ part: String) throws -> String? {
-            items.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(items.compactMap { uid($0.key) })) (UID \(part))")
+            items.isEmpty ? nil : try client.startFetch("UID FETCH \(IMAPSequenceSet.render(items.map(uid(of:)))) (UID \(part))")
         }
         return Request(batch: batch, wholeTag: try tag(whole, "BODY.PEEK[]"), headerTag: try tag(oversize, "BODY.PEEK[HEADER]"),
                        wholeBytes: fetchAllowance(whole.map(\.size), headersOnly: false),
@@ -297,13 +301,13 @@ final class IMAPConnection: SourceConnection {
             }
         }
         return request.batch.compactMap { item in
-            guard let uid = uid(item.key), let bytes = bodies[uid] else { return nil }
+            guard let bytes = bodies[uid(of: item)] else { return nil }
             return InboundIngest.Fetched(key: item.key, origin: item.origin, bytes: bytes, size: item.size, oversize: item.size > mailbox.maxMessageSize)
         }
     }
 
     func afterFetch(_ items: [SourceItem]) throws -> String? {
-        try applyAfterFetch(uids: items.compactMap { uid($0.key) })
+        try applyAfterFetch(uids: items.map(uid(of:)))
     }
 
     /// What the FETCH of messages announced at `sizes` may bring back: each message twice

@@ -63,6 +63,9 @@ struct SourceItem: Sendable, Hashable {
     var size: Int
     /// Its event's id under the mailbox.
     var origin: MessageOrigin
+    /// What the source calls it in this session (IMAP: its UID; POP3: its message number), so
+    /// that its commands need not parse the key again.
+    var number: Int = 0
 }
 
 /// What a source finds in one round of a poll.

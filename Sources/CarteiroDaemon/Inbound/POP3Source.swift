@@ -67,8 +67,6 @@ final class POP3Connection: SourceConnection {
 
     let source: POP3Source
     let client: POP3Client
-    /// Each listed message's number in this session, by key.
-    private var numbers: [String: Int] = [:]
     private var allNumbers: [Int] = []
     private var hasUIDL = true
     private var pipelining: Bool?
@@ -117,8 +115,7 @@ final class POP3Connection: SourceConnection {
         var items: [SourceItem] = []
         for (number, size) in sizes {
             guard let key = key(number) else { continue }
-            numbers[key] = number
-            items.append(SourceItem(key: key, size: size, origin: .pop3(uidl: key)))
+            items.append(SourceItem(key: key, size: size, origin: .pop3(uidl: key), number: number))
         }
         let listed = Set(items.map(\.key))
 
@@ -179,10 +176,9 @@ final class POP3Connection: SourceConnection {
         let limit = mailbox.maxMessageSize
         // What each answer may hold: the announced size twice over (RFC 1939 §11: sizes may be
         // approximate), or a header block for TOP.
-        let commands = batch.compactMap { item -> (command: String, bytes: Int)? in
-            guard let number = numbers[item.key] else { return nil }
-            return item.size > limit ? (command: "TOP \(number) 0", bytes: MessageLimits.maximumHeaderBytes + (64 << 10))
-                                     : (command: "RETR \(number)", bytes: 2 * item.size + (64 << 10))
+        let commands = batch.map { item -> (command: String, bytes: Int) in
+            item.size > limit ? (command: "TOP \(item.number) 0", bytes: MessageLimits.maximumHeaderBytes + (64 << 10))
+                              : (command: "RETR \(item.number)", bytes: 2 * item.size + (64 << 10))
         }
         let bodies = try client.retrieve(commands, pipelined: try usesPipelining())
         return zip(batch, bodies).map { item, body in
@@ -197,9 +193,8 @@ final class POP3Connection: SourceConnection {
         guard mailbox.afterFetch == .delete else { return nil }
         var problem: String?
         for item in items {
-            guard let number = numbers[item.key] else { continue }
-            if (try? client.run("DELE \(number)")) == nil {
-                problem = "the server refused DELE \(number)"
+            if (try? client.run("DELE \(item.number)")) == nil {
+                problem = "the server refused DELE \(item.number)"
             } else {
                 deleted = true
             }
