@@ -31,7 +31,7 @@ final class OutboundLane: @unchecked Sendable {
     /// The secret of the session in use (the password, or an OAuth access token): taken out of
     /// everything the server says back.
     var password: Secret?
-    let queue: OutboundQueue
+    let queue: any OutboundQueueStore
     let directory: StateDirectory
     let lifetime: Duration
     let ehloName: String
@@ -53,7 +53,7 @@ final class OutboundLane: @unchecked Sendable {
     }
     private var latestCounts: (queued: Int, deferred: Int)?
     /// Sent lately, for the mailbox's sending limits (read once, kept up to date).
-    lazy var ledger = RateLedger(path: queue.root + "/" + mailbox.name + "/.rate")
+    lazy var ledger = queue.rateLedger(for: mailbox.name)
     /// Whether the ledger's entries from the future were reported (once per lane).
     var futureReported = false
     /// Held back by a sending limit until then (0: not held).
@@ -66,7 +66,7 @@ final class OutboundLane: @unchecked Sendable {
     private var latestThrottled = 0
     private let countsLock = NSLock()
 
-    init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: OutboundQueue, directory: StateDirectory,
+    init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: any OutboundQueueStore, directory: StateDirectory,
          lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = OutboundLane.smtp) {
         self.mailbox = mailbox
         self.login = login
@@ -242,7 +242,7 @@ final class OutboundLane: @unchecked Sendable {
 
     /// The due messages, oldest first; only new or changed entries are read from disk.
     func dueMessages(now: Int64) -> [QueuedMessage] {
-        let folderStamp = DirectoryStamp(queue.lane(mailbox.name))
+        let folderStamp = queue.changeStamp(of: mailbox.name)
         // No folder: nothing was ever queued here (or it all went), nothing to list.
         if folderStamp == nil && known.isEmpty {
             countsLock.withLock { latestCounts = (0, 0) }

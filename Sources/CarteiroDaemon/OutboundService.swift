@@ -16,7 +16,7 @@ package final class OutboundService: @unchecked Sendable {
     static let notifiedOutboxTick: DispatchTimeInterval = .seconds(5)
 
     let directory: StateDirectory
-    let queue: OutboundQueue
+    let queue: any OutboundQueueStore
     let log: DaemonLog
     /// OAuth tokens, shared with the inbound pollers.
     let broker: TokenBroker
@@ -50,7 +50,7 @@ package final class OutboundService: @unchecked Sendable {
                 laneFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)? = nil) throws(InboundService.StartFailure) {
         self.log = log
         directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
-        queue = OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults)
+        queue = directory.outboundQueue(faults: queueFaults)
         outbox = configuration.daemon.stateDirectory + "/outbox"
         control = QueueControl(stateDirectory: configuration.daemon.stateDirectory)
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
@@ -93,8 +93,8 @@ package final class OutboundService: @unchecked Sendable {
         } else if let password = passwords[mailbox.name], let user = mailbox.user {
             login = .password(user: user, password)
         }
-        return OutboundLane(mailbox: mailbox, login: login, queue: OutboundQueue(stateDirectory: configuration.daemon.stateDirectory, faults: queueFaults),
-                 directory: StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool),
+        let store = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        return OutboundLane(mailbox: mailbox, login: login, queue: store.outboundQueue(faults: queueFaults), directory: store,
                  lifetime: configuration.daemon.queueLifetime, ehloName: OutboundService.hostname(configuration), log: log)
     }
 
@@ -396,7 +396,7 @@ package final class OutboundService: @unchecked Sendable {
     }
 
     /// Queues the submissions' messages, but none whose id is in `except` (queued already).
-    package static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: OutboundQueue, except: Set<String> = []) throws(DurableFiles.Failure) {
+    package static func enqueue(_ submissions: [(id: String, messages: [OutboundMessage])], queue: any OutboundQueueStore, except: Set<String> = []) throws(DurableFiles.Failure) {
         let now = Int64(Date().timeIntervalSince1970)
         var items: [(QueuedMessage, [UInt8])] = []
         for (id, messages) in submissions {
@@ -410,10 +410,7 @@ package final class OutboundService: @unchecked Sendable {
         }
         guard !items.isEmpty else { return }
         // Which contract each request belongs to, for the inbound side's subject-tag rule.
-        let contracts = RequestContracts(stateDirectory: queue.stateDirectory)
-        for (item, _) in items {
-            if let request = item.request, let contract = item.contract { try contracts.record(request: request, contract: contract) }
-        }
+        try queue.recordContracts(items.compactMap { item, _ in item.request.flatMap { request in item.contract.map { (request, $0) } } })
         try queue.enqueue(items)
     }
 

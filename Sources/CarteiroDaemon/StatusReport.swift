@@ -154,7 +154,7 @@ package enum StatusReport {
                                              "deferred": .number(Int64(items.filter { $0.attempts > 0 }.count))]
             if let error = items.compactMap(\.lastError).first { lane["last_error"] = .string(error) }
             if perMinute != nil || perDay != nil, !items.isEmpty,
-               let until = RateLedger(path: queue.root + "/" + name + "/.rate").wait(now: now, recipients: 1, perMinute: perMinute, perDay: perDay) {
+               let until = queue.rateLedger(for: name).wait(now: now, recipients: 1, perMinute: perMinute, perDay: perDay) {
                 lane["throttled_until"] = .number(until)
             }
             lanes.append(sorted(lane))

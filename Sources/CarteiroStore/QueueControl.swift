@@ -37,7 +37,7 @@ package enum QueueCommand: String, Sendable {
 
     /// Applies the command to the files: only for whoever owns the queue (the lock's holder
     /// with no daemon, or the daemon's lane for its own entries).
-    package func apply(id: String, queue: OutboundQueue) -> Answer {
+    package func apply(id: String, queue: any OutboundQueueStore) -> Answer {
         guard Self.isValidID(id) else { return Answer(done: false, message: "\"\(id)\" is not a queue id") }
         switch self {
         case .retry:

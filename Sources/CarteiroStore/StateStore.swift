@@ -29,6 +29,9 @@ package protocol StateStore: Sendable {
     /// An event that is not a message (a mailbox failing, an authorization running out),
     /// written into the spool durably.
     func writeEvent(id: String, bytes: [UInt8]) throws(StoreFailure)
+
+    /// The outbound queue. `faults` stops its writes at a named step (the crash tests).
+    func outboundQueue(faults: (@Sendable (String) throws(StoreFailure) -> Void)?) -> any OutboundQueueStore
 }
 
 /// One inbound mailbox's durable state, as the poll and its pipeline use it, in this order:
@@ -74,6 +77,10 @@ extension StateDirectory: StateStore {
     package func ledger(for mailbox: String, faults: (@Sendable (String) throws(StoreFailure) -> Void)?) throws(StoreFailure) -> any MailboxLedger {
         try MailboxStore(directory: self, mailbox: mailbox, faults: faults)
     }
+
+    package func outboundQueue(faults: (@Sendable (String) throws(StoreFailure) -> Void)?) -> any OutboundQueueStore {
+        OutboundQueue(stateDirectory: root, faults: faults)
+    }
 }
 
 extension MailboxStore: MailboxLedger {
@@ -86,5 +93,49 @@ extension timespec {
     package func advanced(byMicroseconds microseconds: Int) -> timespec {
         let nanoseconds = Int64(tv_nsec) + Int64(microseconds % 1_000_000) * 1_000
         return timespec(tv_sec: tv_sec + microseconds / 1_000_000 + Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+    }
+}
+
+/// The outbound queue as the lanes, `carteiro send`, the queue commands and `status` use it:
+/// each outbound mailbox's lane of messages (content and envelope, each recipient's state), the
+/// messages given up, and each lane's sending ledger. `OutboundQueue` (`queue/LANE/ID.eml` and
+/// `ID.json`) is the first conformer.
+package protocol OutboundQueueStore: Sendable {
+    /// Queues messages durably, all or none.
+    func enqueue(_ items: [(QueuedMessage, [UInt8])]) throws(StoreFailure)
+    /// A lane's messages, oldest first.
+    func messages(in lane: String) -> [QueuedMessage]
+    func message(in lane: String, id: String) -> QueuedMessage?
+    /// A token for each of a lane's entries that changes when the entry does.
+    func stamps(in lane: String) -> [String: Int64]
+    /// A token that changes when anything in the lane does (nil: the lane holds nothing).
+    func changeStamp(of lane: String) -> DirectoryStamp?
+    func lanes() -> [String]
+    func failedMessages() -> [QueuedMessage]
+    func allIDs() -> Set<String>
+    func holds(_ id: String, in lane: String) -> Bool
+    func messageBytes(_ item: QueuedMessage) -> [UInt8]?
+    func update(_ item: QueuedMessage) throws(StoreFailure)
+    func remove(_ item: QueuedMessage)
+    func fail(_ item: QueuedMessage) throws(StoreFailure)
+    /// An entry that cannot be read, put where an operator sees it; where it went.
+    func setAside(_ id: String, in lane: String) throws(StoreFailure) -> String
+    func retry(id: String) throws(StoreFailure) -> Bool
+    func delete(id: String) -> Bool
+    /// What the lane sent lately, for its sending limits.
+    func rateLedger(for lane: String) -> RateLedger
+    /// Records which contract each request belongs to (see `RequestContracts`), before the
+    /// messages about them are queued.
+    func recordContracts(_ pairs: [(request: String, contract: String)]) throws(StoreFailure)
+}
+
+extension OutboundQueue: OutboundQueueStore {
+    package func changeStamp(of lane: String) -> DirectoryStamp? { DirectoryStamp(self.lane(lane)) }
+    package func rateLedger(for lane: String) -> RateLedger { RateLedger(path: root + "/" + lane + "/.rate") }
+
+    package func recordContracts(_ pairs: [(request: String, contract: String)]) throws(StoreFailure) {
+        guard !pairs.isEmpty else { return }
+        let contracts = RequestContracts(stateDirectory: stateDirectory)
+        for (request, contract) in pairs { try contracts.record(request: request, contract: contract) }
     }
 }
