@@ -26,7 +26,10 @@ package final class InboundService: @unchecked Sendable {
     var ledgers: [String: any MailboxLedger] = [:]
     /// The contract of each mailbox, for alert events (replaced by a reload).
     let contracts = ContractTable()
-    var mailboxCount: Int
+    /// The enabled mailboxes as last prepared (the daemon's copy: the scheduler has its own,
+    /// on its queue).
+    var mailboxes: [InboundMailbox] = []
+    var mailboxCount: Int { mailboxes.count }
     /// OAuth tokens, shared with the outbound lanes (one refresh at a time per account).
     let broker: TokenBroker
     /// How each enabled mailbox logs in (for its IDLE connection), as last prepared.
@@ -61,7 +64,6 @@ package final class InboundService: @unchecked Sendable {
         self.storeFaults = storeFaults
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
                                             secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
-        mailboxCount = configuration.inboundMailboxes.filter(\.enabled).count
         store = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
         let store = self.store
         let contracts = self.contracts
@@ -80,6 +82,7 @@ package final class InboundService: @unchecked Sendable {
         let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
         logins = preparedLogins
         self.sources = preparedSources
+        self.mailboxes = mailboxes
         scheduler.mailboxes = mailboxes
         scheduler.pollers = pollers
         scheduler.contracts = table
@@ -107,7 +110,7 @@ package final class InboundService: @unchecked Sendable {
     /// The second half, which cannot fail: new and changed mailboxes get new pollers, removed
     /// ones stop, unchanged ones go on undisturbed.
     package func apply(_ reload: Reload) {
-        mailboxCount = reload.mailboxes.count
+        mailboxes = reload.mailboxes
         scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
         logins = reload.logins
         sources = reload.sources
@@ -231,7 +234,7 @@ package final class InboundService: @unchecked Sendable {
                                              "state_dir": store.location, "spool": store.spoolLocation])
         scheduler.start()
         started = true
-        updateWatchers(scheduler.mailboxes)
+        updateWatchers(mailboxes)
     }
 
     package func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
