@@ -51,7 +51,7 @@ package final class MailboxStore: Sendable {
     }
     /// The directories made or found so far (each is made once).
     private let knownDirectories = Mutex<Set<String>>([])
-    /// The directories a poll's batches write into, open while it runs (`closeDirectories`).
+    /// The directories a poll's batches write into, open while it runs (`pollEnded`).
     let handles: DirectoryHandles
     /// The time given to the last event staged (`reserveStamps`).
     private let lastStamp = Mutex(timespec())
@@ -282,16 +282,12 @@ package final class MailboxStore: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return lastStamp.withLock { lastStamp in
-            if (now.tv_sec, now.tv_nsec) <= (lastStamp.tv_sec, lastStamp.tv_nsec) { now = Self.stamp(lastStamp, plus: 1) }
-            lastStamp = Self.stamp(now, plus: max(count, 1) - 1)
+            if (now.tv_sec, now.tv_nsec) <= (lastStamp.tv_sec, lastStamp.tv_nsec) { now = lastStamp.advanced(byMicroseconds: 1) }
+            lastStamp = now.advanced(byMicroseconds: max(count, 1) - 1)
             return now
         }
     }
 
-    /// `time` plus `microseconds`.
-    package static func stamp(_ time: timespec, plus microseconds: Int) -> timespec {
-        time.advanced(byMicroseconds: microseconds)
-    }
 
     /// Records a state change that hands nothing on (a first poll with import_existing = none, a new UIDVALIDITY).
     package func record(_ newState: MailboxState) throws(DurableFiles.Failure) {
@@ -333,7 +329,7 @@ package final class MailboxStore: Sendable {
     /// Before a batch is built: the directories open for the poll still are the ones at their paths.
     /// `.pending` is made anew if something else took its place (returned, for the caller to report).
     @discardableResult
-    package func revalidateDirectories() -> [RefusedEntry] {
+    package func prepareBatch() -> [RefusedEntry] {
         let refused = directory.securePending()
         handles.revalidate()
         return refused
@@ -341,7 +337,7 @@ package final class MailboxStore: Sendable {
 
     /// After the poll's last batch (nothing staged or committing any more): the directories'
     /// descriptors are closed, so that a mailbox between polls holds none.
-    package func closeDirectories() { handles.closeAll() }
+    package func pollEnded() { handles.closeAll() }
 
     /// The directories the renames go to (attachments/xx/ appear as they are first needed),
     /// each created once: the store remembers those it made or found.

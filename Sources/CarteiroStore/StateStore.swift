@@ -83,10 +83,7 @@ extension StateDirectory: StateStore {
     }
 }
 
-extension MailboxStore: MailboxLedger {
-    package func prepareBatch() -> [RefusedEntry] { revalidateDirectories() }
-    package func pollEnded() { closeDirectories() }
-}
+extension MailboxStore: MailboxLedger {}
 
 extension timespec {
     /// This time plus `microseconds` (a batch's n-th event gets its first time plus n).

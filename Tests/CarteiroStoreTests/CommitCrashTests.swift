@@ -294,11 +294,11 @@ struct EventStampTests {
         var previousLast: (Int, Int) = (0, 0)
         for count in [1, 200, 3, 0, 50] {
             let first = store.reserveStamps(count)
-            let last = MailboxStore.stamp(first, plus: max(count, 1) - 1)
+            let last = first.advanced(byMicroseconds: max(count, 1) - 1)
             #expect((first.tv_sec, first.tv_nsec) > previousLast, "batch of \(count)")
             previousLast = (last.tv_sec, last.tv_nsec)
         }
-        let carried = MailboxStore.stamp(timespec(tv_sec: 10, tv_nsec: 999_999_500), plus: 2_000_001)
+        let carried = timespec(tv_sec: 10, tv_nsec: 999_999_500).advanced(byMicroseconds: 2_000_001)
         #expect(carried.tv_sec == 13 && carried.tv_nsec == 500, "\(carried)")
     }
 
