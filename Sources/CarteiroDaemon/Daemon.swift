@@ -9,7 +9,7 @@ import Synchronization
 
 /// `carteiro run`: the inbound service and the webhook forwarder under one lifecycle, with
 /// systemd notifications, SIGHUP reload and SIGTERM/SIGINT shutdown.
-package final class Daemon: @unchecked Sendable {
+package final class Daemon: Sendable {
     /// Shorter than the unit's TimeoutStopSec (30 s), so systemd never has to SIGKILL.
     package static let stopDeadlineSeconds = 20
 
@@ -21,15 +21,24 @@ package final class Daemon: @unchecked Sendable {
     let ending = DaemonEnding()
     /// Serialises start, reload and stop.
     let queue = DispatchQueue(label: "carteiro.daemon")
-    // Touched only on `queue`.
-    var configuration: Configuration
-    var service: InboundService
-    var outbound: OutboundService
-    var forwarder: SpoolConsumer?
-    /// OAuth tokens for every mailbox that logs in with them, inbound and outbound alike.
-    var broker: TokenBroker
-    /// The webhook's settings with its secrets read (at start and at each reload).
-    var webhookSettings: WebhookSink.Settings
+    /// Everything that changes, owned by `queue`.
+    let state: QueueOwned<State>
+
+    struct State {
+        var configuration: Configuration
+        var service: InboundService
+        var outbound: OutboundService
+        var forwarder: SpoolConsumer?
+        /// OAuth tokens for every mailbox that logs in with them, inbound and outbound alike.
+        var broker: TokenBroker
+        /// The webhook's settings with its secrets read (at start and at each reload).
+        var webhookSettings: WebhookSink.Settings
+        var lifecycle = Lifecycle.starting(reload: false)
+        var keepAlive: [any DispatchSourceProtocol] = []
+        /// The claim on the state directory in use; a reload to another one takes that one's first.
+        var stateLock: any StoreClaim
+    }
+
     /// Where the daemon is in its life. Each transition happens on `queue`:
     /// starting → running ⇄ reloading → … → stopping (from any of them; never back).
     enum Lifecycle: Equatable {
@@ -40,21 +49,17 @@ package final class Daemon: @unchecked Sendable {
         case reloading(again: Bool)
         case stopping
     }
-    var lifecycle = Lifecycle.starting(reload: false)
-    var keepAlive: [any DispatchSourceProtocol] = []
-    /// The claim on the state directory in use; a reload to another one takes that one's first.
-    var stateLock: StateLock
 
-    package init(path: String, environment: [String: String], configuration: Configuration, lock: StateLock, log: DaemonLog) throws(InboundService.StartFailure) {
+    package init(path: String, environment: [String: String], configuration: Configuration, lock: any StoreClaim, log: DaemonLog) throws(InboundService.StartFailure) {
         self.path = path
-        self.stateLock = lock
         self.environment = environment
-        self.configuration = configuration
         self.log = log
-        broker = Self.makeBroker(configuration, environment: environment, log: log)
-        webhookSettings = try Self.webhookSettings(configuration, environment: environment)
-        service = try InboundService(configuration: configuration, environment: environment, log: log, broker: broker)
-        outbound = try OutboundService(configuration: configuration, environment: environment, log: log, broker: broker)
+        let broker = Self.makeBroker(configuration, environment: environment, log: log)
+        let webhookSettings = try Self.webhookSettings(configuration, environment: environment)
+        let service = try InboundService(configuration: configuration, environment: environment, log: log, broker: broker)
+        let outbound = try OutboundService(configuration: configuration, environment: environment, log: log, broker: broker)
+        state = QueueOwned(State(configuration: configuration, service: service, outbound: outbound, broker: broker,
+                                 webhookSettings: webhookSettings, stateLock: lock), on: queue)
     }
 
     static func webhookSettings(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> WebhookSink.Settings {
@@ -96,8 +101,8 @@ package final class Daemon: @unchecked Sendable {
 
     /// Removes old raw messages, attachments and given-up messages (retention), on a worker.
     func cleanUp() {
-        let directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
-        let settings = configuration.daemon
+        let directory = StateDirectory(root: state.configuration.daemon.stateDirectory, spool: state.configuration.events.spool)
+        let settings = state.configuration.daemon
         DispatchQueue.global(qos: .utility).async { [log] in
             let outcome = Retention.clean(directory, keepRaw: settings.keepRaw, keepAttachments: settings.keepAttachments, keepFailed: settings.keepFailed)
             if outcome.raw + outcome.attachments + outcome.failed > 0 {
@@ -112,22 +117,22 @@ package final class Daemon: @unchecked Sendable {
     func warnOfExpiringAuthorizations() {
         var accounts: [(client: String, user: String)] = []
         var mailboxes: [String: [String]] = [:]
-        let logins = configuration.inboundMailboxes.map { ($0.name, $0.oauth, Optional($0.user)) }
-            + configuration.outboundMailboxes.map { ($0.name, $0.oauth, $0.user) }
+        let logins = state.configuration.inboundMailboxes.map { ($0.name, $0.oauth, Optional($0.user)) }
+            + state.configuration.outboundMailboxes.map { ($0.name, $0.oauth, $0.user) }
         for case let (name, login?, user?) in logins {
             let key = login.client + "\u{0}" + user
             if mailboxes[key] == nil { accounts.append((login.client, user)) }
             mailboxes[key, default: []].append(name)
         }
         guard !accounts.isEmpty else { return }
-        let directory = StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool)
+        let directory = StateDirectory(root: state.configuration.daemon.stateDirectory, spool: state.configuration.events.spool)
         let now = Int64(Date().timeIntervalSince1970)
-        for (client, user, left) in broker.expiringAccounts(accounts) {
+        for (client, user, left) in state.broker.expiringAccounts(accounts) {
             let names = mailboxes[client + "\u{0}" + user] ?? []
             let days = ConfigDuration.format(.seconds(max(left, 0)))
             log.log(.warning, "oauth access expiring", ["oauth": client, "user": user, "left": days, "mailbox": names.joined(separator: ",")])
             for name in names {
-                let event = MailboxAlert(kind: .expiring, mailbox: name, contract: configuration.contract(owning: name)?.id, failingSince: now, failures: 0,
+                let event = MailboxAlert(kind: .expiring, mailbox: name, contract: state.configuration.contract(owning: name)?.id, failingSince: now, failures: 0,
                                          error: "the OAuth authorization of \(user) ([oauth.\(client)]) runs out in \(days): run `carteiro authorize \(name)`", at: now)
                 do { try directory.writeEvent(id: event.id, bytes: event.json().renderedBytes()) } catch {
                     log.log(.error, "cannot write event", ["mailbox": name, "event": event.kind.rawValue, "reason": "\(error)"])
@@ -139,13 +144,12 @@ package final class Daemon: @unchecked Sendable {
     /// Polls every mailbox once and sends what is queued once; returns the exit status: 0, or
     /// 1 when a mailbox failed or a delivery did not happen.
     package func runOnce() -> Int32 {
-        let outbound = self.outbound
+        let (service, outbound) = queue.sync { (state.service, state.outbound) }
         let ending = ending
         service.pollOnce { [log] failures in
             log.log(failures == 0 ? .info : .error, "polled once", ["failed": String(failures)])
-            outbound.runOnce {
+            outbound.runOnce { undelivered in
                 // A mailbox that failed, or a delivery that did not happen (refused, deferred).
-                let undelivered = outbound.deliveryProblems
                 if undelivered > 0 { log.log(.error, "sent once", ["undelivered": String(undelivered)]) }
                 ending.end(failures == 0 && undelivered == 0 ? 0 : 1)
             }
@@ -204,17 +208,17 @@ package final class Daemon: @unchecked Sendable {
             }
         }
         signals.resume()
-        keepAlive.append(signals)
+        queue.sync { state.keepAlive.append(signals) }
         queue.sync {
             startServices()
         }
         queue.async { [self] in
             // A SIGTERM that came while the services started has made this `.stopping` already.
-            guard case .starting(let reload) = lifecycle else { return }
-            lifecycle = .running
+            guard case .starting(let reload) = state.lifecycle else { return }
+            state.lifecycle = .running
             if reload { self.reload() }
         }
-        notifier.ready(status: statusLine())
+        notifier.ready(status: queue.sync { statusLine() })
         // STATUS= follows the mailboxes' health.
         // Retention: an hour after the start, then every hour, off the daemon's queue.
         let retentionTimer = DispatchSource.makeTimerSource(queue: queue)
@@ -222,57 +226,59 @@ package final class Daemon: @unchecked Sendable {
         let every = environment["CARTEIRO_RETENTION_EVERY"].flatMap(Int.init).map { min(max($0, 1), 86_400) } ?? 3600
         retentionTimer.schedule(deadline: .now() + .seconds(every), repeating: .seconds(every))
         retentionTimer.setEventHandler { [self] in
-            guard lifecycle == .running else { return }
+            guard state.lifecycle == .running else { return }
             cleanUp()
         }
         retentionTimer.resume()
-        keepAlive.append(retentionTimer)
+        queue.sync { state.keepAlive.append(retentionTimer) }
         // OAuth authorizations that run out soon: said ahead of time, once per refresh token.
         let expiryTimer = DispatchSource.makeTimerSource(queue: queue)
         expiryTimer.schedule(deadline: .now() + .seconds(3), repeating: .seconds(600))
         expiryTimer.setEventHandler { [self] in
-            guard lifecycle == .running else { return }
+            guard state.lifecycle == .running else { return }
             warnOfExpiringAuthorizations()
         }
         expiryTimer.resume()
-        keepAlive.append(expiryTimer)
+        queue.sync { state.keepAlive.append(expiryTimer) }
         let statusTimer = DispatchSource.makeTimerSource(queue: queue)
         statusTimer.schedule(deadline: .now() + .seconds(5), repeating: .seconds(10))
         statusTimer.setEventHandler { [self] in
-            guard lifecycle == .running else { return }
+            guard state.lifecycle == .running else { return }
             // The lanes count as they go: no queue entry is read for this.
-            service.summary { [notifier, outbound] inbound in
+            state.service.summary { [notifier, outbound = state.outbound] inbound in
                 outbound.summary { notifier.status("\(inbound); \($0)") }
             }
         }
         statusTimer.resume()
-        keepAlive.append(statusTimer)
+        queue.sync { state.keepAlive.append(statusTimer) }
         return ending.wait()
     }
 
     func statusLine() -> String {
-        "\(configuration.inboundMailboxes.count) inbound mailboxes, polling; \(configuration.outboundMailboxes.count) outbound lanes"
+        "\(state.configuration.inboundMailboxes.count) inbound mailboxes, polling; \(state.configuration.outboundMailboxes.count) outbound lanes"
     }
 
     func startServices() {
         dispatchPrecondition(condition: .onQueue(queue))
-        service.start()
+        state.service.start()
         // `carteiro poll` reaches the inbound side through the outbound watcher's control requests.
-        outbound.pollHandler = { [self] mailbox, answer in queue.async { [self] in service.pollNow(mailbox, answer: answer) } }
-        outbound.start()
+        state.outbound.answerPolls { [self] mailbox, answer in queue.async { [self] in state.service.pollNow(mailbox, answer: answer) } }
+        state.outbound.start()
         if let interval = notifier.watchdogInterval {
-            service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }
+            state.service.heartbeat(every: interval) { [notifier] in notifier.watchdog() }
         }
-        forwarder = configuration.events.webhook.map { [webhookSettings] in WebhookSink.consumer(spool: configuration.events.spool, url: $0, log: log, settings: webhookSettings) }
-        forwarder?.start()
+        state.forwarder = state.configuration.events.webhook.map { [settings = state.webhookSettings, spool = state.configuration.events.spool] in
+            WebhookSink.consumer(spool: spool, url: $0, log: log, settings: settings)
+        }
+        state.forwarder?.start()
     }
 
     /// SIGTERM/SIGINT: stop polling, let running polls finish within the deadline, exit 0.
     func stop(signal: String) {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard lifecycle != .stopping else { return }
+        guard state.lifecycle != .stopping else { return }
         // A reload in flight is abandoned: its completion sees `.stopping` and starts nothing.
-        lifecycle = .stopping
+        state.lifecycle = .stopping
         log.log(.notice, "stopping", ["signal": signal])
         notifier.stopping()
         // Polls still running after the deadline are abandoned: their batch never committed,
@@ -281,12 +287,12 @@ package final class Daemon: @unchecked Sendable {
             log.log(.warning, "stopped with polls still running", ["deadline": "\(Self.stopDeadlineSeconds)s"])
             ending.end(0)
         }
-        forwarder?.stop {}
+        state.forwarder?.stop {}
         let group = DispatchGroup()
         group.enter()
-        service.stop { group.leave() }
+        state.service.stop { group.leave() }
         group.enter()
-        outbound.stop { group.leave() }
+        state.outbound.stop { group.leave() }
         group.notify(queue: queue) { [log, ending] in
             log.log(.notice, "stopped", [:])
             ending.end(0)
@@ -298,17 +304,17 @@ package final class Daemon: @unchecked Sendable {
     /// (running polls finish: their batches commit) and started again with the new one.
     func reload() {
         dispatchPrecondition(condition: .onQueue(queue))
-        switch lifecycle {
+        switch state.lifecycle {
         case .stopping: return
         case .starting:
-            lifecycle = .starting(reload: true)
+            state.lifecycle = .starting(reload: true)
             return
         case .reloading:
             // A SIGHUP during a reload is not lost: the file is read once more afterwards.
-            lifecycle = .reloading(again: true)
+            state.lifecycle = .reloading(again: true)
             return
         case .running:
-            lifecycle = .reloading(again: false)
+            state.lifecycle = .reloading(again: false)
         }
         notifier.reloading()
         log.log(.notice, "reloading", ["config": path])
@@ -330,7 +336,7 @@ package final class Daemon: @unchecked Sendable {
             return
         }
         for warning in outcome.warnings { log.log(.warning, "configuration", ["warning": warning.description]) }
-        if next.daemon.stateDirectory == configuration.daemon.stateDirectory && next.events.spool == configuration.events.spool {
+        if next.daemon.stateDirectory == state.configuration.daemon.stateDirectory && next.events.spool == state.configuration.events.spool {
             // The usual case: mailboxes and lanes are added, changed or removed in place; the
             // unchanged ones are not disturbed.
             // All or nothing: both halves are made ready first; only when neither failed does
@@ -339,22 +345,22 @@ package final class Daemon: @unchecked Sendable {
             let outboundReload: OutboundService.Reload
             let nextWebhook: WebhookSink.Settings
             do {
-                inboundReload = try service.prepareReload(next, environment: environment)
-                outboundReload = try outbound.prepareReload(next, environment: environment)
+                inboundReload = try state.service.prepareReload(next, environment: environment)
+                outboundReload = try state.outbound.prepareReload(next, environment: environment)
                 nextWebhook = try Self.webhookSettings(next, environment: environment)
             } catch {
                 log.log(.error, "reload failed", ["error": "\(error)"])
                 finishReload(status: "reload failed; running the previous configuration")
                 return
             }
-            broker.update(clients: next.oauthClients)
-            service.apply(inboundReload)
-            outbound.apply(outboundReload)
-            if next.events != configuration.events {
-                webhookSettings = nextWebhook
+            state.broker.update(clients: next.oauthClients)
+            state.service.apply(inboundReload)
+            state.outbound.apply(outboundReload)
+            if next.events != state.configuration.events {
+                state.webhookSettings = nextWebhook
                 replaceForwarder(next.events.webhook.map { WebhookSink.consumer(spool: next.events.spool, url: $0, log: log, settings: nextWebhook) })
             }
-            configuration = next
+            state.configuration = next
             log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count),
                                           "outbound_mailboxes": String(next.outboundMailboxes.count)])
             finishReload(status: statusLine())
@@ -362,19 +368,19 @@ package final class Daemon: @unchecked Sendable {
         }
         // A new state directory or spool: everything stops and starts again there, once this
         // process holds the new directory.
-        let nextLock: StateLock
+        let nextLock: any StoreClaim
         do {
-            nextLock = next.daemon.stateDirectory == configuration.daemon.stateDirectory
-                ? stateLock : try StateLock.acquire(stateDirectory: next.daemon.stateDirectory)
+            nextLock = next.daemon.stateDirectory == state.configuration.daemon.stateDirectory
+                ? state.stateLock : try StateDirectory(root: next.daemon.stateDirectory, spool: next.events.spool).claim()
         } catch {
             log.log(.error, "reload failed", ["error": "\(error)"])
             finishReload(status: "reload failed; running the previous configuration")
             return
         }
-        let old = service
-        let oldOutbound = outbound
+        let old = state.service
+        let oldOutbound = state.outbound
         let group = DispatchGroup()
-        if let oldForwarder = forwarder {
+        if let oldForwarder = state.forwarder {
             group.enter()
             oldForwarder.stop { group.leave() }
         }
@@ -385,21 +391,21 @@ package final class Daemon: @unchecked Sendable {
         group.notify(queue: queue) { [self] in
             queue.async { [self] in
                 // A SIGTERM while the old services stopped: nothing is started again.
-                guard case .reloading = lifecycle else { return }
+                guard case .reloading = state.lifecycle else { return }
                 do {
                     let nextBroker = Self.makeBroker(next, environment: environment, log: log)
-                    service = try InboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
-                    outbound = try OutboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
-                    broker = nextBroker
-                    webhookSettings = try Self.webhookSettings(next, environment: environment)
-                    configuration = next
-                    stateLock = nextLock
+                    state.service = try InboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
+                    state.outbound = try OutboundService(configuration: next, environment: environment, log: log, broker: nextBroker)
+                    state.broker = nextBroker
+                    state.webhookSettings = try Self.webhookSettings(next, environment: environment)
+                    state.configuration = next
+                    state.stateLock = nextLock
                     log.log(.notice, "reloaded", ["inbound_mailboxes": String(next.inboundMailboxes.count)])
                 } catch {
                     // The old configuration's service was stopped; start it again.
                     log.log(.error, "reload failed", ["error": "\(error)"])
-                    if let again = try? InboundService(configuration: configuration, environment: environment, log: log, broker: broker) { service = again }
-                    if let again = try? OutboundService(configuration: configuration, environment: environment, log: log, broker: broker) { outbound = again }
+                    if let again = try? InboundService(configuration: state.configuration, environment: environment, log: log, broker: state.broker) { state.service = again }
+                    if let again = try? OutboundService(configuration: state.configuration, environment: environment, log: log, broker: state.broker) { state.outbound = again }
                 }
                 startServices()
                 finishReload(status: statusLine())
@@ -410,19 +416,19 @@ package final class Daemon: @unchecked Sendable {
     /// One forwarder at a time on the spool: the new one starts only once the old one has
     /// stopped (its POST in flight finished), or two would post the same events out of order.
     func replaceForwarder(_ next: SpoolConsumer?) {
-        guard let old = forwarder else {
-            forwarder = next
+        guard let old = state.forwarder else {
+            state.forwarder = next
             next?.start()
             return
         }
-        forwarder = next
+        state.forwarder = next
         old.stop { next?.start() }
     }
 
     func finishReload(status: String) {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard case .reloading(let again) = lifecycle else { return }
-        lifecycle = .running
+        guard case .reloading(let again) = state.lifecycle else { return }
+        state.lifecycle = .running
         notifier.ready(status: status)
         if again { reload() }
     }

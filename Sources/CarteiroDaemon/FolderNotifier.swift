@@ -8,12 +8,10 @@ import Synchronization
 /// content: `changed` only says "look now", and the caller lists the folder as it would at a
 /// tick. What inotify can miss (a queue overflow, a folder replaced under its watch) is caught
 /// by the caller's slower tick, which also calls `rewatch` to follow a replaced folder.
-///
-/// Sendable on its word: the read source is libdispatch's, safe from any thread (`cancel`), but
-/// not marked Sendable by the Dispatch overlay; everything else is a constant or under `watched`.
-final class FolderNotifier: @unchecked Sendable {
+final class FolderNotifier: Sendable {
     private let descriptor: Int32
-    private let source: DispatchSourceRead
+    /// The read source (libdispatch's, not marked Sendable by the overlay), reached only to cancel it.
+    private let source: Mutex<DispatchSourceRead>
     private let paths: [String]
     /// The watch of each path, and the folder (device, inode) it watches (changed on `queue`).
     private let watched: Mutex<[String: (watch: Int32, device: UInt64, inode: UInt64)]>
@@ -36,7 +34,7 @@ final class FolderNotifier: @unchecked Sendable {
         self.descriptor = descriptor
         self.paths = paths
         self.watched = Mutex(watched)
-        source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
+        let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
         source.setEventHandler { [descriptor] in
             // Drained (up to 1 MB a wake-up; more wakes the source again): one look serves every
             // event that arrived together, and a folder filling without pause still gets looked at.
@@ -51,6 +49,7 @@ final class FolderNotifier: @unchecked Sendable {
         }
         source.setCancelHandler { [descriptor] in close(descriptor) }
         source.resume()
+        self.source = Mutex(source)
     }
 
     /// Watches each folder again if it was replaced (or could not be watched before).
@@ -64,7 +63,7 @@ final class FolderNotifier: @unchecked Sendable {
     }
 
     func cancel() {
-        source.cancel()
+        source.withLock { $0.cancel() }
     }
 
     private func watch(_ path: String) {

@@ -53,7 +53,7 @@ final class IdleLoop: Sendable {
 /// The watcher's lifecycle is an `IdleMachine` on `IdleLoop.queue`; its connection belongs to
 /// the loop while it idles and to the one job that runs a blocking step (or the poll it is lent
 /// to) otherwise, never to both.
-final class IdleWatcher: @unchecked Sendable {
+final class IdleWatcher: Sendable {
     let mailbox: InboundMailbox
     let login: MailboxLogin
     let log: DaemonLog
@@ -63,17 +63,21 @@ final class IdleWatcher: @unchecked Sendable {
     /// Raised once by `stop` (read from any thread; the machine knows it too).
     private let stopped = StopFlag()
 
-    // Touched on the loop's queue only.
-    /// The connection while it idles (during a blocking step, the step holds it).
-    private var connection: Connection?
-    private var readSource: DispatchSourceRead?
-    private var refreshTimer: DispatchSourceTimer?
-    /// Where the lifecycle stands, and the backoff.
-    private var machine: IdleMachine
-    /// What the server's news leads to: coalesced, spaced polls (see `IdleNews`).
-    private var news = IdleNews()
-    /// Armed while a poll is pending for news within the spacing.
-    private var newsTimer: DispatchSourceTimer?
+    /// Everything that changes, owned by the loop's queue.
+    private let state: QueueOwned<State>
+
+    private struct State {
+        /// The connection while it idles (during a blocking step, the step holds it).
+        var connection: Connection?
+        var readSource: DispatchSourceRead?
+        var refreshTimer: DispatchSourceTimer?
+        /// Where the lifecycle stands, and the backoff.
+        var machine: IdleMachine
+        /// What the server's news leads to: coalesced, spaced polls (see `IdleNews`).
+        var news = IdleNews()
+        /// Armed while a poll is pending for news within the spacing.
+        var newsTimer: DispatchSourceTimer?
+    }
 
     /// An authenticated connection in IDLE: the session, its client and the IDLE command's tag.
     /// Handed between the loop and the one blocking step or poll that has it (see `IdleMachine`).
@@ -94,14 +98,14 @@ final class IdleWatcher: @unchecked Sendable {
         self.log = log
         self.loop = loop
         self.arrived = arrived
-        machine = IdleMachine(pollInterval: mailbox.pollInterval)
+        state = QueueOwned(State(machine: IdleMachine(pollInterval: mailbox.pollInterval)), on: loop.queue)
     }
 
     var isStopped: Bool { stopped.isRaised }
 
     func start() {
         loop.queue.async { [self] in
-            if machine.start() == .connect { connect(reconnecting: false) }
+            if state.machine.start() == .connect { connect(reconnecting: false) }
         }
     }
 
@@ -111,9 +115,9 @@ final class IdleWatcher: @unchecked Sendable {
         stopped.raise()
         loop.queue.async { [self] in
             log.log(.info, "idle ended", ["mailbox": mailbox.name])
-            newsTimer?.cancel()
-            newsTimer = nil
-            if machine.stop() == .close { close() }
+            state.newsTimer?.cancel()
+            state.newsTimer = nil
+            if state.machine.stop() == .close { close() }
         }
     }
 
@@ -126,14 +130,14 @@ final class IdleWatcher: @unchecked Sendable {
             loop.queue.async { [self] in
                 switch result {
                 case .success(let connection?):
-                    guard machine.connected(at: .now) == .wait else { return Self.discard(connection) }
+                    guard state.machine.connected(at: .now) == .wait else { return Self.discard(connection) }
                     log.log(.info, "idle", ["mailbox": mailbox.name])
-                    news.reset(known: connection.client.folderCount)
+                    state.news.reset(known: connection.client.folderCount)
                     // Mail that came while the connection was down was announced to nobody: a poll now.
                     if reconnecting { announce() }
                     wait(on: connection)
                 case .success(nil):
-                    machine.offersNoIdle()
+                    state.machine.offersNoIdle()
                 case .failure(let error):
                     lost(error)
                 }
@@ -144,23 +148,23 @@ final class IdleWatcher: @unchecked Sendable {
     /// Idles: the socket's read source and the refresh timer are armed; nothing blocks.
     private func wait(on connection: Connection) {
         guard let socket = connection.session.socket else { return lost(MailConnectionError(.connectionLost, endpoint: connection.session.endpoint.description, message: "the IDLE connection has no socket")) }
-        self.connection = connection
+        state.connection = connection
         let source = DispatchSource.makeReadSource(fileDescriptor: socket, queue: loop.queue)
         source.setEventHandler { [weak self] in self?.readable() }
         source.resume()
-        readSource = source
+        state.readSource = source
         let timer = DispatchSource.makeTimerSource(queue: loop.queue)
         timer.schedule(deadline: .now() + Self.interval(mailbox.idleRefresh))
         timer.setEventHandler { [weak self] in self?.refresh() }
         timer.resume()
-        refreshTimer = timer
+        state.refreshTimer = timer
         // What arrived with the continuation is already buffered: the socket will not say so.
         readable()
     }
 
     /// The server said something while idling: every whole line is read without waiting.
     private func readable() {
-        guard let connection else { return }
+        guard let connection = state.connection else { return }
         let session = connection.session
         var mail = false
         do throws(MailConnectionError) {
@@ -170,7 +174,7 @@ final class IdleWatcher: @unchecked Sendable {
             while let line = try session.readLineIfReady() {
                 if Self.isBye(line) { throw Self.bye(line, session) }
                 // The folder grew, or changed under the session (UIDVALIDITY): news.
-                if news.heard(line) { mail = true }
+                if state.news.heard(line) { mail = true }
             }
         } catch {
             if mail { announce() }
@@ -181,7 +185,7 @@ final class IdleWatcher: @unchecked Sendable {
 
     /// News: a poll now, or at the end of the spacing (one timer, however much news comes).
     private func announce() {
-        switch news.news(now: .now) {
+        switch state.news.news(now: .now) {
         case .nothing:
             return
         case .pollNow:
@@ -191,30 +195,30 @@ final class IdleWatcher: @unchecked Sendable {
             timer.schedule(deadline: .now() + Self.interval(max(at - .now, .zero)))
             timer.setEventHandler { [weak self] in
                 guard let self else { return }
-                newsTimer?.cancel()
-                newsTimer = nil
-                news.fire(now: .now)
+                state.newsTimer?.cancel()
+                state.newsTimer = nil
+                state.news.fire(now: .now)
                 if !isStopped { arrived() }
             }
-            newsTimer = timer
+            state.newsTimer = timer
             timer.resume()
         }
     }
 
     /// Every `idle_refresh`: DONE, a NOOP (a dead connection fails here within `timeout`), IDLE again.
     private func refresh() {
-        guard machine.state == .idling, let connection = disarm() else { return }
-        _ = machine.refreshDue()
-        let heard = news
+        guard state.machine.state == .idling, let connection = disarm() else { return }
+        _ = state.machine.refreshDue()
+        let heard = state.news
         loop.perform { [self] in
             let result: Result<(Connection, IdleNews), MailConnectionError>
             do throws(MailConnectionError) { result = .success(try renew(connection, news: heard)) } catch { result = .failure(error) }
             loop.queue.async { [self] in
                 switch result {
                 case .success(let (renewed, after)):
-                    news.reset(known: after.known)
+                    state.news.reset(known: after.known)
                     if after.grew { announce() }
-                    guard machine.resumed() == .wait else { return Self.discard(renewed) }
+                    guard state.machine.resumed() == .wait else { return Self.discard(renewed) }
                     wait(on: renewed)
                 case .failure(let error):
                     connection.session.interrupt()
@@ -229,25 +233,25 @@ final class IdleWatcher: @unchecked Sendable {
     /// 5 s only after a connection that lasted (`lastingConnection`).
     private func lost(_ error: MailConnectionError) {
         close()
-        guard case .reconnect(let delay) = machine.lost(at: .now) else { return }
-        log.log(machine.failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
+        guard case .reconnect(let delay) = state.machine.lost(at: .now) else { return }
+        log.log(state.machine.failures == 1 ? .notice : .info, "idle connection lost; reconnecting",
                 ["mailbox": mailbox.name, "reason": error.description, "retry_in": ConfigDuration.format(delay)])
         loop.queue.asyncAfter(deadline: .now() + Self.interval(delay)) { [self] in
-            if machine.reconnectDue() == .connect { connect(reconnecting: true) }
+            if state.machine.reconnectDue() == .connect { connect(reconnecting: true) }
         }
     }
 
     /// Stops waiting on the connection and hands it to the caller.
     private func disarm() -> Connection? {
-        refreshTimer?.cancel()
-        refreshTimer = nil
-        guard let connection else { return nil }
-        self.connection = nil
-        if let readSource {
+        state.refreshTimer?.cancel()
+        state.refreshTimer = nil
+        guard let connection = state.connection else { return nil }
+        state.connection = nil
+        if let readSource = state.readSource {
             // The socket stays open: the source only stops watching it.
             readSource.setCancelHandler { withExtendedLifetime(connection) {} }
             readSource.cancel()
-            self.readSource = nil
+            state.readSource = nil
         }
         return connection
     }
@@ -279,8 +283,8 @@ final class IdleWatcher: @unchecked Sendable {
     /// then reconnects); the poll opens a connection of its own.
     func lend() -> IMAPClient? {
         let taken = loop.queue.sync { () -> Connection? in
-            guard !isStopped, machine.state == .idling, let connection = disarm() else { return nil }
-            _ = machine.lend()
+            guard !isStopped, state.machine.state == .idling, let connection = disarm() else { return nil }
+            _ = state.machine.lend()
             return connection
         }
         guard let connection = taken else { return nil }
@@ -317,9 +321,9 @@ final class IdleWatcher: @unchecked Sendable {
             case .success(let tag):
                 var connection = handed
                 connection.tag = tag
-                guard machine.resumed() == .wait else { return Self.discard(connection) }
+                guard state.machine.resumed() == .wait else { return Self.discard(connection) }
                 // The poll's SELECT and what it expunged told the folder's count.
-                news.reset(known: handed.client.folderCount)
+                state.news.reset(known: handed.client.folderCount)
                 wait(on: connection)
                 if mailDuringPoll { announce() }
             case .failure(let error):
@@ -332,7 +336,7 @@ final class IdleWatcher: @unchecked Sendable {
     /// Whether the watcher holds a connection (idling, refreshing or lent): a poll's own
     /// connection is then not kept, so a mailbox in IDLE has one connection, not two.
     var hasConnection: Bool {
-        loop.queue.sync { machine.holdsConnection }
+        loop.queue.sync { state.machine.holdsConnection }
     }
 
     // MARK: - Blocking steps (on a worker)

@@ -2,11 +2,12 @@ import CarteiroConfig
 import CarteiroOAuth
 import CarteiroEvents
 import CarteiroStore
+import Dispatch
 import Foundation
 import Synchronization
 
 /// The inbound half of the daemon: a store and a poller per inbound mailbox, driven by the scheduler.
-package final class InboundService: @unchecked Sendable {
+package final class InboundService: Sendable {
     package enum StartFailure: Error, CustomStringConvertible {
         case secrets([String])
         case storage(String)
@@ -22,33 +23,33 @@ package final class InboundService: @unchecked Sendable {
     let store: any StateStore
     let scheduler: InboundScheduler
     let log: DaemonLog
-    /// Per mailbox, kept across reloads: a ledger is made once, when its mailbox first appears.
-    var ledgers: [String: any MailboxLedger] = [:]
     /// The contract of each mailbox, for alert events (replaced by a reload).
     let contracts = ContractTable()
-    /// The enabled mailboxes as last prepared (the daemon's copy: the scheduler has its own,
-    /// on its queue).
-    var mailboxes: [InboundMailbox] = []
-    var mailboxCount: Int { mailboxes.count }
     /// OAuth tokens, shared with the outbound lanes (one refresh at a time per account).
     let broker: TokenBroker
-    /// How each enabled mailbox logs in (for its IDLE connection), as last prepared.
-    var logins: [String: MailboxLogin] = [:]
-    /// What waits for news between polls (IDLE), per mailbox whose source has it (touched on
-    /// the daemon's queue).
-    var watchers: [String: NewsWatcher] = [:]
-    /// Each enabled mailbox's source, as last prepared.
-    var sources: [String: any MailSource] = [:]
     /// Makes the source of a mailbox (the built-in ones by default; a test adds its own).
     let makeSource: SourceFactory
     /// IMAP sessions kept between polls.
     let keptSessions = KeptSessions()
-    var started = false
     /// Stops the stores' commits at a named step (the crash tests); nil in the daemon.
     let storeFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
-    /// What the last `prepare` made of the logins and sources (handed on by start or apply).
-    var preparedLogins: [String: MailboxLogin] = [:]
-    var preparedSources: [String: any MailSource] = [:]
+    /// Start, reload and stop happen here, one at a time, whoever asks (the daemon, a test).
+    let queue = DispatchQueue(label: "carteiro.inbound")
+    /// Everything that changes, owned by `queue`.
+    let state: QueueOwned<State>
+
+    struct State {
+        /// Per mailbox, kept across reloads: a ledger is made once, when its mailbox first appears.
+        var ledgers: [String: any MailboxLedger] = [:]
+        /// The enabled mailboxes, and how each logs in and what its source is, as last prepared
+        /// (the scheduler has its own copy, on its queue).
+        var mailboxes: [InboundMailbox] = []
+        var logins: [String: MailboxLogin] = [:]
+        var sources: [String: any MailSource] = [:]
+        /// What waits for news between polls (IDLE), per mailbox whose source has it.
+        var watchers: [String: NewsWatcher] = [:]
+        var started = false
+    }
 
     /// Resolves every password, prepares the state directory and recovers interrupted batches.
     package convenience init(configuration: Configuration, environment: [String: String], log: DaemonLog, broker: TokenBroker? = nil) throws(StartFailure) {
@@ -79,14 +80,15 @@ package final class InboundService: @unchecked Sendable {
         }
         scheduler = InboundScheduler(mailboxes: [], maxParallel: configuration.daemon.maxParallelPolls,
                                      statusPath: configuration.daemon.stateDirectory + "/status.json", log: log, alert: alert)
-        let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
-        logins = preparedLogins
-        self.sources = preparedSources
-        self.mailboxes = mailboxes
-        scheduler.mailboxes = mailboxes
-        scheduler.pollers = pollers
-        scheduler.contracts = table
-        for mailbox in mailboxes { scheduler.status[mailbox.name] = MailboxStatus(name: mailbox.name) }
+        state = QueueOwned(State(), on: queue)
+        let prepared = queue.sync { [self] in Result { () throws(StartFailure) in try prepare(configuration, environment: environment) } }
+        let first = try prepared.get()
+        queue.sync { [self] in
+            state.mailboxes = first.mailboxes
+            state.logins = first.logins
+            state.sources = first.sources
+        }
+        scheduler.install(mailboxes: first.mailboxes, pollers: first.pollers, contracts: first.contracts)
     }
 
     /// What a reload will change, made ready without changing anything that runs.
@@ -102,49 +104,46 @@ package final class InboundService: @unchecked Sendable {
     /// The first half of a reload: everything that can fail (passwords, the state directory).
     /// Throws, and changes nothing that runs, when a password cannot be read.
     package func prepareReload(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
-        let (mailboxes, pollers, table) = try prepare(configuration, environment: environment)
-        return Reload(mailboxes: mailboxes, pollers: pollers, contracts: table, maxParallel: configuration.daemon.maxParallelPolls, logins: preparedLogins,
-                      sources: preparedSources)
+        try queue.sync { [self] in Result { () throws(StartFailure) in try prepare(configuration, environment: environment) } }.get()
     }
 
     /// The second half, which cannot fail: new and changed mailboxes get new pollers, removed
     /// ones stop, unchanged ones go on undisturbed.
     package func apply(_ reload: Reload) {
-        mailboxes = reload.mailboxes
-        scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
-        logins = reload.logins
-        sources = reload.sources
-        keptSessions.prune(keeping: reload.mailboxes)
-        if started { updateWatchers(reload.mailboxes) }
+        queue.sync { [self] in
+            state.mailboxes = reload.mailboxes
+            scheduler.update(mailboxes: reload.mailboxes, pollers: reload.pollers, contracts: reload.contracts, maxParallel: reload.maxParallel)
+            state.logins = reload.logins
+            state.sources = reload.sources
+            keptSessions.prune(keeping: reload.mailboxes)
+            if state.started { updateWatchers(reload.mailboxes) }
+        }
     }
 
     /// A news watcher (IDLE) for each mailbox whose source has one: changed and removed ones
-    /// end, new ones begin; unchanged ones go on.
+    /// end, new ones begin; unchanged ones go on (on `queue`).
     func updateWatchers(_ mailboxes: [InboundMailbox]) {
         let wanted = Dictionary(mailboxes.filter(\.enabled).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        for (name, watcher) in watchers where wanted[name] != watcher.mailbox || watcher.isStopped {
+        for (name, watcher) in state.watchers where wanted[name] != watcher.mailbox || watcher.isStopped {
             watcher.stop()
-            watchers[name] = nil
+            state.watchers[name] = nil
             keptSessions.register(nil, for: name)
         }
         let scheduler = self.scheduler
-        for (name, mailbox) in wanted where watchers[name] == nil {
-            guard let login = logins[name], let source = sources[name], source.mailbox == mailbox,
+        for (name, mailbox) in wanted where state.watchers[name] == nil {
+            guard let login = state.logins[name], let source = state.sources[name], source.mailbox == mailbox,
                   let watcher = source.newsWatcher(login: login, log: log, news: { scheduler.pollNow([name]) { _ in } }) else { continue }
-            watchers[name] = watcher
+            state.watchers[name] = watcher
             watcher.start()
         }
     }
 
-    func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure)
-        -> ([InboundMailbox], [String: InboundScheduler.Poller], [String: String]) {
+    /// Reads the passwords, prepares the state directory and each new mailbox's ledger, and
+    /// makes every enabled mailbox's source and poller (on `queue`).
+    func prepare(_ configuration: Configuration, environment: [String: String]) throws(StartFailure) -> Reload {
         let resolver = SecretResolver(environment: environment, configurationFile: configuration.files.first)
         var logins: [String: MailboxLogin] = [:]
         var sources: [String: any MailSource] = [:]
-        defer {
-            preparedLogins = logins
-            preparedSources = sources
-        }
         var problems: [String] = []
         for mailbox in configuration.inboundMailboxes where mailbox.enabled {
             if let oauth = mailbox.oauth {
@@ -162,8 +161,8 @@ package final class InboundService: @unchecked Sendable {
             for entry in try store.prepare(mailboxes: configuration.inboundMailboxes.map(\.name)) {
                 log.log(.warning, RefusedEntry.message, entry.fields)
             }
-            for mailbox in configuration.inboundMailboxes where ledgers[mailbox.name] == nil {
-                ledgers[mailbox.name] = try store.ledger(for: mailbox.name, faults: storeFaults)
+            for mailbox in configuration.inboundMailboxes where state.ledgers[mailbox.name] == nil {
+                state.ledgers[mailbox.name] = try store.ledger(for: mailbox.name, faults: storeFaults)
             }
             let contracts = RequestContracts(stateDirectory: configuration.daemon.stateDirectory)
             builder = EventBuilder(threading: RequestThreading(secret: try store.threadingSecret()),
@@ -176,7 +175,7 @@ package final class InboundService: @unchecked Sendable {
         let kept = keptSessions
         var table: [String: String] = [:]
         for mailbox in configuration.inboundMailboxes {
-            guard let ledger = ledgers[mailbox.name], let login = logins[mailbox.name] else { continue }
+            guard let ledger = state.ledgers[mailbox.name], let login = logins[mailbox.name] else { continue }
             let contract = configuration.contract(owning: mailbox.name)?.id
             table[mailbox.name] = contract
             let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: ledger, log: log)
@@ -189,15 +188,16 @@ package final class InboundService: @unchecked Sendable {
         }
         contracts.set(table)
         // A disabled mailbox is not scheduled at all; its state stays for when it comes back.
-        return (configuration.inboundMailboxes.filter(\.enabled), pollers, table)
+        return Reload(mailboxes: configuration.inboundMailboxes.filter(\.enabled), pollers: pollers, contracts: table,
+                      maxParallel: configuration.daemon.maxParallelPolls, logins: logins, sources: sources)
     }
 
     /// `carteiro poll`: polls `mailbox` (or every one for `*`) now; the answer says what each
     /// handed on, or why it failed.
     package func pollNow(_ mailbox: String, answer: @escaping @Sendable (QueueCommand.Answer) -> Void) {
         scheduler.control.async { [scheduler] in
-            let names = mailbox == "*" ? scheduler.mailboxes.map(\.name) : [mailbox]
-            guard mailbox == "*" || scheduler.status[mailbox] != nil else {
+            let names = mailbox == "*" ? scheduler.state.mailboxes.map(\.name) : [mailbox]
+            guard mailbox == "*" || scheduler.state.status[mailbox] != nil else {
                 answer(QueueCommand.Answer(done: false, message: "no enabled inbound mailbox \"\(mailbox)\""))
                 return
             }
@@ -230,11 +230,13 @@ package final class InboundService: @unchecked Sendable {
     }
 
     package func start() {
-        log.log(.notice, "polling started", ["mailboxes": String(mailboxCount),
-                                             "state_dir": store.location, "spool": store.spoolLocation])
-        scheduler.start()
-        started = true
-        updateWatchers(mailboxes)
+        queue.sync { [self] in
+            log.log(.notice, "polling started", ["mailboxes": String(state.mailboxes.count),
+                                                 "state_dir": store.location, "spool": store.spoolLocation])
+            scheduler.start()
+            state.started = true
+            updateWatchers(state.mailboxes)
+        }
     }
 
     package func heartbeat(every interval: Duration, _ beat: @escaping @Sendable () -> Void) {
@@ -251,12 +253,14 @@ package final class InboundService: @unchecked Sendable {
     }
 
     package func stop(completion: @escaping @Sendable () -> Void) {
-        started = false
-        for (name, watcher) in watchers {
-            watcher.stop()
-            keptSessions.register(nil, for: name)
+        queue.sync { [self] in
+            state.started = false
+            for (name, watcher) in state.watchers {
+                watcher.stop()
+                keptSessions.register(nil, for: name)
+            }
+            state.watchers = [:]
         }
-        watchers = [:]
         let kept = keptSessions
         scheduler.stop {
             kept.closeAll()

@@ -6,13 +6,14 @@ import CarteiroMail
 import CarteiroStore
 import Dispatch
 import Foundation
+import Synchronization
 
 /// One outbound mailbox's lane: drains its part of the queue through that mailbox's sender
 /// (`MailSender`: SMTP today) on a queue of its own, so a slow or dead server stalls only this
 /// lane. One connection serves every due message; each recipient's outcome is kept: 2xx
 /// delivered, 5xx given up, 4xx retried alone with exponential backoff until the queue lifetime
 /// ends. The lane owns the queue, the limits and the retries; the sender, the transaction.
-final class OutboundLane: @unchecked Sendable {
+final class OutboundLane: Sendable {
     /// Opens the mailbox's sender: connects, negotiates TLS and logs in.
     typealias OpenSender = @Sendable (OutboundMailbox, MailSession.Credentials?, _ ehloName: String) throws(MailConnectionError) -> any MailSender
 
@@ -28,9 +29,6 @@ final class OutboundLane: @unchecked Sendable {
 
     let mailbox: OutboundMailbox
     let login: MailboxLogin?
-    /// The secret of the session in use (the password, or an OAuth access token): taken out of
-    /// everything the server says back.
-    var password: Secret?
     let queue: any OutboundQueueStore
     let directory: StateDirectory
     let lifetime: Duration
@@ -38,39 +36,49 @@ final class OutboundLane: @unchecked Sendable {
     let log: DaemonLog
     let openSender: OpenSender
     let dispatch: DispatchQueue
-    var timer: DispatchSourceTimer?
     /// Raised by `stop` at once, so the pass in flight ends after its current message.
     let stopping = StopFlag()
-    /// The lane's entries as last read, by id, with the modification time they were read at.
-    var known: [String: (stamp: Int64, item: QueuedMessage)] = [:]
-    /// The lane's folder is listed again only when it changed (or now and then): at every
-    /// tick of a quiet lane, one `stat` instead of a listing.
-    var laneWatch = FolderWatch()
+    /// What the lane knows, owned by `dispatch`.
+    let state: QueueOwned<State>
+    /// What others ask of the lane while it sends (status, `run --once`).
+    private let tally = Mutex(Tally())
+
+    struct State {
+        /// The secret of the session in use (the password, or an OAuth access token): taken out
+        /// of everything the server says back.
+        var password: Secret?
+        var timer: DispatchSourceTimer?
+        /// The lane's entries as last read, by id, with the modification time they were read at.
+        var known: [String: (stamp: Int64, item: QueuedMessage)] = [:]
+        /// The lane's folder is listed again only when it changed (or now and then): at every
+        /// tick of a quiet lane, one `stat` instead of a listing.
+        var laneWatch = FolderWatch()
+        /// Sent lately, for the mailbox's sending limits (read at the first limited pass, kept up to date).
+        var ledger: (any SendingLedger)?
+        /// Whether the ledger's entries from the future were reported (once per lane).
+        var futureReported = false
+        /// Held back by a sending limit until then (0: not held).
+        var throttledUntil: Int64 = 0
+    }
+
+    private struct Tally {
+        var counts: (queued: Int, deferred: Int)?
+        var refused = 0
+        var throttled = 0
+    }
+
     /// Queued and deferred (tried at least once) messages as of the last look at the queue,
     /// for STATUS= without reading the queue again; nil before the first look.
-    var counts: (queued: Int, deferred: Int)? {
-        countsLock.withLock { latestCounts }
-    }
-    private var latestCounts: (queued: Int, deferred: Int)?
-    /// Sent lately, for the mailbox's sending limits (read once, kept up to date).
-    lazy var ledger = queue.rateLedger(for: mailbox.name)
-    /// Whether the ledger's entries from the future were reported (once per lane).
-    var futureReported = false
-    /// Held back by a sending limit until then (0: not held).
-    var throttledUntil: Int64 = 0
+    var counts: (queued: Int, deferred: Int)? { tally.withLock { $0.counts } }
     /// Recipients the server refused (4xx or 5xx) since the lane started: `run --once` exits 1.
-    var refused: Int { countsLock.withLock { attemptsRefused } }
-    private var attemptsRefused = 0
+    var refused: Int { tally.withLock { $0.refused } }
     /// Messages waiting for a sending limit, for status.
-    var throttled: Int { countsLock.withLock { latestThrottled } }
-    private var latestThrottled = 0
-    private let countsLock = NSLock()
+    var throttled: Int { tally.withLock { $0.throttled } }
 
     init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: any OutboundQueueStore, directory: StateDirectory,
          lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = OutboundLane.smtp) {
         self.mailbox = mailbox
         self.login = login
-        self.password = login?.fixedPassword
         self.queue = queue
         self.directory = directory
         self.lifetime = lifetime
@@ -78,6 +86,7 @@ final class OutboundLane: @unchecked Sendable {
         self.log = log
         self.openSender = openSender
         dispatch = DispatchQueue(label: "carteiro.lane.\(mailbox.name)")
+        state = QueueOwned(State(password: login?.fixedPassword), on: dispatch)
     }
 
     func start() {
@@ -85,7 +94,7 @@ final class OutboundLane: @unchecked Sendable {
             let timer = DispatchSource.makeTimerSource(queue: dispatch)
             timer.schedule(deadline: .now(), leeway: .milliseconds(50))
             timer.setEventHandler { [weak self] in self?.drain() }
-            self.timer = timer
+            state.timer = timer
             timer.resume()
         }
     }
@@ -95,8 +104,8 @@ final class OutboundLane: @unchecked Sendable {
     func apply(_ command: QueueCommand, id: String, answer: @escaping @Sendable (QueueCommand.Answer) -> Void) {
         dispatch.async { [self] in
             let result = command.apply(id: id, queue: queue)
-            known[id] = nil
-            laneWatch = FolderWatch()
+            state.known[id] = nil
+            state.laneWatch = FolderWatch()
             answer(result)
             if command == .retry && result.done { drain() }
         }
@@ -111,8 +120,8 @@ final class OutboundLane: @unchecked Sendable {
     func stop(completion: @escaping @Sendable () -> Void) {
         stopping.raise()
         dispatch.async { [self] in
-            timer?.cancel()
-            timer = nil
+            state.timer?.cancel()
+            state.timer = nil
             completion()
         }
     }
@@ -122,12 +131,12 @@ final class OutboundLane: @unchecked Sendable {
     /// messages do not wait for it: the outbox kicks the lane).
     func drain() {
         send()
-        guard !stopping.isRaised, let timer else { return }
+        guard !stopping.isRaised, let timer = state.timer else { return }
         let now = Int64(Date().timeIntervalSince1970)
         var next = now + Self.idleLook
         // A retry time read from a queue file can be anything: only compared, never subtracted.
-        if let retry = known.values.lazy.map(\.item.nextAttempt).min() { next = min(next, retry) }
-        if throttledUntil > now { next = min(next, throttledUntil) }
+        if let retry = state.known.values.lazy.map(\.item.nextAttempt).min() { next = min(next, retry) }
+        if state.throttledUntil > now { next = min(next, state.throttledUntil) }
         let wait = next > now ? max(next - now, Self.tick) : Self.tick
         timer.schedule(deadline: .now() + .seconds(Int(wait)), leeway: .milliseconds(100))
     }
@@ -140,7 +149,7 @@ final class OutboundLane: @unchecked Sendable {
         var sender: (any MailSender)?
         defer { sender?.close() }
         let limited = mailbox.maxMessagesPerMinute != nil || mailbox.maxRecipientsPerDay != nil
-        if limited && now < throttledUntil { return }
+        if limited && now < state.throttledUntil { return }
         // The message the sender announced behind the last one's content, with its content
         // read already: the server waits for it, so it goes next whatever else happens.
         var announced: (id: String, bytes: [UInt8])?
@@ -155,24 +164,24 @@ final class OutboundLane: @unchecked Sendable {
             if limited {
                 let recipients = item.recipients.filter { $0.state == .pending }.count
                 let clock = Int64(Date().timeIntervalSince1970)
-                let ahead = ledger.future(now: clock)
-                if !ahead.isEmpty && !futureReported {
-                    futureReported = true
+                let ahead = withLedger { $0.future(now: clock) }
+                if !ahead.isEmpty && !state.futureReported {
+                    state.futureReported = true
                     log.log(.warning, "sending ledger has entries in the future; ignored", [
                         "mailbox": mailbox.name, "entries": String(ahead.count), "latest": String(ahead.map(\.time).max() ?? 0),
-                        "now": String(clock), "path": ledger.path])
+                        "now": String(clock), "path": withLedger { $0.location }])
                 }
-                if let until = ledger.wait(now: clock, recipients: recipients,
-                                           perMinute: mailbox.maxMessagesPerMinute, perDay: mailbox.maxRecipientsPerDay) {
+                if let until = withLedger({ $0.wait(now: clock, recipients: recipients,
+                                           perMinute: mailbox.maxMessagesPerMinute, perDay: mailbox.maxRecipientsPerDay) }) {
                     // Over a sending limit: the rest wait their turn, without an attempt counted.
-                    throttledUntil = until
+                    state.throttledUntil = until
                     let waiting = due.count - position
-                    countsLock.withLock { latestThrottled = waiting }
+                    tally.withLock { $0.throttled = waiting }
                     log.log(.info, "sending limit reached; messages wait", ["mailbox": mailbox.name, "waiting": String(waiting),
                                                                             "until": String(until)])
                     return
                 }
-                countsLock.withLock { latestThrottled = 0 }
+                tally.withLock { $0.throttled = 0 }
             }
             let preloaded = wasAnnounced ? announced?.bytes : nil
             announced = nil
@@ -215,7 +224,7 @@ final class OutboundLane: @unchecked Sendable {
                         record(&item, pending[recipient], code: outcome.code, reply: outcome.text)
                     }
                 } catch {
-                    let error = error.redacting(password, user: mailbox.user)
+                    let error = error.redacting(state.password, user: mailbox.user)
                     // The connection broke mid-transaction: what was not confirmed is retried.
                     sender = nil
                     defer_(&item, error: error.description)
@@ -225,13 +234,21 @@ final class OutboundLane: @unchecked Sendable {
             }
             if limited {
                 do {
-                    try ledger.record(now: Int64(Date().timeIntervalSince1970), recipients: item.recipients.count)
+                    try withLedger { ledger throws(StoreFailure) in try ledger.record(now: Int64(Date().timeIntervalSince1970), recipients: item.recipients.count) }
                 } catch {
-                    log.log(.error, "cannot record a message in the sending ledger", ["mailbox": mailbox.name, "path": ledger.path, "reason": "\(error)"])
+                    log.log(.error, "cannot record a message in the sending ledger", ["mailbox": mailbox.name, "path": withLedger { $0.location }, "reason": error.description])
                 }
             }
             finish(&item)
         }
+    }
+
+    /// The lane's sending ledger, read from the store at its first use.
+    private func withLedger<Result, Failure: Error>(_ body: (inout any SendingLedger) throws(Failure) -> Result) throws(Failure) -> Result {
+        var ledger = state.ledger ?? queue.rateLedger(for: mailbox.name)
+        state.ledger = nil
+        defer { state.ledger = ledger }
+        return try body(&ledger)
     }
 
     /// A queued message as its sender takes it: the recipients still pending, in order.
@@ -244,25 +261,25 @@ final class OutboundLane: @unchecked Sendable {
     func dueMessages(now: Int64) -> [QueuedMessage] {
         let folderStamp = queue.changeStamp(of: mailbox.name)
         // No folder: nothing was ever queued here (or it all went), nothing to list.
-        if folderStamp == nil && known.isEmpty {
-            countsLock.withLock { latestCounts = (0, 0) }
+        if folderStamp == nil && state.known.isEmpty {
+            tally.withLock { $0.counts = (0, 0) }
             return []
         }
-        if laneWatch.shouldList(folderStamp) {
+        if state.laneWatch.shouldList(folderStamp) {
             readChangedEntries()
-            laneWatch.listed(folderStamp, quiet: true)
+            state.laneWatch.listed(folderStamp, quiet: true)
         }
-        let deferred = known.values.reduce(0) { $0 + ($1.item.attempts > 0 ? 1 : 0) }
-        countsLock.withLock { latestCounts = (known.count, deferred) }
-        return known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
+        let deferred = state.known.values.reduce(0) { $0 + ($1.item.attempts > 0 ? 1 : 0) }
+        tally.withLock { [count = state.known.count] in $0.counts = (count, deferred) }
+        return state.known.values.map(\.item).filter { $0.nextAttempt <= now }.sorted { ($0.created, $0.id) < ($1.created, $1.id) }
     }
 
     private func readChangedEntries() {
         let stamps = queue.stamps(in: mailbox.name)
-        known = known.filter { stamps[$0.key] != nil }
-        for (id, stamp) in stamps where known[id]?.stamp != stamp {
+        state.known = state.known.filter { stamps[$0.key] != nil }
+        for (id, stamp) in stamps where state.known[id]?.stamp != stamp {
             if let item = queue.message(in: mailbox.name, id: id) {
-                known[id] = (stamp, item)
+                state.known[id] = (stamp, item)
             } else {
                 // Unreadable: set aside where an operator sees it, never skipped in silence.
                 do {
@@ -279,7 +296,7 @@ final class OutboundLane: @unchecked Sendable {
         guard mailbox.auth, let login else { return nil }
         switch login.credentials(mailbox: mailbox.name) {
         case .success(let credentials):
-            password = credentials.password
+            state.password = credentials.password
             return credentials
         case .failure(let failure):
             // No token: the messages wait as for an unreachable server (a transient failure is
@@ -292,9 +309,9 @@ final class OutboundLane: @unchecked Sendable {
     func record(_ item: inout QueuedMessage, _ index: Int, code: Int, reply: String) {
         item.recipients[index].code = code
         // Kept in the queue and in delivery.failed events: never with the login in it.
-        item.recipients[index].reply = password.map { $0.redact(reply, user: mailbox.user) } ?? reply
+        item.recipients[index].reply = state.password.map { $0.redact(reply, user: mailbox.user) } ?? reply
         // One line per delivery attempt: "was it sent to X, and what did the server say?"
-        countsLock.withLock { if code / 100 != 2 { attemptsRefused += 1 } }
+        if code / 100 != 2 { tally.withLock { $0.refused += 1 } }
         log.log(.info, "delivery attempt", ["mailbox": mailbox.name, "queue_id": item.id, "recipient": item.recipients[index].address,
                                             "code": String(code), "reply": item.recipients[index].reply ?? ""])
         switch code / 100 {
@@ -330,7 +347,7 @@ final class OutboundLane: @unchecked Sendable {
 
     /// A temporary failure for the whole message (network, TLS, a broken connection).
     func defer_(_ item: inout QueuedMessage, error: String) {
-        countsLock.withLock { attemptsRefused += 1 }
+        tally.withLock { $0.refused += 1 }
         let now = Int64(Date().timeIntervalSince1970)
         item.attempts += 1
         item.lastError = error

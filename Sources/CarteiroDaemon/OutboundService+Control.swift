@@ -13,18 +13,18 @@ extension OutboundService {
         for entry in refused {
             log.log(.warning, RefusedEntry.message, entry.fields)
         }
-        for request in pending where !requestsInFlight.contains(request.name) {
+        for request in pending where !state.requestsInFlight.contains(request.name) {
             let control = self.control
             if request.command == .poll {
-                guard let pollHandler, request.id == "*" || QueueCommand.isValidID(request.id) else {
+                guard let pollHandler = state.pollHandler, request.id == "*" || QueueCommand.isValidID(request.id) else {
                     control.respond(to: request.name, QueueCommand.Answer(done: false, message: "\"\(request.id)\" is not a mailbox"))
                     continue
                 }
                 log.log(.notice, "poll requested", ["mailbox": request.id])
-                requestsInFlight.insert(request.name)
+                state.requestsInFlight.insert(request.name)
                 pollHandler(request.id) { [self] answer in
                     control.respond(to: request.name, answer)
-                    watcher.async { [self] in _ = requestsInFlight.remove(request.name) }
+                    watcher.async { [self] in _ = state.requestsInFlight.remove(request.name) }
                 }
                 continue
             }
@@ -33,11 +33,11 @@ extension OutboundService {
                 continue
             }
             log.log(.notice, "queue command", ["queue_id": request.id, "command": request.command.rawValue])
-            if let lane = lanes.first(where: { queue.holds(request.id, in: $0.mailbox.name) }) {
-                requestsInFlight.insert(request.name)
+            if let lane = state.lanes.first(where: { queue.holds(request.id, in: $0.mailbox.name) }) {
+                state.requestsInFlight.insert(request.name)
                 lane.apply(request.command, id: request.id) { [self] answer in
                     control.respond(to: request.name, answer)
-                    watcher.async { [self] in _ = requestsInFlight.remove(request.name) }
+                    watcher.async { [self] in _ = state.requestsInFlight.remove(request.name) }
                 }
             } else {
                 control.respond(to: request.name, request.command.apply(id: request.id, queue: queue))

@@ -9,7 +9,7 @@ import Synchronization
 
 /// The outbound half of the daemon: the outbox watcher that turns submissions into queued
 /// messages, and one SMTP lane per outbound mailbox.
-package final class OutboundService: @unchecked Sendable {
+package final class OutboundService: Sendable {
     /// How often the outbox and the control folder are looked at: when inotify tells of new
     /// files, only as a safety net; without it, often enough for a prompt `carteiro send`.
     static let outboxTick: DispatchTimeInterval = .milliseconds(200)
@@ -20,28 +20,32 @@ package final class OutboundService: @unchecked Sendable {
     let log: DaemonLog
     /// OAuth tokens, shared with the inbound pollers.
     let broker: TokenBroker
-    // Touched only on `watcher` once started (a reload replaces them).
-    var resolver: SubmissionResolver
-    var lanes: [OutboundLane]
-    var started = false
     let outbox: String
     let watcher = DispatchQueue(label: "carteiro.outbox")
-    var timer: DispatchSourceTimer?
-    var notifier: FolderNotifier?
     let control: QueueControl
-    /// The outbox and the control folder are listed only when they changed (on `watcher`).
-    var outboxWatch = FolderWatch()
-    var controlWatch = FolderWatch()
-    /// Answers `carteiro poll` (set by the daemon: the inbound side polls).
-    package var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
-    /// Control requests handed to a lane and not answered yet (on `watcher`).
-    var requestsInFlight: Set<String> = []
     /// The tests' seam into the lanes' queue writes (nil in the daemon).
     let laneFaults: (@Sendable (String) throws(DurableFiles.Failure) -> Void)?
-    /// When control/ was last swept of stale answers (on `watcher`).
-    var lastSweep: Int64 = 0
-    /// `outbox/rejected/`, as opened by the last scan (on `watcher`).
-    var rejectedFolder: SharedFolder?
+    /// Everything that changes, owned by `watcher` (a reload replaces the resolver and the lanes).
+    let state: QueueOwned<State>
+
+    struct State {
+        var resolver: SubmissionResolver
+        var lanes: [OutboundLane]
+        var started = false
+        var timer: DispatchSourceTimer?
+        var notifier: FolderNotifier?
+        /// The outbox and the control folder are listed only when they changed.
+        var outboxWatch = FolderWatch()
+        var controlWatch = FolderWatch()
+        /// Answers `carteiro poll` (set by the daemon: the inbound side polls).
+        var pollHandler: (@Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void)?
+        /// Control requests handed to a lane and not answered yet.
+        var requestsInFlight: Set<String> = []
+        /// When control/ was last swept of stale answers.
+        var lastSweep: Int64 = 0
+        /// `outbox/rejected/`, as opened by the last scan.
+        var rejectedFolder: SharedFolder?
+    }
 
     /// `queueFaults`: the crash tests' seam into the queue's enqueue (see `OutboundQueue`);
     /// `laneFaults`: the same into the lanes' writes (what an attempt changed, a give-up).
@@ -56,6 +60,7 @@ package final class OutboundService: @unchecked Sendable {
         self.broker = broker ?? TokenBroker(stateDirectory: configuration.daemon.stateDirectory, clients: configuration.oauthClients,
                                             secrets: SecretResolver(environment: environment, configurationFile: configuration.files.first))
         let passwords = try Self.passwords(configuration, environment: environment)
+        let resolver: SubmissionResolver
         do {
             for entry in try directory.prepare(mailboxes: []) { log.log(.warning, RefusedEntry.message, entry.fields) }
             _ = try SharedFolder(outbox).ownFolder(".taken") { log.log(.warning, RefusedEntry.message, $0.fields) }
@@ -65,9 +70,10 @@ package final class OutboundService: @unchecked Sendable {
             throw .storage(error.description)
         }
         self.laneFaults = laneFaults
-        lanes = configuration.outboundMailboxes.map { [broker = self.broker] in
+        let lanes = configuration.outboundMailboxes.map { [broker = self.broker] in
             Self.lane($0, passwords: passwords, broker: broker, configuration: configuration, log: log, queueFaults: laneFaults)
         }
+        state = QueueOwned(State(resolver: resolver, lanes: lanes), on: watcher)
     }
 
     static func passwords(_ configuration: Configuration, environment: [String: String]) throws(InboundService.StartFailure) -> [String: Secret] {
@@ -122,28 +128,28 @@ package final class OutboundService: @unchecked Sendable {
         let (configuration, passwords, nextResolver) = (reload.configuration, reload.passwords, reload.resolver)
         let log = self.log
         watcher.async { [self] in
-            resolver = nextResolver
+            state.resolver = nextResolver
             var next: [OutboundLane] = []
             let hostname = OutboundService.hostname(configuration)
             for mailbox in configuration.outboundMailboxes {
-                if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }), old.mailbox == mailbox, old.login?.fixedPassword == passwords[mailbox.name],
+                if let old = state.lanes.first(where: { $0.mailbox.name == mailbox.name }), old.mailbox == mailbox, old.login?.fixedPassword == passwords[mailbox.name],
                    old.lifetime == configuration.daemon.queueLifetime, old.ehloName == hostname {
                     next.append(old)
                     continue
                 }
                 let lane = Self.lane(mailbox, passwords: passwords, broker: broker, configuration: configuration, log: log, queueFaults: laneFaults)
                 next.append(lane)
-                if let old = lanes.first(where: { $0.mailbox.name == mailbox.name }) {
+                if let old = state.lanes.first(where: { $0.mailbox.name == mailbox.name }) {
                     // One lane per mailbox at a time: the new one starts when the old one stopped.
-                    old.stop { [started] in if started { lane.start() } }
-                } else if started {
+                    old.stop { [started = state.started] in if started { lane.start() } }
+                } else if state.started {
                     lane.start()
                 }
             }
-            for old in lanes where !configuration.outboundMailboxes.contains(where: { $0.name == old.mailbox.name }) {
+            for old in state.lanes where !configuration.outboundMailboxes.contains(where: { $0.name == old.mailbox.name }) {
                 old.stop {}
             }
-            lanes = next
+            state.lanes = next
         }
     }
 
@@ -156,22 +162,27 @@ package final class OutboundService: @unchecked Sendable {
         return name.isEmpty ? "localhost" : name
     }
 
+    /// Answers `carteiro poll` requests with `handler` (the inbound side polls).
+    package func answerPolls(with handler: @escaping @Sendable (String, @escaping @Sendable (QueueCommand.Answer) -> Void) -> Void) {
+        watcher.async { [self] in state.pollHandler = handler }
+    }
+
     package func start() {
         watcher.async { [self] in
-            started = true
-            for lane in lanes { lane.start() }
-            notifier = FolderNotifier(paths: [outbox, control.directory], queue: watcher) { [weak self] in self?.tick() }
+            state.started = true
+            for lane in state.lanes { lane.start() }
+            state.notifier = FolderNotifier(paths: [outbox, control.directory], queue: watcher) { [weak self] in self?.tick() }
             let timer = DispatchSource.makeTimerSource(queue: watcher)
-            if notifier == nil {
+            if state.notifier == nil {
                 timer.schedule(deadline: .now(), repeating: Self.outboxTick, leeway: .milliseconds(50))
             } else {
                 timer.schedule(deadline: .now(), repeating: Self.notifiedOutboxTick, leeway: .milliseconds(500))
             }
             timer.setEventHandler { [weak self] in
-                self?.notifier?.rewatch()
+                self?.state.notifier?.rewatch()
                 self?.tick()
             }
-            self.timer = timer
+            state.timer = timer
             timer.resume()
         }
     }
@@ -181,7 +192,7 @@ package final class OutboundService: @unchecked Sendable {
     package func summary(_ done: @escaping @Sendable (String) -> Void) {
         watcher.async { [self] in
             var queued = 0, deferred = 0
-            for lane in lanes {
+            for lane in state.lanes {
                 if let counts = lane.counts {
                     queued += counts.queued
                     deferred += counts.deferred
@@ -195,35 +206,32 @@ package final class OutboundService: @unchecked Sendable {
         }
     }
 
-    /// Recipients refused, and messages that could not go (deferred, failed) in all lanes.
-    package var deliveryProblems: Int {
-        lanes.reduce(0) { $0 + $1.refused }
-    }
-
     /// Takes the outbox once and tries every due message once: `carteiro run --once`.
-    package func runOnce(completion: @escaping @Sendable () -> Void) {
+    /// `completion` is given the recipients refused and the messages that could not go
+    /// (deferred, failed) in all lanes.
+    package func runOnce(completion: @escaping @Sendable (_ deliveryProblems: Int) -> Void) {
         watcher.async { [self] in
             while scanOutbox() >= Self.batchSize {}
             let group = DispatchGroup()
-            for lane in lanes {
+            for lane in state.lanes {
                 group.enter()
                 lane.dispatch.async {
                     lane.drain()
                     group.leave()
                 }
             }
-            group.notify(queue: watcher) { completion() }
+            group.notify(queue: watcher) { [self] in completion(state.lanes.reduce(0) { $0 + $1.refused }) }
         }
     }
 
     package func stop(completion: @escaping @Sendable () -> Void) {
         watcher.async { [self] in
-            timer?.cancel()
-            timer = nil
-            notifier?.cancel()
-            notifier = nil
+            state.timer?.cancel()
+            state.timer = nil
+            state.notifier?.cancel()
+            state.notifier = nil
             let group = DispatchGroup()
-            for lane in lanes {
+            for lane in state.lanes {
                 group.enter()
                 lane.stop { group.leave() }
             }
@@ -240,28 +248,33 @@ package final class OutboundService: @unchecked Sendable {
     func tick() {
         // Answers nobody collected (a command killed while it waited), once a minute.
         let now = Int64(time(nil))
-        if now - lastSweep >= 60 {
-            lastSweep = now
+        if now - state.lastSweep >= 60 {
+            state.lastSweep = now
             let swept = control.sweep(now: now)
             if swept > 0 { log.log(.info, "uncollected control answers removed", ["count": String(swept)]) }
         }
         let controlStamp = DirectoryStamp(control.directory)
-        if controlWatch.shouldList(controlStamp) {
-            controlWatch.listed(controlStamp, quiet: answerControlRequests() == 0)
+        if state.controlWatch.shouldList(controlStamp) {
+            state.controlWatch.listed(controlStamp, quiet: answerControlRequests() == 0)
         }
         let outboxStamp = DirectoryStamp(outbox)
-        guard outboxWatch.shouldList(outboxStamp) else { return }
+        guard state.outboxWatch.shouldList(outboxStamp) else { return }
         let handled = scanOutbox()
-        outboxWatch.listed(outboxStamp, quiet: handled < Self.batchSize)
+        state.outboxWatch.listed(outboxStamp, quiet: handled < Self.batchSize)
         if handled >= Self.batchSize { watcher.async { [weak self] in self?.scanOutboxWhileFull() } }
     }
 
     /// A backlog (a full batch taken) is taken on at once rather than at the next tick, while
     /// the lanes send what is queued; other work on the watcher's queue goes in between.
     func scanOutboxWhileFull() {
-        guard scanOutbox() >= Self.batchSize, timer != nil else { return }
+        guard scanOutbox() >= Self.batchSize, state.timer != nil else { return }
         watcher.async { [weak self] in self?.scanOutboxWhileFull() }
     }
+
+    /// Takes the outbox once, now, on the watcher's queue (the tests' way in; the daemon takes
+    /// it at each tick).
+    @discardableResult
+    func takeOutbox() -> Int { watcher.sync { scanOutbox() } }
 
     /// Submissions dropped in the outbox (written under a temporary name and renamed, as the
     /// desk does): each is resolved, queued durably, and only then removed; one that cannot be
@@ -282,7 +295,7 @@ package final class OutboundService: @unchecked Sendable {
             log.log(.error, "cannot take submissions", ["reason": error.description])
             return 0
         }
-        self.rejectedFolder = folders.rejected
+        state.rejectedFolder = folders.rejected
         // Submissions taken before a crash come first: queued already (their ids are in a
         // lane), or not.
         var paths = folders.taken.names().filter { !$0.hasPrefix(".") }.sorted().map { (folders.taken.path($0), $0) }
@@ -332,7 +345,7 @@ package final class OutboundService: @unchecked Sendable {
         }
         // Decoding, resolving and building are pure: spread over the cores, results in order.
         let resolved = ResolvedSubmissions(count: pending.count)
-        let resolver = self.resolver
+        let resolver = state.resolver
         let inputs = pending.map { ($0.data, $0.id) }
         DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
             let (data, id) = inputs[index]
@@ -357,7 +370,7 @@ package final class OutboundService: @unchecked Sendable {
             try Self.enqueue(items, queue: queue, except: existing)
             for name in done { folders.taken.remove(name) }
             let touched = Set(items.flatMap { $0.messages.map(\.mailbox) })
-            for lane in lanes where touched.contains(lane.mailbox.name) { lane.kick() }
+            for lane in state.lanes where touched.contains(lane.mailbox.name) { lane.kick() }
             for item in items {
                 log.log(.info, "submission queued", ["queue_id": item.id, "messages": String(item.messages.count), "mailbox": item.messages.first?.mailbox ?? ""])
             }
@@ -376,7 +389,7 @@ package final class OutboundService: @unchecked Sendable {
     /// is written under a fresh name and renamed over `NAME.reason`: a link planted there is
     /// replaced, never written through.
     func reject(name: String, from taken: SharedFolder, reason: String) {
-        if let rejected = rejectedFolder {
+        if let rejected = state.rejectedFolder {
             try? rejected.replace(name + ".reason", with: Array((reason + "\n").utf8))
             if !taken.move(name, to: rejected, as: name) {
                 // A directory in the way, say: the entry must not stay taken (and retried) forever.

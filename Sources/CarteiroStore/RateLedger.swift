@@ -1,11 +1,23 @@
 import Foundation
 
 /// What an outbound mailbox sent lately, for its sending limits (messages per minute,
-/// recipients per day): one line per sent message, `TIME RECIPIENTS`, the last 24 hours kept.
-/// Stored beside the lane's queue, so that a restart does not reset the count.
-package struct RateLedger: Sendable {
+/// recipients per day): one entry per sent message, its time and its number of recipients, the
+/// last 24 hours kept where a restart does not reset the count. The store hands it out
+/// (`OutboundQueueStore.rateLedger`); the limits themselves are worked out here, once.
+package protocol SendingLedger: Sendable {
+    /// Where the ledger is kept, for messages about it.
+    var location: String { get }
+    var entries: [(time: Int64, recipients: Int)] { get }
+    /// Adds a message sent at `now`, drops what is older than a day, and keeps the result.
+    mutating func record(now: Int64, recipients: Int) throws(StoreFailure)
+}
+
+/// The state directory's sending ledger: one line per sent message, `TIME RECIPIENTS`, in the
+/// lane's queue folder.
+package struct RateLedger: SendingLedger {
     package let path: String
     package private(set) var entries: [(time: Int64, recipients: Int)] = []
+    package var location: String { path }
 
     package init(path: String) {
         self.path = path
@@ -17,22 +29,30 @@ package struct RateLedger: Sendable {
         }
     }
 
+    package mutating func record(now: Int64, recipients: Int) throws(StoreFailure) {
+        entries = entries.filter { $0.time > now - 86_400 && $0.time <= now + RateLedgerLimits.allowedSkew }
+        entries.append((now, recipients))
+        let text = entries.map { "\($0.time) \($0.recipients)\n" }.joined()
+        try DurableFiles.replace(path, with: Array(text.utf8))
+    }
+}
+
+extension SendingLedger {
     /// How far ahead of the clock an entry may be and still count: clocks of one machine
     /// disagree by less (an NTP step), while an entry from a clock that ran fast, then was set
     /// right (or a line written by hand), would otherwise hold the lane until that time comes.
-    package static let allowedSkew: Int64 = 300
 
     /// The entries dated more than `allowedSkew` after `now`: never counted (see `wait`), dropped
     /// at the next `record`; for the lane to report once.
     package func future(now: Int64) -> [(time: Int64, recipients: Int)] {
-        entries.filter { $0.time > now + Self.allowedSkew }
+        entries.filter { $0.time > now + RateLedgerLimits.allowedSkew }
     }
 
     /// nil when a message to `recipients` may go now; else when it may. Entries from the
     /// future beyond `allowedSkew` are not counted.
     package func wait(now: Int64, recipients: Int, perMinute: Int?, perDay: Int?) -> Int64? {
         var until: Int64?
-        let entries = self.entries.filter { $0.time <= now + Self.allowedSkew }
+        let entries = self.entries.filter { $0.time <= now + RateLedgerLimits.allowedSkew }
         if let perMinute {
             let recent = entries.filter { $0.time > now - 60 }
             if recent.count >= perMinute, let oldest = recent.dropLast(perMinute - 1).last {
@@ -54,11 +74,11 @@ package struct RateLedger: Sendable {
         }
         return until
     }
+}
 
-    package mutating func record(now: Int64, recipients: Int) throws(DurableFiles.Failure) {
-        entries = entries.filter { $0.time > now - 86_400 && $0.time <= now + Self.allowedSkew }
-        entries.append((now, recipients))
-        let text = entries.map { "\($0.time) \($0.recipients)\n" }.joined()
-        try DurableFiles.replace(path, with: Array(text.utf8))
-    }
+package enum RateLedgerLimits {
+    /// How far ahead of the clock an entry may be and still count: clocks of one machine
+    /// disagree by less (an NTP step), while an entry from a clock that ran fast, then was set
+    /// right (or a line written by hand), would otherwise hold the lane until that time comes.
+    package static let allowedSkew: Int64 = 300
 }

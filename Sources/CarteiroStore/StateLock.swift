@@ -11,7 +11,7 @@ import Foundation
 /// An `flock(2)` on `<state>/carteiro.lock`: the kernel drops it when the process ends, however
 /// it ends, so a SIGKILLed daemon never leaves a stale lock behind. The file holds the holder's
 /// pid, for the message that names it.
-package final class StateLock: Sendable {
+package final class StateLock: StoreClaim {
     package enum Failure: Error, CustomStringConvertible {
         /// Another process holds it; its pid when the file says.
         case held(path: String, pid: Int32?)
@@ -29,6 +29,7 @@ package final class StateLock: Sendable {
 
     package let path: String
     private let descriptor: Int32
+    package var location: String { path }
 
     private init(path: String, descriptor: Int32) {
         self.path = path

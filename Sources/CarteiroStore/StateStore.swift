@@ -32,6 +32,17 @@ package protocol StateStore: Sendable {
 
     /// The outbound queue. `faults` stops its writes at a named step (the crash tests).
     func outboundQueue(faults: (@Sendable (String) throws(StoreFailure) -> Void)?) -> any OutboundQueueStore
+
+    /// Claims the store for this process, without waiting: one daemon at a time polls its
+    /// mailboxes into its spool and drains its queue. Held while the claim is kept; a store
+    /// drops it when its holder ends, however it ends.
+    func claim() throws(StateLock.Failure) -> any StoreClaim
+}
+
+/// A daemon's hold on its store (see `StateStore.claim`): released when the last reference goes.
+package protocol StoreClaim: AnyObject, Sendable {
+    /// What is held, for messages about it (a lock file, a database's lease).
+    var location: String { get }
 }
 
 /// One inbound mailbox's durable state, as the poll and its pipeline use it, in this order:
@@ -81,6 +92,11 @@ extension StateDirectory: StateStore {
     package func outboundQueue(faults: (@Sendable (String) throws(StoreFailure) -> Void)?) -> any OutboundQueueStore {
         OutboundQueue(stateDirectory: root, faults: faults)
     }
+
+    /// The directory's lock file (see `StateLock`).
+    package func claim() throws(StateLock.Failure) -> any StoreClaim {
+        try StateLock.acquire(stateDirectory: root)
+    }
 }
 
 extension MailboxStore: MailboxLedger {}
@@ -120,7 +136,7 @@ package protocol OutboundQueueStore: Sendable {
     func retry(id: String) throws(StoreFailure) -> Bool
     func delete(id: String) -> Bool
     /// What the lane sent lately, for its sending limits.
-    func rateLedger(for lane: String) -> RateLedger
+    func rateLedger(for lane: String) -> any SendingLedger
     /// Records which contract each request belongs to (see `RequestContracts`), before the
     /// messages about them are queued.
     func recordContracts(_ pairs: [(request: String, contract: String)]) throws(StoreFailure)
@@ -128,7 +144,7 @@ package protocol OutboundQueueStore: Sendable {
 
 extension OutboundQueue: OutboundQueueStore {
     package func changeStamp(of lane: String) -> DirectoryStamp? { DirectoryStamp(self.lane(lane)) }
-    package func rateLedger(for lane: String) -> RateLedger { RateLedger(path: root + "/" + lane + "/.rate") }
+    package func rateLedger(for lane: String) -> any SendingLedger { RateLedger(path: root + "/" + lane + "/.rate") }
 
     package func recordContracts(_ pairs: [(request: String, contract: String)]) throws(StoreFailure) {
         guard !pairs.isEmpty else { return }

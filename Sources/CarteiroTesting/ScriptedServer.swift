@@ -2,18 +2,18 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 /// A TCP server on 127.0.0.1 that plays a script: a greeting, then for each line it receives,
 /// the reply `respond` gives (nil: stay silent). For servers that lie, stall or lack a feature
 /// that the real lab servers have: "accepts and never answers", "IMAP without STARTTLS".
-package final class ScriptedServer: @unchecked Sendable {
+package final class ScriptedServer: Sendable {
     package let port: Int
     private let listener: Int32
     private let greeting: String?
     private let respond: @Sendable (String, Writer) -> Void
-    private let lock = NSLock()
-    private var clients: [Int32] = []
-    private var stopped = false
+    /// The connected clients, and whether the server was stopped.
+    private let connections = Mutex<(clients: [Int32], stopped: Bool)>(([], false))
 
     /// The client's side of the connection, for servers that flood or trickle: each write
     /// says whether the client is still there.
@@ -74,35 +74,36 @@ package final class ScriptedServer: @unchecked Sendable {
     /// Stops accepting and hangs up on every client. File descriptors are closed only by the
     /// threads that use them, so a number reused by another socket is never touched here.
     package func stop() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !stopped else { return }
-        stopped = true
-        shutdown(listener, Int32(SHUT_RDWR))
-        for client in clients { shutdown(client, Int32(SHUT_RDWR)) }
+        connections.withLock { connections in
+            guard !connections.stopped else { return }
+            connections.stopped = true
+            shutdown(listener, Int32(SHUT_RDWR))
+            for client in connections.clients { shutdown(client, Int32(SHUT_RDWR)) }
+        }
     }
 
     private func acceptLoop() {
         while true {
             let client = accept(listener, nil, nil)
-            lock.lock()
+            let failure = errno
+            let stopped = connections.withLock { connections in
+                if client >= 0 && !connections.stopped { connections.clients.append(client) }
+                return connections.stopped
+            }
             if client < 0 || stopped {
-                lock.unlock()
                 if client >= 0 { close(client) }
-                if stopped || (errno != EINTR && errno != ECONNABORTED) {
+                if stopped || (failure != EINTR && failure != ECONNABORTED) {
                     close(listener)
                     return
                 }
                 continue
             }
-            clients.append(client)
-            lock.unlock()
             let thread = Thread { [self] in
                 serve(client)
-                lock.lock()
-                clients.removeAll { $0 == client }
-                close(client)
-                lock.unlock()
+                connections.withLock { connections in
+                    connections.clients.removeAll { $0 == client }
+                    close(client)
+                }
             }
             thread.start()
         }

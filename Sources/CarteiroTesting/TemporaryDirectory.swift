@@ -1,7 +1,7 @@
 import Foundation
 
 /// A fresh directory per test, removed when the value is released: tests run in parallel.
-package final class TemporaryDirectory: @unchecked Sendable {
+package final class TemporaryDirectory: Sendable {
     package let path: String
 
     package init() throws {

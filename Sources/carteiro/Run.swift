@@ -88,9 +88,9 @@ struct Run: ParsableCommand {
             throw ExitCode(77) // EX_NOPERM
         }
         // One process a state directory, before anything in it is read or recovered.
-        let lock: StateLock
+        let lock: any StoreClaim
         do {
-            lock = try StateLock.acquire(stateDirectory: configuration.daemon.stateDirectory)
+            lock = try StateDirectory(root: configuration.daemon.stateDirectory, spool: configuration.events.spool).claim()
         } catch {
             Output.error("carteiro: cannot start: \(error)")
             if case .held = error { throw ExitCode(75) } // EX_TEMPFAIL: try again once the other one stops

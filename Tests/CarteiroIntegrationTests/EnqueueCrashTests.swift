@@ -44,12 +44,12 @@ struct EnqueueCrashTests {
             .write(toFile: state + "/outbox/three.json", atomically: true, encoding: .utf8)
         let injector = Injector(at: step)
         let first = try OutboundService(configuration: configuration, environment: [:], log: DaemonLog(), queueFaults: injector.step)
-        first.scanOutbox()
+        first.takeOutbox()
         Self.stop(first)
         if step != nil {
             // The next start: no faults.
             let second = try OutboundService(configuration: configuration, environment: [:], log: DaemonLog())
-            second.scanOutbox()
+            second.takeOutbox()
             Self.stop(second)
         }
         return (state, injector.steps, directory)

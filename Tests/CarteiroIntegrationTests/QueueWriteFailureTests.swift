@@ -42,7 +42,7 @@ struct QueueWriteFailureTests {
         let service = try OutboundService(configuration: configuration, environment: [:], log: log, laneFaults: { step throws(DurableFiles.Failure) in
             if step == "write" { throw DurableFiles.Failure(description: "no space left on device (injected)") }
         })
-        service.scanOutbox()
+        service.takeOutbox()
         #expect(waitUntil(timeout: .seconds(15)) { captured.all.contains { $0.1 == "cannot record a delivery attempt in the queue" } },
                 "\(captured.all.map(\.1))")
         let line = try #require(captured.all.first { $0.1 == "cannot record a delivery attempt in the queue" })
