@@ -16,6 +16,9 @@ package enum AutomaticMail {
         if let precedence = header.text("precedence")?.lowercased().trimmingCharacters(in: " "),
            ["bulk", "junk", "list"].contains(precedence) {
             flags.append("bulk")
+        } else if header.contains("list-id") || header.contains("mailing-list") {
+            // A list's mail without Precedence (ezmlm's Mailing-List:, RFC 2919's List-Id:).
+            flags.append("bulk")
         }
         if let address = from?.address.lowercased(), ownAddresses.contains(address) {
             flags.append("loop")

@@ -71,6 +71,12 @@ package struct EventBuilder: Sendable {
                                  messageSize: input.size, attachments: stored, problems: message.problems,
                                  rawPath: "raw/\(id).eml", delivery: nil)
         let report = DeliveryReport.read(message)
+        if report != nil || AutomaticMail.looksLikeBounce(message.header, from: message.from) {
+            // A bounce is a bounce whatever else its headers say: a desk that sets auto-replies
+            // aside must not set these aside with them.
+            event.flags.removeAll { $0 == "auto-replied" || $0 == "auto-generated" }
+            event.flags.append("bounce")
+        }
         if let report {
             // A bounce never opens a request: the returned message's keyed Message-ID names its
             // request, else its subject's tag; a bounce that names none is flagged as such.
@@ -82,13 +88,25 @@ package struct EventBuilder: Sendable {
             } else if let subject = report.originalSubject, let request = threading.request(fromSubject: subject) {
                 event.request = request
                 event.matchedBy = "subject-tag"
-            } else {
-                event.flags.append("bounce")
             }
         } else if AutomaticMail.looksLikeBounce(message.header, from: message.from) {
             event.type = "delivery.failed"
             event.delivery = DeliveryReport(originalMessageID: nil, failedRecipients: [], originalSubject: nil)
-            event.flags.append("bounce")
+        } else if let receipt = ReadReceipt.read(message) {
+            // A read receipt never opens a request either: matched like a bounce (its report's
+            // Original-Message-ID, the returned subject's tag), else as a reply is.
+            event.type = "delivery.receipt"
+            event.receipt = receipt
+            if let original = receipt.originalMessageID, let request = threading.request(fromMessageID: original) {
+                event.request = request
+                event.matchedBy = "message-id"
+            } else if let subject = receipt.originalSubject, let request = threading.request(fromSubject: subject) {
+                event.request = request
+                event.matchedBy = "subject-tag"
+            } else if let match = threading.match(message), match.rule != .subjectTag || contractOfRequest(match.request).map({ $0 == input.contract }) ?? true {
+                event.request = match.request
+                event.matchedBy = match.rule.rawValue
+            }
         } else if let match = threading.match(message) {
             let owner = contractOfRequest(match.request)
             let foreign = owner != nil && owner != input.contract

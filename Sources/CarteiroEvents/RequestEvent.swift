@@ -66,10 +66,27 @@ package struct StoredAttachment: Sendable {
 
     package static func path(forSHA256 hex: String) -> String { "attachments/\(hex.prefix(2))/\(hex)" }
 
+    /// The names mail programs give the parts that come without one.
+    static let knownNames: [String: String] = [
+        "application/pgp-signature": "signature.asc",
+        "application/pgp-keys": "key.asc",
+        "application/pgp-encrypted": "version.txt",
+        "application/pkcs7-signature": "smime.p7s",
+        "application/x-pkcs7-signature": "smime.p7s",
+        "application/pkcs7-mime": "smime.p7m",
+        "application/x-pkcs7-mime": "smime.p7m",
+        "text/calendar": "invite.ics",
+        "text/plain": "attachment.txt",
+        "message/delivery-status": "delivery-status.txt",
+        "message/disposition-notification": "disposition-notification.txt",
+        "text/rfc822-headers": "headers.txt",
+    ]
+
     /// The file name as the sender wrote it may hold anything (`../`, `/etc/x`, NUL, CR/LF, a
     /// thousand characters): `filename` keeps it, and this is a name the desk can give a file.
     /// The last path component only, control characters and `/ \ : * ? " < > |` replaced by
-    /// `_`, no leading dot or dash, at most 200 bytes (the extension kept), never empty.
+    /// `_`, no leading dot or dash, at most 200 bytes (the extension kept), never empty
+    /// (a part without a name gets the one mail programs give it: `signature.asc` …).
     package static func safeName(_ original: String?, contentType: String) -> String {
         var name = ""
         for scalar in (original ?? "").unicodeScalars {
@@ -90,6 +107,7 @@ package struct StoredAttachment: Sendable {
             while stem.utf8.count + keep.utf8.count > 200 { stem.removeLast() }
             name = stem + keep
         }
+        if name.isEmpty, let known = knownNames[contentType.lowercased()] { name = known }
         if name.isEmpty {
             let type = contentType.lowercased()
             let subtype = type == "message/rfc822" ? "eml"
@@ -119,6 +137,8 @@ package struct RequestEvent: Sendable {
     package var delivery: DeliveryReport?
     /// The subject carried the tag of request R of another contract: not attached to it.
     package var tagOfOtherContract: String?
+    /// What a read receipt says (`delivery.receipt`).
+    package var receipt: ReadReceipt?
 
     package func json() -> JSONValue {
         var members: [(String, JSONValue)] = [
@@ -139,6 +159,13 @@ package struct RequestEvent: Sendable {
                 ("failed_recipients", .array(delivery.failedRecipients.map { recipient in
                     .object([("address", .string(recipient.address)), ("status", .optional(recipient.status)), ("diagnostic", .optional(recipient.diagnostic))])
                 })),
+            ])))
+        }
+        if let receipt {
+            members.append(("receipt", .object([
+                ("original_message_id", .optional(receipt.originalMessageID)),
+                ("disposition", .optional(receipt.disposition)),
+                ("recipient", .optional(receipt.recipient)),
             ])))
         }
         if !problems.isEmpty { members.append(("problems", .array(problems.map(JSONValue.string)))) }
@@ -213,6 +240,14 @@ package struct RequestEvent: Sendable {
                 w.endObject()
             }
             w.endArray()
+            w.endObject()
+        }
+        if let receipt {
+            w.key("receipt")
+            w.beginObject()
+            w.key("original_message_id"); w.optional(receipt.originalMessageID)
+            w.key("disposition"); w.optional(receipt.disposition)
+            w.key("recipient"); w.optional(receipt.recipient)
             w.endObject()
         }
         if !problems.isEmpty { w.key("problems"); w.strings(problems) }

@@ -14,8 +14,38 @@ import Foundation
 package enum FuzzTargets {
     package static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
         ("config", config), ("message", message), ("imap", imap), ("pop3", pop3), ("smtp", smtp), ("submission", submission),
-        ("json", json),
+        ("json", json), ("tnef", tnef), ("uuencode", uuencode),
     ]
+
+    /// An Outlook `winmail.dat` as a stranger may craft it: its attributes, MAPI properties,
+    /// compressed RTF and the RTF inside, each read alone too. What comes out is never larger
+    /// than what the format allows from this input.
+    package static func tnef(_ bytes: [UInt8]) {
+        if let content = TNEF.read(bytes) {
+            let files = content.attachments.reduce(0) { $0 + $1.data.count }
+            if files > bytes.count { fatalError("TNEF attachments larger than the stream") }
+            if content.attachments.count > 500 { fatalError("TNEF attachments beyond the cap") }
+        }
+        if let rtf = CompressedRTF.decompress(bytes), rtf.count > MessageLimits.maximumDecodedBytes {
+            fatalError("compressed RTF beyond the cap")
+        }
+        let document = RTFText.read(bytes)
+        if (document.text?.utf8.count ?? 0) > bytes.count * 4 + 16 { fatalError("RTF text larger than its source allows") }
+        // As the message parser meets it: a TNEF part of an Outlook message.
+        let message = Array("Content-Type: application/ms-tnef\r\n\r\n".utf8) + bytes
+        _ = MailMessage.parse(message)
+    }
+
+    /// Old encodings in text: uuencoded blocks (and a body in that transfer encoding) and BinHex.
+    /// Decoding never grows past the input; the text loses only the blocks taken out.
+    package static func uuencode(_ bytes: [UInt8]) {
+        let (text, files) = UUEncode.extract(from: bytes)
+        if text.count > bytes.count { fatalError("uuencode extraction grew the text") }
+        if files.reduce(0, { $0 + $1.data.count }) > bytes.count { fatalError("uuencoded files larger than their text") }
+        if files.isEmpty && text != bytes { fatalError("text changed without a block taken out") }
+        if UUEncode.decodeBody(bytes).data.count > bytes.count { fatalError("a uuencoded body grew") }
+        if let file = BinHex.decode(bytes), file.data.count > MessageLimits.maximumDecodedBytes { fatalError("BinHex beyond the cap") }
+    }
 
     /// Carteiro's own files read back (a state file cut short, a control request planted by a
     /// member of the desk's group): parsed, and what parses renders and parses again the same.

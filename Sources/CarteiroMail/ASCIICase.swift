@@ -20,3 +20,40 @@ extension String {
         }
     }
 }
+
+/// Searches in bytes for ASCII text whatever its case (HTML tags).
+enum ASCIICase {
+    static func matches(_ needle: [UInt8], in bytes: ArraySlice<UInt8>, at index: Int) -> Bool {
+        guard bytes.endIndex - index >= needle.count else { return false }
+        for (offset, expected) in needle.enumerated() {
+            let byte = bytes[index + offset]
+            let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if lowered != expected { return false }
+        }
+        return true
+    }
+
+    /// Where `needle` (lower case) first starts in `bytes`.
+    static func firstIndex(of needle: String, in bytes: ArraySlice<UInt8>) -> Int? {
+        let needle = Array(needle.utf8)
+        guard let head = needle.first else { return nil }
+        var i = bytes.startIndex
+        while let found = bytes[i...].firstIndex(where: { $0 | 0x20 == head }) {
+            if matches(needle, in: bytes, at: found) { return found }
+            i = found + 1
+        }
+        return nil
+    }
+
+    /// Where `needle` (lower case) last starts in `bytes`.
+    static func lastIndex(of needle: String, in bytes: ArraySlice<UInt8>) -> Int? {
+        let needle = Array(needle.utf8)
+        guard let head = needle.first else { return nil }
+        var end = bytes.endIndex
+        while let found = bytes[bytes.startIndex..<end].lastIndex(where: { $0 | 0x20 == head }) {
+            if matches(needle, in: bytes, at: found) { return found }
+            end = found
+        }
+        return nil
+    }
+}

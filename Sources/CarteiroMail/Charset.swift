@@ -33,8 +33,12 @@ package enum Charset {
 
     /// Decodes as the message claims, and when that fails (a "lying charset"), as UTF-8, then
     /// as Windows-1252, which accepts any byte: text is never dropped.
+    /// UTF-16 that does not decode (an odd length, a lone surrogate) is read as UTF-16 still,
+    /// what cannot be read replaced by U+FFFD: as Windows-1252 it would be every other
+    /// character a NUL.
     package static func decodeLeniently<Bytes: Collection>(_ bytes: Bytes, charset: String?) -> (text: String, exact: Bool) where Bytes.Element == UInt8 {
         if let charset, let text = decode(bytes, charset: charset) { return (text, true) }
+        if let charset, let order = utf16ByteOrder(normalized(charset)) { return (utf16(Array(bytes), order: order), false) }
         if let text = String(validating: bytes, as: UTF8.self) { return (text, charset == nil) }
         return (windows1252(bytes), false)
     }
@@ -48,6 +52,38 @@ package enum Charset {
         if name == "utf-8" || name == "us-ascii" || name == "iso-8859-1" { return true }
         return !(name.hasPrefix("utf-16") || name.hasPrefix("utf-32") || name.hasPrefix("ucs-") || name.hasPrefix("utf16") || name.hasPrefix("utf32")
                  || name.hasPrefix("unicode") || name.hasPrefix("ebcdic") || Self.ebcdic.contains(name))
+    }
+
+    enum ByteOrder { case little, big, marked }
+
+    /// The byte order a UTF-16 label names (`marked`: from the byte order mark, else big-endian
+    /// as RFC 2781 §4.3 says); nil for other charsets.
+    static func utf16ByteOrder(_ name: String) -> ByteOrder? {
+        switch name {
+        case "utf-16le", "utf16le", "unicodelittleunmarked": .little
+        case "utf-16be", "utf16be", "unicodebigunmarked": .big
+        case "utf-16", "utf16", "ucs-2", "ucs2", "unicode": .marked
+        default: nil
+        }
+    }
+
+    /// UTF-16 read leniently: a trailing odd byte dropped, lone surrogates as U+FFFD.
+    static func utf16(_ bytes: [UInt8], order: ByteOrder) -> String {
+        var start = 0
+        var little = order == .little
+        if order == .marked, bytes.count >= 2 {
+            if bytes[0] == 0xFF && bytes[1] == 0xFE { little = true; start = 2 }
+            else if bytes[0] == 0xFE && bytes[1] == 0xFF { start = 2 }
+        }
+        var units: [UInt16] = []
+        units.reserveCapacity((bytes.count - start) / 2)
+        var i = start
+        while i + 1 < bytes.count {
+            let (a, b) = (UInt16(bytes[i]), UInt16(bytes[i + 1]))
+            units.append(little ? b << 8 | a : a << 8 | b)
+            i += 2
+        }
+        return String(decoding: units, as: UTF16.self)
     }
 
     static let ebcdic: Set<String> = ["cp037", "ibm037", "cp500", "ibm500", "cp875", "cp1026", "cp1047", "ibm1047", "cp1140", "ibm1140"]

@@ -39,7 +39,10 @@ package struct MIMEHeaderValue: Sendable, Hashable {
                 i += 1
                 var out: [UInt8] = []
                 while i < raw.count, raw[i] != UInt8(ascii: "\"") {
-                    if raw[i] == UInt8(ascii: "\\"), i + 1 < raw.count { i += 1 }
+                    // A backslash quotes the next character only when that is one that needs it
+                    // (a quote, a backslash): Netscape and Outlook write Windows paths unquoted,
+                    // `filename="C:\TEMP\nsmail.png"`, and the name must keep its backslashes.
+                    if raw[i] == UInt8(ascii: "\\"), i + 1 < raw.count, raw[i + 1] == UInt8(ascii: "\"") || raw[i + 1] == UInt8(ascii: "\\") { i += 1 }
                     if raw[i] != 13 && raw[i] != 10 { out.append(raw[i]) }
                     i += 1
                 }
@@ -56,13 +59,23 @@ package struct MIMEHeaderValue: Sendable, Hashable {
         var parameters: [String: String] = [:]
         var extended: [String: [(index: Int, encoded: Bool, value: [UInt8])]] = [:]
         while i < raw.count {
-            while i < raw.count, raw[i] != UInt8(ascii: ";") { i += 1 }
-            guard i < raw.count else { break }
-            i += 1
+            // Parameters follow a `;`; one that follows without it (`multipart/mixed
+            // boundary="x"`, as some mailers write) is read too, or the part would be lost.
             skipSpaceAndComments()
+            guard i < raw.count else { break }
+            if raw[i] == UInt8(ascii: ";") {
+                i += 1
+                continue
+            }
+            let start = i
             let name = token().lowercasedMailToken
             skipSpaceAndComments()
-            guard i < raw.count, raw[i] == UInt8(ascii: "="), !name.isEmpty else { continue }
+            guard i < raw.count, raw[i] == UInt8(ascii: "="), !name.isEmpty else {
+                // Not a parameter: skipped up to the next `;` (at least a byte, so this ends).
+                if i == start { i += 1 }
+                while i < raw.count, raw[i] != UInt8(ascii: ";") { i += 1 }
+                continue
+            }
             i += 1
             skipSpaceAndComments()
             let value = valueText()

@@ -10,6 +10,10 @@ package enum EncodedWords {
     /// Linear in the length of `raw`, whatever it holds: a subject of a million unclosed
     /// `=?x?q?` openings must not cost a scan to the end for each of them.
     package static func decode(_ raw: [UInt8]) -> String {
+        UTF8Validation.withoutNUL(decodeWords(raw))
+    }
+
+    static func decodeWords(_ raw: [UInt8]) -> String {
         guard raw.contains(UInt8(ascii: "=")) else { return plain(raw) }
         var out = ""
         var i = 0

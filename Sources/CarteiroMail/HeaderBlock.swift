@@ -60,10 +60,9 @@ package struct HeaderBlock: Sendable {
                 } else {
                     block.isDamaged = true
                 }
-            } else if let colon = bytes[i..<contentEnd].firstIndex(of: UInt8(ascii: ":")),
-                      colon > i, bytes[i..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
+            } else if let colon = bytes[i..<contentEnd].firstIndex(of: UInt8(ascii: ":")), let nameEnd = Self.nameEnd(bytes, from: i, colon: colon) {
                 flush()
-                let name = String(decoding: bytes[i..<colon], as: UTF8.self)
+                let name = String(decoding: bytes[i..<nameEnd], as: UTF8.self)
                 current = (name, name.lowercasedMailToken, (colon + 1)..<contentEnd, nil)
             } else if block.fields.isEmpty && current == nil && (bytes[i..<contentEnd].starts(with: "From ".utf8)) {
                 // An mbox "From " line before the header: not part of the message.
@@ -78,6 +77,15 @@ package struct HeaderBlock: Sendable {
         }
         flush()
         return (block, end)
+    }
+
+    /// Where a field's name ends, when `from..<colon` is one: printable ASCII, then (the obsolete
+    /// syntax RFC 5322 §4.5 says must still be read: `Subject : x`) blanks before the colon.
+    static func nameEnd(_ bytes: ArraySlice<UInt8>, from start: Int, colon: Int) -> Int? {
+        var end = colon
+        while end > start, bytes[end - 1] == 32 || bytes[end - 1] == 9 { end -= 1 }
+        guard end > start, bytes[start..<end].allSatisfy({ $0 > 32 && $0 < 127 }) else { return nil }
+        return end
     }
 
     static func trim(_ value: [UInt8]) -> [UInt8] { trim(value[...]) }

@@ -26,8 +26,15 @@ package struct MIMEEntity: Sendable {
         switch encoding {
         case "base64": return TransferEncoding.base64(rawBody)
         case "quoted-printable": return TransferEncoding.quotedPrintable(rawBody)
+        case "x-uuencode", "uuencode", "x-uue", "uue": return UUEncode.decodeBody(rawBody).data
         default: return Array(rawBody)
         }
+    }
+
+    /// Whether the body is uuencoded (`x-uuencode` and its other names).
+    package var isUUEncoded: Bool {
+        let encoding = header.raw("content-transfer-encoding").map { String(decoding: HeaderBlock.trim($0), as: UTF8.self).lowercasedMailToken } ?? ""
+        return ["x-uuencode", "uuencode", "x-uue", "uue"].contains(encoding)
     }
 
     /// The filename, from Content-Disposition or (older clients) Content-Type's `name`.

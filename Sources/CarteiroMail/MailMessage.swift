@@ -43,6 +43,11 @@ package struct MailMessage: Sendable {
     package var problems: [String]
     /// The MIME type of the top entity (multipart/report for delivery reports …).
     package var contentType: MIMEHeaderValue
+    /// Where the attachments stood when the last HTML piece was read (see `joinHTML`).
+    var htmlPiecesEnd = 0
+    /// The message class a TNEF part named (`IPM.Note`, `REPORT.IPM.Note.IPNRN` for a read
+    /// receipt), when there was one.
+    package var tnefMessageClass: String?
     package var root: MIMEEntity
 
     package static func parse(_ bytes: [UInt8]) -> MailMessage {
@@ -65,10 +70,10 @@ package struct MailMessage: Sendable {
             replyTo: header.raw("reply-to").map(AddressList.parse) ?? [],
             subject: header.text("subject"),
             textUTF8: nil, htmlUTF8: nil, attachments: [], problems: [],
-            contentType: root.contentType, root: root)
+            contentType: root.contentType, htmlPiecesEnd: 0, tnefMessageClass: nil, root: root)
         if header.fields.isEmpty { message.problems.append("no header") }
         message.collect(root, inAlternative: false)
-        if message.textUTF8 == nil, let html = message.html { message.text = HTMLText.render(html) }
+        if message.textUTF8?.isEmpty != false, let html = message.html { message.text = HTMLText.render(html) }
         return message
     }
 
@@ -101,6 +106,19 @@ package struct MailMessage: Sendable {
                                                  contentType: type, data: entity.decodedBody, contentID: nil, isInline: false))
             return
         }
+        if Self.isTNEF(type: type, filename: entity.filename) {
+            // Outlook's rich text wrapper: its body and files are what the sender attached.
+            if let tnef = TNEF.read(entity.decodedBody) {
+                absorb(tnef)
+                return
+            }
+            problems.append("TNEF attachment could not be read")
+        }
+        if type == "application/mac-binhex40" || type == "application/x-mac-binhex40", let file = BinHex.decode(entity.decodedBody) {
+            attachments.append(MessageAttachment(filename: file.name, contentType: Self.guessType(file.name), data: file.data,
+                                                 contentID: nil, isInline: false))
+            return
+        }
         let isBodyCandidate = !entity.isAttachment && entity.filename == nil
         if isBodyCandidate && (type == "text/plain" || type == "text/html") {
             let charset = entity.contentType.parameters["charset"]
@@ -121,17 +139,88 @@ package struct MailMessage: Sendable {
                 decoded = (Array(Self.normalizedLineEnds(text).utf8), exact)
             }
             if !decoded.exact { problems.append("text not in its declared charset \(entity.contentType.parameters["charset"] ?? "")") }
+            decoded.utf8 = UTF8Validation.withoutNUL(decoded.utf8)
             if type == "text/plain" {
-                if textUTF8 == nil { textUTF8 = decoded.utf8; return }
-                if !inAlternative { textUTF8! += [10] + decoded.utf8; return }
+                // Files uuencoded into the text (`begin 644 name` … `end`) are attachments.
+                let (text, files) = UUEncode.extract(from: decoded.utf8)
+                for file in files {
+                    attachments.append(MessageAttachment(filename: file.name, contentType: Self.guessType(file.name), data: file.data, contentID: nil, isInline: false))
+                }
+                if textUTF8 == nil { textUTF8 = text; return }
+                if !inAlternative { textUTF8! += [10] + text; return }
             } else if htmlUTF8 == nil {
                 htmlUTF8 = decoded.utf8
+                htmlPiecesEnd = attachments.count
+                return
+            } else if !inAlternative {
+                // HTML in pieces between inline images (Apple Mail): one document, in order,
+                // each image that came between two pieces shown where it stood.
+                let images = attachments[htmlPiecesEnd...].filter { $0.isInline && $0.contentType.hasPrefix("image/") }.compactMap(\.contentID)
+                let between = images.map { "<img src=\"cid:\($0)\">" }.joined()
+                htmlUTF8 = Self.joinHTML(htmlUTF8!, decoded.utf8, between: Array(between.utf8))
+                htmlPiecesEnd = attachments.count
                 return
             }
         }
         let contentID = entity.contentID.map { $0.hasPrefix("<") && $0.hasSuffix(">") ? String($0.dropFirst().dropLast()) : $0 }
-        attachments.append(MessageAttachment(filename: entity.filename, contentType: type, data: entity.decodedBody,
+        let filename = entity.filename ?? (entity.isUUEncoded ? UUEncode.decodeBody(entity.rawBody).name : nil)
+        attachments.append(MessageAttachment(filename: filename, contentType: type, data: entity.decodedBody,
                                              contentID: contentID, isInline: entity.disposition?.value == "inline" || (entity.disposition == nil && contentID != nil)))
+    }
+
+    static func isTNEF(type: String, filename: String?) -> Bool {
+        type == "application/ms-tnef" || type == "application/vnd.ms-tnef"
+            || (type == "application/octet-stream" && filename?.lowercased() == "winmail.dat")
+    }
+
+    /// What a TNEF attachment held: its files, and its body where the message has none.
+    mutating func absorb(_ tnef: TNEF.Content) {
+        // Outlook sends an empty text part beside the TNEF: the TNEF's body is the message's.
+        if textUTF8?.isEmpty != false, let text = tnef.text { textUTF8 = Self.normalizedLineEnds(Array(UTF8Validation.withoutNUL(text).utf8)) }
+        if htmlUTF8?.isEmpty != false, let html = tnef.html { htmlUTF8 = Array(UTF8Validation.withoutNUL(html).utf8) }
+        if tnefMessageClass == nil { tnefMessageClass = tnef.messageClass }
+        for file in tnef.attachments {
+            attachments.append(MessageAttachment(filename: file.name, contentType: file.contentType ?? file.name.map(Self.guessType) ?? "application/octet-stream",
+                                                 data: file.data, contentID: file.contentID, isInline: file.contentID != nil))
+        }
+        problems.append(contentsOf: tnef.problems)
+    }
+
+    /// Two HTML pieces as one document: `between`, then the second's body, go before the
+    /// first's `</body>`.
+    static func joinHTML(_ first: [UInt8], _ second: [UInt8], between: [UInt8] = []) -> [UInt8] {
+        var body = second[...]
+        if let open = ASCIICase.firstIndex(of: "<body", in: body), let close = body[open...].firstIndex(of: UInt8(ascii: ">")) {
+            body = body[(close + 1)...]
+        }
+        if let end = ASCIICase.lastIndex(of: "</body", in: body) { body = body[..<end] }
+        guard let insertAt = ASCIICase.lastIndex(of: "</body", in: first[...]) else { return first + [10] + between + body }
+        return Array(first[..<insertAt]) + [10] + between + body + first[insertAt...]
+    }
+
+    /// A content type from a file name's extension, for files that came without one
+    /// (uuencoded, BinHex, TNEF): the common ones, else application/octet-stream.
+    static func guessType(_ name: String) -> String {
+        let ext = name.split(separator: ".").last.map { $0.lowercased() } ?? ""
+        switch ext {
+        case "pdf": return "application/pdf"
+        case "png": return "image/png"
+        case "jpg", "jpeg": return "image/jpeg"
+        case "gif": return "image/gif"
+        case "bmp": return "image/bmp"
+        case "tif", "tiff": return "image/tiff"
+        case "txt": return "text/plain"
+        case "htm", "html": return "text/html"
+        case "rtf": return "application/rtf"
+        case "zip": return "application/zip"
+        case "doc": return "application/msword"
+        case "xls": return "application/vnd.ms-excel"
+        case "ppt": return "application/vnd.ms-powerpoint"
+        case "docx": return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        case "xlsx": return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        case "eml": return "message/rfc822"
+        default: return "application/octet-stream"
+        }
     }
 
     /// Line ends as "\n" (CRLF, the "\r\r\n" of Outlook's encoded CRs, and lone CRs), and no

@@ -9,4 +9,7 @@ package enum MessageLimits {
     package static let maximumMIMEDepth = 24
     /// Parts in one message, all levels counted.
     package static let maximumParts = 2000
+    /// What one part may decode to (a BinHex run, a TNEF attachment, compressed RTF): past it,
+    /// the part is kept as it came.
+    package static let maximumDecodedBytes = 64 << 20
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CByteSearch
 
 /// Whether bytes are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
@@ -20,5 +23,24 @@ package enum UTF8Validation {
             guard let base = buffer.baseAddress else { return true }
             return carteiro_utf8_valid_plain(base, buffer.count) != 0
         }
+    }
+
+    /// U+0000 as U+FFFD: mail text never means a NUL, and a desk that keeps events in
+    /// PostgreSQL (`jsonb`) cannot store one. Nothing is copied when there is none.
+    package static func withoutNUL(_ text: String) -> String {
+        guard text.utf8.contains(0) else { return text }
+        return String(decoding: withoutNUL(Array(text.utf8)), as: UTF8.self)
+    }
+
+    /// The same on UTF-8 bytes.
+    package static func withoutNUL(_ bytes: [UInt8]) -> [UInt8] {
+        let hasNUL = bytes.withUnsafeBufferPointer { buffer in buffer.baseAddress.map { memchr($0, 0, buffer.count) != nil } ?? false }
+        guard hasNUL else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 16)
+        for byte in bytes {
+            if byte == 0 { out += [0xEF, 0xBF, 0xBD] } else { out.append(byte) }
+        }
+        return out
     }
 }
