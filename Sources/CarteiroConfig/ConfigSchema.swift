@@ -255,6 +255,7 @@ package enum ConfigType: Sendable {
         case .strings: "an array of strings, such as [\"a\", \"b\"]"
         case .integer(let range): "an integer from \(range.lowerBound) to \(range.upperBound)"
         case .boolean: "true or false"
+        case .duration(let minimum) where minimum > 0: "a duration such as \"30s\", \"5m\", \"1h\" or \"2d\", at least \(ConfigDuration.format(.seconds(minimum)))"
         case .duration: "a duration such as \"30s\", \"5m\", \"1h\" or \"2d\""
         case .size: "a size such as \"512KB\", \"25MB\" or \"1GB\""
         case .choice(let values): "one of " + values.map { "\"\($0)\"" }.joined(separator: ", ")

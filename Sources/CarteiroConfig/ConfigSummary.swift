@@ -24,14 +24,15 @@ package enum ConfigSummary {
                 if let mailbox = c.inbound(name) { out.append("  inbound   " + describe(mailbox)) }
             }
             if let name = contract.outboundMailbox, let mailbox = c.outbound(name) {
-                out.append("  outbound  " + describe(mailbox))
+                out.append("  outbound  " + describe(mailbox) + (name == c.daemon.systemOutbound ? "  (also the system's)" : ""))
             } else {
                 out.append("  outbound  (none: steps with mailbox = \"contract\" use the system's, \(c.daemon.systemOutbound))")
             }
         }
         let unowned = c.inboundMailboxes.filter { c.contract(owning: $0.name) == nil }
-        let usedOutbound = Set(c.contracts.compactMap(\.outboundMailbox) + [c.daemon.systemOutbound])
-        let otherOutbound = c.outboundMailboxes.filter { !usedOutbound.contains($0.name) || $0.name == c.daemon.systemOutbound }
+        // A contract's own mailbox is listed under its contract (the system's too, if it is one).
+        let contractOutbound = Set(c.contracts.compactMap(\.outboundMailbox))
+        let otherOutbound = c.outboundMailboxes.filter { !contractOutbound.contains($0.name) }
         if !unowned.isEmpty || !otherOutbound.isEmpty {
             out.append("")
             out.append("mailboxes outside contracts")
@@ -77,7 +78,8 @@ package enum ConfigSummary {
     static func describe(_ mailbox: InboundMailbox) -> String {
         let tls = mailbox.provider.usesImplicitTLS ? "" : (mailbox.starttls ? "+STARTTLS" : " (plain text allowed)")
         let folder = mailbox.provider.family.hasFolders ? " \(mailbox.folder)" : ""
-        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user)\(oauth(mailbox.oauth)), every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)"
+        return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user)\(oauth(mailbox.oauth)), "
+            + (mailbox.enabled ? "every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)" : "DISABLED (enabled = false): not polled")
             + described(mailbox.description)
     }
 

@@ -220,11 +220,13 @@ package final class Daemon: Sendable {
         }
         notifier.ready(status: queue.sync { statusLine() })
         // STATUS= follows the mailboxes' health.
-        // Retention: an hour after the start, then every hour, off the daemon's queue.
+        // Retention: a minute after the start, then every hour, off the daemon's queue.
         let retentionTimer = DispatchSource.makeTimerSource(queue: queue)
         // CARTEIRO_RETENTION_EVERY=SECONDS runs it more often (tests, or a disk filling up fast).
         let every = environment["CARTEIRO_RETENTION_EVERY"].flatMap(Int.init).map { min(max($0, 1), 86_400) } ?? 3600
-        retentionTimer.schedule(deadline: .now() + .seconds(every), repeating: .seconds(every))
+        // The first a minute after the start (a daemon restarted every hour would otherwise never
+        // clean), then every `every`.
+        retentionTimer.schedule(deadline: .now() + .seconds(min(every, 60)), repeating: .seconds(every))
         retentionTimer.setEventHandler { [self] in
             guard state.lifecycle == .running else { return }
             cleanUp()

@@ -1,5 +1,6 @@
 import CarteiroConfig
 import CarteiroJSON
+import CarteiroMail
 import CarteiroOAuth
 import CarteiroStore
 import Foundation
@@ -7,8 +8,9 @@ import Foundation
 /// `carteiro status`: what the running daemon last wrote to `status.json`.
 package enum StatusReport {
     /// `descriptions`: each mailbox's `description` from the configuration, shown beside it.
+    /// `limits`: each outbound lane's sending limits, to say when one holds messages back.
     package static func render(stateDirectory: String, descriptions: [String: String] = [:], oauth: [OAuthAccount] = [], disabled: [String] = [],
-                              spool: String? = nil, webhook: String? = nil,
+                              spool: String? = nil, webhook: String? = nil, limits: [String: (perMinute: Int?, perDay: Int?)] = [:],
                               now: Int64 = Int64(Date().timeIntervalSince1970)) -> (text: String, running: Bool) {
         let path = stateDirectory + "/status.json"
         guard let data = FileManager.default.contents(atPath: path), let object = JSONValue.parse(Array(data)) else {
@@ -59,12 +61,20 @@ package enum StatusReport {
         }
         // The outbound lanes, from the queue itself.
         let queue = OutboundQueue(stateDirectory: stateDirectory)
+        let failedMessages = queue.failedMessages()
         for lane in queue.lanes() {
             let items = queue.messages(in: lane)
             let deferred = items.filter { $0.attempts > 0 }.count
-            lines.append("lane \(lane): \(items.count) queued (\(deferred) deferred)" + (items.compactMap(\.lastError).first.map { "; last error: \($0)" } ?? ""))
+            var line = "lane \(lane): \(items.count) queued (\(deferred) deferred)"
+            let given = failedMessages.filter { $0.mailbox == lane }.count
+            if given > 0 { line += ", \(given) given up" }
+            if let limit = limits[lane], let until = throttledUntil(queue: queue, lane: lane, items: items, limit: limit, now: now) {
+                line += "; HELD BACK by its sending limit until \(MailDate.iso8601(until)) (in \(ConfigDuration.format(.seconds(max(until - now, 0)))))"
+            }
+            if let error = items.compactMap(\.lastError).first { line += "; last error: \(error)" }
+            lines.append(line)
         }
-        let failed = queue.failedMessages().count
+        let failed = failedMessages.count
         if failed > 0 { lines.append("\(failed) message\(failed == 1 ? "" : "s") given up in queue/failed (carteiro queue list)") }
         for account in oauth {
             lines.append("oauth \(account.client) \(account.user) (\(account.mailboxes.joined(separator: ", "))): " + describe(account, stateDirectory: stateDirectory, now: now, ago: ago))
@@ -127,8 +137,9 @@ package enum StatusReport {
             let recordedEntry = statuses[name] ?? .object([])
             let failures = recordedEntry["consecutive_failures"]?.int ?? 0
             entry["state"] = .string(!enabled ? "disabled" : recordedEntry["last_poll"] == nil && failures == 0 ? "not polled" : failures > 0 ? "failing" : "ok")
+            // Every documented key, null when there is nothing to say (never left out).
             for key in ["handed_on", "consecutive_failures", "last_poll", "last_success", "failing_since", "last_error", "next_poll"] {
-                if let value = recordedEntry[key] { entry[key] = value }
+                entry[key] = recordedEntry[key] ?? .null
             }
             mailboxes.append(sorted(entry))
         }
@@ -138,9 +149,8 @@ package enum StatusReport {
                                     "oldest_age_seconds": backlog.oldestAge.map { .number($0) } ?? .null])
         if let url = inputs.webhook {
             var webhook: [String: JSONValue] = ["url": .string(url), "backlog": .number(Int64(backlog.count))]
-            if let data = FileManager.default.contents(atPath: state + "/webhook.json"), let health = JSONValue.parse(Array(data)) {
-                for key in ["last_success", "failing_since", "last_error"] { if let value = health[key] { webhook[key] = value } }
-            }
+            let health = FileManager.default.contents(atPath: state + "/webhook.json").flatMap { JSONValue.parse(Array($0)) }
+            for key in ["last_success", "failing_since", "last_error"] { webhook[key] = health?[key] ?? .null }
             document["webhook"] = sorted(webhook)
         } else {
             document["webhook"] = .null
@@ -148,19 +158,21 @@ package enum StatusReport {
         let queue = OutboundQueue(stateDirectory: state)
         var lanes: [JSONValue] = []
         let laneNames = inputs.lanes.isEmpty ? queue.lanes().map { ($0, nil as Int?, nil as Int?) } : inputs.lanes.map { ($0.name, $0.perMinute, $0.perDay) }
+        let failedMessages = queue.failedMessages()
         for (name, perMinute, perDay) in laneNames {
             let items = queue.messages(in: name)
+            let given = failedMessages.filter { $0.mailbox == name }
             var lane: [String: JSONValue] = ["name": .string(name), "queued": .number(Int64(items.count)),
-                                             "deferred": .number(Int64(items.filter { $0.attempts > 0 }.count))]
-            if let error = items.compactMap(\.lastError).first { lane["last_error"] = .string(error) }
-            if perMinute != nil || perDay != nil, !items.isEmpty,
-               let until = queue.rateLedger(for: name).wait(now: now, recipients: 1, perMinute: perMinute, perDay: perDay) {
-                lane["throttled_until"] = .number(until)
-            }
+                                             "deferred": .number(Int64(items.filter { $0.attempts > 0 }.count)),
+                                             "failed": .number(Int64(given.count))]
+            lane["last_error"] = .optional(items.compactMap(\.lastError).first)
+            // What a server last answered a recipient of this lane (queued or given up).
+            lane["last_reply"] = .optional(Self.lastReply(items + given))
+            lane["throttled_until"] = .optional(throttledUntil(queue: queue, lane: name, items: items, limit: (perMinute, perDay), now: now))
             lanes.append(sorted(lane))
         }
         document["lanes"] = .array(lanes)
-        document["failed"] = .number(Int64(queue.failedMessages().count))
+        document["failed"] = .number(Int64(failedMessages.count))
         document["oauth"] = .array(inputs.oauth.map { account -> JSONValue in
             let record = TokenStore(stateDirectory: state, client: account.client, user: account.user).load()
             var entry: [String: JSONValue] = ["client": .string(account.client), "user": .string(account.user),
@@ -168,12 +180,30 @@ package enum StatusReport {
             entry["needs_authorization"] = .optional(record?.needsAuthorization ?? (record == nil && account.grant.isInteractive ? "never authorized" : nil))
             if let record {
                 entry["access_valid_for_seconds"] = .number(record.accessToken != nil && record.accessExpiresAt > now ? record.accessExpiresAt - now : 0)
-                if let last = record.lastRefreshAt { entry["last_refresh"] = .number(last) }
-                if let issued = record.refreshIssuedAt { entry["refresh_token_issued"] = .number(issued) }
             }
+            entry["access_valid_for_seconds"] = entry["access_valid_for_seconds"] ?? .null
+            entry["last_refresh"] = .optional(record?.lastRefreshAt)
+            entry["refresh_token_issued"] = .optional(record?.refreshIssuedAt)
             return sorted(entry)
         })
         return (sorted(document).rendered(), lock.held)
+    }
+
+    /// When a lane's sending limit lets its next message go, if that is later than now.
+    static func throttledUntil(queue: OutboundQueue, lane: String, items: [QueuedMessage], limit: (perMinute: Int?, perDay: Int?), now: Int64) -> Int64? {
+        guard limit.perMinute != nil || limit.perDay != nil, !items.isEmpty else { return nil }
+        return queue.rateLedger(for: lane).wait(now: now, recipients: 1, perMinute: limit.perMinute, perDay: limit.perDay)
+    }
+
+    /// The reply of the latest attempt among `items` (the one tried last, by its next attempt).
+    static func lastReply(_ items: [QueuedMessage]) -> String? {
+        let tried = items.filter { $0.attempts > 0 }.sorted { $0.nextAttempt > $1.nextAttempt }
+        for item in tried {
+            if let recipient = item.recipients.last(where: { $0.reply != nil }), let reply = recipient.reply {
+                return recipient.code.map { "\($0) \(reply)" } ?? reply
+            }
+        }
+        return nil
     }
 
     /// An object with its keys in order, as `status --json` has always written them.

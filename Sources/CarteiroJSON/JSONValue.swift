@@ -20,6 +20,7 @@ package indirect enum JSONValue: Sendable, Equatable {
 
     package static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
     package static func optional(utf8 text: [UInt8]?) -> JSONValue { text.map(JSONValue.utf8) ?? .null }
+    package static func optional(_ number: Int64?) -> JSONValue { number.map(JSONValue.number) ?? .null }
 
     /// Pretty-printed with two-space indentation and a final newline.
     package func rendered() -> String {

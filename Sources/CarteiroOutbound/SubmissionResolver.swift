@@ -294,7 +294,9 @@ package struct SubmissionResolver: Sendable {
     static func read(_ path: String, inside directory: String, field: String, limit: Int) throws -> [UInt8] {
         switch RegularFile.read(beneath: directory, path: path, limit: max(limit, 0)) {
         case .success(let bytes): return bytes
-        case .failure(.outside): throw SubmissionRejection("\(field): the path must be relative to the outbox, without `..`")
+        case .failure(.outside):
+            throw SubmissionRejection(path.hasPrefix("/") ? "\(field): \(path) is an absolute path: give it relative to the outbox (where the desk puts the file)"
+                                                          : "\(field): \(path) leads outside the outbox (by `..` or a symbolic link): give a path inside it")
         case .failure(.missing): throw SubmissionRejection("\(field): \(path) does not exist in the outbox")
         case .failure(.tooLarge): throw SubmissionRejection("the attachments hold more than max_attachment_size of the mailbox (\(path))")
         case .failure(let problem): throw SubmissionRejection("\(field): \(path) \(problem)")

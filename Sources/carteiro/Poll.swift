@@ -7,7 +7,7 @@ struct Poll: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poll",
         abstract: "Make the running daemon poll a mailbox (or every one) now, and print what it handed on.",
-        discussion: "The poll takes its turn like any other (never two at once of one mailbox). Exit 0 when every poll succeeded, 1 when one failed, 75 when the daemon is not running (carteiro run --once polls every mailbox once without it)."
+        discussion: "The poll takes its turn like any other (never two at once of one mailbox). Exit 0 when every poll succeeded, 1 when one failed, 69 when the mailbox is disabled, 75 when the daemon is not running (carteiro run --once polls every mailbox once without it)."
     )
 
     @Argument(help: "An inbound mailbox; every enabled one when left out.") var mailbox: String?
@@ -20,6 +20,10 @@ struct Poll: ParsableCommand {
         if let mailbox, configuration.inbound(mailbox) == nil {
             Output.error("carteiro poll: there is no inbound mailbox named \"\(mailbox)\"" + NearestName.hint(mailbox, among: configuration.inboundMailboxes.map(\.name), quote: { "\"\($0)\"" }))
             throw ExitCode(64)
+        }
+        if let mailbox, configuration.inbound(mailbox)?.enabled == false {
+            Output.error("carteiro poll: mailbox \"\(mailbox)\" is disabled (enabled = false): the daemon does not poll it")
+            throw ExitCode(69) // EX_UNAVAILABLE: not a failed poll, no poll at all
         }
         let state = configuration.daemon.stateDirectory
         guard StateLock.isHeld(stateDirectory: state).held else {

@@ -147,7 +147,8 @@ struct Status: ParsableCommand {
             var text = StatusReport.render(stateDirectory: inputs.stateDirectory,
                                            descriptions: Dictionary(inputs.mailboxes.map { ($0.name, $0.description) }, uniquingKeysWith: { first, _ in first }),
                                            oauth: inputs.oauth, disabled: inputs.mailboxes.filter { !$0.enabled }.map(\.name),
-                                           spool: inputs.spool, webhook: inputs.webhook)
+                                           spool: inputs.spool, webhook: inputs.webhook,
+                                           limits: Dictionary(inputs.lanes.map { ($0.name, ($0.perMinute, $0.perDay)) }, uniquingKeysWith: { first, _ in first }))
             if inputs.configurationProblem != nil { text.text = "(the configuration is broken: this is the last recorded state)\n" + text.text }
             report = text
         }

@@ -56,6 +56,13 @@ struct AttachmentDeliveryTests {
         let list = try runCarteiro(["queue", "list", "--config", config])
         #expect(list.stdout.components(separatedBy: "audit-out  0 attempts").count - 1 == 3, "\(list.stdout)")
         #expect(!list.stdout.contains("failed"))
+        // `status` says so in text as in JSON.
+        let status = try runCarteiro(["status", "--config", config])
+        #expect(status.stdout.contains("lane audit-out: 3 queued (0 deferred); HELD BACK by its sending limit until "), "\(status.stdout)")
+        let json = try runCarteiro(["status", "--json", "--config", config])
+        let lane = try #require(((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["lanes"] as? [[String: Any]])?
+            .first { $0["name"] as? String == "audit-out" })
+        #expect(lane["throttled_until"] is Int && lane["failed"] as? Int == 0, "\(lane)")
     }
 
     @Test func eachDeliveryAttemptIsLoggedAndRunOnceSaysWhenOneFailed() throws {

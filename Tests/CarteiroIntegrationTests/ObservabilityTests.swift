@@ -45,6 +45,18 @@ struct ObservabilityTests {
         let missing = try runCarteiro(["parse", "--config", config, directory.path + "/nope.eml"])
         #expect(missing.status == 66)
         #expect(missing.stderr.contains("nope.eml does not exist"))
+        // `raw` is the file read, not a path in a state directory where nothing was written.
+        #expect(event["raw"] as? String == root + "/Tests/CarteiroEventsTests/Fixtures/bounce-unmatched.eml")
+        // No state directory yet: said as it is (not "run as root").
+        #expect(parsed.stderr.contains("no daemon has run on this state directory yet"), "\(parsed.stderr)")
+        // No configuration at all (a support machine): still the event, without a contract.
+        var environment = ProcessInfo.processInfo.environment
+        environment["CONFIGURATION_DIRECTORY"] = directory.path + "/nothing-here"
+        let bare = try runProgram(carteiroExecutable(), ["parse", root + "/Tests/CarteiroEventsTests/Fixtures/tnef-rich-text.eml"], environment: environment)
+        #expect(bare.status == 0, "\(bare.stderr)")
+        #expect(bare.stderr.contains("no configuration at"), "\(bare.stderr)")
+        let plain = try #require(try JSONSerialization.jsonObject(with: Data(bare.stdout.utf8)) as? [String: Any])
+        #expect(plain["contract"] is NSNull && (plain["message"] as? [String: Any])?["text"] as? String == "Bom dia,\n\nO relatório de março está anexo — veja.\nObrigado")
     }
 
     @Test func aDisabledMailboxIsNotPolledAndStatusSaysSo() throws {
@@ -64,6 +76,10 @@ struct ObservabilityTests {
         #expect(run.stderr.contains("mailbox=on") && !run.stderr.contains("mailbox=off"), "\(run.stderr)")
         let status = try runCarteiro(["status", "--config", config])
         #expect(status.stdout.contains("mailbox off: disabled (enabled = false): not polled"), "\(status.stdout)")
+        #expect(check.stdout.contains("DISABLED (enabled = false): not polled") && !check.stdout.contains("every 2s"), "\(check.stdout)")
+        // Asking for a poll of it is no failed poll: there is none to make.
+        let poll = try runCarteiro(["poll", "--config", config, "off"])
+        #expect(poll.status == 69 && poll.stderr.contains("is disabled (enabled = false)"), "\(poll.stderr)")
         // Two enabled mailboxes on one account and folder: warned.
         let twice = try directory.write("twice.conf", daemonConfiguration(state: directory.path + "/state2",
             mailboxes: inboundMailbox("a", provider: "imaps", port: lab.imapsPort, user: user, lab: lab) + inboundMailbox("b", provider: "imaps", port: lab.imapsPort, user: user, lab: lab),
@@ -98,6 +114,16 @@ struct ObservabilityTests {
         #expect(spool["events"] as? Int == 1)
         #expect((document["webhook"] as? [String: Any])?["backlog"] as? Int == 1)
         #expect((document["lanes"] as? [[String: Any]])?.first?["name"] as? String == "out")
+        // Every documented key is there, null when there is nothing to say; now and recorded_at too.
+        for key in ["handed_on", "consecutive_failures", "last_poll", "last_success", "failing_since", "last_error", "next_poll"] {
+            #expect(mailbox.keys.contains(key), "mailboxes[].\(key)")
+        }
+        #expect(mailbox["failing_since"] is NSNull && mailbox["last_error"] is NSNull)
+        let lane = try #require((document["lanes"] as? [[String: Any]])?.first)
+        for key in ["queued", "deferred", "failed", "last_error", "last_reply", "throttled_until"] { #expect(lane.keys.contains(key), "lanes[].\(key)") }
+        let webhook = try #require(document["webhook"] as? [String: Any])
+        for key in ["last_success", "failing_since", "last_error"] { #expect(webhook.keys.contains(key), "webhook.\(key)") }
+        #expect(document["now"] is Int && document["recorded_at"] is Int)
         // A broken configuration still shows the last recorded state, and says so.
         try (text + "\nthis is = not [valid\n").write(toFile: config, atomically: true, encoding: .utf8)
         let broken = try runCarteiro(["status", "--config", config])
