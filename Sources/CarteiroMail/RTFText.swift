@@ -160,7 +160,7 @@ package enum RTFText {
                     }
                     switch word {
                     case "fromhtml": fromHTML = true
-                    case "ansicpg": if let parameter, parameter > 0 { codepage = TNEF.charset(codepage: UInt32(parameter)) }
+                    case "ansicpg": if let parameter, parameter > 0 { codepage = TNEF.charset(codepage: UInt32(clamping: parameter)) }
                     case "htmlrtf": flush(); group.htmlRTF = parameter != 0
                     case "par", "line": emitLine()
                     case "tab": emit(9)

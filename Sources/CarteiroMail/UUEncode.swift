@@ -1,3 +1,5 @@
+import CByteSearch
+
 /// uuencode, as old mailers and gateways still send it: as a Content-Transfer-Encoding
 /// (`x-uuencode`, `uuencode`, `x-uue`), or as `begin 644 name` … `end` blocks inside a plain text
 /// body (Outlook 2000, Eudora, news gateways), which are files the desk wants as attachments.
@@ -127,12 +129,9 @@ package enum UUEncode {
 
     static func containsLineStart(_ text: [UInt8], _ prefix: String) -> Bool {
         let needle = [10] + Array(prefix.utf8)
-        guard text.count >= needle.count else { return false }
-        var i = 0
-        while let found = text[i...].firstIndex(of: 10) {
-            if text[found...].starts(with: needle) { return true }
-            i = found + 1
+        return text.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, buffer.count >= needle.count else { return false }
+            return carteiro_memmem(base, buffer.count, needle, needle.count) != nil
         }
-        return false
     }
 }
