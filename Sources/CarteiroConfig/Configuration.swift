@@ -169,6 +169,16 @@ package enum ImportExisting: String, Sendable {
     case unseen, all, none
 }
 
+/// What a sender whose authentication failed means for a mailbox's messages.
+package enum SenderVerification: String, Sendable {
+    /// Handed on, flagged `unverified-sender`.
+    case flag
+    /// Held in the quarantine until someone releases it.
+    case quarantine
+    /// Handed on as it is.
+    case off
+}
+
 package struct InboundMailbox: Sendable, Equatable {
     package var name: String
     package var description: String
@@ -197,6 +207,9 @@ package struct InboundMailbox: Sendable, Equatable {
     /// The longest one poll may take, however the server trickles; what was handed on by
     /// then stays handed on, and the next poll goes on from there.
     package var maxPollTime: Duration
+    /// The receiving servers whose Authentication-Results this mailbox trusts (lower case).
+    package var authservIDs: [String] = []
+    package var senderVerification: SenderVerification = .flag
     package var location: SourceLocation
 }
 

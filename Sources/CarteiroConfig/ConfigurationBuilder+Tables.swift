@@ -42,6 +42,8 @@ extension ConfigurationBuilder {
             pollInterval: reader.duration("poll_interval") ?? ConfigSchema.daemon.defaultDuration("poll_interval"),
             alertAfter: reader.duration("alert_after") ?? ConfigSchema.daemon.defaultDuration("alert_after"),
             maxPollTime: reader.durationOrDefault("max_poll_time"),
+            authservIDs: (reader.names("authserv_ids") ?? []).map { $0.lowercased() },
+            senderVerification: SenderVerification(rawValue: reader.stringOrDefault("sender_verification")) ?? .flag,
             location: reader.table.location)
     }
 

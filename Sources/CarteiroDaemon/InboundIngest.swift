@@ -184,17 +184,23 @@ struct InboundIngest {
         for entry in store.prepareBatch() { log.log(.warning, RefusedEntry.message, entry.fields) }
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
-            let (event, attachments) = builder.build(.init(mailbox: mailbox.name, contract: contract, origin: message.origin,
-                                                           receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize,
-                                                           unreadable: message.unreadable))
+            var input = EventBuilder.Input(mailbox: mailbox.name, contract: contract, origin: message.origin,
+                                           receivedAt: now, bytes: message.bytes, size: message.size, oversize: message.oversize,
+                                           unreadable: message.unreadable)
+            input.authservIDs = Set(mailbox.authservIDs)
+            input.flagsUnverifiedSender = mailbox.senderVerification != .off
+            let (event, attachments) = builder.build(input)
+            // A forged-looking sender, where the mailbox says so, waits for a person.
+            let held = mailbox.senderVerification == .quarantine && event.authentication?.verdict == .fail
             do throws(DurableFiles.Failure) {
                 // An unreadable message has no content to recognise it by: its own id is its key.
                 let key = message.unreadable == nil ? Self.dedupeKey(event, bytes: message.bytes) : "unreadable:" + event.id
                 var staged = try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
                                              event: event.renderedBytes(), raw: message.bytes, attachments: attachments,
-                                             stamp: stamps.advanced(byMicroseconds: index))
+                                             stamp: stamps.advanced(byMicroseconds: index), held: held)
                 staged.summary = [("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
                                   ("from", event.message?.from?.address ?? ""), ("request", event.request ?? "")]
+                if held { staged.summary.append(("quarantined", "sender failed authentication")) }
                 built.set(index, .success(staged))
             } catch {
                 built.set(index, .failure(.storage(error.description)))

@@ -28,6 +28,11 @@ extension OutboundService {
                 }
                 continue
             }
+            if request.command == .release || request.command == .discard {
+                log.log(.notice, "quarantine command", ["event": request.id, "command": request.command.rawValue])
+                control.respond(to: request.name, request.command.apply(name: request.id, quarantine: Quarantine(directory)))
+                continue
+            }
             guard QueueCommand.isValidID(request.id) else {
                 control.respond(to: request.name, QueueCommand.Answer(done: false, message: "\"\(request.id)\" is not a queue id"))
                 continue

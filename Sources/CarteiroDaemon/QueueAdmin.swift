@@ -1,7 +1,7 @@
 import CarteiroStore
 import Foundation
 
-/// `carteiro queue retry|delete` as a command line runs it: through the running daemon when
+/// `carteiro queue retry|delete` and `carteiro quarantine release|delete` as a command line runs them: through the running daemon when
 /// there is one (the queue's owner, see `QueueControl`), else under the state directory's lock.
 package enum QueueAdmin {
     package enum Outcome: Equatable {
@@ -14,8 +14,15 @@ package enum QueueAdmin {
         case failed(String)
     }
 
-    package static func perform(_ command: QueueCommand, id: String, stateDirectory: String, timeout: Duration = .seconds(30)) -> Outcome {
-        guard QueueCommand.isValidID(id) else { return .invalid("\"\(id)\" is not a queue id (ids are what `carteiro queue list` shows)") }
+    /// `spool`: where the quarantine is (beside the spool), for `release` and `discard`.
+    package static func perform(_ command: QueueCommand, id: String, stateDirectory: String, spool: String? = nil,
+                                timeout: Duration = .seconds(30)) -> Outcome {
+        let quarantined = command == .release || command == .discard
+        if quarantined {
+            guard Quarantine.isValidName(id) else { return .invalid("\"\(id)\" is not a held event (names are what `carteiro quarantine list` shows)") }
+        } else {
+            guard QueueCommand.isValidID(id) else { return .invalid("\"\(id)\" is not a queue id (ids are what `carteiro queue list` shows)") }
+        }
         if case .member(let owner) = StateAccess.of(stateDirectory) {
             // The desk's users ask the daemon; only its owner changes the queue directly.
             let (held, pid) = StateLock.isHeld(stateDirectory: stateDirectory)
@@ -32,7 +39,10 @@ package enum QueueAdmin {
             return throughDaemon(command, id: id, stateDirectory: stateDirectory, pid: pid, timeout: timeout)
         }
         // No daemon runs, and none can start while this holds the lock.
-        let answer = withExtendedLifetime(lock) { command.apply(id: id, queue: OutboundQueue(stateDirectory: stateDirectory)) }
+        let answer = withExtendedLifetime(lock) {
+            quarantined ? command.apply(name: id, quarantine: Quarantine(StateDirectory(root: stateDirectory, spool: spool ?? stateDirectory + "/events")))
+                        : command.apply(id: id, queue: OutboundQueue(stateDirectory: stateDirectory))
+        }
         return answer.done ? .done(answer.message) : .notFound(answer.message)
     }
 

@@ -46,6 +46,8 @@ package enum StatusReport {
         for name in disabled { lines.append("mailbox \(name): disabled (enabled = false): not polled") }
         let backlog = Self.backlog(spool: spool ?? stateDirectory + "/events", now: now)
         lines.append("spool: \(backlog.count) event\(backlog.count == 1 ? "" : "s") waiting for the desk" + (backlog.oldestAge.map { ", the oldest \(ago(now - $0))" } ?? ""))
+        let held = Quarantine(StateDirectory(root: stateDirectory, spool: spool ?? stateDirectory + "/events")).count
+        if held > 0 { lines.append("quarantine: \(held) event\(held == 1 ? "" : "s") held (sender failed authentication): carteiro quarantine list") }
         if let webhook {
             var line = "webhook \(webhook): "
             if let data = FileManager.default.contents(atPath: stateDirectory + "/webhook.json"), let health = JSONValue.parse(Array(data)) {
@@ -147,6 +149,7 @@ package enum StatusReport {
         let backlog = Self.backlog(spool: inputs.spool, now: now)
         document["spool"] = sorted(["path": .string(inputs.spool), "events": .number(Int64(backlog.count)),
                                     "oldest_age_seconds": backlog.oldestAge.map { .number($0) } ?? .null])
+        document["quarantined"] = .number(Int64(Quarantine(StateDirectory(root: state, spool: inputs.spool)).count))
         if let url = inputs.webhook {
             var webhook: [String: JSONValue] = ["url": .string(url), "backlog": .number(Int64(backlog.count))]
             let health = FileManager.default.contents(atPath: state + "/webhook.json").flatMap { JSONValue.parse(Array($0)) }

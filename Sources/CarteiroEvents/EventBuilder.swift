@@ -28,6 +28,11 @@ package struct EventBuilder: Sendable {
         /// The message could not be fetched, poll after poll: why. It is handed on without its
         /// content as a `message.unreadable` event, so that the desk knows and the rest go on.
         package var unreadable: String?
+        /// The receiving servers whose Authentication-Results the mailbox trusts (lower case):
+        /// with any, the event carries the verdict on its sender.
+        package var authservIDs: Set<String> = []
+        /// Whether a failed sender is flagged `unverified-sender` (the mailbox's policy is not off).
+        package var flagsUnverifiedSender = true
 
         package init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool,
                     unreadable: String? = nil) {
@@ -52,6 +57,13 @@ package struct EventBuilder: Sendable {
         }
         let message = MailMessage.parse(input.bytes)
         var flags = AutomaticMail.flags(message.header, from: message.from, ownAddresses: ownAddresses)
+        var authentication: SenderAuthentication?
+        if !input.authservIDs.isEmpty {
+            let author = message.from.map { SenderAuthentication.domain(of: $0.address) }
+            let judged = SenderAuthentication.judge(message.header, authorDomain: author, trusting: input.authservIDs)
+            if judged.verdict == .fail && input.flagsUnverifiedSender { flags.append("unverified-sender") }
+            authentication = judged
+        }
         if input.oversize { flags.append("oversize") }
         let unparsed = message.header.fields.isEmpty || message.problems.contains { $0 != "damaged header" && !$0.hasPrefix("text not in") }
         if unparsed { flags.append("unparsed") }
@@ -69,7 +81,7 @@ package struct EventBuilder: Sendable {
         var event = RequestEvent(id: id, type: "request.new", contract: input.contract, mailbox: input.mailbox,
                                  receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: flags, message: message,
                                  messageSize: input.size, attachments: stored, problems: message.problems,
-                                 rawPath: "raw/\(id).eml", delivery: nil)
+                                 rawPath: "raw/\(id).eml", delivery: nil, authentication: authentication)
         let report = DeliveryReport.read(message)
         if report != nil || AutomaticMail.looksLikeBounce(message.header, from: message.from) {
             // A bounce is a bounce whatever else its headers say: a desk that sets auto-replies

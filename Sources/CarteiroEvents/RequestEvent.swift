@@ -139,6 +139,8 @@ package struct RequestEvent: Sendable {
     package var tagOfOtherContract: String?
     /// What a read receipt says (`delivery.receipt`).
     package var receipt: ReadReceipt?
+    /// The receiving server's verdict on the sender, for a mailbox that trusts one.
+    package var authentication: SenderAuthentication?
 
     package func json() -> JSONValue {
         var members: [(String, JSONValue)] = [
@@ -152,6 +154,17 @@ package struct RequestEvent: Sendable {
         if let matchedBy { members.append(("matched_by", .string(matchedBy))) }
         if let tagOfOtherContract { members.append(("tag_of_other_contract", .string(tagOfOtherContract))) }
         members.append(("flags", .array(flags.map(JSONValue.string))))
+        if let authentication {
+            members.append(("authentication", .object([
+                ("verdict", .string(authentication.verdict.rawValue)),
+                ("authserv_id", .optional(authentication.authservID)),
+                ("spf", .optional(authentication.spf)),
+                ("spf_domain", .optional(authentication.spfDomain)),
+                ("dkim", .array(authentication.dkim.map { .object([("result", .string($0.result)), ("domain", .optional($0.domain))]) })),
+                ("dmarc", .optional(authentication.dmarc)),
+                ("aligned", .bool(authentication.aligned)),
+            ])))
+        }
         members.append(("message", messageJSON()))
         if let delivery {
             members.append(("delivery", .object([
@@ -188,6 +201,27 @@ package struct RequestEvent: Sendable {
         if let matchedBy { w.key("matched_by"); w.string(matchedBy) }
         if let tagOfOtherContract { w.key("tag_of_other_contract"); w.string(tagOfOtherContract) }
         w.key("flags"); w.strings(flags)
+        if let authentication {
+            w.key("authentication")
+            w.beginObject()
+            w.key("verdict"); w.string(authentication.verdict.rawValue)
+            w.key("authserv_id"); w.optional(authentication.authservID)
+            w.key("spf"); w.optional(authentication.spf)
+            w.key("spf_domain"); w.optional(authentication.spfDomain)
+            w.key("dkim")
+            w.beginArray()
+            for signature in authentication.dkim {
+                w.item()
+                w.beginObject()
+                w.key("result"); w.string(signature.result)
+                w.key("domain"); w.optional(signature.domain)
+                w.endObject()
+            }
+            w.endArray()
+            w.key("dmarc"); w.optional(authentication.dmarc)
+            w.key("aligned"); w.bool(authentication.aligned)
+            w.endObject()
+        }
         w.key("message")
         w.beginObject()
         w.key("message_id"); w.optional(m?.messageID)

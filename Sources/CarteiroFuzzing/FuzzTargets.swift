@@ -69,8 +69,11 @@ package enum FuzzTargets {
 
     /// A message as a server hands it over: parsed, classified, threaded, rendered as an event.
     package static func message(_ bytes: [UInt8]) {
-        let (event, _) = builder.build(.init(mailbox: "fuzz", contract: "c", origin: .imap(uidValidity: 1, uid: 1),
-                                             receivedAt: 0, bytes: bytes, size: bytes.count, oversize: false))
+        var input = EventBuilder.Input(mailbox: "fuzz", contract: "c", origin: .imap(uidValidity: 1, uid: 1),
+                                       receivedAt: 0, bytes: bytes, size: bytes.count, oversize: false)
+        // A mailbox that trusts a server: whatever Authentication-Results a message carries is read.
+        input.authservIDs = ["mx.fuzz.example", "a"]
+        let (event, _) = builder.build(input)
         // The event as the ingest writes it must be the document `json()` describes, byte for byte.
         let written = event.renderedBytes()
         if written != event.json().renderedBytes() { fatalError("the event written differs from its JSON tree") }
@@ -79,6 +82,7 @@ package enum FuzzTargets {
         _ = EncodedWords.decode(line)
         _ = MailDate.parse(String(decoding: line, as: UTF8.self)).map(MailDate.iso8601)
         _ = AddressList.parse(line)
+        _ = AuthenticationResults.parse(line)
     }
 
     /// The first byte picks how the bytes arrive (chunk sizes), the rest is the server.

@@ -58,6 +58,8 @@ package struct JSONWriter {
 
     package mutating func null() { out.append(contentsOf: "null".utf8) }
 
+    package mutating func bool(_ value: Bool) { out.append(contentsOf: (value ? "true" : "false").utf8) }
+
     package mutating func number(_ value: Int64) { out.append(contentsOf: String(value).utf8) }
 
     /// An array of strings: on one line when there are four at most, as `JSONValue` does.

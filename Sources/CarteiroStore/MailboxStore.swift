@@ -157,7 +157,7 @@ package final class MailboxStore: Sendable {
     ///
     /// `stamp` is the event file's time (see `reserveStamps`); without one, the next is taken.
     package func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])],
-                      stamp: timespec? = nil) throws(DurableFiles.Failure) -> StagedMessage {
+                      stamp: timespec? = nil, held: Bool = false) throws(DurableFiles.Failure) -> StagedMessage {
         var renames: [(String, String)] = []
         var written: [String] = []
         let rawFinal = directory.raw + "/" + id + ".eml"
@@ -190,7 +190,7 @@ package final class MailboxStore: Sendable {
         let eventTemp = directory.pendingEvents + "/" + fileName
         try DurableFiles.writeUnsynced(event, at: place(eventTemp), stamp: stamp ?? reserveStamps(1))
         // The event last: when the desk sees it, its raw message and attachments are in place.
-        renames.append((eventTemp, directory.spool + "/" + fileName))
+        renames.append((eventTemp, (held ? directory.quarantine : directory.spool) + "/" + fileName))
         return StagedMessage(id: id, dedupeKey: dedupeKey, renames: renames, written: written, shared: shared)
     }
 

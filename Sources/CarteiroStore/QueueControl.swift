@@ -15,6 +15,21 @@ package enum QueueCommand: String, Sendable {
     case retry, delete
     /// `carteiro poll [MAILBOX]`: the daemon polls now (`id`: a mailbox, or `*` for all).
     case poll
+    /// `carteiro quarantine release|delete NAME`: a held event into the spool, or away.
+    case release = "quarantine-release"
+    case discard = "quarantine-delete"
+
+    /// Applies a quarantine command (`release`, `discard`) for whoever may change the quarantine
+    /// (the daemon, or with no daemon the state directory's owner).
+    package func apply(name: String, quarantine: Quarantine) -> Answer {
+        guard Quarantine.isValidName(name) else { return Answer(done: false, message: "\"\(name)\" is not a held event's name") }
+        let outcome = self == .release ? quarantine.release(name) : quarantine.delete(name)
+        switch outcome {
+        case .done: return Answer(done: true, message: self == .release ? "\(name) released into the spool" : "\(name) deleted from the quarantine")
+        case .missing: return Answer(done: false, message: "no held event \(name)")
+        case .failed(let reason): return Answer(done: false, message: reason)
+        }
+    }
 
     /// A queue id is a file name Carteiro made: letters, digits, `-`, `_`, `.`, not first.
     /// Anything else (`../../x`, `a/b`) names nothing in the queue and is refused unread.
@@ -50,6 +65,8 @@ package enum QueueCommand: String, Sendable {
             return queue.delete(id: id) ? Answer(done: true, message: "\(id) deleted") : Answer(done: false, message: "no queued or failed message \(id)")
         case .poll:
             return Answer(done: false, message: "only a running daemon polls on request")
+        case .release, .discard:
+            return Answer(done: false, message: "a quarantine command names a held event, not a queue entry")
         }
     }
 }

@@ -49,7 +49,7 @@ package enum Retention {
     }
 
     /// The raw and attachment paths (relative to the state directory) of every event still
-    /// waiting in the spool or being written.
+    /// waiting in the spool, being written, or held in the quarantine.
     static func referencedFiles(_ directory: StateDirectory) -> Set<String> {
         var paths: Set<String> = []
         // The spool is shared with the desk's group: its entries are read by name in the
@@ -57,7 +57,9 @@ package enum Retention {
         // planted there would block the clean-up for ever; a link would have it read anything).
         guard let spool = try? SharedFolder(directory.spool) else { return paths }
         let pending = try? spool.ownFolder(".pending", report: { _ in })
-        for folder in [spool] + (pending.map { [$0] } ?? []) {
+        // A held event's message stays as long as it is held: someone may release it.
+        let held = try? spool.ownFolder(".quarantine", mode: StateDirectory.Modes.readable, report: { _ in })
+        for folder in [spool] + (pending.map { [$0] } ?? []) + (held.map { [$0] } ?? []) {
             for name in folder.names() where name.hasSuffix(".json") {
                 guard case .success(let bytes) = folder.read(name, limit: 256 << 20, requirements: .init(singleLink: true, owner: geteuid())),
                       let event = JSONValue.parse(bytes) else { continue }

@@ -16,6 +16,10 @@ package struct StateDirectory: Sendable {
 
     /// Events being written, not yet handed on; same file system as the spool, for rename.
     package var pendingEvents: String { spool + "/.pending" }
+    /// Events held back (a sender that failed authentication, under `sender_verification =
+    /// "quarantine"`) until someone releases them into the spool: beside it, so that a release
+    /// is a rename; a dot folder, which the desk does not take events from.
+    package var quarantine: String { spool + "/.quarantine" }
     package var raw: String { root + "/raw" }
     package var attachments: String { root + "/attachments" }
     package func mailbox(_ name: String) -> String { root + "/mailboxes/" + name }
@@ -48,6 +52,7 @@ package struct StateDirectory: Sendable {
         try DurableFiles.makeDirectory(root, mode: Modes.root)
         try DurableFiles.makeDirectory(spool, mode: Modes.shared)
         _ = try SharedFolder(spool).ownFolder(".pending") { refused.append($0) }
+        _ = try SharedFolder(spool).ownFolder(".quarantine", mode: Modes.readable) { refused.append($0) }
         try DurableFiles.makeDirectory(raw, mode: Modes.readable)
         try DurableFiles.makeDirectory(attachments, mode: Modes.readable)
         try DurableFiles.makeDirectory(outbox, mode: Modes.shared)
@@ -64,6 +69,7 @@ package struct StateDirectory: Sendable {
         var refused: [RefusedEntry] = []
         guard let spoolFolder = try? SharedFolder(spool) else { return [] }
         _ = try? spoolFolder.ownFolder(".pending") { refused.append($0) }
+        _ = try? spoolFolder.ownFolder(".quarantine", mode: Modes.readable) { refused.append($0) }
         return refused
     }
 

@@ -67,8 +67,9 @@ package protocol MailboxLedger: AnyObject, Sendable {
     func reserveStamps(_ count: Int) -> timespec
     /// Writes a message's event, raw message and attachments, not yet handed on. Safe from
     /// several threads at once for different messages.
+    /// `held`: the event goes to the quarantine instead of the spool.
     func stage(id: String, token: String, dedupeKey: String, event: [UInt8], raw: [UInt8], attachments: [(sha256: String, data: [UInt8])],
-               stamp: timespec?) throws(StoreFailure) -> StagedMessage
+               stamp: timespec?, held: Bool) throws(StoreFailure) -> StagedMessage
     /// A staged message that will not be committed: what it wrote goes.
     func discard(_ message: StagedMessage)
     /// Hands the batch on with the state it reaches: all of it, or (after a crash) none.

@@ -10,7 +10,7 @@ struct Carteiro: ParsableCommand {
         commandName: "carteiro",
         abstract: "The e-mail channel of a service desk: inbound mailboxes become request events, notifications leave through the right mailbox.",
         version: CarteiroVersion.string,
-        subcommands: [CheckConfig.self, TestMailbox.self, Authorize.self, Run.self, Send.self, Queue.self, Status.self, Parse.self, Poll.self]
+        subcommands: [CheckConfig.self, TestMailbox.self, Authorize.self, Run.self, Send.self, Queue.self, QuarantineCommand.self, Status.self, Parse.self, Poll.self]
     )
 
     /// `carteiro run …`, as systemd and scripts start the daemon, goes straight to `Run`: the

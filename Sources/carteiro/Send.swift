@@ -163,21 +163,21 @@ struct Queue: ParsableCommand {
 
     /// Prints the outcome; exit 0 done, 1 no such message, 64 not an id, 75 the daemon has not
     /// answered yet, 74 the state directory failed.
-    static func report(_ verb: String, _ outcome: QueueAdmin.Outcome) throws {
+    static func report(_ verb: String, _ outcome: QueueAdmin.Outcome, command: String = "queue") throws {
         switch outcome {
         case .done(let message):
             Output.line(message)
         case .notFound(let message):
-            Output.error("carteiro queue \(verb): \(message)")
+            Output.error("carteiro \(command) \(verb): \(message)")
             throw ExitCode(1)
         case .invalid(let message):
-            Output.error("carteiro queue \(verb): \(message)")
+            Output.error("carteiro \(command) \(verb): \(message)")
             throw ExitCode(64)
         case .pending(let message):
-            Output.error("carteiro queue \(verb): \(message)")
+            Output.error("carteiro \(command) \(verb): \(message)")
             throw ExitCode(75)
         case .failed(let message):
-            Output.error("carteiro queue \(verb): \(message)")
+            Output.error("carteiro \(command) \(verb): \(message)")
             throw ExitCode(74)
         }
     }

@@ -58,6 +58,7 @@ struct ConfigDefaultTests {
             "mailbox.enabled": .boolean(inbound.enabled),
             "mailbox.after_fetch": .afterFetch(inbound.afterFetch),
             "mailbox.import_existing": .string(inbound.importExisting.rawValue),
+            "mailbox.sender_verification": .string(inbound.senderVerification.rawValue),
             "mailbox.max_message_size": .size(inbound.maxMessageSize),
             "mailbox.starttls": .boolean(inbound.starttls),
             "mailbox.max_poll_time": .duration(inbound.maxPollTime),
@@ -100,7 +101,7 @@ struct ConfigDefaultTests {
 
     @Test func theReferenceShowsEachDefaultAsDeclared() {
         let reference = ConfigReference.render()
-        #expect(reference.contains("poll_interval = a duration such as \"30s\", \"5m\", \"1h\" or \"2d\"; default: 1m"))
+        #expect(reference.contains("poll_interval = a duration such as \"30s\", \"5m\", \"1h\" or \"2d\", at least 1s; default: 1m"))
         #expect(reference.contains("default: 25MB"))
         #expect(reference.contains("inline_attachments = a size such as \"512KB\", \"25MB\" or \"1GB\"; default: 0 (never)"))
         #expect(reference.contains("redirect_port = an integer from 0 to 65535; default: 0 (any free port)"))

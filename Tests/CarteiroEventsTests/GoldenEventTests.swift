@@ -18,8 +18,11 @@ struct GoldenEventTests {
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/\(name).eml")))
         // A UID from the name, so that adding a fixture changes no other golden file.
         let uid = name.utf8.reduce(UInt32(7)) { ($0 &* 31 &+ UInt32($1)) % 100_000 }
-        return builder.build(.init(mailbox: "acme-in", contract: "acme", origin: .imap(uidValidity: 1_700_000_000, uid: uid),
-                                   receivedAt: 1_795_608_000, bytes: bytes, size: bytes.count, oversize: false))
+        var input = EventBuilder.Input(mailbox: "acme-in", contract: "acme", origin: .imap(uidValidity: 1_700_000_000, uid: uid),
+                                       receivedAt: 1_795_608_000, bytes: bytes, size: bytes.count, oversize: false)
+        // The sender authentication cases come from a mailbox that trusts its MX's verdict.
+        if name.hasPrefix("auth-") { input.authservIDs = ["mx.acme.example"] }
+        return builder.build(input)
     }
 
     @Test(arguments: names)

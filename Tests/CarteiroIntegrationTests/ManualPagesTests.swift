@@ -32,7 +32,7 @@ struct ManualPagesTests {
 
     @Test func carteiro8NamesEveryOptionOfEveryCommand() throws {
         let manual = try page("carteiro.8").replacingOccurrences(of: "\\-", with: "-")
-        for command in ["check-config", "test-mailbox", "authorize", "run", "send", "queue", "status", "parse", "poll"] {
+        for command in ["check-config", "test-mailbox", "authorize", "run", "send", "queue", "quarantine", "status", "parse", "poll"] {
             let help = try runCarteiro([command, "--help"])
             let options = Set(help.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," || $0 == "[" || $0 == "]" || $0 == "<" })
                 .filter { $0.hasPrefix("--") && $0.count > 2 }
