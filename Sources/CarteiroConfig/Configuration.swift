@@ -210,6 +210,10 @@ package struct InboundMailbox: Sendable, Equatable {
     /// The receiving servers whose Authentication-Results this mailbox trusts (lower case).
     package var authservIDs: [String] = []
     package var senderVerification: SenderVerification = .flag
+    /// Flood limits per correspondent (0: none), counted within `floodWindow`.
+    package var maxMessagesPerSender = 30
+    package var maxMessagesPerDomain = 300
+    package var floodWindow: Duration = .seconds(3600)
     package var location: SourceLocation
 }
 

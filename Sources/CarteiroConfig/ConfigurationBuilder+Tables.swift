@@ -44,6 +44,9 @@ extension ConfigurationBuilder {
             maxPollTime: reader.durationOrDefault("max_poll_time"),
             authservIDs: (reader.names("authserv_ids") ?? []).map { $0.lowercased() },
             senderVerification: SenderVerification(rawValue: reader.stringOrDefault("sender_verification")) ?? .flag,
+            maxMessagesPerSender: reader.integerOrDefault("max_messages_per_sender"),
+            maxMessagesPerDomain: reader.integerOrDefault("max_messages_per_domain"),
+            floodWindow: reader.durationOrDefault("flood_window"),
             location: reader.table.location)
     }
 

@@ -23,6 +23,10 @@ struct InboundIngest {
     let builder: EventBuilder
     let store: any MailboxLedger
     let log: DaemonLog
+    /// Where alerts go (`sender.flooding`), beside the messages' events.
+    let events: any StateStore
+    /// The mailbox's flood limits per correspondent.
+    let flood: FloodGuard
 
     struct Fetched: Sendable {
         /// The source's key of the message (see `SourceItem.key`).
@@ -182,6 +186,19 @@ struct InboundIngest {
         // Batches are built one after the other: their events' times follow the poll's order.
         let stamps = store.reserveStamps(messages.count)
         for entry in store.prepareBatch() { log.log(.warning, RefusedEntry.message, entry.fields) }
+        // Counted in the source's order, before the events are built side by side.
+        let (floods, crossed) = flood.check(messages, store: store, now: now)
+        for crossing in crossed {
+            let alert = SenderFlooding(mailbox: mailbox.name, contract: contract, sender: crossing.sender, count: crossing.count,
+                                       limit: crossing.limit, windowSeconds: mailbox.floodWindow.components.seconds, at: now)
+            log.log(.warning, "sender flooding", ["mailbox": mailbox.name, "contract": contract ?? "", "sender": crossing.sender,
+                                                  "limit": String(crossing.limit), "window": ConfigDuration.format(mailbox.floodWindow)])
+            do {
+                try events.writeEvent(id: alert.id, bytes: alert.json().renderedBytes())
+            } catch {
+                log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": "sender.flooding", "reason": error.description])
+            }
+        }
         DispatchQueue.concurrentPerform(iterations: messages.count) { index in
             let message = messages[index]
             var input = EventBuilder.Input(mailbox: mailbox.name, contract: contract, origin: message.origin,
@@ -189,6 +206,7 @@ struct InboundIngest {
                                            unreadable: message.unreadable)
             input.authservIDs = Set(mailbox.authservIDs)
             input.flagsUnverifiedSender = mailbox.senderVerification != .off
+            input.flood = floods[index]
             let (event, attachments) = builder.build(input)
             // A forged-looking sender, where the mailbox says so, waits for a person.
             let held = mailbox.senderVerification == .quarantine && event.authentication?.verdict == .fail
@@ -355,6 +373,11 @@ final class IngestPipeline<Token: Sendable>: Sendable {
         drain()
         // Nothing is staged or committed any more: the store's open directories are closed.
         ingest.store.pollEnded()
+        do {
+            try ingest.flood.save(to: ingest.store)
+        } catch {
+            ingest.log.log(.error, "cannot keep the flood counts", ["mailbox": ingest.mailbox.name, "reason": error.description])
+        }
         let (count, unreported) = progress.withLock { ($0.handedOn, !$0.reported) }
         if unreported && count > 0 {
             ingest.log.log(.info, "messages handed on before the poll failed",

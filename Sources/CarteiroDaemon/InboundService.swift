@@ -178,7 +178,8 @@ package final class InboundService: Sendable {
             guard let ledger = state.ledgers[mailbox.name], let login = logins[mailbox.name] else { continue }
             let contract = configuration.contract(owning: mailbox.name)?.id
             table[mailbox.name] = contract
-            let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: ledger, log: log)
+            let ingest = InboundIngest(mailbox: mailbox, contract: contract, builder: builder, store: ledger, log: log, events: store,
+                                       flood: FloodGuard(mailbox: mailbox))
             let source = makeSource(mailbox, log, kept)
             sources[mailbox.name] = source
             pollers[mailbox.name] = { Self.result { () throws(PollFailure) in try source.poll(ingest, login: login) } }

@@ -33,6 +33,8 @@ package struct EventBuilder: Sendable {
         package var authservIDs: Set<String> = []
         /// Whether a failed sender is flagged `unverified-sender` (the mailbox's policy is not off).
         package var flagsUnverifiedSender = true
+        /// The correspondent is past the mailbox's flood limit (see `SenderCounts`).
+        package var flood = false
 
         package init(mailbox: String, contract: String?, origin: MessageOrigin, receivedAt: Int64, bytes: [UInt8], size: Int, oversize: Bool,
                     unreadable: String? = nil) {
@@ -65,6 +67,7 @@ package struct EventBuilder: Sendable {
             authentication = judged
         }
         if input.oversize { flags.append("oversize") }
+        if input.flood { flags.append("flood") }
         let unparsed = message.header.fields.isEmpty || message.problems.contains { $0 != "damaged header" && !$0.hasPrefix("text not in") }
         if unparsed { flags.append("unparsed") }
 

@@ -57,6 +57,15 @@ package final class MailboxStore: Sendable {
     private let lastStamp = Mutex(timespec())
 
     var statePath: String { folder + "/state.json" }
+    var sendersPath: String { folder + "/senders.json" }
+
+    package func senderCounts() -> SenderCounts {
+        DurableFiles.read(sendersPath).map { SenderCounts(json: $0) } ?? SenderCounts()
+    }
+
+    package func recordSenderCounts(_ counts: SenderCounts) throws(DurableFiles.Failure) {
+        try DurableFiles.replace(sendersPath, with: counts.json().renderedCompact())
+    }
     var intentPath: String { folder + "/intent.json" }
     var keysPath: String { folder + "/message-keys" }
     var staging: String { folder + "/staging" }

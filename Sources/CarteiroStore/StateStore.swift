@@ -80,6 +80,10 @@ package protocol MailboxLedger: AnyObject, Sendable {
     func prepareBatch() -> [RefusedEntry]
     /// After a poll's last batch: whatever the store held open for the poll is let go.
     func pollEnded()
+    /// How many messages each correspondent sent in the current window (flood limits), as last kept.
+    func senderCounts() -> SenderCounts
+    /// Keeps the counts (at the end of a poll that changed them); they survive restarts.
+    func recordSenderCounts(_ counts: SenderCounts) throws(StoreFailure)
 }
 
 extension StateDirectory: StateStore {

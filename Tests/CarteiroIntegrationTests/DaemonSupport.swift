@@ -80,6 +80,8 @@ func uniqueName(_ prefix: String) -> String {
     "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
 }
 
+/// An inbound mailbox of the lab. The lab's messages mostly share a sender: flood limits are off
+/// here unless `extra` sets them (`FloodLimitTests` does).
 func inboundMailbox(_ name: String, provider: String, port: Int, user: String, lab: MailLab, extra: String = "") -> String {
     """
     [mailbox.\(name)]
@@ -91,6 +93,7 @@ func inboundMailbox(_ name: String, provider: String, port: Int, user: String, l
     password_file = "\(lab.passwordFile(of: user))"
     ca_file = "\(lab.caFile)"
     timeout = "10s"
+    \(extra.contains("max_messages_per_") ? "" : "max_messages_per_sender = 0\nmax_messages_per_domain = 0")
     \(extra)
 
     """
