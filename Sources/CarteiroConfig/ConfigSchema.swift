@@ -76,6 +76,8 @@ package enum ConfigSchema {
         KeySpec("auth", .boolean, .boolean(false), "Log in before sending (then user and a password source are required).", scope: .outbound),
         KeySpec("max_messages_per_minute", .integer(1...100_000), "unset (no limit)", "At most this many messages a minute through this mailbox (Microsoft 365: 30). More wait their turn; none fails for it.", scope: .outbound),
         KeySpec("max_recipients_per_day", .integer(1...10_000_000), "unset (no limit)", "At most this many recipients a day (Microsoft 365: 10000). Counted across restarts; more wait.", scope: .outbound),
+        KeySpec("max_notifications_per_recipient", .integer(0...1_000_000), .integer(20), "At most this many notifications to one address within recipient_window: more wait for the window to end (none is lost; the others of the message go), and one recipient.flooding event tells the desk (once per window). Stops the desk answering an autoresponder for ever. 0: no limit.", scope: .outbound),
+        KeySpec("recipient_window", .duration(minimumSeconds: 60), .duration(3600), "The window max_notifications_per_recipient counts in; counts survive restarts.", scope: .outbound),
         KeySpec("max_attachment_size", .size, .size(25 << 20), "The most a notification's attachments may hold together (before encoding); a submission with more is rejected.", scope: .outbound),
     ])
 

@@ -246,6 +246,9 @@ package struct OutboundMailbox: Sendable, Equatable {
     /// Sending limits; nil: none.
     package var maxMessagesPerMinute: Int? = nil
     package var maxRecipientsPerDay: Int? = nil
+    /// At most this many notifications to one address within `recipientWindow` (0: no limit).
+    package var maxNotificationsPerRecipient = 20
+    package var recipientWindow: Duration = .seconds(3600)
     package var tls: TLSSettings
     package var timeout: Duration
     package var location: SourceLocation

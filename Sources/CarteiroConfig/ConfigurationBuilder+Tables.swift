@@ -71,6 +71,8 @@ extension ConfigurationBuilder {
             maxAttachmentSize: reader.sizeOrDefault("max_attachment_size"),
             maxMessagesPerMinute: reader.integer("max_messages_per_minute"),
             maxRecipientsPerDay: reader.integer("max_recipients_per_day"),
+            maxNotificationsPerRecipient: reader.integerOrDefault("max_notifications_per_recipient"),
+            recipientWindow: reader.durationOrDefault("recipient_window"),
             tls: readTLS(reader),
             timeout: reader.durationOrDefault("timeout"),
             location: reader.table.location)

@@ -59,6 +59,10 @@ final class OutboundLane: Sendable {
         var futureReported = false
         /// Held back by a sending limit until then (0: not held).
         var throttledUntil: Int64 = 0
+        /// Notifications per recipient in the window (read at the first pass), and whether a
+        /// pass changed them since they were kept.
+        var recipientCounts: SenderCounts?
+        var recipientCountsChanged = false
     }
 
     private struct Tally {
@@ -131,6 +135,7 @@ final class OutboundLane: Sendable {
     /// messages do not wait for it: the outbox kicks the lane).
     func drain() {
         send()
+        keepRecipientCounts()
         guard !stopping.isRaised, let timer = state.timer else { return }
         let now = Int64(Date().timeIntervalSince1970)
         var next = now + Self.idleLook
@@ -206,22 +211,35 @@ final class OutboundLane: Sendable {
                 }
             }
             guard let open = sender else { return }
+            let allPending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
+            // Recipients past max_notifications_per_recipient wait for their window; the others go.
+            // (A message whose commands went out with the one before is sent as announced: it
+            // was announced only if its recipients were under their limit with that one counted.)
+            let (pending, heldUntil) = wasAnnounced ? (allPending, Int64(0)) : holdBack(allPending, of: item, now: now)
+            if pending.isEmpty && !allPending.isEmpty {
+                item.nextAttempt = max(item.nextAttempt, heldUntil)
+                record(item)
+                continue
+            }
             // The next due message, if its commands may go out early: never under a sending
             // limit (each message waits for the ledger), nor after the queue lifetime.
             let upcoming = { [self] () -> OutgoingMessage? in
                 guard !limited, position + 1 < due.count, !stopping.isRaised else { return nil }
                 let next = due[position + 1]
-                guard now - next.created <= lifetime.components.seconds, let nextBytes = queue.messageBytes(next) else { return nil }
+                // The one being sent counts as sent: the limit is never passed, even by pipelining.
+                let inFlight = Set(pending.map { item.recipients[$0].address.lowercased() })
+                guard now - next.created <= lifetime.components.seconds, !wouldHoldBack(next, now: now, inFlight: inFlight),
+                      let nextBytes = queue.messageBytes(next) else { return nil }
                 announced = (next.id, nextBytes)
                 return Self.outgoing(next, bytes: nextBytes)
             }
-            let pending = item.recipients.indices.filter { item.recipients[$0].state == .pending }
             // Nothing left to send (every recipient answered before a crash): `finish` settles it.
             if !pending.isEmpty {
                 item.attempts += 1
                 do throws(MailConnectionError) {
-                    try open.send(Self.outgoing(item, bytes: bytes), next: upcoming) { recipient, outcome in
+                    try open.send(Self.outgoing(item, bytes: bytes, only: pending), next: upcoming) { recipient, outcome in
                         record(&item, pending[recipient], code: outcome.code, reply: outcome.text)
+                        if outcome.code / 100 == 2 { countNotification(to: item.recipients[pending[recipient]].address) }
                     }
                 } catch {
                     let error = error.redacting(state.password, user: mailbox.user)
@@ -240,6 +258,78 @@ final class OutboundLane: Sendable {
                 }
             }
             finish(&item)
+            if heldUntil > 0, !item.isFinished {
+                item.nextAttempt = max(item.nextAttempt, heldUntil)
+                record(item)
+            }
+        }
+    }
+
+    /// `pending` without the recipients past the mailbox's limit on notifications per
+    /// recipient, and when the first of those may have one again (0: none held). Each held
+    /// recipient is reported once per window (`recipient.flooding`).
+    func holdBack(_ pending: [Int], of item: QueuedMessage, now: Int64) -> (send: [Int], heldUntil: Int64) {
+        let limit = mailbox.maxNotificationsPerRecipient
+        guard limit > 0, !pending.isEmpty else { return (pending, 0) }
+        let window = mailbox.recipientWindow.components.seconds
+        var counts = state.recipientCounts ?? queue.recipientCounts(for: mailbox.name)
+        defer { state.recipientCounts = counts }
+        var send: [Int] = []
+        var heldUntil: Int64 = 0
+        for index in pending {
+            let address = item.recipients[index].address.lowercased()
+            let (count, windowEnd) = counts.current(address, now: now, window: window)
+            guard count >= limit else {
+                send.append(index)
+                continue
+            }
+            heldUntil = heldUntil == 0 ? windowEnd : min(heldUntil, windowEnd)
+            if counts.markAlerted(address) {
+                state.recipientCountsChanged = true
+                log.log(.warning, "recipient limit reached; notifications wait", ["mailbox": mailbox.name, "recipient": address, "limit": String(limit),
+                                                                                  "until": String(windowEnd), "queue_id": item.id])
+                let alert = SenderFlooding(direction: .recipient, mailbox: mailbox.name, contract: item.contract, sender: address, count: count,
+                                           limit: limit, windowSeconds: window, at: now)
+                do {
+                    try directory.writeEvent(id: alert.id, bytes: alert.json().renderedBytes())
+                } catch {
+                    log.log(.error, "cannot write event", ["mailbox": mailbox.name, "event": "recipient.flooding", "reason": error.description])
+                }
+            }
+        }
+        return (send, heldUntil)
+    }
+
+    /// Whether a recipient of `item` is at its limit now (its commands must then not go out early).
+    func wouldHoldBack(_ item: QueuedMessage, now: Int64, inFlight: Set<String>) -> Bool {
+        let limit = mailbox.maxNotificationsPerRecipient
+        guard limit > 0 else { return false }
+        let counts = state.recipientCounts ?? queue.recipientCounts(for: mailbox.name)
+        let window = mailbox.recipientWindow.components.seconds
+        return item.recipients.contains { recipient in
+            let address = recipient.address.lowercased()
+            return recipient.state == .pending && counts.current(address, now: now, window: window).count + (inFlight.contains(address) ? 1 : 0) >= limit
+        }
+    }
+
+    /// One notification delivered to `address`: counted against its limit.
+    func countNotification(to address: String) {
+        guard mailbox.maxNotificationsPerRecipient > 0 else { return }
+        if state.recipientCounts == nil { state.recipientCounts = queue.recipientCounts(for: mailbox.name) }
+        // In place: a copy per recipient would copy every count each time.
+        _ = state.recipientCounts?.count(address.lowercased(), now: Int64(Date().timeIntervalSince1970),
+                                          window: mailbox.recipientWindow.components.seconds, limit: 0)
+        state.recipientCountsChanged = true
+    }
+
+    /// Keeps the notification counts if a pass changed them.
+    func keepRecipientCounts() {
+        guard state.recipientCountsChanged, let counts = state.recipientCounts else { return }
+        do {
+            try queue.recordRecipientCounts(counts, for: mailbox.name)
+            state.recipientCountsChanged = false
+        } catch {
+            log.log(.error, "cannot keep the notification counts", ["mailbox": mailbox.name, "reason": error.description])
         }
     }
 
@@ -251,10 +341,11 @@ final class OutboundLane: Sendable {
         return try body(&ledger)
     }
 
-    /// A queued message as its sender takes it: the recipients still pending, in order.
-    static func outgoing(_ item: QueuedMessage, bytes: [UInt8]) -> OutgoingMessage {
-        OutgoingMessage(id: item.id, envelopeFrom: item.envelopeFrom,
-                        recipients: item.recipients.filter { $0.state == .pending }.map(\.address), bytes: bytes)
+    /// A queued message as its sender takes it: the recipients still pending (or `only` those
+    /// of them), in order.
+    static func outgoing(_ item: QueuedMessage, bytes: [UInt8], only: [Int]? = nil) -> OutgoingMessage {
+        let recipients = only.map { $0.map { item.recipients[$0].address } } ?? item.recipients.filter { $0.state == .pending }.map(\.address)
+        return OutgoingMessage(id: item.id, envelopeFrom: item.envelopeFrom, recipients: recipients, bytes: bytes)
     }
 
     /// The due messages, oldest first; only new or changed entries are read from disk.

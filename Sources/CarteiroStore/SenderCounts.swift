@@ -41,6 +41,22 @@ package struct SenderCounts: Sendable, Equatable {
         return (entry.count, newlyOver)
     }
 
+    /// `key`'s count in the window that holds `now` (0 when none), without counting anything;
+    /// and when that window ends.
+    package func current(_ key: String, now: Int64, window: Int64) -> (count: Int, windowEnd: Int64) {
+        guard let entry = entries[String(key.prefix(Self.maximumKey))], now >= entry.windowStart, now < entry.windowStart &+ window else { return (0, now) }
+        return (entry.count, entry.windowStart &+ window)
+    }
+
+    /// Marks the episode of `key` as alerted: true the first time in its window.
+    package mutating func markAlerted(_ key: String) -> Bool {
+        let key = String(key.prefix(Self.maximumKey))
+        guard var entry = entries[key], !entry.alerted else { return false }
+        entry.alerted = true
+        entries[key] = entry
+        return true
+    }
+
     mutating func makeRoom(now: Int64, window: Int64) {
         entries = entries.filter { now < $0.value.windowStart &+ window && now >= $0.value.windowStart }
         guard entries.count >= Self.capacity else { return }

@@ -142,6 +142,9 @@ package protocol OutboundQueueStore: Sendable {
     func delete(id: String) -> Bool
     /// What the lane sent lately, for its sending limits.
     func rateLedger(for lane: String) -> any SendingLedger
+    /// How many notifications each recipient got from the lane in the current window.
+    func recipientCounts(for lane: String) -> SenderCounts
+    func recordRecipientCounts(_ counts: SenderCounts, for lane: String) throws(StoreFailure)
     /// Records which contract each request belongs to (see `RequestContracts`), before the
     /// messages about them are queued.
     func recordContracts(_ pairs: [(request: String, contract: String)]) throws(StoreFailure)
@@ -150,6 +153,15 @@ package protocol OutboundQueueStore: Sendable {
 extension OutboundQueue: OutboundQueueStore {
     package func changeStamp(of lane: String) -> DirectoryStamp? { DirectoryStamp(self.lane(lane)) }
     package func rateLedger(for lane: String) -> any SendingLedger { RateLedger(path: root + "/" + lane + "/.rate") }
+
+    package func recipientCounts(for lane: String) -> SenderCounts {
+        DurableFiles.read(root + "/" + lane + "/.recipients.json").map { SenderCounts(json: $0) } ?? SenderCounts()
+    }
+
+    package func recordRecipientCounts(_ counts: SenderCounts, for lane: String) throws(StoreFailure) {
+        try DurableFiles.makeDirectory(root + "/" + lane)
+        try DurableFiles.replace(root + "/" + lane + "/.recipients.json", with: counts.json().renderedCompact())
+    }
 
     package func recordContracts(_ pairs: [(request: String, contract: String)]) throws(StoreFailure) {
         guard !pairs.isEmpty else { return }

@@ -63,6 +63,8 @@ struct ConfigDefaultTests {
             "mailbox.max_messages_per_sender": .integer(inbound.maxMessagesPerSender),
             "mailbox.max_messages_per_domain": .integer(inbound.maxMessagesPerDomain),
             "mailbox.flood_window": .duration(inbound.floodWindow),
+            "mailbox.max_notifications_per_recipient": .integer(outbound.maxNotificationsPerRecipient),
+            "mailbox.recipient_window": .duration(outbound.recipientWindow),
             "mailbox.starttls": .boolean(inbound.starttls),
             "mailbox.max_poll_time": .duration(inbound.maxPollTime),
             "mailbox.tls": .string(outbound.tlsMode.rawValue),

@@ -72,3 +72,41 @@ struct FloodLimitTests {
         }
     }
 }
+
+/// The other way: the desk's notifications to one address stop at the outbound mailbox's limit
+/// within the window; the rest wait (never lost), the message's other recipients still get it,
+/// and the desk is told once.
+struct NotificationLimitTests {
+    @Test func notificationsToOneAddressWaitPastTheLimitAcrossRestarts() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let token = uniqueName("notify")
+        var text = outboundConfiguration(lab: lab, state: state, token: token)
+        text = text.replacingOccurrences(of: "sender = \"Audit <audit@desk.example>\"", with: "sender = \"Audit <audit@desk.example>\"\nmax_notifications_per_recipient = 2")
+        let config = try directory.write("carteiro.conf", text)
+        let busy = "busy.\(token)@lab.test", other = "other.\(token)@lab.test"
+        for n in 1...4 {
+            let sent = try runCarteiro(["send", "--config", config, "--mailbox", "audit-out", "--to", busy, "--subject", "Note \(n) \(token)", "--text", "t"])
+            #expect(sent.status == 0, "\(sent.stderr)")
+        }
+        let both = try runCarteiro(["send", "--config", config, "--mailbox", "audit-out", "--to", busy, "--to", other, "--one-message",
+                                    "--subject", "Both \(token)", "--text", "t"])
+        #expect(both.status == 0, "\(both.stderr)")
+        let first = try runCarteiro(["run", "--once", "--config", config])
+        #expect(first.stderr.contains("recipient limit reached; notifications wait"), "\(first.stderr)")
+        let received = ReceivedMail.all(in: lab, containing: token)
+        #expect(received.filter { $0.message.contains("Note ") }.count == 2)
+        #expect(received.filter { $0.message.contains("Both \(token)") }.count == 1, "the other recipient is not held up")
+        let alerts = try FloodLimitTests.events(state + "/events").filter { $0["type"] as? String == "recipient.flooding" }
+        #expect(alerts.count == 1)
+        #expect((alerts.first?["flood"] as? [String: Any])?["recipient"] as? String == busy)
+        #expect(validateAgainstSchema([state + "/events"]).status == 0)
+        // A restart does not forget the count: nothing more goes to the busy address, nothing fails.
+        _ = try runCarteiro(["run", "--once", "--config", config])
+        #expect(ReceivedMail.all(in: lab, containing: token).count == 3)
+        let list = try runCarteiro(["queue", "list", "--config", config])
+        #expect(list.stdout.components(separatedBy: "pending  \(busy)").count - 1 == 3, "\(list.stdout)")
+        #expect(!list.stdout.contains("failed"))
+    }
+}
