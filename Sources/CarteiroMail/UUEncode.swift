@@ -99,13 +99,16 @@ package enum UUEncode {
             while let last = line.last, last == 13 { line = line.dropLast() }
             guard let first = line.first else { return (data, index) }
             if isEndLine(line) { return (data, index) }
+            // The length character is itself one of the 64 (a space or a backquote for 0).
+            guard first >= 32 && first <= 96 else { return (data, index) }
             let count = Int((first &- 32) & 63)
-            // Four characters make three bytes; some encoders drop trailing blanks (which
-            // stand for zero bits), so a short line is padded rather than refused.
+            // Four characters make three bytes; a transport that strips a trailing blank (which
+            // stands for zero bits) leaves a line one short, which is padded rather than refused.
+            // One at most: a line never decodes to more bytes than it has.
             let body = line.dropFirst()
             guard count > 0 else { continue }
             let needed = (count + 2) / 3 * 4
-            guard body.count + 3 >= needed, body.allSatisfy({ $0 >= 32 && $0 <= 96 }) else { return (data, index) }
+            guard body.count + 1 >= needed, body.allSatisfy({ $0 >= 32 && $0 <= 96 }) else { return (data, index) }
             var chars = Array(body.prefix(needed))
             while chars.count < needed { chars.append(32) }
             var produced = 0
