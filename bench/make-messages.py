@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes N realistic messages of about 20 KB into a Maildir's new/ folder, deterministically:
-Portuguese text in quoted-printable, an HTML alternative, and a small base64 attachment. Files
+Portuguese text in quoted-printable, an HTML alternative, and a small base64 attachment, with
+the receiving server's Authentication-Results (read when the mailbox trusts mx.acme.example). Files
 are named as Dovecot's delivery names them (with S= and W= sizes)."""
 import base64
 import os
@@ -23,6 +24,7 @@ def main():
         html = "<html><body><p>" + text.replace("\n", "</p><p>")[:3000] + "</p></body></html>"
         attachment = base64.encodebytes(bytes(rng.getrandbits(8) for _ in range(3000))).decode()
         message = f"""Return-Path: <cliente{n}@acme.example>
+Authentication-Results: mx.acme.example; spf=pass smtp.mailfrom=cliente{n}@acme.example; dkim=pass header.d=acme.example header.s=s1; dmarc=pass header.from=acme.example
 From: =?UTF-8?Q?Cliente_N=C3=BAmero_{n}?= <cliente{n}@acme.example>
 To: Suporte ACME <suporte@acme.example>
 Subject: =?UTF-8?Q?Solicita=C3=A7=C3=A3o_{n}:_impressora_n=C3=A3o_imprime?=

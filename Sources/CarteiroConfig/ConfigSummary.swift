@@ -80,6 +80,7 @@ package enum ConfigSummary {
         let folder = mailbox.provider.family.hasFolders ? " \(mailbox.folder)" : ""
         return "\(pad(mailbox.name, to: 16)) \(mailbox.provider.rawValue)\(tls) \(mailbox.server):\(mailbox.port)\(folder) as \(mailbox.user)\(oauth(mailbox.oauth)), "
             + (mailbox.enabled ? "every \(ConfigDuration.format(mailbox.pollInterval)), after fetch: \(mailbox.afterFetch)" : "DISABLED (enabled = false): not polled")
+            + (mailbox.authservIDs.isEmpty ? "" : ", trusts \(mailbox.authservIDs.joined(separator: ", ")) (a failed sender: \(mailbox.senderVerification.rawValue))")
             + described(mailbox.description)
     }
 

@@ -54,8 +54,14 @@ struct Parse: ParsableCommand {
         let builder = EventBuilder(threading: RequestThreading(secret: secret ?? (0..<32).map { _ in UInt8.random(in: 0...255) }),
                                    ownAddresses: Set(configuration?.outboundMailboxes.map(\.sender.address) ?? []),
                                    contractOfRequest: contractOfRequest)
-        var (event, _) = builder.build(.init(mailbox: name, contract: configuration?.contract(owning: name)?.id, origin: .imap(uidValidity: 0, uid: 0),
-                                             receivedAt: Int64(Date().timeIntervalSince1970), bytes: bytes, size: bytes.count, oversize: false, unreadable: nil))
+        var input = EventBuilder.Input(mailbox: name, contract: configuration?.contract(owning: name)?.id, origin: .imap(uidValidity: 0, uid: 0),
+                                       receivedAt: Int64(Date().timeIntervalSince1970), bytes: bytes, size: bytes.count, oversize: false, unreadable: nil)
+        // The mailbox's trust in its receiving servers applies as in the daemon.
+        if let inbound = configuration?.inbound(name) {
+            input.authservIDs = Set(inbound.authservIDs)
+            input.flagsUnverifiedSender = inbound.senderVerification != .off
+        }
+        var (event, _) = builder.build(input)
         // Nothing was stored: `raw` is the file that was read (attachments name where the
         // daemon would keep them).
         event.rawPath = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file

@@ -36,6 +36,13 @@ struct QuarantineTests {
             extra: "authserv_ids = [\"mx.acme.example\"]\nsender_verification = \"quarantine\""), contractMailboxes: ["in"]))
         let check = try runCarteiro(["check-config", "--config", config])
         #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("trusts mx.acme.example (a failed sender: quarantine)"), "\(check.stdout)")
+        // `parse` judges a message as the mailbox would.
+        let file = try directory.write("forged.eml", Self.message(id: "parse-\(user)", results: "dmarc=fail header.from=customer.example"))
+        let parsed = try runCarteiro(["parse", "--config", config, "--mailbox", "in", file])
+        let judged = try #require(try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Any], "\(parsed.stderr)")
+        #expect((judged["authentication"] as? [String: Any])?["verdict"] as? String == "fail")
+        #expect((judged["flags"] as? [String])?.contains("unverified-sender") == true)
         _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "in"]))?.status ?? 1) == 0 }
         let run = try runCarteiro(["run", "--once", "--config", config])
         #expect(run.status == 0, "\(run.stderr)")
