@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CarteiroStore
 import CarteiroTesting
 
 /// `sender_verification = "quarantine"` against Dovecot: a message whose sender the trusted
@@ -63,6 +64,12 @@ struct QuarantineTests {
         let status = try runCarteiro(["status", "--config", config])
         #expect(status.stdout.contains("quarantine: 1 event held"), "\(status.stdout)")
 
+        // Retention keeps a held event's raw message however old: someone may release it.
+        let heldEvent = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: spool + "/.quarantine/" + name + ".json"))) as? [String: Any])
+        let heldRaw = state + "/" + (heldEvent["raw"] as? String ?? "")
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-400 * 86_400)], ofItemAtPath: heldRaw)
+        _ = Retention.clean(StateDirectory(root: state, spool: spool), keepRaw: .seconds(3600), keepAttachments: .seconds(3600), keepFailed: nil)
+        #expect(FileManager.default.fileExists(atPath: heldRaw))
         // Polled again: the held message is not taken twice, nor handed on.
         _ = try runCarteiro(["run", "--once", "--config", config])
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasSuffix(".json") }.count == 2)
