@@ -49,6 +49,14 @@ package struct EventBuilder: Sendable {
         }
     }
 
+    /// The request a report about a sent message names (a bounce, a read receipt): by the
+    /// original's keyed Message-ID, else by the tag in its subject.
+    func returnedRequest(messageID: String?, subject: String?) -> (request: String, rule: String)? {
+        if let messageID, let request = threading.request(fromMessageID: messageID) { return (request, RequestThreading.Match.messageID.rawValue) }
+        if let subject, let request = threading.request(fromSubject: subject) { return (request, RequestThreading.Match.subjectTag.rawValue) }
+        return nil
+    }
+
     /// The event, and the attachment contents to store (by SHA-256) alongside it.
     package func build(_ input: Input) -> (event: RequestEvent, attachments: [(sha256: String, data: [UInt8])]) {
         let id = input.origin.eventID(mailbox: input.mailbox)
@@ -97,12 +105,9 @@ package struct EventBuilder: Sendable {
             // request, else its subject's tag; a bounce that names none is flagged as such.
             event.type = "delivery.failed"
             event.delivery = report
-            if let original = report.originalMessageID, let request = threading.request(fromMessageID: original) {
+            if let (request, rule) = returnedRequest(messageID: report.originalMessageID, subject: report.originalSubject) {
                 event.request = request
-                event.matchedBy = "message-id"
-            } else if let subject = report.originalSubject, let request = threading.request(fromSubject: subject) {
-                event.request = request
-                event.matchedBy = "subject-tag"
+                event.matchedBy = rule
             }
         } else if AutomaticMail.looksLikeBounce(message.header, from: message.from) {
             event.type = "delivery.failed"
@@ -112,12 +117,9 @@ package struct EventBuilder: Sendable {
             // Original-Message-ID, the returned subject's tag), else as a reply is.
             event.type = "delivery.receipt"
             event.receipt = receipt
-            if let original = receipt.originalMessageID, let request = threading.request(fromMessageID: original) {
+            if let (request, rule) = returnedRequest(messageID: receipt.originalMessageID, subject: receipt.originalSubject) {
                 event.request = request
-                event.matchedBy = "message-id"
-            } else if let subject = receipt.originalSubject, let request = threading.request(fromSubject: subject) {
-                event.request = request
-                event.matchedBy = "subject-tag"
+                event.matchedBy = rule
             } else if let match = threading.match(message), match.rule != .subjectTag || contractOfRequest(match.request).map({ $0 == input.contract }) ?? true {
                 event.request = match.request
                 event.matchedBy = match.rule.rawValue
