@@ -16,6 +16,8 @@ package struct SenderCounts: Sendable, Equatable {
 
     package private(set) var entries: [String: Entry] = [:]
     package static let capacity = 10_000
+    /// More messages than any window holds; a count stops there.
+    static let maximumCount = 1 << 40
     /// A key longer than this is cut (an address is at most 254 bytes).
     static let maximumKey = 300
 
@@ -30,7 +32,7 @@ package struct SenderCounts: Sendable, Equatable {
         if now >= entry.windowStart &+ window || now < entry.windowStart {
             entry = Entry(windowStart: now, count: 0, alerted: false)
         }
-        entry.count += 1
+        entry.count = min(entry.count + 1, Self.maximumCount)
         var newlyOver = false
         if limit > 0, entry.count > limit, !entry.alerted {
             entry.alerted = true
@@ -73,8 +75,9 @@ package struct SenderCounts: Sendable, Equatable {
     package init(json bytes: [UInt8]) {
         guard let object = JSONValue.parse(bytes), case .object(let members) = object else { return }
         for (key, value) in members.prefix(Self.capacity) {
+            // A count no window can reach (a damaged file) is left out: adding to it must not overflow.
             guard let items = value.array, items.count == 3, let start = items[0].int64, let count = items[1].int, count >= 0,
-                  let alerted = items[2].bool else { continue }
+                  count <= Self.maximumCount, let alerted = items[2].bool else { continue }
             entries[String(key.prefix(Self.maximumKey))] = Entry(windowStart: start, count: count, alerted: alerted)
         }
     }

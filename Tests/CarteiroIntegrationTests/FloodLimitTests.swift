@@ -58,6 +58,10 @@ struct FloodLimitTests {
         #expect(SenderCounts(json: one.json().renderedBytes()) == one)
         #expect(SenderCounts(json: Array("{\"a\": [1, -5, true], \"b\": \"x\", \"c\": [1, 2, false]}".utf8)).entries.keys.sorted() == ["c"])
         #expect(SenderCounts(json: Array("not json".utf8)).entries.isEmpty)
+        // A damaged count at the top of the range is left out, not added to (no overflow).
+        var damaged = SenderCounts(json: Array("{\"a@b\": [0, \(Int.max), false]}".utf8))
+        #expect(damaged.entries.isEmpty)
+        #expect(damaged.count("a@b", now: 1, window: 60, limit: 0) == (1, false))
     }
 
     static func flags(_ event: [String: Any]) -> [String] { event["flags"] as? [String] ?? [] }
