@@ -7,7 +7,7 @@ import PackageDescription
 //   CarteiroConfig       the configuration language, schema, model, validation, plain-file reads: no network
 //   CFileSync            syncfs(2) and openat2(2), which Swift's Glibc module does not export
 //   CarteiroMail         protocol and message formats (IMAP syntax, MIME, RFC 2047 …): pure, no I/O
-//   CarteiroEvents       messages become request events: classification, threading, JSON
+//   CarteiroEvents       messages become request events: classification, routing rules, threading, JSON
 //   CarteiroOutbound     submissions become messages: resolution, templates (Mustache), building
 //   CarteiroStore        the state directory: durable files, per-mailbox state, batch commits
 //   CarteiroSystemd      the libsystemd adapter: sd_notify, the native journal (a swift-log handler)
@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "CarteiroMail", dependencies: ["CByteSearch"]),
         // JSON: the writer of events and state files, escaping, and the reader of Carteiro's own files.
         .target(name: "CarteiroJSON", dependencies: ["CByteSearch"]),
-        .target(name: "CarteiroEvents", dependencies: ["CarteiroMail", "CarteiroJSON", "CCrypto", "CByteSearch"]),
+        .target(name: "CarteiroEvents", dependencies: ["CarteiroConfig", "CarteiroMail", "CarteiroJSON", "CCrypto", "CByteSearch"]),
         .target(name: "CFileSync"),
         .target(name: "CarteiroStore", dependencies: ["CFileSync", "CarteiroConfig", "CarteiroJSON"]),
         .target(
@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CarteiroEventsTests",
-            dependencies: ["CarteiroEvents", "CarteiroJSON", "CarteiroMail", "CarteiroTesting"],
+            dependencies: ["CarteiroConfig", "CarteiroEvents", "CarteiroJSON", "CarteiroMail", "CarteiroTesting"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

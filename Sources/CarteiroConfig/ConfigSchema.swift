@@ -2,10 +2,10 @@
 /// Parsing, validation, `check-config --reference` and the test that `etc/carteiro.conf`
 /// documents every key all read it.
 package enum ConfigSchema {
-    package static let tables: [TableSpec] = [daemon, events, mailbox, oauth, contract, user, group, workflow, step]
+    package static let tables: [TableSpec] = [daemon, events, mailbox, oauth, contract, rule, user, group, workflow, step]
 
     /// Tables that only hold named tables (`[mailbox.NAME]`), never keys of their own.
-    package static let containers: [[String]] = [["mailbox"], ["oauth"], ["contract"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
+    package static let containers: [[String]] = [["mailbox"], ["oauth"], ["contract"], ["rule"], ["user"], ["group"], ["workflow"], ["workflow", "*", "step"]]
 
     package static let daemon = TableSpec(pattern: ["daemon"], title: "[daemon]", doc: "Settings of the daemon as a whole.", keys: [
         KeySpec("system_outbound", .name, nil, "The system's default outbound mailbox: every workflow step sends through it unless told otherwise.", required: true),
@@ -110,6 +110,25 @@ package enum ConfigSchema {
         KeySpec("inbound_mailboxes", .names, "[]", "The inbound mailboxes whose messages become this contract's requests. A mailbox belongs to one contract at most."),
         KeySpec("signature", .template, "unset", "Appended, after a blank line, to the text of every notification of this contract (a template, like the steps'): the customer's own signature or legal footer."),
         KeySpec("signature_html", .template, "unset", "Appended to the HTML of every notification of this contract that has HTML."),
+    ])
+
+    package static let rule = TableSpec(pattern: ["rule", "*"], title: "[rule.NAME]", doc: "A routing rule for inbound messages. Rules are evaluated in the order the file lists them; each one whose scope holds the message's mailbox and whose conditions all hold applies (later ones win a contract, priority or queue; tags add up), until one that drops the message or says stop. Case is ignored in every comparison unless case_sensitive = true.", keys: [
+        KeySpec("mailboxes", .names, "[] (with contracts = []: every inbound mailbox)", "The inbound mailboxes the rule applies to."),
+        KeySpec("contracts", .names, "[]", "The rule also applies to the inbound mailboxes of these contracts."),
+        KeySpec("header", .string, "unset", "A header field to test, such as \"Subject\" or \"X-Priority\" (the name's case does not matter), with one of equals, glob or regex. Its value is tested decoded (RFC 2047) and unfolded, each field of that name in turn, at most \(RoutingLimits.fieldsPerName) of them and the first \(RoutingLimits.valueLength) characters of each. Address fields (From, To, Cc, Reply-To, Sender, Delivered-To …) are tested address by address."),
+        KeySpec("equals", .string, "unset", "The header's whole value. In an address field: the address, where support@acme.example also matches support+anything@acme.example (a plus-address extension) and support+billing@acme.example that extension only."),
+        KeySpec("glob", .string, "unset", "A glob over the header's whole value: * any run of characters, ? one, \\ before either takes it literally. In an address field, over each address: \"*@acme.example\", \"support+*@acme.example\"."),
+        KeySpec("regex", .string, "unset", "A regular expression found anywhere in the header's value (anchor with ^ and $): literals, ., [classes], \\d \\w \\s and their negations, groups, |, *, +, ?, {n,m}. No back-references or look-around: the engine (a Pike VM) takes time in proportion to the text, whatever the pattern. Write it as a literal string ('…') to keep backslashes as they are."),
+        KeySpec("case_sensitive", .boolean, .boolean(false), "Compare header values with their case (addresses are always compared without)."),
+        KeySpec("from", .string, "unset", "The From: address must be this (matched as an address, plus-address extensions as in equals) or match this glob."),
+        KeySpec("to", .string, "unset", "One of the recipients (To, Cc, Delivered-To, X-Original-To) must be this address or match this glob: routes support+billing@ apart from support@."),
+        KeySpec("verdict", .strings, "any", "The sender authentication verdicts that match: any of pass, fail, none, unknown (unknown also for a mailbox without authserv_ids)."),
+        KeySpec("set_contract", .name, "unset", "The event's contract becomes this one ([contract.NAME]): its requests, its threading, its replies."),
+        KeySpec("add_tags", .strings, "[]", "Tags the event carries (routing.tags), for the desk's own rules."),
+        KeySpec("set_priority", .choice(RoutingRule.priorities), "unset", "The priority the event carries (routing.priority)."),
+        KeySpec("set_queue", .string, "unset", "The queue or group of the desk the event is for (routing.queue)."),
+        KeySpec("drop", .string, "unset", "Drop the message, with this reason: no event is written; the message stays on the server whatever after_fetch says, the journal says which rule dropped it, and status counts it. Other actions are not allowed beside it."),
+        KeySpec("stop", .boolean, .boolean(false), "After this rule matches, no later rule is evaluated."),
     ])
 
     package static let user = TableSpec(pattern: ["user", "*"], title: "[user.NAME]", doc: "A person that workflow steps can send to.", keys: [

@@ -47,6 +47,18 @@ package enum ConfigSummary {
             out.append(contentsOf: describe(client, in: c))
         }
 
+        if !c.rules.isEmpty {
+            out.append("")
+            out.append("routing rules, in the order they are evaluated")
+            for (number, rule) in c.rules.enumerated() {
+                let scope = rule.mailboxes.isEmpty && rule.contracts.isEmpty ? "every inbound mailbox"
+                    : (rule.mailboxes.map { "mailbox \($0)" } + rule.contracts.map { "contract \($0)" }).joined(separator: ", ")
+                out.append("  \(number + 1). \(rule.name)  (\(scope))")
+                out.append("     when \(rule.conditionSummary)")
+                out.append("     then \(rule.actionSummary)")
+            }
+        }
+
         for workflow in c.workflows {
             for step in workflow.steps {
                 out.append("")

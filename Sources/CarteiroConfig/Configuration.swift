@@ -10,6 +10,8 @@ package struct Configuration: Sendable {
     package var users: [DirectoryUser]
     package var groups: [UserGroup]
     package var workflows: [Workflow]
+    /// Routing rules for inbound messages, in the file's order.
+    package var rules: [RoutingRule] = []
 
     package func inbound(_ name: String) -> InboundMailbox? { inboundMailboxes.first { $0.name == name } }
     package func outbound(_ name: String) -> OutboundMailbox? { outboundMailboxes.first { $0.name == name } }

@@ -162,6 +162,7 @@ extension ConfigurationBuilder {
                 checkNames(step.toGroups, in: table?.entry("to_groups")?.value, known: groupNames, kind: "group", diagnostics: &diagnostics)
             }
         }
+        validateRules(configuration, document: document, diagnostics: &diagnostics)
     }
 
     private func checkNames(_ names: [String], in value: ConfigValue?, known: [String], kind: String, diagnostics: inout DiagnosticList) {

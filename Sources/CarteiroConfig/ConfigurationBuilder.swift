@@ -22,6 +22,7 @@ package struct ConfigurationBuilder {
         var users: [DirectoryUser] = []
         var groups: [UserGroup] = []
         var workflows: [Workflow] = []
+        var rules: [RoutingRule] = []
         var daemonReader: TableReader?
         var eventsReader: TableReader?
         /// Mailboxes whose table could not be read well enough to know their type.
@@ -74,6 +75,9 @@ package struct ConfigurationBuilder {
                                           outboundMailbox: reader.string("outbound_mailbox"),
                                           inboundMailboxes: reader.names("inbound_mailboxes") ?? [], location: table.location,
                                           signature: reader.string("signature"), signatureHTML: reader.string("signature_html")))
+            case "rule":
+                let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
+                rules.append(readRule(reader, diagnostics: &diagnostics))
             case "user":
                 let reader = TableReader(table, spec: spec, scope: nil, diagnostics: &diagnostics)
                 users.append(DirectoryUser(id: reader.name, name: reader.string("name") ?? reader.name,
@@ -129,7 +133,7 @@ package struct ConfigurationBuilder {
 
         var configuration = Configuration(files: files, daemon: daemon, events: events, inboundMailboxes: inbound,
                                           outboundMailboxes: outbound, oauthClients: oauthClients, contracts: contracts, users: users,
-                                          groups: groups, workflows: workflows)
+                                          groups: groups, workflows: workflows, rules: rules)
         validate(&configuration, document: document, daemonTable: daemonReader?.table, brokenMailboxes: brokenMailboxes, diagnostics: &diagnostics)
         return diagnostics.hasErrors ? nil : configuration
     }

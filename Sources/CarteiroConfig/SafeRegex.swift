@@ -5,7 +5,8 @@
 ///
 /// The syntax, a documented subset of POSIX ERE and Perl:
 /// - literals; `.` (any scalar); `[abc]`, `[a-z]`, `[^…]`, with `\d \w \s` inside;
-/// - `\d \D \w \W \s \S`, and `\` before any other character takes it literally;
+/// - `\d \D \w \W \s \S`, `\t \n \r`, and `\` before any punctuation takes it literally
+///   (other escapes of letters and digits, such as `\b` or `\1`, are syntax errors);
 /// - `^` and `$` (the start and the end of the text);
 /// - groups `( … )` (also written `(?: … )`), alternation `|`;
 /// - `*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}` (n, m at most 1,000).
@@ -61,11 +62,11 @@ package struct SafeRegex: Sendable {
     static let maximumRepeat = 1_000
 
     package init(_ pattern: String, caseInsensitive: Bool = false) throws(SyntaxError) {
-        let scalars = Array((caseInsensitive ? pattern.lowercased() : pattern).unicodeScalars)
+        let scalars = Array(pattern.unicodeScalars)
         guard scalars.count <= Self.maximumPatternLength else {
             throw SyntaxError(offset: Self.maximumPatternLength, reason: "the pattern is longer than \(Self.maximumPatternLength) characters")
         }
-        var parser = Parser(scalars: scalars)
+        var parser = Parser(scalars: scalars, caseInsensitive: caseInsensitive)
         let tree = try parser.parseAlternation()
         guard parser.index == scalars.count else { throw SyntaxError(offset: parser.index, reason: "unmatched `)`") }
         var compiler = Compiler()
@@ -81,14 +82,24 @@ package struct SafeRegex: Sendable {
 
     /// Whether the pattern matches somewhere in `text`.
     package func matches(_ text: String) -> Bool {
+        var unlimited = Int.max
+        return matches(text, budget: &unlimited) ?? false
+    }
+
+    /// Whether the pattern matches somewhere in `text`, spending at most `budget` steps (one
+    /// step: one thread moved over one scalar): nil when the budget ran out first. What was
+    /// spent is taken from `budget`, so that one budget can bound many matches.
+    package func matches(_ text: String, budget: inout Int) -> Bool? {
         let scalars = Array((caseInsensitive ? text.lowercased() : text).unicodeScalars)
         var current: [Int] = []
         var next: [Int] = []
         var seen = [Int](repeating: -1, count: program.count)
         // Adds `pc` and everything reachable from it without reading a scalar.
+        var spent = 0
         func add(_ pc: Int, at position: Int, to list: inout [Int], generation: Int) -> Bool {
             var stack = [pc]
             while let pc = stack.popLast() {
+                spent += 1
                 guard seen[pc] != generation else { continue }
                 seen[pc] = generation
                 switch program[pc] {
@@ -109,6 +120,11 @@ package struct SafeRegex: Sendable {
             // A new thread at every position: the search is unanchored.
             if add(0, at: position, to: &current, generation: generation) { return true }
             guard position < scalars.count else { break }
+            // Every thread alive costs a step, whether it moves on or dies, and so does every
+            // instruction followed to find the threads.
+            budget -= current.count + spent
+            spent = 0
+            if budget < 0 { return nil }
             let scalar = scalars[position]
             generation += 1
             next.removeAll(keepingCapacity: true)
@@ -142,8 +158,32 @@ package struct SafeRegex: Sendable {
 
     struct Parser {
         let scalars: [Unicode.Scalar]
+        /// Literals are lowered (the text is lowered too); escapes are read before, so that
+        /// `\D` stays "not a digit".
+        var caseInsensitive = false
         var index = 0
         var depth = 0
+
+        func fold(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
+            guard caseInsensitive else { return scalar }
+            let lowered = scalar.properties.lowercaseMapping.unicodeScalars
+            return lowered.count == 1 ? lowered.first ?? scalar : scalar
+        }
+
+        /// The scalar an escape stands for, or an error for the escapes of other engines
+        /// (`\b`, `\1`, `\A` …), which would otherwise silently match a letter.
+        func escapedLiteral(_ escaped: Unicode.Scalar, at offset: Int) throws(SyntaxError) -> Unicode.Scalar {
+            switch escaped {
+            case "t": return "\t"
+            case "n": return "\n"
+            case "r": return "\r"
+            default:
+                if escaped.isASCII, escaped.properties.isAlphabetic || ("0"..."9").contains(escaped) {
+                    throw SyntaxError(offset: offset, reason: "`\\\(escaped)` is not supported (no word boundaries, back-references or other engines' escapes; \\d \\w \\s \\D \\W \\S \\t \\n \\r are)")
+                }
+                return escaped
+            }
+        }
 
         mutating func parseAlternation() throws(SyntaxError) -> Node {
             var branches = [try parseSequence()]
@@ -233,8 +273,8 @@ package struct SafeRegex: Sendable {
                 let escaped = scalars[index]
                 index += 1
                 if let set = Self.named(escaped) { return .atom(.set(set, negated: false)) }
-                return .atom(.scalar(escaped))
-            default: return .atom(.scalar(scalar))
+                return .atom(.scalar(fold(try escapedLiteral(escaped, at: at))))
+            default: return .atom(.scalar(fold(scalar)))
             }
         }
 
@@ -272,16 +312,22 @@ package struct SafeRegex: Sendable {
                         set.notDigits = set.notDigits || named.notDigits; set.notWord = set.notWord || named.notWord; set.notSpace = set.notSpace || named.notSpace
                         continue
                     }
-                    scalar = escaped
+                    scalar = try escapedLiteral(escaped, at: index - 2)
                 }
                 if index + 1 < scalars.count, scalars[index] == "-", scalars[index + 1] != "]" {
                     var upper = scalars[index + 1]
                     index += 2
-                    if upper == "\\", index < scalars.count { upper = scalars[index]; index += 1 }
+                    if upper == "\\", index < scalars.count {
+                        upper = try escapedLiteral(scalars[index], at: index - 1)
+                        index += 1
+                    }
                     guard scalar.value <= upper.value else { throw SyntaxError(offset: index - 1, reason: "a range that runs backwards") }
                     set.ranges.append(scalar.value...upper.value)
+                    // The text is lowered: [A-Z] must also hold a-z.
+                    let (low, high) = (fold(scalar), fold(upper))
+                    if caseInsensitive, low.value <= high.value, (low, high) != (scalar, upper) { set.ranges.append(low.value...high.value) }
                 } else {
-                    set.ranges.append(scalar.value...scalar.value)
+                    set.ranges.append(fold(scalar).value...fold(scalar).value)
                 }
             }
             return .set(set, negated: negated)

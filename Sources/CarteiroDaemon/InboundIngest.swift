@@ -8,11 +8,25 @@ import Synchronization
 
 /// Results filled in by concurrent workers, one slot each.
 final class BuildResults: Sendable {
-    typealias Built = Result<StagedMessage, PollFailure>
+    enum Built: Sendable {
+        case staged(StagedMessage)
+        /// A routing rule dropped it: nothing written, the message left on the server.
+        case dropped(DroppedMessage)
+        case failed(PollFailure)
+    }
     private let slots: Mutex<[Built?]>
     init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
     func set(_ index: Int, _ value: Built) { slots.withLock { $0[index] = value } }
     func get(_ index: Int) -> Built? { slots.withLock { $0[index] } }
+}
+
+/// A message a routing rule dropped: what the journal says of it.
+struct DroppedMessage: Sendable {
+    /// The source's key: it stays on the server, untouched by `after_fetch`.
+    var key: String
+    var rule: String
+    var reason: String
+    var summary: [(String, String)]
 }
 
 /// The part of a poll that does not depend on the protocol: a fetched message becomes an
@@ -208,6 +222,13 @@ struct InboundIngest {
             input.flagsUnverifiedSender = mailbox.senderVerification != .off
             input.flood = floods[index]
             let (event, attachments) = builder.build(input)
+            if let drop = event.routing?.dropped {
+                built.set(index, .dropped(DroppedMessage(key: message.key, rule: drop.rule, reason: drop.reason, summary: [
+                    ("event", event.id), ("message_id", event.message?.messageID ?? ""), ("from", event.message?.from?.address ?? ""),
+                    ("subject", event.message?.subject ?? ""), ("rule", drop.rule), ("reason", drop.reason),
+                ])))
+                return
+            }
             // A forged-looking sender, where the mailbox says so, waits for a person.
             let held = mailbox.senderVerification == .quarantine && event.authentication?.verdict == .fail
             do throws(DurableFiles.Failure) {
@@ -216,12 +237,13 @@ struct InboundIngest {
                 var staged = try store.stage(id: event.id, token: "\(token)-\(index)", dedupeKey: key,
                                              event: event.renderedBytes(), raw: message.bytes, attachments: attachments,
                                              stamp: stamps.advanced(byMicroseconds: index), held: held)
-                staged.summary = [("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
+                // The contract a rule set, if one did: the journal names the event's own.
+                staged.summary = [("contract", event.contract ?? ""), ("event", event.id), ("type", event.type), ("message_id", event.message?.messageID ?? ""),
                                   ("from", event.message?.from?.address ?? ""), ("request", event.request ?? "")]
                 if held { staged.summary.append(("quarantined", "sender failed authentication")) }
-                built.set(index, .success(staged))
+                built.set(index, .staged(staged))
             } catch {
-                built.set(index, .failure(.storage(error.description)))
+                built.set(index, .failed(.storage(error.description)))
             }
         }
         return built
@@ -230,19 +252,23 @@ struct InboundIngest {
     /// Removes the temporary files of every message of a batch that will not be committed.
     func discard(_ count: Int, built: BuildResults) {
         for index in 0..<count {
-            if case .success(let message)? = built.get(index) { store.discard(message) }
+            if case .staged(let message)? = built.get(index) { store.discard(message) }
         }
     }
 
     /// Keeps each staged message not handed on before, in order, and discards the files of the
-    /// others; returns what to commit and how many were duplicates.
-    func select(_ count: Int, built: BuildResults, seenInBatch: inout Set<String>) throws(PollFailure) -> (staged: [StagedMessage], duplicates: Int) {
+    /// others; returns what to commit, how many were duplicates, and what the rules dropped.
+    func select(_ count: Int, built: BuildResults, seenInBatch: inout Set<String>) throws(PollFailure)
+        -> (staged: [StagedMessage], duplicates: Int, dropped: [DroppedMessage]) {
         var staged: [StagedMessage] = []
         var duplicates = 0
+        var dropped: [DroppedMessage] = []
         var failure: PollFailure?
         for index in 0..<count {
             switch built.get(index) {
-            case .success(let message)?:
+            case .dropped(let message)?:
+                dropped.append(message)
+            case .staged(let message)?:
                 if failure != nil || Self.handedOnBefore(message.dedupeKey, keys: store.dedupeKeys) || seenInBatch.contains(message.dedupeKey) {
                     if failure == nil { duplicates += 1 }
                     store.discard(message)
@@ -250,7 +276,7 @@ struct InboundIngest {
                 }
                 seenInBatch.insert(message.dedupeKey)
                 staged.append(message)
-            case .failure(let error)?:
+            case .failed(let error)?:
                 failure = failure ?? error
             case nil:
                 failure = failure ?? .storage("a message of the batch was not built")
@@ -260,7 +286,7 @@ struct InboundIngest {
             staged.forEach(store.discard)
             throw failure
         }
-        return (staged, duplicates)
+        return (staged, duplicates, dropped)
     }
 }
 
@@ -283,6 +309,7 @@ final class IngestPipeline<Token: Sendable>: Sendable {
         var committed: [Token] = []
         var handedOn = 0
         var duplicates = 0
+        var dropped = 0
         var reported = false
     }
     private let progress = Mutex(Progress())
@@ -315,11 +342,14 @@ final class IngestPipeline<Token: Sendable>: Sendable {
                     return
                 }
                 do throws(PollFailure) {
-                    let (staged, duplicates) = try self.seenInBatch.withLock { seen throws(PollFailure) in
+                    let (staged, duplicates, dropped) = try self.seenInBatch.withLock { seen throws(PollFailure) in
                         try self.ingest.select(messages.count, built: built, seenInBatch: &seen)
                     }
                     var next = self.ingest.store.state
                     advance(&next)
+                    // A dropped message stays on the server: its key is kept, so that no
+                    // after_fetch (now, or as a leftover later) touches it.
+                    if self.ingest.mailbox.afterFetch != .keep { next.kept.formUnion(dropped.map(\.key)) }
                     do throws(DurableFiles.Failure) {
                         try self.ingest.store.commit(staged, newState: next)
                     } catch {
@@ -329,12 +359,18 @@ final class IngestPipeline<Token: Sendable>: Sendable {
                         $0.committed.append(token)
                         $0.handedOn += staged.count
                         $0.duplicates += duplicates
+                        $0.dropped += dropped.count
                     }
                     // One line per message handed on: "did the mail from X arrive?" is a journal query.
                     let mailbox = self.ingest.mailbox.name, contract = self.ingest.contract ?? ""
                     self.ingest.log.log(.info, "message handed on", lines: staged.map {
-                        [("mailbox", mailbox), ("contract", contract)] + $0.summary.filter { !$0.1.isEmpty }
+                        [("mailbox", mailbox)] + $0.summary.filter { !$0.1.isEmpty }
                     })
+                    if !dropped.isEmpty {
+                        self.ingest.log.log(.notice, "message dropped by a routing rule", lines: dropped.map {
+                            [("mailbox", mailbox), ("contract", contract)] + $0.summary.filter { !$0.1.isEmpty }
+                        })
+                    }
                 } catch {
                     self.progress.withLock { if $0.failure == nil { $0.failure = error } }
                 }
@@ -359,11 +395,11 @@ final class IngestPipeline<Token: Sendable>: Sendable {
     }
 
     /// Waits for every queued batch and returns the counts, which the poll then reports.
-    func finish() -> (handedOn: Int, duplicates: Int) {
+    func finish() -> (handedOn: Int, duplicates: Int, dropped: Int) {
         drain()
         return progress.withLock {
             $0.reported = true
-            return ($0.handedOn, $0.duplicates)
+            return ($0.handedOn, $0.duplicates, $0.dropped)
         }
     }
 

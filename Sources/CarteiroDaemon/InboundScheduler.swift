@@ -270,8 +270,10 @@ package final class InboundScheduler: Sendable {
             current.lastError = nil
             current.lastSuccess = now
             current.handedOn += outcome.handedOn
-            if outcome.handedOn > 0 || outcome.skippedDuplicates > 0 {
-                log.log(.info, "messages handed on", ["mailbox": name, "contract": state.contracts[name] ?? "", "count": String(outcome.handedOn), "duplicates": String(outcome.skippedDuplicates)])
+            current.dropped += outcome.dropped
+            if outcome.handedOn > 0 || outcome.skippedDuplicates > 0 || outcome.dropped > 0 {
+                log.log(.info, "messages handed on", ["mailbox": name, "contract": state.contracts[name] ?? "", "count": String(outcome.handedOn),
+                                                      "duplicates": String(outcome.skippedDuplicates), "dropped": String(outcome.dropped)])
             }
             if let problem = outcome.afterFetchProblem {
                 log.log(.warning, "after_fetch failed", ["mailbox": name, "contract": state.contracts[name] ?? "", "reason": problem])

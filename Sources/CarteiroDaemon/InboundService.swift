@@ -167,7 +167,7 @@ package final class InboundService: Sendable {
             let contracts = RequestContracts(stateDirectory: configuration.daemon.stateDirectory)
             builder = EventBuilder(threading: RequestThreading(secret: try store.threadingSecret()),
                                    ownAddresses: Set(configuration.outboundMailboxes.map(\.sender.address)),
-                                   contractOfRequest: { contracts.contract(of: $0) })
+                                   rules: RoutingRules(configuration.rules), contractOfRequest: { contracts.contract(of: $0) })
         } catch {
             throw .storage(error.description)
         }
@@ -206,6 +206,7 @@ package final class InboundService: Sendable {
                 let lines = results.map { name, result -> String in
                     switch result {
                     case .success(let outcome): "\(name): \(outcome.handedOn) handed on" + (outcome.skippedDuplicates > 0 ? ", \(outcome.skippedDuplicates) seen before" : "")
+                        + (outcome.dropped > 0 ? ", \(outcome.dropped) dropped by routing rules" : "")
                     case .failure(let failure): "\(name): FAILED: \(failure.description)"
                     }
                 }

@@ -11,6 +11,8 @@ package struct MailboxStatus: Sendable {
     package var consecutiveFailures = 0
     package var lastError: String?
     package var handedOn = 0
+    /// Dropped by routing rules (left on the server) by this run.
+    package var dropped = 0
     package var nextPoll: Int64?
     /// A mailbox.failing event was raised for the current failure episode.
     package var alerted = false
@@ -19,7 +21,7 @@ package struct MailboxStatus: Sendable {
 
     func json() -> JSONValue {
         var members: [(String, JSONValue)] = [("name", .string(name)), ("consecutive_failures", .number(Int64(consecutiveFailures))),
-                                              ("handed_on", .number(Int64(handedOn)))]
+                                              ("handed_on", .number(Int64(handedOn))), ("dropped", .number(Int64(dropped)))]
         if let lastPoll { members.append(("last_poll", .number(lastPoll))) }
         if let lastSuccess { members.append(("last_success", .number(lastSuccess))) }
         if let failingSince { members.append(("failing_since", .number(failingSince))) }
@@ -38,6 +40,7 @@ package struct MailboxStatus: Sendable {
         consecutiveFailures = json["consecutive_failures"]?.int ?? 0
         lastError = json["last_error"]?.string
         handedOn = json["handed_on"]?.int ?? 0
+        dropped = json["dropped"]?.int ?? 0
         nextPoll = json["next_poll"]?.int64
         alerted = json["alerted"]?.bool ?? false
     }

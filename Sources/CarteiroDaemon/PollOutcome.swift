@@ -6,6 +6,8 @@ import CarteiroOAuth
 package struct PollOutcome: Sendable {
     package var handedOn: Int = 0
     package var skippedDuplicates: Int = 0
+    /// Dropped by a routing rule (left on the server, no event).
+    package var dropped: Int = 0
     /// `after_fetch` failed after the messages were handed on: they are safe, the server unchanged.
     package var afterFetchProblem: String?
     package init() {}
@@ -14,6 +16,7 @@ package struct PollOutcome: Sendable {
     mutating func add(_ earlier: PollOutcome) {
         handedOn += earlier.handedOn
         skippedDuplicates += earlier.skippedDuplicates
+        dropped += earlier.dropped
         if afterFetchProblem == nil { afterFetchProblem = earlier.afterFetchProblem }
     }
 }

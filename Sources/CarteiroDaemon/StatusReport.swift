@@ -40,7 +40,7 @@ package enum StatusReport {
                 continue
             }
             let health = status.consecutiveFailures == 0 ? "ok" : "FAILING (\(status.consecutiveFailures) in a row since \(ago(status.failingSince)))"
-            lines.append("mailbox \(status.name)\(label): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run")
+            lines.append("mailbox \(status.name)\(label): \(health); last poll \(ago(status.lastPoll)), last success \(ago(status.lastSuccess)), \(status.handedOn) handed on by this run" + (status.dropped > 0 ? ", \(status.dropped) dropped by routing rules" : ""))
             if let error = status.lastError { lines.append("  last error: \(error)") }
         }
         for name in disabled { lines.append("mailbox \(name): disabled (enabled = false): not polled") }
@@ -140,7 +140,7 @@ package enum StatusReport {
             let failures = recordedEntry["consecutive_failures"]?.int ?? 0
             entry["state"] = .string(!enabled ? "disabled" : recordedEntry["last_poll"] == nil && failures == 0 ? "not polled" : failures > 0 ? "failing" : "ok")
             // Every documented key, null when there is nothing to say (never left out).
-            for key in ["handed_on", "consecutive_failures", "last_poll", "last_success", "failing_since", "last_error", "next_poll"] {
+            for key in ["handed_on", "dropped", "consecutive_failures", "last_poll", "last_success", "failing_since", "last_error", "next_poll"] {
                 entry[key] = recordedEntry[key] ?? .null
             }
             mailboxes.append(sorted(entry))

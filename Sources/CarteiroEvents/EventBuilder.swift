@@ -9,9 +9,14 @@ package struct EventBuilder: Sendable {
     /// The contract a request belongs to, when known (see `RequestContracts`).
     package var contractOfRequest: @Sendable (String) -> String?
 
-    package init(threading: RequestThreading, ownAddresses: Set<String>, contractOfRequest: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    /// The routing rules, evaluated for every message before it is threaded.
+    package var rules: RoutingRules
+
+    package init(threading: RequestThreading, ownAddresses: Set<String>, rules: RoutingRules = RoutingRules(),
+                 contractOfRequest: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.threading = threading
         self.ownAddresses = Set(ownAddresses.map { $0.lowercased() })
+        self.rules = rules
         self.contractOfRequest = contractOfRequest
     }
 
@@ -89,10 +94,22 @@ package struct EventBuilder: Sendable {
                 if !contents.contains(where: { $0.0 == hex }) { contents.append((hex, attachment.data)) }
             }
         }
-        var event = RequestEvent(id: id, type: "request.new", contract: input.contract, mailbox: input.mailbox,
+        // The rules come first: the contract they set is the one the message is threaded in.
+        var contract = input.contract
+        var routing: Routing?
+        var problems = message.problems
+        if !rules.isEmpty {
+            let routed = rules.route(message.header, mailbox: input.mailbox, contract: input.contract,
+                                     verdict: authentication?.verdict.rawValue ?? SenderAuthentication.Verdict.unknown.rawValue)
+            if let problem = routed.problem { problems.append(problem) }
+            if let set = routed.contract { contract = set }
+            routing = routed.isEmpty ? nil : routed
+        }
+        var event = RequestEvent(id: id, type: "request.new", contract: contract, mailbox: input.mailbox,
                                  receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: flags, message: message,
-                                 messageSize: input.size, attachments: stored, problems: message.problems,
+                                 messageSize: input.size, attachments: stored, problems: problems,
                                  rawPath: "raw/\(id).eml", delivery: nil, authentication: authentication)
+        event.routing = routing
         let report = DeliveryReport.read(message)
         if report != nil || AutomaticMail.looksLikeBounce(message.header, from: message.from) {
             // A bounce is a bounce whatever else its headers say: a desk that sets auto-replies
@@ -120,13 +137,13 @@ package struct EventBuilder: Sendable {
             if let (request, rule) = returnedRequest(messageID: receipt.originalMessageID, subject: receipt.originalSubject) {
                 event.request = request
                 event.matchedBy = rule
-            } else if let match = threading.match(message), match.rule != .subjectTag || contractOfRequest(match.request).map({ $0 == input.contract }) ?? true {
+            } else if let match = threading.match(message), match.rule != .subjectTag || contractOfRequest(match.request).map({ $0 == contract }) ?? true {
                 event.request = match.request
                 event.matchedBy = match.rule.rawValue
             }
         } else if let match = threading.match(message) {
             let owner = contractOfRequest(match.request)
-            let foreign = owner != nil && owner != input.contract
+            let foreign = owner != nil && owner != contract
             if foreign && match.rule == .subjectTag {
                 // Anyone can type a tag: in another contract's mailbox it attaches nothing. A new
                 // request of this contract, with the tag reported for the desk to judge.

@@ -141,6 +141,8 @@ package struct RequestEvent: Sendable {
     package var receipt: ReadReceipt?
     /// The receiving server's verdict on the sender, for a mailbox that trusts one.
     package var authentication: SenderAuthentication?
+    /// What the routing rules made of it, when any matched.
+    package var routing: Routing?
 
     package func json() -> JSONValue {
         var members: [(String, JSONValue)] = [
@@ -163,6 +165,14 @@ package struct RequestEvent: Sendable {
                 ("dkim", .array(authentication.dkim.map { .object([("result", .string($0.result)), ("domain", .optional($0.domain))]) })),
                 ("dmarc", .optional(authentication.dmarc)),
                 ("aligned", .bool(authentication.aligned)),
+            ])))
+        }
+        if let routing {
+            members.append(("routing", .object([
+                ("rules", .array(routing.rules.map(JSONValue.string))),
+                ("tags", .array(routing.tags.map(JSONValue.string))),
+                ("priority", .optional(routing.priority)),
+                ("queue", .optional(routing.queue)),
             ])))
         }
         members.append(("message", messageJSON()))
@@ -220,6 +230,15 @@ package struct RequestEvent: Sendable {
             w.endArray()
             w.key("dmarc"); w.optional(authentication.dmarc)
             w.key("aligned"); w.bool(authentication.aligned)
+            w.endObject()
+        }
+        if let routing {
+            w.key("routing")
+            w.beginObject()
+            w.key("rules"); w.strings(routing.rules)
+            w.key("tags"); w.strings(routing.tags)
+            w.key("priority"); w.optional(routing.priority)
+            w.key("queue"); w.optional(routing.queue)
             w.endObject()
         }
         w.key("message")

@@ -48,6 +48,9 @@ package struct MailboxState: Sendable, Equatable {
     /// Messages whose fetch failed on their own: how often, and the last reason. After
     /// `Strike.limit` failures a message is handed on as `message.unreadable` and skipped.
     package var strikes: [String: Strike] = [:]
+    /// Messages a routing rule dropped, by their source's key: left on the server whatever
+    /// `after_fetch` says, remembered while the server still has them there.
+    package var kept: Set<String> = []
 
     package struct Strike: Sendable, Equatable {
         /// Failed polls before a message is given up as unreadable: one failure can be the
@@ -86,6 +89,7 @@ package struct MailboxState: Sendable, Equatable {
             })))
         }
         if !suspects.isEmpty { members.append(("suspects", .array(suspects.map { .string($0) }))) }
+        if !kept.isEmpty { members.append(("kept", .array(kept.sorted().map { .string($0) }))) }
         return .object(members)
     }
 
@@ -95,6 +99,7 @@ package struct MailboxState: Sendable, Equatable {
     init(json: JSONValue) {
         handedOn = json["handed_on"]?.int ?? 0
         suspects = json["suspects"]?.strings ?? []
+        kept = Set(json["kept"]?.strings ?? [])
         for (key, value) in json["strikes"]?.members ?? [] {
             guard let count = value["count"]?.int else { continue }
             strikes[key] = Strike(count: count, reason: value["reason"]?.string ?? "")

@@ -8,7 +8,7 @@ struct Parse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parse",
         abstract: "Print the event a raw message (an .eml file) would become, without handing anything on.",
-        discussion: "For support and re-processing: the same parsing, classification and threading as the daemon's (with the state directory's threading key when it can be read). Works without a configuration too (no contract, and Carteiro's own Message-IDs are not recognised). Nothing is written: `raw` is the file read. Exit 0, 66 when the file cannot be read."
+        discussion: "For support and re-processing: the same parsing, classification, routing rules and threading as the daemon's (with the state directory's threading key when it can be read). Works without a configuration too (no contract, and Carteiro's own Message-IDs are not recognised). Nothing is written: `raw` is the file read; which routing rules matched (or dropped it) is also said on standard error. Exit 0, 66 when the file cannot be read."
     )
 
     @Argument(help: "The raw message (RFC 5322), as received.") var file: String
@@ -53,7 +53,7 @@ struct Parse: ParsableCommand {
         }
         let builder = EventBuilder(threading: RequestThreading(secret: secret ?? (0..<32).map { _ in UInt8.random(in: 0...255) }),
                                    ownAddresses: Set(configuration?.outboundMailboxes.map(\.sender.address) ?? []),
-                                   contractOfRequest: contractOfRequest)
+                                   rules: RoutingRules(configuration?.rules ?? []), contractOfRequest: contractOfRequest)
         var input = EventBuilder.Input(mailbox: name, contract: configuration?.contract(owning: name)?.id, origin: .imap(uidValidity: 0, uid: 0),
                                        receivedAt: Int64(Date().timeIntervalSince1970), bytes: bytes, size: bytes.count, oversize: false, unreadable: nil)
         // The mailbox's trust in its receiving servers applies as in the daemon.
@@ -66,5 +66,16 @@ struct Parse: ParsableCommand {
         // daemon would keep them).
         event.rawPath = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
         FileHandle.standardOutput.write(Data(event.renderedBytes()))
+        // Which rules matched, for whoever is writing them (the event says so too).
+        if let configuration, !configuration.rules.isEmpty {
+            let applicable = configuration.rules.filter { $0.applies(to: name, contract: input.contract) }.count
+            if let drop = event.routing?.dropped {
+                Output.error("carteiro parse: dropped by rule \"\(drop.rule)\" (\(drop.reason)): the daemon would write no event and leave the message on the server")
+            } else if let matched = event.routing?.rules, !matched.isEmpty {
+                Output.error("carteiro parse: rules matched in mailbox \"\(name)\": " + matched.map { "\"\($0)\"" }.joined(separator: ", "))
+            } else {
+                Output.error("carteiro parse: no rule matched (\(applicable) of \(configuration.rules.count) apply to mailbox \"\(name)\")")
+            }
+        }
     }
 }

@@ -40,6 +40,16 @@ struct SafeRegexTests {
         #expect(try SafeRegex("ç", caseInsensitive: true).matches("AÇÃO"))
         #expect(try SafeRegex("(?:re|fw): ").matches("Fw: x") == false)
         #expect(try SafeRegex("(?:re|fw): ", caseInsensitive: true).matches("Fw: x"))
+        // Folding applies to literals, never to escapes: \D stays "not a digit".
+        #expect(try SafeRegex("^\\D+$", caseInsensitive: true).matches("abc"))
+        #expect(try !SafeRegex("^\\D+$", caseInsensitive: true).matches("a1c"))
+        #expect(try SafeRegex("^[A-F]+\\S$", caseInsensitive: true).matches("beef!"))
+        #expect(try SafeRegex("a\\tb").matches("a\tb"))
+        // Other engines' escapes would silently match a letter: refused at their place.
+        for (pattern, offset) in [("x\\b", 1), ("(a)\\1", 3), ("[\\A]", 1), ("\\z", 0)] {
+            #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex(pattern) }
+            do { _ = try SafeRegex(pattern) } catch { #expect(error.offset == offset, "\(pattern)") }
+        }
     }
 
     @Test func mistakesSayWhere() {

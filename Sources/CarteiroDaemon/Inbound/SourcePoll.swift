@@ -65,7 +65,18 @@ struct SourcePoll<Source: MailSource> {
             try store.record(state)
         }
 
-        if !listing.leftovers.isEmpty, let problem = try connection.afterFetch(listing.leftovers) { outcome.afterFetchProblem = problem }
+        // Messages a rule dropped stay on the server: kept as long as they are there (every
+        // one still there is among the leftovers), never given to after_fetch.
+        if !state.kept.isEmpty {
+            let there = Set(listing.leftovers.map(\.key))
+            let kept = state.kept.intersection(there)
+            if kept != state.kept {
+                state.kept = kept
+                try store.record(state)
+            }
+        }
+        let leftovers = listing.leftovers.filter { !state.kept.contains($0.key) }
+        if !leftovers.isEmpty, let problem = try connection.afterFetch(leftovers) { outcome.afterFetchProblem = problem }
 
         let items = listing.items.filter { !skipping.contains($0.key) }
         let suspects = Set(state.suspects)
@@ -89,7 +100,11 @@ struct SourcePoll<Source: MailSource> {
             return .server(try connection.request(batch), batch)
         }
         func applyAfterFetch() throws {
-            if let problem = try connection.afterFetch(pipeline.takeCommitted().flatMap { $0 }) { outcome.afterFetchProblem = problem }
+            let committed = try pipeline.takeCommitted().flatMap { $0 }
+            guard !committed.isEmpty else { return }
+            // The state is the last committed one: it names the messages dropped so far.
+            let kept = store.state.kept
+            if let problem = try connection.afterFetch(committed.filter { !kept.contains($0.key) }) { outcome.afterFetchProblem = problem }
         }
         func submit(_ fetched: [InboundIngest.Fetched], handed batch: [SourceItem], token: [SourceItem], last: Bool) throws(PollFailure) {
             let next = listing.advance(position, batch, last)
@@ -138,9 +153,10 @@ struct SourcePoll<Source: MailSource> {
                     }
                     if connection.isBroken {
                         // What was committed meanwhile gets its after_fetch from the next round's leftovers.
-                        let (handedOn, duplicates) = pipeline.finish()
+                        let (handedOn, duplicates, dropped) = pipeline.finish()
                         outcome.handedOn += handedOn
                         outcome.skippedDuplicates += duplicates
+                        outcome.dropped += dropped
                         return .struck(key: lone.key, cause: cause, sofar: outcome)
                     }
                     pending = last ? nil : try ask(batches[number + 1])
@@ -165,9 +181,10 @@ struct SourcePoll<Source: MailSource> {
         try applyAfterFetch()
         if let problem = connection.finish(), outcome.afterFetchProblem == nil { outcome.afterFetchProblem = problem }
         try settle(listing, at: position)
-        let (handedOn, duplicates) = pipeline.finish()
+        let (handedOn, duplicates, dropped) = pipeline.finish()
         outcome.handedOn += handedOn
         outcome.skippedDuplicates += duplicates
+        outcome.dropped += dropped
         return .done(outcome)
     }
 
