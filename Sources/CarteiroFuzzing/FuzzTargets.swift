@@ -14,8 +14,60 @@ import Foundation
 package enum FuzzTargets {
     package static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
         ("config", config), ("message", message), ("imap", imap), ("pop3", pop3), ("smtp", smtp), ("submission", submission),
-        ("json", json), ("tnef", tnef), ("uuencode", uuencode),
+        ("json", json), ("tnef", tnef), ("uuencode", uuencode), ("rules", rules),
     ]
+
+    /// Routing rules: a pattern (up to the first NUL) and a header (the rest), as an operator and
+    /// a stranger write them. The pattern is compiled as a regular expression, a glob and an
+    /// address, and as a whole rule against the header; every match stays within its budget
+    /// and agrees with an unbounded one, and the rules never report a rule that is not there.
+    package static func rules(_ bytes: [UInt8]) {
+        let split = bytes.firstIndex(of: 0) ?? bytes.count
+        let pattern = String(decoding: bytes[..<split], as: UTF8.self)
+        let text = String(decoding: bytes[min(split + 1, bytes.count)...], as: UTF8.self)
+        for caseInsensitive in [false, true] {
+            guard let regex = try? SafeRegex(pattern, caseInsensitive: caseInsensitive) else { continue }
+            var budget = 200_000
+            let bounded = regex.matches(text, budget: &budget)
+            if let bounded {
+                if budget < 0 { fatalError("a match went past its budget") }
+                if bounded != regex.matches(text) { fatalError("a bounded match disagrees with an unbounded one") }
+            }
+        }
+        var budget = 200_000
+        let glob = Glob(pattern, caseInsensitive: true)
+        if let matched = glob.matches(text.lowercased(), budget: &budget), budget < 0 || matched && glob.isLiteral && text.lowercased() != pattern.lowercased().replacingOccurrences(of: "\\", with: "") && !pattern.contains("\\") {
+            fatalError("a literal glob matched another text")
+        }
+        _ = AddressPattern(pattern).matches(text, budget: &budget)
+        // The pattern as a rule of a configuration, against the text as a header.
+        guard !pattern.contains("'"), !pattern.contains("\n"), !pattern.contains("\r") else { return }
+        let configuration = ConfigurationFile.load(text: """
+            [daemon]
+            system_outbound = "o"
+            [mailbox.o]
+            type = "outbound"
+            server = "h"
+            sender = "a@b.c"
+            [rule.regex]
+            header = "Subject"
+            regex = '\(pattern)'
+            add_tags = ["r"]
+            [rule.glob]
+            header = "To"
+            glob = '\(pattern)'
+            [rule.address]
+            from = '\(pattern)'
+            stop = true
+            [rule.drop]
+            drop = "all"
+            """, file: "fuzz.conf").configuration
+        guard let rules = configuration?.rules else { return }
+        let (header, _) = HeaderBlock.parse(Array(text.utf8)[...])
+        let routing = RoutingRules(rules).route(header, mailbox: "in", contract: nil, verdict: "unknown", budget: 500_000)
+        if routing.rules.contains(where: { name in !rules.contains { $0.name == name } }) { fatalError("a rule that is not there matched") }
+        if routing.problem == nil, routing.dropped == nil, !routing.rules.contains("address") { fatalError("neither stopped nor dropped") }
+    }
 
     /// An Outlook `winmail.dat` as a stranger may craft it: its attributes, MAPI properties,
     /// compressed RTF and the RTF inside, each read alone too. What comes out is never larger

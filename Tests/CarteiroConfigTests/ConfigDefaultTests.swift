@@ -29,6 +29,9 @@ struct ConfigDefaultTests {
         client_secret = "s"
         [contract.c]
         inbound_mailboxes = ["in"]
+        [rule.r]
+        header = "Subject"
+        equals = "x"
         """
 
     /// What the built model holds for each key that has a typed default: table, key, value.
@@ -39,7 +42,10 @@ struct ConfigDefaultTests {
         let inbound = try #require(configuration.inboundMailboxes.first)
         let outbound = try #require(configuration.outboundMailboxes.first)
         let oauth = try #require(configuration.oauthClients.first)
+        let rule = try #require(configuration.rules.first)
         return [
+            "rule.case_sensitive": .boolean(rule.header?.pattern.caseSensitive ?? true),
+            "rule.stop": .boolean(rule.stop),
             "daemon.poll_interval": .duration(daemon.pollInterval),
             "daemon.max_parallel_polls": .integer(daemon.maxParallelPolls),
             "daemon.alert_after": .duration(daemon.alertAfter),
