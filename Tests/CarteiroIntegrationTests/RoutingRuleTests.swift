@@ -39,6 +39,29 @@ struct RoutingRuleTests {
         """
     }
 
+    @Test func aHostilePatternAndAHostileHeaderCannotStallAPoll() throws {
+        let lab = try requireLab()
+        let directory = try TemporaryDirectory()
+        let user = uniqueName("rules-hostile")
+        try lab.addUser(user)
+        // A subject of 200,000 characters against rules as costly as the language allows.
+        try lab.deliver(Self.message("hostile-\(user)@x", subject: String(repeating: "a", count: 200_000)), to: user)
+        try lab.deliver(Self.message("after-\(user)@x", subject: "The next one"), to: user)
+        let hostile = String(repeating: "(a|a?)", count: 150) + "b"
+        let rules = (0..<20).map { "[rule.h\($0)]\nheader = \"Subject\"\nregex = '\(hostile)'\nadd_tags = [\"h\"]\n" }.joined()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", daemonConfiguration(state: state, mailboxes: inboundMailbox(
+            "in", provider: "imaps", port: lab.imapsPort, user: user, lab: lab), contractMailboxes: ["in"]) + rules)
+        _ = waitUntil(timeout: .seconds(10)) { ((try? runCarteiro(["test-mailbox", "--config", config, "in"]))?.status ?? 1) == 0 }
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        let events = try FloodLimitTests.events(state + "/events")
+        #expect(events.count == 2, "both handed on")
+        let long = try #require(events.first { ($0["message"] as? [String: Any])?["message_id"] as? String == "<hostile-\(user)@x>" })
+        #expect((long["problems"] as? [String])?.contains { $0.contains("routing rules stopped at rule \"h0\"") } == true, "\(long["problems"] ?? "")")
+        #expect(validateAgainstSchema([state + "/events"]).status == 0)
+    }
+
     @Test(arguments: ["imaps", "pops"])
     func rulesRouteAndADroppedMessageStaysOnTheServer(provider: String) throws {
         let lab = try requireLab()
