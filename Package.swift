@@ -11,7 +11,7 @@ import PackageDescription
 //   CarteiroOutbound     submissions become messages: resolution, templates (Mustache), building
 //   CarteiroStore        the state directory: durable files, per-mailbox state, batch commits
 //   CarteiroSystemd      the libsystemd adapter: sd_notify, the native journal (a swift-log handler)
-//   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions, mailbox probes
+//   CarteiroCurl         the libcurl adapter: connections, TLS, protocol sessions (IMAP, POP3, SMTP, Graph), mailbox probes
 //   CarteiroDaemon       what the executable runs: logging, paths, test-mailbox, summaries
 //   carteiro             argument parsing only
 //   CarteiroTesting      test support: the mail lab's coordinates, scripted fake servers
@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "CarteiroSystemd", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "CarteiroCurl",
-            dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroMail"]
+            dependencies: ["CCurl", "CCurlShim", "CarteiroConfig", "CarteiroJSON", "CarteiroMail"]
         ),
         // OAuth 2.0: token records and their durable store, the token endpoint, service-account
         // assertions (libcrypto), the broker that refreshes each account once at a time, authorization.

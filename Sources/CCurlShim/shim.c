@@ -66,6 +66,12 @@ CURLcode carteiro_curl_collect_body(CURL *handle, carteiro_body *body) {
     return curl_easy_setopt(handle, CURLOPT_WRITEDATA, body);
 }
 
+CURLcode carteiro_curl_collect_headers(CURL *handle, carteiro_body *body) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, carteiro_collect);
+    if (code != CURLE_OK) return code;
+    return curl_easy_setopt(handle, CURLOPT_HEADERDATA, body);
+}
+
 void carteiro_body_free(carteiro_body *body) {
     free(body->data);
     body->data = NULL;
@@ -109,6 +115,17 @@ CURLSH *carteiro_curl_tls_share_new(void) {
         || curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
         curl_share_cleanup(share);
         free(locks);
+        return NULL;
+    }
+    return share;
+}
+
+CURLSH *carteiro_curl_connection_share_new(void) {
+    CURLSH *share = carteiro_curl_tls_share_new();
+    if (!share) return NULL;
+    if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK
+        || curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+        curl_share_cleanup(share);
         return NULL;
     }
     return share;

@@ -89,20 +89,21 @@ package struct TLSSettings: Sendable, Hashable {
 /// over this, so that a new one is a compile error wherever it needs a decision, never a silent
 /// fall into another protocol's branch.
 package enum MailProtocol: String, Sendable {
-    case imap, pop3
+    case imap, pop3, graph
 
-    /// `IMAP`, `POP3`: in messages.
+    /// `IMAP`, `POP3`, `Microsoft Graph`: in messages.
     package var displayName: String {
         switch self {
         case .imap: "IMAP"
         case .pop3: "POP3"
+        case .graph: "Microsoft Graph"
         }
     }
 
     /// Whether a mailbox names a folder on the server (`folder`, `move:` in after_fetch).
     package var hasFolders: Bool {
         switch self {
-        case .imap: true
+        case .imap, .graph: true
         case .pop3: false
         }
     }
@@ -111,24 +112,33 @@ package enum MailProtocol: String, Sendable {
     package var canWaitForNews: Bool {
         switch self {
         case .imap: true
-        case .pop3: false
+        case .pop3, .graph: false
+        }
+    }
+
+    /// Whether a mailbox logs in with OAuth 2.0 only (no password, no STARTTLS).
+    package var isWebAPI: Bool {
+        switch self {
+        case .graph: true
+        case .imap, .pop3: false
         }
     }
 }
 
 package enum InboundProvider: String, Sendable, CaseIterable {
-    case imaps, imap, pops, pop
+    case imaps, imap, pops, pop, graph
 
     package var family: MailProtocol {
         switch self {
         case .imaps, .imap: .imap
         case .pops, .pop: .pop3
+        case .graph: .graph
         }
     }
 
     package var usesImplicitTLS: Bool {
         switch self {
-        case .imaps, .pops: true
+        case .imaps, .pops, .graph: true
         case .imap, .pop: false
         }
     }
@@ -138,6 +148,7 @@ package enum InboundProvider: String, Sendable, CaseIterable {
         case .imap: 143
         case .pops: 995
         case .pop: 110
+        case .graph: 443
         }
     }
 }

@@ -7,7 +7,14 @@ extension ConfigurationBuilder {
         let provider = reader.string("provider").flatMap(InboundProvider.init(rawValue:)) ?? .imaps
         let password = reader.secretSource(diagnostics: &diagnostics)
         let oauth = readOAuthLogin(reader, hasPassword: password != nil, diagnostics: &diagnostics)
-        if password == nil && oauth == nil && reader.has("provider") {
+        if provider.family.isWebAPI {
+            if oauth == nil && reader.has("provider") {
+                diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs `oauth`: \(provider.family.displayName) takes an OAuth 2.0 token, never a password")
+            }
+            if let key = ["password", "password_file", "password_env", "password_credential"].first(where: reader.has) {
+                diagnostics.error(reader.keyLocation(key), "`\(key)`: \(provider.family.displayName) takes no password; it logs in with `oauth`")
+            }
+        } else if password == nil && oauth == nil && reader.has("provider") {
             diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs a password: set one of `password_credential`, `password_file`, `password_env` or `password`")
         }
         if !reader.has("user") {

@@ -142,6 +142,28 @@ extension ConfigurationBuilder {
         for client in configuration.oauthClients where !usedClients.contains(client.name) {
             diagnostics.warning(client.location, "[oauth.\(client.name)] is used by no mailbox (oauth = \"\(client.name)\")")
         }
+        // One token is for one resource: a Graph mailbox needs a client with Graph's scopes,
+        // an IMAP, POP3 or SMTP mailbox one with the mail protocols'. A Microsoft client that
+        // names no scopes gets Graph's when every mailbox of it uses Graph.
+        for index in configuration.oauthClients.indices {
+            let client = configuration.oauthClients[index]
+            let graph = configuration.inboundMailboxes.filter { $0.oauth?.client == client.name && $0.provider.family == .graph }.map(\.name)
+            let other = configuration.inboundMailboxes.filter { $0.oauth?.client == client.name && $0.provider.family != .graph }.map(\.name)
+                + configuration.outboundMailboxes.filter { $0.oauth?.client == client.name }.map(\.name)
+            let table = document.table(["oauth", client.name])
+            if client.provider == .microsoft, table?.entry("scopes") == nil, !graph.isEmpty, other.isEmpty {
+                configuration.oauthClients[index].scopes = client.grant == .clientCredentials ? OAuthPreset.graphAppOnlyScopes : OAuthPreset.graphDelegatedScopes
+                continue
+            }
+            let location = table?.entry("scopes")?.value.location ?? client.location
+            if !graph.isEmpty && !other.isEmpty {
+                diagnostics.error(client.location, "[oauth.\(client.name)] serves Microsoft Graph mailboxes (\(graph.joined(separator: ", "))) and IMAP, POP3 or SMTP ones (\(other.joined(separator: ", "))): a token is for one resource; give each kind its own [oauth.NAME] (they may share the client_id)")
+            } else if !graph.isEmpty, !OAuthPreset.isGraph(client.scopes) {
+                diagnostics.error(location, "[oauth.\(client.name)] asks for scopes \(client.scopes.joined(separator: " ")), which are not Microsoft Graph's: a Graph mailbox (\(graph.joined(separator: ", "))) needs scopes = [\"\(OAuthPreset.graphAppOnlyScopes[0])\"] (client credentials) or Graph's delegated scopes; an IMAP or SMTP token is refused by Graph (401)")
+            } else if !other.isEmpty, OAuthPreset.isGraph(client.scopes) {
+                diagnostics.error(location, "[oauth.\(client.name)] asks for Microsoft Graph's scopes, but mailboxes \(other.joined(separator: ", ")) log in to IMAP, POP3 or SMTP, which refuse a Graph token: use the mail protocols' scopes, or provider = \"graph\" for the inbound mailbox")
+            }
+        }
 
         // Users and groups.
         let userNames = configuration.users.map(\.id)

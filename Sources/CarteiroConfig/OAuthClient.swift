@@ -96,6 +96,18 @@ package enum OAuthPreset {
         "offline_access",
     ]
     package static let microsoftAppOnlyScopes = ["https://outlook.office365.com/.default"]
+    /// Microsoft Graph's: another resource, so another token (one token is for one resource).
+    package static let graphAppOnlyScopes = ["https://graph.microsoft.com/.default"]
+    package static let graphDelegatedScopes = [
+        "https://graph.microsoft.com/Mail.ReadWrite",
+        "https://graph.microsoft.com/Mail.Send",
+        "offline_access",
+    ]
+
+    /// Whether scopes are Microsoft Graph's.
+    package static func isGraph(_ scopes: [String]) -> Bool {
+        scopes.contains { $0.lowercased().contains("graph.microsoft.com") }
+    }
     package static let googleScopes = ["https://mail.google.com/"]
     package static let googleAuthorizationURL = "https://accounts.google.com/o/oauth2/v2/auth"
     package static let googleTokenURL = "https://oauth2.googleapis.com/token"

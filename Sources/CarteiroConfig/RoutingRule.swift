@@ -116,14 +116,34 @@ package struct TextPattern: Sendable, CustomStringConvertible {
     /// Whether `text` matches, spending from `budget` (regular expressions only); nil when
     /// the budget ran out.
     package func matches(_ text: String, budget: inout Int) -> Bool? {
+        matches(MatchText(text), budget: &budget)
+    }
+
+    package func matches(_ text: MatchText, budget: inout Int) -> Bool? {
         switch kind {
         case .equals(let expected):
-            return caseSensitive ? text == expected : text.lowercased() == expected.lowercased()
+            return caseSensitive ? text.original == expected : text.lowered == expected.lowercased()
         case .glob(let glob):
-            return glob.matches(caseSensitive ? text : text.lowercased(), budget: &budget)
+            return glob.matches(scalars: caseSensitive ? text.scalars : text.loweredScalars, budget: &budget)
         case .regex(let regex):
-            return regex.matches(text, budget: &budget)
+            return regex.matches(scalars: caseSensitive ? text.scalars : text.loweredScalars, budget: &budget)
         }
+    }
+}
+
+/// A value as the patterns test it, lowered and split into scalars once however many
+/// patterns ask.
+package struct MatchText: Sendable {
+    package let original: String
+    package let lowered: String
+    package let scalars: [Unicode.Scalar]
+    package let loweredScalars: [Unicode.Scalar]
+
+    package init(_ text: String) {
+        original = text
+        lowered = text.lowercased()
+        scalars = Array(text.unicodeScalars)
+        loweredScalars = Array(lowered.unicodeScalars)
     }
 }
 
@@ -162,7 +182,10 @@ package struct Glob: Sendable {
     /// The classic matcher that goes back only to the last `*`: linear for a pattern with one
     /// star, at most (text × pattern) steps in all.
     package func matches(_ text: String, budget: inout Int) -> Bool? {
-        let scalars = Array(text.unicodeScalars)
+        matches(scalars: Array(text.unicodeScalars), budget: &budget)
+    }
+
+    package func matches(scalars: [Unicode.Scalar], budget: inout Int) -> Bool? {
         var t = 0, p = 0
         var star: Int?, resume = 0
         while t < scalars.count {
@@ -202,9 +225,16 @@ package struct AddressPattern: Sendable {
     }
 
     package func matches(_ address: String, budget: inout Int) -> Bool? {
-        guard glob.isLiteral else { return glob.matches(address.lowercased(), budget: &budget) }
-        return Self.same(address, as: text.replacingOccurrences(of: "\\", with: ""))
+        matches(MatchText(address), budget: &budget)
     }
+
+    package func matches(_ address: MatchText, budget: inout Int) -> Bool? {
+        guard glob.isLiteral else { return glob.matches(scalars: address.loweredScalars, budget: &budget) }
+        return Self.same(address.lowered, as: literal)
+    }
+
+    /// The pattern without its escapes, lowered: what a literal pattern compares with.
+    var literal: String { text.replacingOccurrences(of: "\\", with: "").lowercased() }
 
     /// Whether `address` is `wanted` as an address: case ignored, and a `wanted` without a
     /// `+extension` in its local part matching the address with any.

@@ -54,6 +54,7 @@ package struct SafeRegex: Sendable {
     }
 
     let program: [Instruction]
+    let leading: Leading
     package let pattern: String
     package let caseInsensitive: Bool
 
@@ -76,6 +77,7 @@ package struct SafeRegex: Sendable {
             throw SyntaxError(offset: 0, reason: "the pattern is too large once its repetitions are counted")
         }
         program = compiler.program
+        leading = Leading(compiler.program)
         self.pattern = pattern
         self.caseInsensitive = caseInsensitive
     }
@@ -90,14 +92,24 @@ package struct SafeRegex: Sendable {
     /// step: one thread moved over one scalar): nil when the budget ran out first. What was
     /// spent is taken from `budget`, so that one budget can bound many matches.
     package func matches(_ text: String, budget: inout Int) -> Bool? {
-        let scalars = Array((caseInsensitive ? text.lowercased() : text).unicodeScalars)
+        matches(scalars: Array((caseInsensitive ? text.lowercased() : text).unicodeScalars), budget: &budget)
+    }
+
+    /// The same over scalars already lowered when `caseInsensitive` (a text tested by many
+    /// patterns is lowered and split once).
+    package func matches(scalars: [Unicode.Scalar], budget: inout Int) -> Bool? {
         var current: [Int] = []
         var next: [Int] = []
+        current.reserveCapacity(16)
+        next.reserveCapacity(16)
         var seen = [Int](repeating: -1, count: program.count)
-        // Adds `pc` and everything reachable from it without reading a scalar.
+        var stack: [Int] = []
+        stack.reserveCapacity(16)
         var spent = 0
+        // Adds `pc` and everything reachable from it without reading a scalar.
         func add(_ pc: Int, at position: Int, to list: inout [Int], generation: Int) -> Bool {
-            var stack = [pc]
+            stack.removeAll(keepingCapacity: true)
+            stack.append(pc)
             while let pc = stack.popLast() {
                 spent += 1
                 guard seen[pc] != generation else { continue }
@@ -116,7 +128,18 @@ package struct SafeRegex: Sendable {
             return false
         }
         var generation = 0
-        for position in 0...scalars.count {
+        var position = 0
+        while position <= scalars.count {
+            if current.isEmpty && position > 0 && position < scalars.count {
+                // No thread alive: a match can only begin where a first instruction takes the
+                // scalar (or nowhere past the start, for a pattern anchored there).
+                if leading.anchored { return false }
+                while position < scalars.count, !leading.accepts(scalars[position]) {
+                    position += 1
+                    budget -= 1
+                }
+                if budget < 0 { return nil }
+            }
             // A new thread at every position: the search is unanchored.
             if add(0, at: position, to: &current, generation: generation) { return true }
             guard position < scalars.count else { break }
@@ -138,8 +161,46 @@ package struct SafeRegex: Sendable {
                 if taken, add(pc + 1, at: position + 1, to: &next, generation: generation) { return true }
             }
             swap(&current, &next)
+            position += 1
         }
         return false
+    }
+
+    /// What a match can begin with away from the text's start and end: the instructions that
+    /// take a scalar first. `anchored`: none (every branch begins with `^`).
+    struct Leading: Sendable {
+        var instructions: [Instruction] = []
+        /// A branch matches the empty text or reaches `$` first: every position must be tried.
+        var everywhere = false
+        var anchored: Bool { instructions.isEmpty && !everywhere }
+
+        func accepts(_ scalar: Unicode.Scalar) -> Bool {
+            if everywhere { return true }
+            for instruction in instructions {
+                switch instruction {
+                case .scalar(let expected): if scalar == expected { return true }
+                case .any: return true
+                case .set(let set, let negated): if set.contains(scalar) != negated { return true }
+                default: continue
+                }
+            }
+            return false
+        }
+
+        init(_ program: [Instruction]) {
+            var seen = Set<Int>()
+            var stack = [0]
+            while let pc = stack.popLast() {
+                guard pc < program.count, seen.insert(pc).inserted else { continue }
+                switch program[pc] {
+                case .match, .end: everywhere = true
+                case .jump(let target): stack.append(target)
+                case .split(let first, let second): stack += [first, second]
+                case .start: continue
+                default: instructions.append(program[pc])
+                }
+            }
+        }
     }
 
     static func isDigit(_ s: Unicode.Scalar) -> Bool { s.value >= 48 && s.value <= 57 }

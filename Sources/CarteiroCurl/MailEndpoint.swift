@@ -3,13 +3,14 @@ import CarteiroConfig
 /// Where and how to connect: the protocol, the server, and what TLS is demanded.
 package struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
     package enum ServiceProtocol: String, Sendable {
-        case imap, pop3, smtp
-        var implicitTLSScheme: String { self.rawValue + "s" }
+        case imap, pop3, smtp, https
+        var implicitTLSScheme: String { self == .https ? "https" : self.rawValue + "s" }
         package var displayName: String {
             switch self {
             case .imap: "IMAP"
             case .pop3: "POP3"
             case .smtp: "SMTP"
+            case .https: "HTTPS"
             }
         }
     }
@@ -46,6 +47,7 @@ package struct MailEndpoint: Sendable, Hashable, CustomStringConvertible {
         switch mailbox.provider.family {
         case .imap: proto = .imap
         case .pop3: proto = .pop3
+        case .graph: proto = .https
         }
         let security: Security = mailbox.provider.usesImplicitTLS ? .implicitTLS : (mailbox.starttls ? .starttlsRequired : .starttlsOptional)
         self.init(serviceProtocol: proto, host: mailbox.server, port: mailbox.port, security: security, tls: mailbox.tls, timeout: mailbox.timeout)

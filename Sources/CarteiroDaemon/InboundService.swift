@@ -224,6 +224,7 @@ package final class InboundService: Sendable {
         switch mailbox.provider.family {
         case .imap: IMAPSource(mailbox: mailbox, log: log, sessions: kept)
         case .pop3: POP3Source(mailbox: mailbox, log: log)
+        case .graph: GraphSource(mailbox: mailbox, log: log)
         }
     }
 

@@ -100,6 +100,9 @@ package struct MailboxTester {
             credentials = .init(user: mailbox.user, password: try password(mailbox.password, mailbox: mailbox.name))
         }
         let secret = credentials.password
+        if mailbox.provider.family == .graph {
+            return try testGraph(mailbox, token: secret)
+        }
         let session: MailSession
         do {
             session = try MailSession.open(endpoint, credentials: credentials)
@@ -113,9 +116,46 @@ package struct MailboxTester {
             switch mailbox.provider.family {
             case .imap: try checkIMAPFolder(IMAPClient(session: session), mailbox: mailbox)
             case .pop3: try checkPOP3(POP3Client(session: session))
+            case .graph: break
             }
         } catch {
             throw .connection(error.redacting(secret, user: mailbox.user))
+        }
+    }
+
+    /// Graph, step by step: the token (already had), the mailbox, the folder, and what
+    /// after_fetch needs; each failure names its step.
+    func testGraph(_ mailbox: InboundMailbox, token: Secret) throws(Failure) {
+        let base = GraphAPI.base(server: mailbox.server, port: mailbox.port)
+        report("  token: obtained from oauth client \"\(mailbox.oauth?.client ?? "")\"")
+        let api = GraphAPI(base: base, user: mailbox.user, token: token, tls: mailbox.tls, timeout: mailbox.timeout,
+                           deadline: ContinuousClock.now + mailbox.timeout * 4)
+        func step(_ name: String, _ body: () throws(GraphAPI.Failure) -> Void) throws(Failure) {
+            do throws(GraphAPI.Failure) {
+                try body()
+            } catch {
+                if error.status == 401, let oauth = mailbox.oauth { broker.refused(client: oauth.client, user: mailbox.user, token: token) }
+                var failure = error.connectionError
+                failure.message = "\(name): " + failure.message
+                failure.endpoint = base
+                throw .connection(failure.redacting(token, user: nil))
+            }
+        }
+        try step("mailbox \(mailbox.user)") { () throws(GraphAPI.Failure) in
+            let top = try api.childFolders(of: nil)
+            report("  mailbox \(mailbox.user) at \(base): reachable, \(top.count) top-level folders")
+        }
+        try step("folder \"\(mailbox.folder)\"") { () throws(GraphAPI.Failure) in
+            let id = try api.folderID(mailbox.folder)
+            report("  folder \"\(mailbox.folder)\": found (id \(id.prefix(16))…)")
+        }
+        if case .move(let target) = mailbox.afterFetch {
+            try step("after_fetch target \"\(target)\"") { () throws(GraphAPI.Failure) in
+                _ = try api.folderID(target)
+                report("  after_fetch: move to \"\(target)\" (found; moving needs Mail.ReadWrite)")
+            }
+        } else if mailbox.afterFetch != .keep {
+            report("  after_fetch: \(mailbox.afterFetch) (needs Mail.ReadWrite; a refusal shows at the first poll)")
         }
     }
 

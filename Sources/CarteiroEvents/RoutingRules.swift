@@ -76,8 +76,7 @@ package struct RoutingRules: Sendable {
             if !found { return false }
         }
         if let to = rule.to {
-            let recipients = Self.recipientFields.flatMap { values.addresses($0) }
-            guard let found = any(recipients, budget: &budget, { to.matches($0, budget: &$1) }) else { return nil }
+            guard let found = any(values.recipients(), budget: &budget, { to.matches($0, budget: &$1) }) else { return nil }
             if !found { return false }
         }
         if let condition = rule.header {
@@ -86,11 +85,11 @@ package struct RoutingRules: Sendable {
                 let addresses = values.addresses(condition.field)
                 let found: Bool?
                 if case .equals(let wanted) = pattern.kind {
-                    found = addresses.contains { AddressPattern.same($0, as: wanted) }
+                    found = addresses.contains { AddressPattern.same($0.lowered, as: wanted) }
                 } else {
-                    found = any(addresses, budget: &budget) { address, budget in
-                        pattern.matches(pattern.caseSensitive ? address : address.lowercased(), budget: &budget)
-                    }
+                    // Addresses are compared without their case, whatever case_sensitive says.
+                    let folded = TextPattern(pattern.kind, caseSensitive: false)
+                    found = any(addresses, budget: &budget) { folded.matches($0, budget: &$1) }
                 }
                 guard let found else { return nil }
                 if !found { return false }
@@ -102,7 +101,7 @@ package struct RoutingRules: Sendable {
         return true
     }
 
-    private func any(_ values: [String], budget: inout Int, _ test: (String, inout Int) -> Bool?) -> Bool? {
+    private func any(_ values: [MatchText], budget: inout Int, _ test: (MatchText, inout Int) -> Bool?) -> Bool? {
         for value in values {
             guard let matched = test(value, &budget) else { return nil }
             if matched { return true }
@@ -116,8 +115,9 @@ package struct RoutingRules: Sendable {
 /// `addressesPerField` addresses of each.
 struct FieldValues {
     let header: HeaderBlock
-    private var textCache: [String: [String]] = [:]
-    private var addressCache: [String: [String]] = [:]
+    private var textCache: [String: [MatchText]] = [:]
+    private var addressCache: [String: [MatchText]] = [:]
+    private var recipientCache: [MatchText]?
 
     init(header: HeaderBlock) {
         self.header = header
@@ -134,17 +134,25 @@ struct FieldValues {
         return result
     }
 
-    mutating func texts(_ field: String) -> [String] {
+    mutating func texts(_ field: String) -> [MatchText] {
         if let cached = textCache[field] { return cached }
-        let texts = raws(field).map { String(EncodedWords.decode($0).prefix(RoutingLimits.valueLength)) }
+        let texts = raws(field).map { MatchText(String(EncodedWords.decode($0).prefix(RoutingLimits.valueLength))) }
         textCache[field] = texts
         return texts
     }
 
-    mutating func addresses(_ field: String) -> [String] {
+    mutating func addresses(_ field: String) -> [MatchText] {
         if let cached = addressCache[field] { return cached }
-        let addresses = raws(field).flatMap { AddressList.parse($0).prefix(RoutingLimits.addressesPerField).map(\.address) }
+        let addresses = raws(field).flatMap { AddressList.parse($0).prefix(RoutingLimits.addressesPerField).map { MatchText($0.address) } }
         addressCache[field] = addresses
         return addresses
+    }
+
+    /// The addresses `to` tests, once.
+    mutating func recipients() -> [MatchText] {
+        if let recipientCache { return recipientCache }
+        let all = RoutingRules.recipientFields.flatMap { addresses($0) }
+        recipientCache = all
+        return all
     }
 }

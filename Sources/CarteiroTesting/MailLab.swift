@@ -17,6 +17,8 @@ package struct MailLab: Sendable {
     package let tokenURL: String
     /// The Google-style service account key the token server trusts (JWT bearer).
     package let serviceAccount: String
+    /// The Microsoft Graph mail service (scripts/lab/graph_server.py), HTTPS on this port.
+    package var graphPort: Int = 31444
 
     /// The lab named by `CARTEIRO_LAB_DIR`, else `/tmp/carteiro-lab`, if its lab.env exists.
     package static let current: MailLab? = {
@@ -33,7 +35,8 @@ package struct MailLab: Sendable {
                        pop3Port: port("POP3_PORT"), pop3sPort: port("POP3S_PORT"),
                        smtpStarttlsPort: port("SMTP_STARTTLS_PORT"), smtpTLSPort: port("SMTP_TLS_PORT"),
                        smtpPlainPort: port("SMTP_PLAIN_PORT"), smtpSpool: values["SMTP_SPOOL"] ?? directory + "/smtp/spool",
-                       tokenURL: values["TOKEN_URL"] ?? "http://127.0.0.1:31080", serviceAccount: values["SERVICE_ACCOUNT"] ?? directory + "/oauth/service-account.json")
+                       tokenURL: values["TOKEN_URL"] ?? "http://127.0.0.1:31080", serviceAccount: values["SERVICE_ACCOUNT"] ?? directory + "/oauth/service-account.json",
+                       graphPort: port("GRAPH_PORT") == 0 ? 31444 : port("GRAPH_PORT"))
     }()
 
     /// True when tests must not skip the lab: `.ci/run` and `scripts/test` set it.

@@ -23,6 +23,8 @@ typedef struct carteiro_body {
 } carteiro_body;
 CURLcode carteiro_curl_collect_body(CURL *handle, carteiro_body *body);
 void carteiro_body_free(carteiro_body *body);
+/* The response's header lines collected the same way (CURLOPT_HEADERFUNCTION). */
+CURLcode carteiro_curl_collect_headers(CURL *handle, carteiro_body *body);
 /* A write callback that discards the response body. */
 CURLcode carteiro_curl_discard_body(CURL *handle);
 CURLcode carteiro_curl_setopt_debug_function(CURL *handle, carteiro_curl_debug_cb value);
@@ -40,6 +42,9 @@ CURLcode carteiro_curl_global_init(void);
 /* A share of TLS sessions (thread-safe), for the connections to one server. */
 CURLSH *carteiro_curl_tls_share_new(void);
 CURLcode carteiro_curl_setopt_share(CURL *handle, CURLSH *share);
+/* A share of connections, TLS sessions and DNS answers (thread-safe): the HTTP requests of one
+ * client reuse each other's connections, from any thread. */
+CURLSH *carteiro_curl_connection_share_new(void);
 /* A handle's view of its connection's TLS: the OpenSSL SSL, once the handshake is done. */
 typedef struct carteiro_tls_slot {
     void *ssl;
