@@ -65,10 +65,13 @@ package struct EventBuilder: Sendable {
     /// The event, and the attachment contents to store (by SHA-256) alongside it.
     package func build(_ input: Input) -> (event: RequestEvent, attachments: [(sha256: String, data: [UInt8])]) {
         let id = input.origin.eventID(mailbox: input.mailbox)
+        let origin = input.origin.source.flatMap { source in input.origin.sourceID.map { (source, $0) } }
         if let reason = input.unreadable {
-            return (RequestEvent(id: id, type: "message.unreadable", contract: input.contract, mailbox: input.mailbox,
-                                 receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: ["unreadable"], message: nil,
-                                 messageSize: input.size, attachments: [], problems: [reason], rawPath: "raw/\(id).eml", delivery: nil), [])
+            var event = RequestEvent(id: id, type: "message.unreadable", contract: input.contract, mailbox: input.mailbox,
+                                     receivedAt: input.receivedAt, request: nil, matchedBy: nil, flags: ["unreadable"], message: nil,
+                                     messageSize: input.size, attachments: [], problems: [reason], rawPath: "raw/\(id).eml", delivery: nil)
+            event.origin = origin
+            return (event, [])
         }
         let message = MailMessage.parse(input.bytes)
         var flags = AutomaticMail.flags(message.header, from: message.from, ownAddresses: ownAddresses)
@@ -110,6 +113,7 @@ package struct EventBuilder: Sendable {
                                  messageSize: input.size, attachments: stored, problems: problems,
                                  rawPath: "raw/\(id).eml", delivery: nil, authentication: authentication)
         event.routing = routing
+        event.origin = origin
         let report = DeliveryReport.read(message)
         if report != nil || AutomaticMail.looksLikeBounce(message.header, from: message.from) {
             // A bounce is a bounce whatever else its headers say: a desk that sets auto-replies

@@ -7,10 +7,22 @@ import CarteiroMail
 package struct MessageOrigin: Sendable, Hashable {
     /// The components of the id after the mailbox's name, each safe in a file name.
     package let components: [String]
+    /// For a source whose ids the event id cannot show whole (Graph's run to 150 characters):
+    /// the source's name and the message's own id, carried in the event as `origin`.
+    package private(set) var source: String?
+    package private(set) var sourceID: String?
 
     /// `components` as given, each made safe for a file name (see `fileSafe`).
     package init(_ components: [String]) {
         self.components = components.map(Self.fileSafe)
+    }
+
+    /// `graph/<the immutable id, %-encoded or hashed>`, with the id itself kept for the event.
+    package static func graph(id: String) -> MessageOrigin {
+        var origin = MessageOrigin(["graph", id])
+        origin.source = "graph"
+        origin.sourceID = id
+        return origin
     }
 
     /// Components known to be safe (digits), taken as they are.
@@ -139,6 +151,8 @@ package struct RequestEvent: Sendable {
     package var tagOfOtherContract: String?
     /// What a read receipt says (`delivery.receipt`).
     package var receipt: ReadReceipt?
+    /// The source's own name of the message, where the event id cannot show it whole.
+    package var origin: (source: String, id: String)?
     /// The receiving server's verdict on the sender, for a mailbox that trusts one.
     package var authentication: SenderAuthentication?
     /// What the routing rules made of it, when any matched.
@@ -154,6 +168,7 @@ package struct RequestEvent: Sendable {
             ("request", .optional(request)),
         ]
         if let matchedBy { members.append(("matched_by", .string(matchedBy))) }
+        if let origin { members.append(("origin", .object([("source", .string(origin.source)), ("id", .string(origin.id))]))) }
         if let tagOfOtherContract { members.append(("tag_of_other_contract", .string(tagOfOtherContract))) }
         members.append(("flags", .array(flags.map(JSONValue.string))))
         if let authentication {
@@ -209,6 +224,13 @@ package struct RequestEvent: Sendable {
         w.key("received_at"); w.string(MailDate.iso8601(receivedAt))
         w.key("request"); w.optional(request)
         if let matchedBy { w.key("matched_by"); w.string(matchedBy) }
+        if let origin {
+            w.key("origin")
+            w.beginObject()
+            w.key("source"); w.string(origin.source)
+            w.key("id"); w.string(origin.id)
+            w.endObject()
+        }
         if let tagOfOtherContract { w.key("tag_of_other_contract"); w.string(tagOfOtherContract) }
         w.key("flags"); w.strings(flags)
         if let authentication {

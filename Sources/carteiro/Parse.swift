@@ -69,11 +69,14 @@ struct Parse: ParsableCommand {
         // Which rules matched, for whoever is writing them (the event says so too).
         if let configuration, !configuration.rules.isEmpty {
             let applicable = configuration.rules.filter { $0.applies(to: name, contract: input.contract) }.count
+            if let problem = event.routing?.problem {
+                Output.error("carteiro parse: \(problem)")
+            }
             if let drop = event.routing?.dropped {
                 Output.error("carteiro parse: dropped by rule \"\(drop.rule)\" (\(drop.reason)): the daemon would write no event and leave the message on the server")
             } else if let matched = event.routing?.rules, !matched.isEmpty {
                 Output.error("carteiro parse: rules matched in mailbox \"\(name)\": " + matched.map { "\"\($0)\"" }.joined(separator: ", "))
-            } else {
+            } else if event.routing?.problem == nil {
                 Output.error("carteiro parse: no rule matched (\(applicable) of \(configuration.rules.count) apply to mailbox \"\(name)\")")
             }
         }

@@ -39,6 +39,7 @@ struct GraphLab {
         [daemon]
         system_outbound = "out"
         state_dir = "\(state)"
+        poll_interval = "1s"
 
         [mailbox.out]
         type = "outbound"
@@ -115,6 +116,10 @@ struct GraphSourceTests {
         var events = try Self.events(state)
         #expect(events.count == 25)
         #expect(events.allSatisfy { ($0["id"] as? String)?.hasPrefix("in/graph/") == true })
+        // The event carries the immutable id whole, as the lab's mailbox names the message.
+        let ids = Set(try graph.messages(user).compactMap { $0["id"] as? String })
+        #expect(Set(events.compactMap { ($0["origin"] as? [String: Any])?["id"] as? String }) == ids)
+        #expect(events.allSatisfy { ($0["origin"] as? [String: Any])?["source"] as? String == "graph" })
         #expect(validateAgainstSchema([state + "/events"]).status == 0)
         #expect(try graph.messages(user).allSatisfy { $0["isRead"] as? Bool == true }, "after_fetch = seen")
 
@@ -183,6 +188,42 @@ struct GraphSourceTests {
         #expect(try runCarteiro(["run", "--once", "--config", config]).status == 0)
         events = try Self.events(state)
         #expect(Self.subjects(events) == ["Primeira 1", "Primeira 2", "Primeira 3", "Quarta", "Quinta"])
+    }
+
+    @Test func exactlyOnceAcrossSIGKILLs() throws {
+        let graph = try graph()
+        let user = uniqueName("graph-kill") + "@lab.test"
+        let count = 150
+        for n in 1...count { try graph.deliver(Self.message("k\(n)-\(user)", subject: "K\(n)"), to: user) }
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", graph.configuration(state: state, user: user, extra: "import_existing = \"all\""))
+        let spool = state + "/events"
+        var generator = SeededGenerator()
+        print("graph crash test: seed \(generator.seed) (CARTEIRO_TEST_SEED repeats it)")
+        let handedOn = { ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".json") }.count }
+        var landed = 0
+        for round in 0..<10 {
+            let before = handedOn()
+            let daemon = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
+            let deadline = ContinuousClock.now + .seconds(20)
+            while handedOn() <= before && before < count && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.002) }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.05, using: &generator))
+            daemon.kill()
+            if (1..<count).contains(handedOn()) { landed += 1 }
+            // New mail arrives between the kills too.
+            try graph.deliver(Self.message("late\(round)-\(user)", subject: "Late \(round)"), to: user)
+        }
+        let daemon = try DaemonProcess(config: config, spool: spool, logPath: directory.path + "/daemon.log")
+        let finished = daemon.waitForEvents(timeout: .seconds(60)) { $0.count >= count + 10 }
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(daemon.terminate() == 0)
+        #expect(finished, "\(daemon.log)")
+        let ids = daemon.events().compactMap(\.messageID)
+        #expect(landed >= 1, "no kill interrupted the work (seed \(generator.seed))")
+        #expect(ids.count == count + 10, "\(ids.count) events for \(count + 10) messages (seed \(generator.seed))")
+        let expected = Set((1...count).map { "<k\($0)-\(user)>" } + (0..<10).map { "<late\($0)-\(user)>" })
+        #expect(Set(ids) == expected)
     }
 
     @Test func throttlingIsWaitedOutAsTheServiceAsks() throws {

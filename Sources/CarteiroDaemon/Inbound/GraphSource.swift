@@ -126,7 +126,7 @@ final class GraphConnection: SourceConnection {
 
     static func item(_ item: GraphAPI.DeltaItem) -> SourceItem {
         // The size is asked for with the batch, before the MIME.
-        SourceItem(key: item.id, size: 0, origin: MessageOrigin(["graph", item.id]))
+        SourceItem(key: item.id, size: 0, origin: .graph(id: item.id))
     }
 
     /// Graph answers each message on its own: the batch is fetched when collected.
