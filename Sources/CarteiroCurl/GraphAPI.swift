@@ -24,6 +24,9 @@ package struct GraphAPI: Sendable {
 
     /// At most this many requests of one mailbox at once (the service allows 4).
     package static let concurrency = 4
+    /// A poll waits out a Retry-After up to this long; a longer one ends the poll (the mailbox
+    /// is held back until then, and its next poll goes on).
+    static let longestWait: Duration = .seconds(30)
     /// The most a JSON answer (a delta page, a folder list) may hold.
     static let jsonLimit = 16 << 20
 
@@ -86,7 +89,7 @@ package struct GraphAPI: Sendable {
             // a request sent meanwhile would count against the limit again.
             let pause = budget.pause()
             if pause > .zero {
-                guard ContinuousClock.now + pause < deadline else {
+                guard pause <= Self.longestWait, ContinuousClock.now + pause < deadline else {
                     throw Failure(status: 429, code: "ApplicationThrottled", message: "Graph asked this mailbox to wait longer than the poll may", requestID: nil, kind: .tooSlow)
                 }
                 Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18)
@@ -102,8 +105,10 @@ package struct GraphAPI: Sendable {
             }
             if response.status == 429 || response.status == 503, attempt < 8 {
                 let wait = Self.retryAfter(response.header("Retry-After"))
-                guard ContinuousClock.now + wait < deadline else { throw failure(response, url: url) }
+                // Held whatever happens: no request of this mailbox goes before then, in this
+                // poll or the next.
                 budget.hold(for: wait)
+                guard wait <= Self.longestWait, ContinuousClock.now + wait < deadline else { throw failure(response, url: url) }
                 continue
             }
             guard (200..<300).contains(response.status) else { throw failure(response, url: url) }

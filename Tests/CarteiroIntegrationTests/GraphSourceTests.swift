@@ -197,7 +197,7 @@ struct GraphSourceTests {
         for n in 1...count { try graph.deliver(Self.message("k\(n)-\(user)", subject: "K\(n)"), to: user) }
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let config = try directory.write("carteiro.conf", graph.configuration(state: state, user: user, extra: "import_existing = \"all\""))
+        let config = try directory.write("carteiro.conf", graph.configuration(state: state, user: user, extra: "import_existing = \"all\"\nafter_fetch = \"seen\""))
         let spool = state + "/events"
         var generator = SeededGenerator()
         print("graph crash test: seed \(generator.seed) (CARTEIRO_TEST_SEED repeats it)")
@@ -224,6 +224,33 @@ struct GraphSourceTests {
         #expect(ids.count == count + 10, "\(ids.count) events for \(count + 10) messages (seed \(generator.seed))")
         let expected = Set((1...count).map { "<k\($0)-\(user)>" } + (0..<10).map { "<late\($0)-\(user)>" })
         #expect(Set(ids) == expected)
+        // A kill between a commit and its after_fetch left it pending: applied by a later poll.
+        let unread = try graph.messages(user).filter { $0["isRead"] as? Bool != true }
+        #expect(unread.isEmpty, "\(unread.count) messages handed on but never marked read")
+    }
+
+    @Test func anAfterFetchThatFailedIsAppliedByTheNextPoll() throws {
+        let graph = try graph()
+        let user = uniqueName("graph-pending") + "@lab.test"
+        for n in 1...5 { try graph.deliver(Self.message("p\(n)-\(user)", subject: "P\(n)"), to: user) }
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", graph.configuration(state: state, user: user, extra: "import_existing = \"all\"\nafter_fetch = \"move:archive\""))
+        // Every move fails for a while, long past what a poll waits for (Retry-After 400 s).
+        try graph.hook("fault", body: #"{"mode": "503", "count": 5, "retry_after": 400, "match": ["\#(user)", "/move"]}"#)
+        let first = try runCarteiro(["run", "--once", "--config", config])
+        #expect(first.stderr.contains("after_fetch failed"), "\(first.stderr)")
+        #expect(try Self.events(state).count == 5)
+        #expect(try graph.messages(user).allSatisfy { $0["folder"] as? String == "inbox" })
+        let cursor = try String(contentsOfFile: state + "/mailboxes/in/state.json", encoding: .utf8)
+        #expect(cursor.contains("pending"), "\(cursor)")
+        try graph.hook("fault", body: #"{"mode": "none", "match": ["\#(user)"]}"#)
+        let second = try runCarteiro(["run", "--once", "--config", config])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try Self.events(state).count == 5, "nothing handed on twice")
+        #expect(try graph.messages(user).allSatisfy { $0["folder"] as? String == "archive" })
+        let settled = try String(contentsOfFile: state + "/mailboxes/in/state.json", encoding: .utf8)
+        #expect(!settled.contains("\"pending\":[\"") && !settled.contains("\"pending\": [\""), "\(settled)")
     }
 
     @Test func throttlingIsWaitedOutAsTheServiceAsks() throws {

@@ -35,6 +35,7 @@ Test hooks:
   POST /test/deliver?user=U&folder=F           body: a MIME message → {"id": …}
   POST /test/fault      {"mode": "429"|"503"|"truncate"|"slow", "count": N,
                          "retry_after": S, "match": "substring of the path" | [substrings, all], "delay": S}
+                        (added beside the others; "mode": "none" removes those sharing a substring)
   POST /test/expire-delta?user=U&folder=F      every link of the folder answers 410 from now on
   POST /test/replay?user=U&folder=F            the next delta round of the folder repeats its items
   POST /test/settings   {"limit": N, "concurrency": N, "slow": S}
@@ -68,7 +69,7 @@ FOLDER_NAMES = {"msgfolderroot": "Top of Information Store", "inbox": "Inbox", "
                 "deleteditems": "Deleted Items", "drafts": "Drafts", "junkemail": "Junk Email", "outbox": "Outbox"}
 MAILBOXES = {}          # address -> {"folders": {id: folder}, "messages": {immutable id: message}, "sent": [...]}
 SETTINGS = {"limit": 10000, "concurrency": 4, "slow": 0.0}
-FAULT = {"mode": "none", "count": 0, "retry_after": 1, "match": "", "delay": 0}
+FAULTS = []             # each {"mode", "count", "retry_after", "match": [substrings], "delay"}: the first that fits serves
 STATS = {"requests": {}, "max_in_flight": 0, "throttled": 0, "early_retries": 0, "uploaded": 0, "faults": 0}
 IN_FLIGHT = {}          # (client, mailbox) -> count
 WINDOW = {}             # (client, mailbox) -> [times]
@@ -268,13 +269,14 @@ class Graph(http.server.BaseHTTPRequestHandler):
                 throttled = None
                 IN_FLIGHT[key] = IN_FLIGHT.get(key, 0) + 1
                 STATS["max_in_flight"] = max(STATS["max_in_flight"], IN_FLIGHT[key])
-            fault = dict(FAULT)
-            wanted = fault["match"] if isinstance(fault["match"], list) else [fault["match"]]
-            if fault["mode"] != "none" and fault["count"] > 0 and all(w in self.path for w in wanted) and throttled is None:
-                FAULT["count"] -= 1
-                STATS["faults"] += 1
-            else:
-                fault["mode"] = "none"
+            fault = {"mode": "none"}
+            if throttled is None:
+                for candidate in FAULTS:
+                    if candidate["count"] > 0 and all(w in self.path for w in candidate["match"]):
+                        candidate["count"] -= 1
+                        STATS["faults"] += 1
+                        fault = dict(candidate)
+                        break
         if throttled:
             code, message, after = throttled
             return self.error(429, code, message, {"Retry-After": str(after)})
@@ -593,11 +595,19 @@ class Graph(http.server.BaseHTTPRequestHandler):
                 box["folders"][folder["id"]] = folder
             return self.reply(200, {"id": folder["id"]})
         if name == "fault" and method == "POST":
+            # Faults side by side (tests run in parallel): each matches the paths that hold all
+            # of its substrings; mode "none" removes those that share one of its substrings (all,
+            # without any).
             settings = json.loads(self.body() or b"{}")
+            match = settings.get("match", [])
+            match = match if isinstance(match, list) else [match]
             with LOCK:
-                FAULT.update({"mode": "none", "count": 0, "retry_after": 1, "match": "", "delay": 0})
-                FAULT.update(settings)
-            return self.reply(200, dict(FAULT))
+                if settings.get("mode", "none") == "none":
+                    FAULTS[:] = [f for f in FAULTS if match and not set(match) & set(f["match"])]
+                else:
+                    FAULTS.append({"mode": settings["mode"], "count": int(settings.get("count", 1)),
+                                   "retry_after": settings.get("retry_after", 1), "match": match, "delay": settings.get("delay", 0)})
+                return self.reply(200, FAULTS)
         if name == "settings" and method == "POST":
             with LOCK:
                 SETTINGS.update(json.loads(self.body() or b"{}"))

@@ -22,11 +22,29 @@ struct GraphSource: MailSource {
         var delta: String?
         /// The messages handed on in the round under way.
         var handed: [String] = []
+        /// Messages handed on whose `after_fetch` is not known to have run (a crash, a refusal
+        /// between the commit and the change): applied again at the next poll.
+        var pending: [String] = []
+
+        init(delta: String?, handed: [String] = [], pending: [String] = []) {
+            self.delta = delta
+            self.handed = handed
+            self.pending = pending
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            delta = try container.decodeIfPresent(String.self, forKey: .delta)
+            handed = try container.decodeIfPresent([String].self, forKey: .handed) ?? []
+            pending = try container.decodeIfPresent([String].self, forKey: .pending) ?? []
+        }
     }
 
     static let kind = "graph"
     /// Messages per delta page (`Prefer: odata.maxpagesize`).
     static let pageSize = 200
+    /// The most messages the cursor keeps waiting for their after_fetch.
+    static let pendingLimit = 5_000
 
     let mailbox: InboundMailbox
     let log: DaemonLog
@@ -47,6 +65,13 @@ struct GraphSource: MailSource {
     }
 }
 
+/// The messages whose `after_fetch` ran in this round: the cursor's `pending` forgets them.
+final class AppliedAfterFetch: Sendable {
+    private let ids = Mutex<Set<String>>([])
+    func insert(_ id: String) { ids.withLock { _ = $0.insert(id) } }
+    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
+}
+
 /// One round of a Graph mailbox: a token, the folder, the delta pages, the messages.
 final class GraphConnection: SourceConnection {
     typealias Cursor = GraphSource.Cursor
@@ -55,6 +80,7 @@ final class GraphConnection: SourceConnection {
     let api: GraphAPI
     private var folder: String?
     private var destination: String?
+    let applied = AppliedAfterFetch()
 
     init(source: GraphSource, api: GraphAPI) {
         self.source = source
@@ -114,12 +140,20 @@ final class GraphConnection: SourceConnection {
         }
         let deltaLink = round.deltaLink
         let previous = stored?.delta
+        let applied = self.applied
+        // Committed batches wait for their after_fetch in `pending` until it is known to have run.
+        let changes = mailbox.afterFetch != .keep
+        let leftovers = (stored?.pending ?? []).filter { !skipping.contains($0) }.map { Self.item(GraphAPI.DeltaItem(id: $0, isRead: false)) }
         return SourceListing(
             items: items,
+            leftovers: leftovers,
             advance: { from, batch, last in
-                if last { return Cursor(delta: deltaLink, handed: []) }
-                let start = from ?? Cursor(delta: previous)
-                return Cursor(delta: start.delta, handed: start.handed + batch.map(\.key))
+                let start = from ?? Cursor(delta: previous, pending: stored?.pending ?? [])
+                // At most `pendingLimit` (the newest): a tenant that refuses after_fetch for
+                // good must not grow the cursor without end.
+                let pending = changes ? Array((start.pending + batch.map(\.key)).filter { !applied.contains($0) }.suffix(GraphSource.pendingLimit)) : []
+                if last { return Cursor(delta: deltaLink, handed: [], pending: pending) }
+                return Cursor(delta: start.delta, handed: start.handed + batch.map(\.key), pending: pending)
             },
             messageCount: nil)
     }
@@ -181,7 +215,8 @@ final class GraphConnection: SourceConnection {
         return fetched
     }
 
-    /// seen: isRead; delete: into Deleted Items (recoverable); move: to the folder named.
+    /// seen: isRead; delete: into Deleted Items (recoverable); move: to the folder named. Each
+    /// one done (or whose message is gone) is noted, so that the cursor stops naming it.
     func afterFetch(_ items: [SourceItem]) throws -> String? {
         var problem: String?
         for item in items {
@@ -194,8 +229,12 @@ final class GraphConnection: SourceConnection {
                     if destination == nil { destination = try api.folderID(name) }
                     if let destination { try api.move(item.key, to: destination) }
                 }
+                applied.insert(item.key)
             } catch {
-                if error.status == 404 { continue }
+                if error.status == 404 {
+                    applied.insert(item.key)
+                    continue
+                }
                 problem = error.description
                 if error.status == 403 || error.kind == .folderMissing { break }
             }
