@@ -33,6 +33,7 @@ ApplicationThrottled, Retry-After: 1) and `limit` requests per 10 minutes (defau
 
 Test hooks:
   POST /test/deliver?user=U&folder=F           body: a MIME message → {"id": …}
+  POST /test/load?user=U&folder=F&dir=D        every file of the lab machine's directory D (benchmarks)
   POST /test/fault      {"mode": "429"|"503"|"truncate"|"slow", "count": N,
                          "retry_after": S, "match": "substring of the path" | [substrings, all], "delay": S}
                         (added beside the others; "mode": "none" removes those sharing a substring)
@@ -53,6 +54,7 @@ import http.server
 import json
 import os
 import secrets
+import socket
 import ssl
 import sys
 import threading
@@ -180,7 +182,17 @@ class Graph(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "GraphLab/1.0"
 
+    def setup(self):
+        # Headers and body go out in two writes: without TCP_NODELAY the body would wait for
+        # the client's delayed ACK (40 ms) on every kept-alive request.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with LOCK:
+            STATS["connections"] = STATS.get("connections", 0) + 1
+        super().setup()
+
     def log_message(self, fmt, *args):
+        if os.environ.get("GRAPH_LAB_QUIET"):
+            return
         sys.stderr.write("graph-lab: " + (fmt % args) + "\n")
 
     # ---- replies ----------------------------------------------------------------------------
@@ -587,6 +599,18 @@ class Graph(http.server.BaseHTTPRequestHandler):
                     box["folders"][folder["id"]] = folder
                 message = add_message(box, folder, mime, is_read=query.get("read") == "1")
             return self.reply(200, {"id": message["id"]})
+        if name == "load" and method == "POST":
+            # Every file of a local directory as a message of the folder (benchmarks).
+            directory = query.get("dir", "")
+            count = 0
+            for entry in sorted(os.listdir(directory)):
+                with open(os.path.join(directory, entry), "rb") as handle:
+                    mime = handle.read()
+                with LOCK:
+                    box = mailbox(query.get("user", ""))
+                    add_message(box, folder_by(box, query.get("folder", "inbox")), mime)
+                count += 1
+            return self.reply(200, {"loaded": count})
         if name == "folder" and method == "POST":
             with LOCK:
                 box = mailbox(query.get("user", ""))
@@ -640,7 +664,8 @@ class Graph(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, STATS)
         if name == "reset-stats" and method == "POST":
             with LOCK:
-                STATS.update({"requests": {}, "max_in_flight": 0, "throttled": 0, "early_retries": 0, "uploaded": 0, "faults": 0})
+                STATS.update({"requests": {}, "max_in_flight": 0, "throttled": 0, "early_retries": 0, "uploaded": 0, "faults": 0,
+                              "connections": 0})
             return self.reply(200, {})
         if name == "mailbox":
             with LOCK:
