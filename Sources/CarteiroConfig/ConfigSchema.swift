@@ -71,6 +71,7 @@ package enum ConfigSchema {
         KeySpec("alert_after", .duration(minimumSeconds: 0), "[daemon] alert_after", "How long this mailbox may fail before mailbox.failing is raised.", scope: .inbound),
         KeySpec("max_poll_time", .duration(minimumSeconds: 10), .duration(10 * 60), "The longest one poll may take, however slowly the server sends: a server that trickles cannot hold a polling slot for longer. What was handed on by then stays handed on; the next poll goes on from there.", scope: .inbound),
         // Outbound only.
+        KeySpec("protocol", .choice(["smtp", "graph"]), .text("smtp"), "smtp: SMTP submission (tls, auth, user and a password or oauth); graph: Microsoft Graph's sendMail over HTTPS, for a Microsoft 365 tenant without SMTP AUTH (server = \"graph.microsoft.com\", oauth with Graph's scope, user = the sending mailbox, a user's or a shared one, whose Sent Items keep each message).", scope: .outbound),
         KeySpec("sender", .address, nil, "The name and address recipients see in From, such as \"ACME Service Desk <support@acme.example>\".", scope: .outbound, required: true),
         KeySpec("tls", .choice(["none", "starttls", "tls"]), .text("starttls"), "none: plain text; starttls: STARTTLS demanded, never a fall-back; tls: implicit TLS (port 465).", scope: .outbound),
         KeySpec("auth", .boolean, .boolean(false), "Log in before sending (then user and a password source are required).", scope: .outbound),

@@ -242,9 +242,18 @@ package enum OutboundTLSMode: String, Sendable {
     }
 }
 
+/// How an outbound mailbox sends.
+package enum OutboundProtocol: String, Sendable {
+    /// SMTP submission.
+    case smtp
+    /// Microsoft Graph's sendMail (the MIME, base64), over HTTPS.
+    case graph
+}
+
 package struct OutboundMailbox: Sendable, Equatable {
     package var name: String
     package var description: String
+    package var sendsWith: OutboundProtocol = .smtp
     package var server: String
     package var port: Int
     package var sender: MailAddress

@@ -64,11 +64,27 @@ extension ConfigurationBuilder {
         if oauth != nil, reader.boolean("auth") == false {
             diagnostics.error(reader.keyLocation("auth"), "`oauth` logs in with a token: auth = false contradicts it; remove one")
         }
+        let sendsWith = OutboundProtocol(rawValue: reader.stringOrDefault("protocol")) ?? .smtp
+        if sendsWith == .graph {
+            if oauth == nil {
+                diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs `oauth`: Microsoft Graph takes an OAuth 2.0 token, never a password")
+            }
+            if let key = ["password", "password_file", "password_env", "password_credential"].first(where: reader.has) {
+                diagnostics.error(reader.keyLocation(key), "`\(key)`: Microsoft Graph takes no password; it sends with `oauth`")
+            }
+            if !reader.has("user") {
+                diagnostics.error(reader.table.location, "[\(ConfigDocument.render(reader.table.path))] needs `user`: the mailbox that sends (and keeps each message in its Sent Items)")
+            }
+            if let key = ["tls", "oauth_mechanism"].first(where: reader.has) {
+                diagnostics.warning(reader.keyLocation(key), "`\(key)` applies to SMTP; Microsoft Graph is HTTPS with a bearer token")
+            }
+        }
         return OutboundMailbox(
             name: reader.name,
             description: reader.string("description") ?? "",
+            sendsWith: sendsWith,
             server: reader.string("server") ?? "",
-            port: reader.integer("port") ?? mode.defaultPort,
+            port: reader.integer("port") ?? (sendsWith == .graph ? 443 : mode.defaultPort),
             sender: reader.address("sender") ?? MailAddress(address: "invalid@invalid"),
             tlsMode: mode,
             auth: oauth != nil || reader.booleanOrDefault("auth"),

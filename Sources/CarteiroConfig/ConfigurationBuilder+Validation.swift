@@ -148,8 +148,9 @@ extension ConfigurationBuilder {
         for index in configuration.oauthClients.indices {
             let client = configuration.oauthClients[index]
             let graph = configuration.inboundMailboxes.filter { $0.oauth?.client == client.name && $0.provider.family == .graph }.map(\.name)
+                + configuration.outboundMailboxes.filter { $0.oauth?.client == client.name && $0.sendsWith == .graph }.map(\.name)
             let other = configuration.inboundMailboxes.filter { $0.oauth?.client == client.name && $0.provider.family != .graph }.map(\.name)
-                + configuration.outboundMailboxes.filter { $0.oauth?.client == client.name }.map(\.name)
+                + configuration.outboundMailboxes.filter { $0.oauth?.client == client.name && $0.sendsWith != .graph }.map(\.name)
             let table = document.table(["oauth", client.name])
             if client.provider == .microsoft, table?.entry("scopes") == nil, !graph.isEmpty, other.isEmpty {
                 configuration.oauthClients[index].scopes = client.grant == .clientCredentials ? OAuthPreset.graphAppOnlyScopes : OAuthPreset.graphDelegatedScopes

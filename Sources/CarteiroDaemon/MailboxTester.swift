@@ -224,6 +224,26 @@ package struct MailboxTester {
     }
 
     func testOutbound(_ mailbox: OutboundMailbox) throws(Failure) {
+        if mailbox.sendsWith == .graph, let oauth = mailbox.oauth, let user = mailbox.user {
+            report("mailbox \(mailbox.name)\(mailbox.description.isEmpty ? "" : " (\(mailbox.description))"): outbound Microsoft Graph sendMail, \(mailbox.server) port \(mailbox.port), as \(user), sender \(mailbox.sender)")
+            let token = try oauthCredentials(oauth, user: user, mailbox: mailbox.name).password
+            report("  token: obtained from oauth client \"\(oauth.client)\"")
+            let base = GraphAPI.base(server: mailbox.server, port: mailbox.port)
+            let api = GraphAPI(base: base, user: user, token: token, tls: mailbox.tls, timeout: mailbox.timeout,
+                               deadline: ContinuousClock.now + mailbox.timeout * 4)
+            do throws(GraphAPI.Failure) {
+                let id = try api.folderID("sentitems")
+                report("  mailbox \(user): reachable; its Sent Items (\(id.prefix(16))…) keep what is sent")
+                report("  sending needs Mail.Send: Graph has no way to check it without sending, so a refusal shows at the first message (and in its delivery.failed)")
+            } catch {
+                if error.status == 401 { broker.refused(client: oauth.client, user: user, token: token) }
+                var failure = error.connectionError
+                failure.message = "mailbox \(user): " + failure.message
+                failure.endpoint = base
+                throw .connection(failure.redacting(token, user: nil))
+            }
+            return
+        }
         let endpoint = MailEndpoint(mailbox)
         report("mailbox \(mailbox.name)\(mailbox.description.isEmpty ? "" : " (\(mailbox.description))"): outbound SMTP (\(mailbox.tlsMode.rawValue)), \(mailbox.server) port \(mailbox.port), sender \(mailbox.sender)")
         var credentials: MailSession.Credentials?

@@ -17,9 +17,21 @@ final class OutboundLane: Sendable {
     /// Opens the mailbox's sender: connects, negotiates TLS and logs in.
     typealias OpenSender = @Sendable (OutboundMailbox, MailSession.Credentials?, _ ehloName: String) throws(MailConnectionError) -> any MailSender
 
-    /// The senders Carteiro has: SMTP.
-    static let smtp: OpenSender = { mailbox, credentials, ehloName throws(MailConnectionError) in
-        try SMTPSender.open(MailEndpoint(mailbox), credentials: credentials, ehloName: ehloName)
+    /// The senders Carteiro has: SMTP, and Microsoft Graph's sendMail, as the mailbox says.
+    static let standard: OpenSender = { mailbox, credentials, ehloName throws(MailConnectionError) in
+        switch mailbox.sendsWith {
+        case .smtp:
+            return try SMTPSender.open(MailEndpoint(mailbox), credentials: credentials, ehloName: ehloName)
+        case .graph:
+            guard let credentials else {
+                throw MailConnectionError(.loginRejected, endpoint: mailbox.server, message: "mailbox \"\(mailbox.name)\" has no token for Microsoft Graph")
+            }
+            // A send waits out Graph's Retry-After up to the mailbox's timeout, twice over.
+            let api = GraphAPI(base: GraphAPI.base(server: mailbox.server, port: mailbox.port), user: mailbox.user ?? "",
+                               token: credentials.password, tls: mailbox.tls, timeout: mailbox.timeout,
+                               deadline: ContinuousClock.now + mailbox.timeout * 2)
+            return GraphSender(api: api)
+        }
     }
 
     /// Due retries are noticed within a tick; new messages wake the lane at once (`kick`).
@@ -80,7 +92,7 @@ final class OutboundLane: Sendable {
     var throttled: Int { tally.withLock { $0.throttled } }
 
     init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: any OutboundQueueStore, directory: StateDirectory,
-         lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = OutboundLane.smtp) {
+         lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = OutboundLane.standard) {
         self.mailbox = mailbox
         self.login = login
         self.queue = queue

@@ -74,6 +74,7 @@ struct ConfigDefaultTests {
             "mailbox.starttls": .boolean(inbound.starttls),
             "mailbox.max_poll_time": .duration(inbound.maxPollTime),
             "mailbox.tls": .string(outbound.tlsMode.rawValue),
+            "mailbox.protocol": .string(outbound.sendsWith.rawValue),
             "mailbox.auth": .boolean(outbound.auth),
             "mailbox.max_attachment_size": .size(outbound.maxAttachmentSize),
             "oauth.expiry_warning": .duration(oauth.expiryWarning),

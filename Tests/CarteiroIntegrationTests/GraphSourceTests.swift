@@ -322,3 +322,91 @@ struct HTTPClientTests {
         #expect(failure.kind == .tooLarge)
     }
 }
+
+/// Microsoft Graph as a sender: a notification goes as MIME through sendMail, kept in the
+/// sending mailbox's Sent Items, Bcc recipients named for Exchange; what Graph refuses becomes
+/// delivery.failed in words.
+struct GraphSenderTests {
+    func configuration(_ graph: GraphLab, state: String, user: String) -> String {
+        """
+        [daemon]
+        system_outbound = "out"
+        state_dir = "\(state)"
+
+        [mailbox.out]
+        type = "outbound"
+        server = "127.0.0.1"
+        tls = "none"
+        sender = "Desk <desk@desk.example>"
+
+        [mailbox.graph-out]
+        type = "outbound"
+        protocol = "graph"
+        server = "127.0.0.1"
+        port = \(graph.lab.graphPort)
+        user = "\(user)"
+        sender = "ACME Desk <\(user)>"
+        oauth = "lab-graph"
+        ca_file = "\(graph.lab.caFile)"
+        timeout = "10s"
+
+        [oauth.lab-graph]
+        provider = "custom"
+        token_url = "\(graph.lab.tokenURL)/token"
+        client_id = "lab-app"
+        client_secret = "app-secret"
+        grant = "client_credentials"
+        scopes = ["https://graph.microsoft.com/.default"]
+
+        """
+    }
+
+    @Test func aNotificationGoesThroughSendMailIntoTheMailboxsSentItems() throws {
+        let graph = GraphLab(lab: try requireLab())
+        let user = uniqueName("graph-desk") + "@lab.test"
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", configuration(graph, state: state, user: user))
+        let check = try runCarteiro(["check-config", "--config", config])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        let test = try runCarteiro(["test-mailbox", "--config", config, "graph-out"])
+        #expect(test.status == 0 && test.stdout.contains("Sent Items"), "\(test.stdout)\(test.stderr)")
+
+        let queued = try runCarteiro(["send", "--config", config, "--mailbox", "graph-out", "--to", "cliente@acme.example",
+                                      "--bcc", "auditoria@acme.example", "--subject", "Solicitação 42", "--text", "Recebemos o seu pedido."])
+        #expect(queued.status == 0, "\(queued.stderr)")
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        let sent = try #require(try graph.get("sent?user=\(user)") as? [[String: Any]])
+        #expect(sent.count == 1)
+        let mime = String(decoding: Data(base64Encoded: sent.first?["mime"] as? String ?? "") ?? Data(), as: UTF8.self)
+        #expect(mime.contains("Bcc: auditoria@acme.example"), "\(mime.prefix(400))")
+        #expect(mime.contains("cliente@acme.example") && mime.contains("Recebemos o seu pedido."))
+        #expect(try graph.messages(user).contains { $0["folder"] as? String == "sentitems" }, "kept in the sending mailbox's own Sent Items")
+        let list = try runCarteiro(["queue", "list", "--config", config])
+        #expect(!list.stdout.contains("graph-out/"), "nothing left queued: \(list.stdout)")
+    }
+
+    @Test func whatGraphRefusesBecomesDeliveryFailedInWords() throws {
+        let graph = GraphLab(lab: try requireLab())
+        let user = uniqueName("graph-refused") + "@lab.test"
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", configuration(graph, state: state, user: user))
+        // Over what one request may carry.
+        let big = try directory.write("big.bin", String(repeating: "x", count: 3_500_000))
+        #expect(try runCarteiro(["send", "--config", config, "--mailbox", "graph-out", "--to", "a@acme.example", "--subject", "Big",
+                                 "--text", "t", "--attach", big]).status == 0)
+        // No Mail.Send for this mailbox.
+        try graph.hook("deny?user=\(user)&mode=read-only")
+        #expect(try runCarteiro(["send", "--config", config, "--mailbox", "graph-out", "--to", "b@acme.example", "--subject", "Small",
+                                 "--text", "t"]).status == 0)
+        _ = try runCarteiro(["run", "--once", "--config", config])
+        let failed = try FloodLimitTests.events(state + "/events").filter { $0["type"] as? String == "delivery.failed" }
+        let text = String(describing: failed)
+        #expect(failed.count == 2, "\(text)")
+        #expect(text.contains("at most 4 MB"), "\(text)")
+        #expect(text.contains("Mail.Send"), "\(text)")
+        #expect(validateAgainstSchema([state + "/events"]).status == 0)
+    }
+}
