@@ -55,7 +55,7 @@ struct GraphLab {
         user = "\(user)"
         oauth = "lab-graph"
         ca_file = "\(lab.caFile)"
-        timeout = "10s"
+        \(extra.contains("timeout") ? "" : "timeout = \"10s\"")
         max_messages_per_sender = 0
         max_messages_per_domain = 0
         \(extra)
@@ -277,6 +277,27 @@ struct GraphSourceTests {
         #expect(cut.status != 0)
         #expect(try runCarteiro(["run", "--once", "--config", config]).status == 0)
         #expect(try Self.events(state).count == 13)
+    }
+
+    @Test func aServerErrorAndATimeoutOnAMessageLoseNothing() throws {
+        let graph = try graph()
+        let user = uniqueName("graph-faults") + "@lab.test"
+        for n in 1...6 { try graph.deliver(Self.message("f\(n)-\(user)", subject: "F\(n)"), to: user) }
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", graph.configuration(state: state, user: user,
+                                                                             extra: "import_existing = \"all\"\ntimeout = \"2s\""))
+        // A 500 on one message's MIME: the batch fails, its messages become suspects, nothing is lost.
+        try graph.hook("fault", body: #"{"mode": "500", "count": 1, "match": ["\#(user)", "$value"]}"#)
+        let failed = try runCarteiro(["run", "--once", "--config", config])
+        #expect(failed.status != 0 && failed.stderr.contains("500"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("request-id"), "a failure names Graph's request-id: \(failed.stderr)")
+        // Then a MIME that never comes within the timeout.
+        try graph.hook("fault", body: #"{"mode": "slow", "count": 1, "delay": 5, "match": ["\#(user)", "$value"]}"#)
+        _ = try runCarteiro(["run", "--once", "--config", config])
+        // And then the service is well again: every message once.
+        #expect(try runCarteiro(["run", "--once", "--config", config]).status == 0)
+        #expect(Self.subjects(try Self.events(state)) == (1...6).map { "F\($0)" })
     }
 
     @Test func whatTheAdminMustFixIsNamed() throws {

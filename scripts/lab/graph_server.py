@@ -34,7 +34,7 @@ ApplicationThrottled, Retry-After: 1) and `limit` requests per 10 minutes (defau
 Test hooks:
   POST /test/deliver?user=U&folder=F           body: a MIME message → {"id": …}
   POST /test/load?user=U&folder=F&dir=D        every file of the lab machine's directory D (benchmarks)
-  POST /test/fault      {"mode": "429"|"503"|"truncate"|"slow", "count": N,
+  POST /test/fault      {"mode": "429"|"503"|"500"|"truncate"|"slow", "count": N,
                          "retry_after": S, "match": "substring of the path" | [substrings, all], "delay": S}
                         (added beside the others; "mode": "none" removes those sharing a substring)
   POST /test/expire-delta?user=U&folder=F      every link of the folder answers 410 from now on
@@ -296,6 +296,8 @@ class Graph(http.server.BaseHTTPRequestHandler):
             self.fault = fault["mode"]
             if SETTINGS["slow"]:
                 time.sleep(SETTINGS["slow"])
+            if fault["mode"] == "500":
+                return self.error(500, "InternalServerError", "lab fault")
             if fault["mode"] in ("429", "503"):
                 after = int(fault["retry_after"])
                 with LOCK:
