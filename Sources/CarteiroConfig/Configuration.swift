@@ -32,6 +32,7 @@ package struct Configuration: Sendable {
         for client in oauthClients {
             if let secret = client.clientSecret { sources.append((secret, client.location, "oauth client \"\(client.name)\"")) }
             if let key = client.serviceAccountKey { sources.append((key, client.location, "oauth client \"\(client.name)\" (service account key)")) }
+            if let certificate = client.certificate { sources.append((certificate.key, client.location, "oauth client \"\(client.name)\" (certificate key)")) }
         }
         return sources
     }

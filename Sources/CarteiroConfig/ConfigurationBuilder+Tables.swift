@@ -136,8 +136,23 @@ extension ConfigurationBuilder {
         if provider == .microsoft, grant == .jwtBearer {
             diagnostics.error(reader.keyLocation("grant"), "\(here): jwt_bearer is for Google service accounts; Microsoft 365 app-only access uses grant = \"client_credentials\"")
         }
-        if grant == .clientCredentials, secret == nil {
-            diagnostics.error(reader.table.location, "\(here): client_credentials needs the client secret: set one of `client_secret_credential`, `client_secret_file`, `client_secret_env` or `client_secret`")
+        // A certificate instead of a secret: its key signs a client assertion at each request.
+        var certificate: ClientCertificate?
+        let certificateKey = reader.secretSource("client_certificate_key", diagnostics: &diagnostics)
+        if let file = reader.string("client_certificate_file") {
+            if let secretKey = ["client_secret", "client_secret_file", "client_secret_env", "client_secret_credential"].first(where: reader.has) {
+                diagnostics.error(reader.keyLocation(secretKey), "`\(secretKey)` and `client_certificate_file` both authenticate the client; keep one")
+            }
+            if grant == .jwtBearer {
+                diagnostics.error(reader.keyLocation("client_certificate_file"), "\(here): jwt_bearer signs with the service account's key; a client certificate does not apply")
+            }
+            let algorithm = ClientCertificate.Algorithm(rawValue: reader.stringOrDefault("client_assertion_algorithm")) ?? .rs256
+            certificate = ClientCertificate(file: file, key: certificateKey ?? .file(file), algorithm: algorithm)
+        } else if let key = ["client_certificate_key_file", "client_certificate_key_credential", "client_assertion_algorithm"].first(where: reader.has) {
+            diagnostics.warning(reader.keyLocation(key), "`\(key)` is unused without `client_certificate_file`")
+        }
+        if grant == .clientCredentials, secret == nil, certificate == nil {
+            diagnostics.error(reader.table.location, "\(here): client_credentials needs the client secret or a certificate: set one of `client_secret_credential`, `client_secret_file`, `client_secret_env` or `client_secret`, or `client_certificate_file`")
         }
         if grant == .jwtBearer, key == nil {
             diagnostics.error(reader.table.location, "\(here): jwt_bearer needs the service account's JSON key: set `service_account_key_file` or `service_account_key_credential`")
@@ -165,7 +180,8 @@ extension ConfigurationBuilder {
             authorizationURL: authorizationURL, deviceAuthorizationURL: deviceURL, tokenURL: tokenURL ?? "",
             scopes: reader.names("scopes") ?? preset.scopes, serviceAccountKey: key, refreshTokenLifetime: lifetime,
             expiryWarning: reader.durationOrDefault("expiry_warning"), redirectPort: reader.integerOrDefault("redirect_port"),
-            tls: readTLS(reader), timeout: reader.durationOrDefault("timeout"), location: reader.table.location)
+            tls: readTLS(reader), timeout: reader.durationOrDefault("timeout"), location: reader.table.location,
+            certificate: certificate)
     }
 
     func readStep(_ reader: TableReader, workflow: String, diagnostics: inout DiagnosticList) -> WorkflowStep {

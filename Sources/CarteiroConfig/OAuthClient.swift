@@ -41,11 +41,14 @@ package struct OAuthClient: Sendable, Equatable {
     package var tls: TLSSettings
     package var timeout: Duration
     package var location: SourceLocation
+    /// Authenticates the client with a certificate's signed assertion instead of a secret.
+    package var certificate: ClientCertificate?
 
     package init(name: String, provider: Provider, tenant: String?, clientID: String, clientSecret: SecretSource?, grant: Grant,
                 authorizationURL: String?, deviceAuthorizationURL: String?, tokenURL: String, scopes: [String],
                 serviceAccountKey: SecretSource?, refreshTokenLifetime: Duration?, expiryWarning: Duration, redirectPort: Int,
-                tls: TLSSettings, timeout: Duration, location: SourceLocation) {
+                tls: TLSSettings, timeout: Duration, location: SourceLocation, certificate: ClientCertificate? = nil) {
+        self.certificate = certificate
         self.name = name
         self.provider = provider
         self.tenant = tenant
@@ -84,6 +87,28 @@ package struct OAuthLogin: Sendable, Equatable {
     package init(client: String, mechanism: OAuthMechanism) {
         self.client = client
         self.mechanism = mechanism
+    }
+}
+
+/// A client's certificate (Microsoft Entra's "certificate credentials"): a client assertion
+/// signed with its key, naming the certificate by its thumbprint, at each token request.
+package struct ClientCertificate: Sendable, Equatable {
+    package enum Algorithm: String, Sendable, CaseIterable {
+        /// RSASSA-PKCS1-v1_5 with SHA-256; the header names the certificate by `x5t` (SHA-1).
+        case rs256 = "RS256"
+        /// RSASSA-PSS with SHA-256; the header names it by `x5t#S256` (SHA-256).
+        case ps256 = "PS256"
+    }
+    /// The PEM certificate (it may hold the key too).
+    package var file: String
+    /// Its PEM private key (by default, the same file).
+    package var key: SecretSource
+    package var algorithm: Algorithm
+
+    package init(file: String, key: SecretSource, algorithm: Algorithm) {
+        self.file = file
+        self.key = key
+        self.algorithm = algorithm
     }
 }
 

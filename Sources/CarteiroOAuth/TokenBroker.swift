@@ -217,7 +217,28 @@ package final class TokenBroker: Sendable {
             case .failure(let failure): return .failure(.configuration("[oauth.\(client.name)]: the client secret: \(failure)"))
             }
         }
-        let endpoint = TokenEndpoint(client: client, secret: secret)
+        var assertion: Secret?
+        if let certificate = client.certificate {
+            // A new assertion for each request (its own jti, five minutes of life).
+            let pem: [UInt8]
+            switch RegularFile.read(certificate.file, limit: 1 << 20) {
+            case .success(let bytes): pem = bytes
+            case .failure(let problem): return .failure(.configuration("[oauth.\(client.name)]: the certificate \(certificate.file) \(problem)"))
+            }
+            let key: Secret
+            switch secrets.resolveDocument(certificate.key) {
+            case .success(let value): key = value
+            case .failure(let failure): return .failure(.configuration("[oauth.\(client.name)]: the certificate's key: \(failure)"))
+            }
+            do throws(ClientAssertion.Failure) {
+                let der = try ClientAssertion.certificateDER(pem: String(decoding: pem, as: UTF8.self))
+                assertion = try ClientAssertion.make(clientID: client.clientID, audience: client.tokenURL, certificateDER: der, keyPEM: key,
+                                                     algorithm: certificate.algorithm, now: clock())
+            } catch {
+                return .failure(.configuration("[oauth.\(client.name)]: the certificate \(certificate.file): \(error.description)"))
+            }
+        }
+        let endpoint = TokenEndpoint(client: client, secret: secret, assertion: assertion)
         let result: Result<TokenResponse, TokenEndpointError>
         switch client.grant {
         case .authorizationCode, .deviceCode:

@@ -45,15 +45,23 @@ package struct DeviceAuthorization: Sendable {
 package struct TokenEndpoint: Sendable {
     package let client: OAuthClient
     package let secret: Secret?
+    /// A signed client assertion (a certificate's), sent instead of a secret.
+    package let assertion: Secret?
 
-    package init(client: OAuthClient, secret: Secret?) {
+    package init(client: OAuthClient, secret: Secret?, assertion: Secret? = nil) {
         self.client = client
         self.secret = secret
+        self.assertion = assertion
     }
 
     var clientFields: [(String, String)] {
         var fields = [("client_id", client.clientID)]
-        if let secret { fields.append(("client_secret", secret.value)) }
+        if let assertion {
+            fields.append(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
+            fields.append(("client_assertion", assertion.value))
+        } else if let secret {
+            fields.append(("client_secret", secret.value))
+        }
         return fields
     }
 
@@ -68,7 +76,7 @@ package struct TokenEndpoint: Sendable {
     package func clientCredentials() -> Result<TokenResponse, TokenEndpointError> {
         var fields = [("grant_type", "client_credentials")] + clientFields
         if !scope.isEmpty { fields.append(("scope", scope)) }
-        return token(fields, secrets: [])
+        return token(fields, secrets: assertion.map { [$0] } ?? [])
     }
 
     package func jwtBearer(assertion: Secret) -> Result<TokenResponse, TokenEndpointError> {

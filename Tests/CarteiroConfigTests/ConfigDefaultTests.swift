@@ -32,6 +32,12 @@ struct ConfigDefaultTests {
         [rule.r]
         header = "Subject"
         equals = "x"
+        [oauth.cert]
+        provider = "custom"
+        token_url = "https://login.example/token"
+        client_id = "c"
+        grant = "client_credentials"
+        client_certificate_file = "/etc/carteiro/credentials/cert.pem"
         """
 
     /// What the built model holds for each key that has a typed default: table, key, value.
@@ -43,7 +49,9 @@ struct ConfigDefaultTests {
         let outbound = try #require(configuration.outboundMailboxes.first)
         let oauth = try #require(configuration.oauthClients.first)
         let rule = try #require(configuration.rules.first)
+        let certificate = try #require(configuration.oauthClients.compactMap(\.certificate).first)
         return [
+            "oauth.client_assertion_algorithm": .string(certificate.algorithm.rawValue),
             "rule.case_sensitive": .boolean(rule.header?.pattern.caseSensitive ?? true),
             "rule.stop": .boolean(rule.stop),
             "daemon.poll_interval": .duration(daemon.pollInterval),

@@ -34,7 +34,22 @@ struct GraphLab {
     func stats() throws -> [String: Any] { try get("stats") as? [String: Any] ?? [:] }
 
     /// A Graph inbound mailbox `in` reading `user`'s folder with the lab's application.
-    func configuration(state: String, user: String, extra: String = "", scopes: String = "https://graph.microsoft.com/.default") -> String {
+    /// The lab's application that authenticates with its certificate (`client_assertion_algorithm`).
+    func certificateClient(_ algorithm: String, certificate: String? = nil, key: String? = nil) -> String {
+        """
+        provider = "custom"
+        token_url = "\(lab.tokenURL)/token"
+        client_id = "lab-cert-app"
+        client_certificate_file = "\(certificate ?? lab.directory + "/oauth/app-cert.pem")"
+        client_certificate_key_file = "\(key ?? lab.directory + "/oauth/app-cert.key")"
+        client_assertion_algorithm = "\(algorithm)"
+        grant = "client_credentials"
+        scopes = ["https://graph.microsoft.com/.default"]
+        """
+    }
+
+    func configuration(state: String, user: String, extra: String = "", scopes: String = "https://graph.microsoft.com/.default",
+                       client: String? = nil) -> String {
         """
         [daemon]
         system_outbound = "out"
@@ -61,12 +76,14 @@ struct GraphLab {
         \(extra)
 
         [oauth.lab-graph]
+        \(client ?? """
         provider = "custom"
         token_url = "\(lab.tokenURL)/token"
         client_id = "lab-app"
         client_secret = "app-secret"
         grant = "client_credentials"
         scopes = ["\(scopes)"]
+        """)
 
         [contract.lab]
         inbound_mailboxes = ["in"]
@@ -298,6 +315,27 @@ struct GraphSourceTests {
         // And then the service is well again: every message once.
         #expect(try runCarteiro(["run", "--once", "--config", config]).status == 0)
         #expect(Self.subjects(try Self.events(state)) == (1...6).map { "F\($0)" })
+    }
+
+    @Test(arguments: ["RS256", "PS256"])
+    func anApplicationAuthenticatesWithItsCertificate(algorithm: String) throws {
+        let graph = try graph()
+        let user = uniqueName("graph-cert") + "@lab.test"
+        try graph.deliver(Self.message("c-\(user)", subject: "Certificado"), to: user)
+        let directory = try TemporaryDirectory()
+        let state = directory.path + "/state"
+        let config = try directory.write("carteiro.conf", graph.configuration(state: state, user: user, extra: "import_existing = \"all\"",
+                                                                             client: graph.certificateClient(algorithm)))
+        let check = try runCarteiro(["check-config", "--config", config])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        let run = try runCarteiro(["run", "--once", "--config", config])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(Self.subjects(try Self.events(state)) == ["Certificado"])
+        // A certificate the application never registered: the token endpoint refuses, in words.
+        let other = try directory.write("other.conf", graph.configuration(state: directory.path + "/other", user: user,
+            client: graph.certificateClient(algorithm, certificate: graph.lab.directory + "/tls/cert.pem", key: graph.lab.directory + "/tls/key.pem")))
+        let refused = try runCarteiro(["test-mailbox", "--config", other, "in"])
+        #expect(refused.status != 0 && refused.stderr.contains("names no certificate"), "\(refused.stdout)\(refused.stderr)")
     }
 
     @Test func whatTheAdminMustFixIsNamed() throws {

@@ -704,9 +704,11 @@ def main():
     args = parser.parse_args()
     os.makedirs(f"{args.lab}/graph", exist_ok=True)
     APPS_FILE = f"{args.lab}/graph/apps.json"
-    if not os.path.exists(APPS_FILE):
-        with open(APPS_FILE, "w", encoding="utf-8") as handle:
-            json.dump({"lab-app": {"roles": ["Mail.ReadWrite", "Mail.Send"], "mailboxes": ["*"]}}, handle, indent=2)
+    apps = load_apps()
+    for client in ("lab-app", "lab-cert-app"):
+        apps.setdefault(client, {"roles": ["Mail.ReadWrite", "Mail.Send"], "mailboxes": ["*"]})
+    with open(APPS_FILE, "w", encoding="utf-8") as handle:
+        json.dump(apps, handle, indent=2)
     TOKEN_URL = f"http://127.0.0.1:{args.token_port}"
     server = Server(("127.0.0.1", args.port), Graph)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -2,7 +2,8 @@
 """The mail lab's OAuth 2.0 authorization server (Python's standard library only), on 127.0.0.1.
 
 Grants: authorization code with PKCE (RFC 7636), device authorization (RFC 8628), client
-credentials, JWT bearer (RFC 7523, RS256 assertions checked against the client's public key),
+credentials (with a secret, or a certificate's client assertion: RS256 with x5t, PS256 with
+x5t#S256), JWT bearer (RFC 7523, RS256 assertions checked against the client's public key),
 and refresh token with rotation (the superseded refresh token stays usable for a reuse interval,
 as at the big providers, so that a client that crashed before saving the new one recovers).
 Access tokens live 60 s unless told otherwise. RFC 7662 introspection (for Dovecot and the lab's
@@ -70,6 +71,80 @@ def rs256_valid(signing_input, signature, n_hex, e):
     digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(signing_input).digest()
     expected = b"\x00\x01" + b"\xff" * (k - len(digest_info) - 3) + b"\x00" + digest_info
     return secrets.compare_digest(em, expected)
+
+
+def mgf1(seed, length):
+    out = b""
+    counter = 0
+    while len(out) < length:
+        out += hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    return out[:length]
+
+
+def ps256_valid(signing_input, signature, n_hex, e):
+    """RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (RFC 8017 §9.1.2)."""
+    n = int(n_hex, 16)
+    k = (n.bit_length() + 7) // 8
+    if len(signature) != k:
+        return False
+    em_bits = n.bit_length() - 1
+    em_len = (em_bits + 7) // 8
+    em = pow(int.from_bytes(signature, "big"), e, n).to_bytes(k, "big")[-em_len:]
+    h_len = s_len = 32
+    if em[-1] != 0xBC or em_len < h_len + s_len + 2:
+        return False
+    masked, digest = em[: em_len - h_len - 1], em[em_len - h_len - 1: -1]
+    unused = 8 * em_len - em_bits
+    if masked[0] & (0xFF << (8 - unused)) & 0xFF:
+        return False
+    db = bytes(a ^ b for a, b in zip(masked, mgf1(digest, em_len - h_len - 1)))
+    db = bytes([db[0] & (0xFF >> unused)]) + db[1:]
+    padding = em_len - h_len - s_len - 2
+    if db[:padding] != b"\x00" * padding or db[padding] != 1:
+        return False
+    salt = db[-s_len:]
+    m_hash = hashlib.sha256(signing_input).digest()
+    return secrets.compare_digest(hashlib.sha256(b"\x00" * 8 + m_hash + salt).digest(), digest)
+
+
+def assertion_client(fields, known, token_url):
+    """A client authenticated by a certificate's assertion (RFC 7523 §2.2, as Entra takes it):
+    (client id, None) when it holds, (None, reason) when it does not, (None, None) when there is none."""
+    if fields.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+        return None, None
+    try:
+        header_b64, payload_b64, signature_b64 = fields.get("client_assertion", "").split(".")
+        header = json.loads(b64url_decode(header_b64))
+        claims = json.loads(b64url_decode(payload_b64))
+        signature = b64url_decode(signature_b64)
+    except (ValueError, TypeError):
+        return None, "AADSTS50027: the client assertion is not a JWT"
+    ident = claims.get("iss")
+    client = known.get(ident)
+    if client is None or "cert_n" not in client or fields.get("client_id", ident) != ident or claims.get("sub") != ident:
+        return None, "AADSTS700016: unknown application, or iss and sub are not its client id"
+    signing_input = f"{header_b64}.{payload_b64}".encode()
+    alg = header.get("alg")
+    if alg == "RS256":
+        if header.get("x5t") != client["x5t"]:
+            return None, "AADSTS700027: x5t names no certificate of this application"
+        valid = rs256_valid(signing_input, signature, client["cert_n"], int(client.get("cert_e", 65537)))
+    elif alg == "PS256":
+        if header.get("x5t#S256") != client["x5t#S256"]:
+            return None, "AADSTS700027: x5t#S256 names no certificate of this application"
+        valid = ps256_valid(signing_input, signature, client["cert_n"], int(client.get("cert_e", 65537)))
+    else:
+        return None, f"AADSTS5002730: the algorithm {alg} is not accepted"
+    if not valid:
+        return None, "AADSTS700027: the client assertion's signature does not verify"
+    now = time.time()
+    if claims.get("aud") != token_url:
+        return None, f"AADSTS700024: aud must be {token_url}"
+    if not claims.get("jti") or not (claims.get("nbf", claims.get("iat", 0)) - 60 <= now <= claims.get("exp", 0) + 60) \
+            or claims["exp"] - claims.get("iat", claims.get("nbf", 0)) > 600:
+        return None, "AADSTS700024: the assertion is expired, lives longer than 10 minutes, or has no jti"
+    return ident, None
 
 
 def issue(client, user, scope, with_refresh):
@@ -185,9 +260,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error("invalid_grant", "AADSTS70008: lab fault: the refresh token has expired or been revoked")
         ident, secret = self.client_auth(fields)
         known = clients()
+        asserted, refusal = assertion_client(fields, known, f"http://{self.headers.get('Host')}/token")
+        if refusal:
+            return self.error("invalid_client", refusal, 401)
+        if asserted:
+            ident = asserted
         client = known.get(ident)
-        if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            if client is None or (client.get("secret") is not None and secret != client["secret"]):
+        if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" and not asserted:
+            if client is None or (client.get("secret") is not None and secret != client["secret"]) \
+                    or (client.get("secret") is None and "cert_n" in client):
                 return self.error("invalid_client", "AADSTS7000215: invalid client secret or unknown client", 401)
         with LOCK:
             if grant == "authorization_code":
