@@ -250,6 +250,10 @@ package struct GraphAPI: Sendable {
         case expired
     }
 
+    /// The most messages one round may name: a folder larger than this, or a service that
+    /// never ends a round, is refused rather than held in memory (ids are about 150 bytes).
+    package static let largestRound = 500_000
+
     /// One whole round: every nextLink followed (pages of `pageSize`), up to the deltaLink.
     /// Removals are left out; an id met twice (a replay) is kept once.
     package func deltaRound(from link: String, pageSize: Int) throws(Failure) -> DeltaOutcome {
@@ -257,6 +261,9 @@ package struct GraphAPI: Sendable {
         var seen: Set<String> = []
         var url = link
         for _ in 0..<100_000 {
+            guard items.count <= Self.largestRound else {
+                throw Failure(status: nil, code: nil, message: "a delta round of mailbox \(user) names more than \(Self.largestRound) messages: refused rather than held in memory", requestID: nil, kind: .tooLarge)
+            }
             let page: JSONValue
             do throws(Failure) {
                 let response = try send("GET", url, extraHeaders: ["Prefer: odata.maxpagesize=\(pageSize)"])

@@ -9,30 +9,13 @@ import Foundation
 import Synchronization
 
 /// One outbound mailbox's lane: drains its part of the queue through that mailbox's sender
-/// (`MailSender`: SMTP today) on a queue of its own, so a slow or dead server stalls only this
+/// (`MailSender`: SMTP or Graph, see `Senders`) on a queue of its own, so a slow or dead server stalls only this
 /// lane. One connection serves every due message; each recipient's outcome is kept: 2xx
 /// delivered, 5xx given up, 4xx retried alone with exponential backoff until the queue lifetime
 /// ends. The lane owns the queue, the limits and the retries; the sender, the transaction.
 final class OutboundLane: Sendable {
     /// Opens the mailbox's sender: connects, negotiates TLS and logs in.
     typealias OpenSender = @Sendable (OutboundMailbox, MailSession.Credentials?, _ ehloName: String) throws(MailConnectionError) -> any MailSender
-
-    /// The senders Carteiro has: SMTP, and Microsoft Graph's sendMail, as the mailbox says.
-    static let standard: OpenSender = { mailbox, credentials, ehloName throws(MailConnectionError) in
-        switch mailbox.sendsWith {
-        case .smtp:
-            return try SMTPSender.open(MailEndpoint(mailbox), credentials: credentials, ehloName: ehloName)
-        case .graph:
-            guard let credentials else {
-                throw MailConnectionError(.loginRejected, endpoint: mailbox.server, message: "mailbox \"\(mailbox.name)\" has no token for Microsoft Graph")
-            }
-            // A send waits out Graph's Retry-After up to the mailbox's timeout, twice over.
-            let api = GraphAPI(base: GraphAPI.base(server: mailbox.server, port: mailbox.port), user: mailbox.user ?? "",
-                               token: credentials.password, tls: mailbox.tls, timeout: mailbox.timeout,
-                               deadline: ContinuousClock.now + mailbox.timeout * 2)
-            return GraphSender(api: api)
-        }
-    }
 
     /// Due retries are noticed within a tick; new messages wake the lane at once (`kick`).
     /// The soonest the lane looks again after a look; and the latest, when nothing waits.
@@ -92,7 +75,7 @@ final class OutboundLane: Sendable {
     var throttled: Int { tally.withLock { $0.throttled } }
 
     init(mailbox: OutboundMailbox, login: MailboxLogin?, queue: any OutboundQueueStore, directory: StateDirectory,
-         lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = OutboundLane.standard) {
+         lifetime: Duration, ehloName: String, log: DaemonLog, openSender: @escaping OpenSender = Senders.open) {
         self.mailbox = mailbox
         self.login = login
         self.queue = queue

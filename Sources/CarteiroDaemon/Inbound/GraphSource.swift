@@ -184,7 +184,8 @@ final class GraphConnection: SourceConnection {
                     let item = batch[index]
                     let result = Result { () throws(GraphAPI.Failure) -> InboundIngest.Fetched? in
                         do throws(GraphAPI.Failure) {
-                            let size = try api.size(of: item.key) ?? 0
+                            // A size from the service is clamped like any announced size.
+                            let size = InboundIngest.announcedSize(UInt64(exactly: try api.size(of: item.key) ?? 0) ?? 0)
                             let oversize = size > limit
                             // A size the service understated still cannot take more than the limit's room.
                             let bytes = oversize ? try api.header(of: item.key) : try api.mime(of: item.key, limit: limit + (64 << 10))
