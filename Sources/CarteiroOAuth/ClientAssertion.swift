@@ -42,36 +42,38 @@ package enum ClientAssertion {
             throw Failure(description: "cannot encode the client assertion")
         }
         let signingInput = Base64URL.encode([UInt8](headerData)) + "." + Base64URL.encode([UInt8](claimsData))
-        let signature = try sign(Array(signingInput.utf8), pem: keyPEM.value, pss: algorithm == .ps256)
+        let signature = try sign(Array(signingInput.utf8), pem: keyPEM.value, pss: algorithm == .ps256, keyName: "the certificate's key")
         return Secret(signingInput + "." + Base64URL.encode(signature))
     }
 
-    /// RS256, or with `pss` PS256 (salt as long as the digest, as RFC 7518 §3.5 asks).
-    static func sign(_ data: [UInt8], pem: String, pss: Bool) throws(Failure) -> [UInt8] {
+    /// RS256, or with `pss` PS256 (salt as long as the digest, as RFC 7518 §3.5 asks), with
+    /// the PEM private key that messages call `keyName`. Service accounts' assertions sign
+    /// with it too.
+    static func sign(_ data: [UInt8], pem: String, pss: Bool, keyName: String) throws(Failure) -> [UInt8] {
         let pemBytes = Array(pem.utf8)
         let key: OpaquePointer? = pemBytes.withUnsafeBytes { buffer -> OpaquePointer? in
             guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
             defer { BIO_free(bio) }
             return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
         }
-        guard let key else { throw Failure(description: "the certificate's key is not a PEM private key (without a passphrase)") }
+        guard let key else { throw Failure(description: "\(keyName) is not a PEM private key (without a passphrase)") }
         defer { EVP_PKEY_free(key) }
         guard let context = EVP_MD_CTX_new() else { throw Failure(description: "libcrypto could not allocate a digest context") }
         defer { EVP_MD_CTX_free(context) }
         var keyContext: OpaquePointer?
-        guard EVP_DigestSignInit(context, &keyContext, EVP_sha256(), nil, key) == 1 else { throw Failure(description: "the certificate's key cannot sign") }
+        guard EVP_DigestSignInit(context, &keyContext, EVP_sha256(), nil, key) == 1 else { throw Failure(description: "\(keyName) cannot sign") }
         if pss {
             guard let keyContext, EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING) == 1,
                   EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_DIGEST) == 1 else {
-                throw Failure(description: "the certificate's key cannot sign PS256 (an RSA key is needed)")
+                throw Failure(description: "\(keyName) cannot sign PS256 (an RSA key is needed)")
             }
         }
         var length = 0
         guard EVP_DigestSign(context, nil, &length, data, data.count) == 1, length > 0, length <= 2048 else {
-            throw Failure(description: "cannot size the assertion's signature")
+            throw Failure(description: "cannot size the signature")
         }
         var signature = [UInt8](repeating: 0, count: length)
-        guard EVP_DigestSign(context, &signature, &length, data, data.count) == 1 else { throw Failure(description: "signing the assertion failed") }
+        guard EVP_DigestSign(context, &signature, &length, data, data.count) == 1 else { throw Failure(description: "signing failed") }
         return Array(signature.prefix(length))
     }
 }

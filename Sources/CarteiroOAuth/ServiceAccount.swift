@@ -44,24 +44,11 @@ package struct ServiceAccount: Sendable {
     }
 
     static func signRS256(_ data: [UInt8], pem: String) throws(Failure) -> [UInt8] {
-        let pemBytes = Array(pem.utf8)
-        let key: OpaquePointer? = pemBytes.withUnsafeBytes { buffer -> OpaquePointer? in
-            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+        do throws(ClientAssertion.Failure) {
+            return try ClientAssertion.sign(data, pem: pem, pss: false, keyName: "the service account's private_key")
+        } catch {
+            throw Failure(description: error.description)
         }
-        guard let key else { throw Failure(description: "the service account's private_key is not a PEM private key") }
-        defer { EVP_PKEY_free(key) }
-        guard let context = EVP_MD_CTX_new() else { throw Failure(description: "libcrypto could not allocate a digest context") }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestSignInit(context, nil, EVP_sha256(), nil, key) == 1 else { throw Failure(description: "the private key cannot sign RS256") }
-        var length = 0
-        guard EVP_DigestSign(context, nil, &length, data, data.count) == 1, length > 0, length <= 2048 else {
-            throw Failure(description: "cannot size the RS256 signature")
-        }
-        var signature = [UInt8](repeating: 0, count: length)
-        guard EVP_DigestSign(context, &signature, &length, data, data.count) == 1 else { throw Failure(description: "RS256 signing failed") }
-        return Array(signature.prefix(length))
     }
 }
 
